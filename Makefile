@@ -1,0 +1,36 @@
+# Two set-up commands work on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test lint ui api clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/oddsforge demo
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/dagster definitions validate -w workspace.yaml
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+ui: $(STAMP)
+	$(BIN)/oddsforge ui
+
+api: $(STAMP)
+	$(BIN)/oddsforge api
+
+clean:
+	rm -rf $(VENV) data/lake data/warehouse .dagster_home

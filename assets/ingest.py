@@ -1,0 +1,163 @@
+"""Ingest: what the feeds deliver (raw) and the tidy point-in-time tables built from it.
+
+Raw partitions are one object per table, sport, game date and source, so a feed and a history
+import never overwrite each other. Tidy tables merge every source of a day with the rules of
+``domain.tidy``. All assets take day ranges in one run (``BackfillPolicy.single_run``): a season's
+backfill is one vectorised pass, not 180 runs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+
+import dagster as dg
+import polars as pl
+
+from assets._common import SportsConfig, daily_partitions, partition_days, table_metadata
+from domain import tidy
+from domain.schemas import GAMES, LINES, ODDS_SNAPSHOTS, PLAYER_BOX, RAW_TABLES, TEAM_BOX
+from resources.feeds import FeedResult, OddsFeed, StatsFeed
+from resources.lake import Lake, raw_key, table_key
+
+RAW_ASSETS = {
+    "odds_snapshots": "raw_odds_snapshots",
+    "game_results": "raw_game_results",
+    "team_box": "raw_team_box",
+    "player_box": "raw_player_box",
+}
+_RAW_DESCRIPTIONS = {
+    "odds_snapshots": "Odds snapshots (h2h, spreads, totals) per bookmaker as each feed delivered them.",
+    "game_results": "Fixtures and final scores as each feed delivered them.",
+    "team_box": "Team box scores per game as each feed delivered them.",
+    "player_box": "Player box scores per game as each feed delivered them.",
+}
+_backfill = dg.BackfillPolicy.single_run()
+_retry = dg.RetryPolicy(max_retries=3, delay=10, backoff=dg.Backoff.EXPONENTIAL)
+
+
+def write_raw(
+    lake: Lake, table: str, sport: str, source: str, df: pl.DataFrame, days: list[dt.date]
+) -> dict[dt.date, int]:
+    """Replace ``source``'s raw objects of ``table`` for ``days`` (days without rows are removed)."""
+    return lake.write_daily(df, lambda d: raw_key(table, sport, d, source), days)
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            name, group_name="ingest", kinds={"polars", "parquet"}, description=_RAW_DESCRIPTIONS[table]
+        )
+        for table, name in RAW_ASSETS.items()
+    ],
+    partitions_def=daily_partitions,
+    backfill_policy=_backfill,
+    retry_policy=_retry,
+)
+def raw_feeds(
+    context: dg.AssetExecutionContext,
+    config: SportsConfig,
+    lake: Lake,
+    odds_feed: OddsFeed,
+    stats_feed: StatsFeed,
+):
+    """Fetch each configured sport's odds and stats for the partition's game dates."""
+    start, end, days = partition_days(context)
+    started = time.monotonic()
+    totals = dict.fromkeys(RAW_TABLES, 0)
+    feed_meta: dict[str, object] = {}
+    for sport in config.sports:
+        for feed, result in (
+            (odds_feed, odds_feed.fetch_odds(sport, start, end)),
+            (stats_feed, stats_feed.fetch_stats(sport, start, end)),
+        ):
+            _write_feed_result(lake, sport, feed.source_name(), result, days, totals)
+            feed_meta.update({f"{sport}/{k}": v for k, v in result.metadata.items()})
+    elapsed = round(time.monotonic() - started, 2)
+    for table, name in RAW_ASSETS.items():
+        yield dg.MaterializeResult(
+            asset_key=name,
+            metadata={"dagster/row_count": totals[table], "seconds": elapsed, **feed_meta},
+        )
+
+
+def _write_feed_result(
+    lake: Lake, sport: str, source: str, result: FeedResult, days: list[dt.date], totals: dict[str, int]
+) -> None:
+    for table, df in result.frames.items():
+        written = write_raw(lake, table, sport, source, df, days)
+        totals[table] += sum(written.values())
+
+
+def _tidy_asset(name: str, deps: list[str], description: str):
+    return dg.asset(
+        name=name,
+        deps=deps,
+        group_name="tables",
+        kinds={"polars", "parquet"},
+        description=description,
+        partitions_def=daily_partitions,
+        backfill_policy=_backfill,
+    )
+
+
+def _rebuild(
+    context: dg.AssetExecutionContext, config: SportsConfig, lake: Lake, table: str, build
+) -> dg.MaterializeResult:
+    """Rebuild ``table``'s partitions of the run's days for every sport with ``build(sport, start, end)``."""
+    start, end, days = partition_days(context)
+    frames, written = [], {}
+    for sport in config.sports:
+        df = build(sport, start, end)
+        written.update(lake.write_daily(df, lambda d, s=sport: table_key(table, s, d), days))
+        frames.append(df)
+    out = pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
+    return dg.MaterializeResult(metadata=table_metadata(out, days, written))
+
+
+@_tidy_asset("games", ["raw_game_results"], "One row per game: teams, start time, final score (point in time).")
+def games(context: dg.AssetExecutionContext, config: SportsConfig, lake: Lake) -> dg.MaterializeResult:
+    return _rebuild(
+        context, config, lake, "games",
+        lambda s, a, b: tidy.build_games(lake.read_raw("game_results", s, a, b, GAMES)),
+    )
+
+
+@_tidy_asset("odds_snapshots", ["raw_odds_snapshots"], "Every odds snapshot per game x bookmaker x market.")
+def odds_snapshots(context: dg.AssetExecutionContext, config: SportsConfig, lake: Lake) -> dg.MaterializeResult:
+    return _rebuild(
+        context, config, lake, "odds_snapshots",
+        lambda s, a, b: tidy.build_snapshots(lake.read_raw("odds_snapshots", s, a, b, ODDS_SNAPSHOTS)),
+    )
+
+
+@_tidy_asset("lines", ["odds_snapshots", "games"], "Opening and closing line and prices per game x bookmaker x market.")
+def lines(context: dg.AssetExecutionContext, config: SportsConfig, lake: Lake) -> dg.MaterializeResult:
+    return _rebuild(
+        context, config, lake, "lines",
+        lambda s, a, b: tidy.build_lines(
+            lake.read_table("odds_snapshots", s, a, b, ODDS_SNAPSHOTS), lake.read_table("games", s, a, b, GAMES)
+        ),
+    )
+
+
+@_tidy_asset("team_box_scores", ["raw_team_box"], "Team box score per game and team.")
+def team_box_scores(context: dg.AssetExecutionContext, config: SportsConfig, lake: Lake) -> dg.MaterializeResult:
+    return _rebuild(
+        context, config, lake, "team_box_scores",
+        lambda s, a, b: tidy.build_team_box(lake.read_raw("team_box", s, a, b, TEAM_BOX)),
+    )
+
+
+@_tidy_asset("player_box_scores", ["raw_player_box"], "Player box score per game and player.")
+def player_box_scores(context: dg.AssetExecutionContext, config: SportsConfig, lake: Lake) -> dg.MaterializeResult:
+    return _rebuild(
+        context, config, lake, "player_box_scores",
+        lambda s, a, b: tidy.build_player_box(lake.read_raw("player_box", s, a, b, PLAYER_BOX)),
+    )
+
+
+TIDY_TABLES = {"games": GAMES, "odds_snapshots": ODDS_SNAPSHOTS, "lines": LINES,
+               "team_box_scores": TEAM_BOX, "player_box_scores": PLAYER_BOX}
+
+ingest_assets = [raw_feeds, games, odds_snapshots, lines, team_box_scores, player_box_scores]

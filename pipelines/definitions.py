@@ -1,0 +1,17 @@
+"""The one Definitions object of the OddsForge code location (loaded by workspace.yaml)."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from assets.ingest import ingest_assets
+from assets.serving import serving_snapshot
+from pipelines.jobs import daily_ingest_schedule, ingest_job, serving_job, tables_job
+from resources.settings import build_resources
+
+defs = dg.Definitions(
+    assets=[*ingest_assets, serving_snapshot],
+    jobs=[ingest_job, tables_job, serving_job],
+    schedules=[daily_ingest_schedule],
+    resources=build_resources(),
+)

@@ -1,0 +1,298 @@
+"""The lake: Parquet objects under one root, a local folder or ``s3://bucket/prefix``.
+
+Each partition is one object written atomically (temp file + ``os.replace`` locally, a single PUT on
+S3), so a reader sees the old or the new version of a partition, never a torn one. Layout::
+
+    raw/{table}/{sport}/{YYYY-MM-DD}/{source}.parquet   what one feed or importer delivered
+    tables/{table}/{sport}/{YYYY-MM-DD}.parquet         tidy daily partitions built from raw
+    tables/{table}.parquet                              unpartitioned tables
+    inbox/...                                           immutable objects written by the API
+
+S3 credentials, region and endpoint come from the standard AWS variables (``AWS_ENDPOINT_URL``,
+``AWS_ACCESS_KEY_ID``, ...) through dagster-aws's ``S3Resource``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import duckdb
+import polars as pl
+from dagster_aws.s3 import S3Resource
+from pydantic import PrivateAttr
+
+DEFAULT_ROOT = "data/lake"
+
+
+def raw_key(table: str, sport: str, day: dt.date, source: str) -> str:
+    return f"raw/{table}/{sport}/{day.isoformat()}/{source}.parquet"
+
+
+def table_key(table: str, sport: str | None = None, day: dt.date | None = None) -> str:
+    if sport is None:
+        return f"tables/{table}.parquet"
+    return f"tables/{table}/{sport}/{day.isoformat()}.parquet" if day else f"tables/{table}/{sport}"
+
+
+def _date_of_key(key: str) -> dt.date | None:
+    """The ``YYYY-MM-DD`` path segment (raw keys) or file stem (tidy keys) of a partition key."""
+    for part in reversed(key.removesuffix(".parquet").split("/")):
+        try:
+            return dt.date.fromisoformat(part)
+        except ValueError:
+            continue
+    return None
+
+
+class Lake(dg.ConfigurableResource):
+    """Object store for the lake; usable in assets, the CLI and the API alike."""
+
+    root: str = DEFAULT_ROOT
+    endpoint_url: str | None = None
+    """S3 endpoint; unset means boto3's own resolution (``AWS_ENDPOINT_URL`` or AWS)."""
+    region_name: str | None = None
+
+    _client: Any = PrivateAttr(default=None)
+
+    @classmethod
+    def from_env(cls) -> Lake:
+        """The lake that ``ODDSFORGE_LAKE`` names (default ``./data/lake``)."""
+        return cls(root=os.environ.get("ODDSFORGE_LAKE", DEFAULT_ROOT))
+
+    # -- addressing -------------------------------------------------------------------------------
+    @property
+    def is_s3(self) -> bool:
+        return self.root.startswith("s3://")
+
+    @property
+    def _bucket_prefix(self) -> tuple[str, str]:
+        bucket, _, prefix = self.root.removeprefix("s3://").partition("/")
+        return bucket, prefix.strip("/")
+
+    def _s3_key(self, key: str) -> str:
+        prefix = self._bucket_prefix[1]
+        return f"{prefix}/{key}" if prefix else key
+
+    def _path(self, key: str) -> Path:
+        return Path(self.root) / key
+
+    def uri(self, key: str) -> str:
+        """A location DuckDB and polars read directly (``s3://...`` or an absolute path)."""
+        if self.is_s3:
+            return f"s3://{self._bucket_prefix[0]}/{self._s3_key(key)}"
+        return str(self._path(key).resolve())
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = S3Resource(endpoint_url=self.endpoint_url, region_name=self.region_name).get_client()
+        return self._client
+
+    # -- bytes ------------------------------------------------------------------------------------
+    def put_bytes(self, key: str, data: bytes) -> None:
+        """Write one object atomically: readers see the previous content or this one."""
+        if self.is_s3:
+            self.client.put_object(Bucket=self._bucket_prefix[0], Key=self._s3_key(key), Body=data)
+            return
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def put_new(self, key: str, data: bytes) -> bool:
+        """Create ``key`` only if absent (inbox dedupe). Returns False when it already existed."""
+        if self.is_s3:
+            try:
+                self.client.put_object(
+                    Bucket=self._bucket_prefix[0], Key=self._s3_key(key), Body=data, IfNoneMatch="*"
+                )
+            except self.client.exceptions.ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") in {"PreconditionFailed", "412"}:
+                    return False
+                raise
+            return True
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        try:
+            os.link(tmp, path)  # link fails if the target exists: an atomic create-if-absent
+        except FileExistsError:
+            return False
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+        return True
+
+    def get_bytes(self, key: str) -> bytes:
+        if self.is_s3:
+            obj = self.client.get_object(Bucket=self._bucket_prefix[0], Key=self._s3_key(key))
+            return obj["Body"].read()
+        return self._path(key).read_bytes()
+
+    def exists(self, key: str) -> bool:
+        if self.is_s3:
+            try:
+                self.client.head_object(Bucket=self._bucket_prefix[0], Key=self._s3_key(key))
+            except self.client.exceptions.ClientError:
+                return False
+            return True
+        return self._path(key).is_file()
+
+    def delete(self, key: str) -> None:
+        if self.is_s3:
+            self.client.delete_object(Bucket=self._bucket_prefix[0], Key=self._s3_key(key))
+        else:
+            self._path(key).unlink(missing_ok=True)
+
+    def list_keys(self, prefix: str) -> Iterator[str]:
+        """Keys under ``prefix`` (relative to the root), sorted; temp files are skipped."""
+        if self.is_s3:
+            bucket, _ = self._bucket_prefix
+            strip = len(self._s3_key(""))
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=bucket, Prefix=self._s3_key(prefix)
+            )
+            for page in pages:
+                for obj in page.get("Contents", []):
+                    yield obj["Key"][strip:]
+            return
+        base = self._path(prefix)
+        if base.is_file():
+            yield prefix
+            return
+        if not base.exists():
+            return
+        root = Path(self.root)
+        for path in sorted(base.rglob("*")):
+            if path.is_file() and not path.name.startswith("."):
+                yield path.relative_to(root).as_posix()
+
+    # -- Parquet ----------------------------------------------------------------------------------
+    def write_parquet(self, key: str, df: pl.DataFrame) -> int:
+        """Write ``df`` as one Parquet object, atomically. Returns the bytes written."""
+        buf = io.BytesIO()
+        df.write_parquet(buf, compression="zstd", statistics=True)
+        data = buf.getvalue()
+        self.put_bytes(key, data)
+        return len(data)
+
+    def read_parquet(self, keys: Iterable[str], schema: dict[str, pl.DataType] | None = None) -> pl.DataFrame:
+        """Concatenate the given Parquet objects; an empty list gives an empty frame of ``schema``."""
+        frames = [pl.read_parquet(io.BytesIO(self.get_bytes(k))) for k in keys]
+        if not frames:
+            return pl.DataFrame(schema=schema or {})
+        return pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]
+
+    def partition_keys(self, prefix: str, start: dt.date, end: dt.date) -> list[str]:
+        """Parquet keys under ``prefix`` whose partition date lies in ``[start, end)``."""
+        return [
+            k
+            for k in self.list_keys(prefix)
+            if k.endswith(".parquet") and (d := _date_of_key(k)) is not None and start <= d < end
+        ]
+
+    def read_raw(
+        self, table: str, sport: str, start: dt.date, end: dt.date, schema: dict[str, pl.DataType]
+    ) -> pl.DataFrame:
+        """Every source's raw rows of ``table`` for game dates in ``[start, end)``."""
+        return self.read_parquet(self.partition_keys(f"raw/{table}/{sport}/", start, end), schema)
+
+    def read_table(
+        self, table: str, sport: str, start: dt.date, end: dt.date, schema: dict[str, pl.DataType]
+    ) -> pl.DataFrame:
+        """A tidy daily table's rows for game dates in ``[start, end)``."""
+        return self.read_parquet(self.partition_keys(f"tables/{table}/{sport}/", start, end), schema)
+
+    def write_daily(
+        self,
+        df: pl.DataFrame,
+        key_of: Any,
+        days: Iterable[dt.date],
+        date_col: str = "game_date",
+    ) -> dict[dt.date, int]:
+        """Write one object per day in ``days`` from ``df``'s rows of that day.
+
+        ``key_of(day)`` names the object. A day without rows deletes its object, so re-running a
+        range replaces it exactly (idempotent partitions). Returns rows written per day.
+        """
+        counts: dict[dt.date, int] = {}
+        by_day = {key[0]: part for key, part in df.partition_by(date_col, as_dict=True).items()}
+        for day in days:
+            part = by_day.get(day)
+            if part is None or part.is_empty():
+                self.delete(key_of(day))
+                counts[day] = 0
+            else:
+                self.write_parquet(key_of(day), part)
+                counts[day] = part.height
+        return counts
+
+    # -- engines over the lake -------------------------------------------------------------------
+    def polars_storage_options(self) -> dict[str, str] | None:
+        """Options for ``pl.read_parquet("s3://...")`` matching this lake's S3 settings."""
+        if not self.is_s3:
+            return None
+        creds = self.client._request_signer._credentials.get_frozen_credentials()
+        opts = {
+            "aws_access_key_id": creds.access_key,
+            "aws_secret_access_key": creds.secret_key,
+            "aws_region": self.client.meta.region_name or "us-east-1",
+            "aws_endpoint_url": self.client.meta.endpoint_url,
+        }
+        if creds.token:
+            opts["aws_session_token"] = creds.token
+        if opts["aws_endpoint_url"].startswith("http://"):
+            opts["aws_allow_http"] = "true"
+        return opts
+
+    def configure_duckdb(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Let ``con`` read this lake: load the packaged httpfs extension and an S3 secret."""
+        if not self.is_s3:
+            return
+        con.execute(f"LOAD '{httpfs_extension_path()}'")
+        creds = self.client._request_signer._credentials.get_frozen_credentials()
+        endpoint = self.client.meta.endpoint_url
+        host = endpoint.split("://", 1)[-1].rstrip("/")
+        params = {
+            "KEY_ID": creds.access_key,
+            "SECRET": creds.secret_key,
+            "REGION": self.client.meta.region_name or "us-east-1",
+            "ENDPOINT": host,
+            "URL_STYLE": "path" if not host.endswith("amazonaws.com") else "vhost",
+            "USE_SSL": "true" if endpoint.startswith("https://") else "false",
+        }
+        if creds.token:
+            params["SESSION_TOKEN"] = creds.token
+        body = ", ".join(f"{k} '{v}'" if k not in {"USE_SSL"} else f"{k} {v}" for k, v in params.items())
+        con.execute(f"CREATE OR REPLACE SECRET oddsforge_lake (TYPE s3, {body})")
+
+    def glob(self, prefix: str) -> str:
+        """A DuckDB glob over every Parquet object under ``prefix``."""
+        return self.uri(prefix.rstrip("/")) + "/**/*.parquet"
+
+
+def httpfs_extension_path() -> str:
+    """The httpfs extension shipped by the ``duckdb-extension-httpfs`` package (no download)."""
+    import duckdb_extension_httpfs
+
+    base = Path(next(iter(duckdb_extension_httpfs.__path__)))
+    found = sorted(base.glob("extensions/v*/httpfs.duckdb_extension"))
+    if not found:
+        raise RuntimeError(f"httpfs extension not found under {base}")
+    return str(found[-1])

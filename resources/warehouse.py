@@ -1,0 +1,124 @@
+"""DuckDB over the lake: views for analysts and immutable serving snapshots for the API.
+
+DuckDB allows one writer per file and a read-only open fails while another process writes it. So
+nothing here ever writes a file that someone else reads: analysts' views live in connections of
+their own (in memory, over the lake's Parquet), and the API reads *serving snapshots*: a new DuckDB
+file per publication, then an atomic swap of the ``CURRENT`` pointer. Old snapshots are kept a
+while so readers that still hold them finish undisturbed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import polars as pl
+
+from domain.schemas import GAMES, LINES, ODDS_SNAPSHOTS, PLAYER_BOX, TEAM_BOX
+from resources.lake import Lake
+
+DEFAULT_DIR = "data/warehouse"
+KEEP_SNAPSHOTS = 3
+
+LAKE_TABLES: dict[str, tuple[str, dict[str, pl.DataType]]] = {
+    "games": ("tables/games", GAMES),
+    "lines": ("tables/lines", LINES),
+    "odds_snapshots": ("tables/odds_snapshots", ODDS_SNAPSHOTS),
+    "team_box_scores": ("tables/team_box_scores", TEAM_BOX),
+    "player_box_scores": ("tables/player_box_scores", PLAYER_BOX),
+}
+"""View name -> (lake prefix, schema). Later stages register their tables with :func:`register_table`."""
+
+SERVING_TABLES = ["games", "lines"]
+"""Tables copied into each serving snapshot (what the API reads)."""
+
+
+def register_table(name: str, prefix: str, schema: dict[str, pl.DataType], serve: bool = False) -> None:
+    """Make a lake table visible as a view (and, with ``serve``, in serving snapshots)."""
+    LAKE_TABLES[name] = (prefix, schema)
+    if serve and name not in SERVING_TABLES:
+        SERVING_TABLES.append(name)
+
+
+_DUCK_TYPES = {
+    pl.String: "VARCHAR", pl.Date: "DATE", pl.Int32: "INTEGER", pl.Int64: "BIGINT", pl.UInt32: "UINTEGER",
+    pl.Float64: "DOUBLE", pl.Boolean: "BOOLEAN", pl.Datetime: "TIMESTAMPTZ",
+}
+
+
+def _empty_select(schema: Mapping[str, pl.DataType]) -> str:
+    cols = ", ".join(f'CAST(NULL AS {_DUCK_TYPES[type(t)]}) AS "{c}"' for c, t in schema.items())
+    return f"SELECT {cols} WHERE false"
+
+
+def view_sql(lake: Lake, name: str) -> str:
+    """``CREATE VIEW`` over every Parquet object of a lake table (typed and empty if none yet)."""
+    prefix, schema = LAKE_TABLES[name]
+    single = f"{prefix}.parquet"
+    if lake.exists(single):
+        source = f"SELECT * FROM read_parquet('{lake.uri(single)}')"
+    elif next(lake.list_keys(prefix + "/"), None) is not None:
+        source = f"SELECT * FROM read_parquet('{lake.glob(prefix)}', union_by_name = true)"
+    else:
+        source = _empty_select(schema)
+    return f'CREATE OR REPLACE VIEW "{name}" AS {source}'
+
+
+def lake_connection(lake: Lake, database: str = ":memory:") -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with a view per lake table, for analysts and builders."""
+    con = duckdb.connect(database)
+    lake.configure_duckdb(con)
+    for name in LAKE_TABLES:
+        con.execute(view_sql(lake, name))
+    return con
+
+
+class Warehouse(dg.ConfigurableResource):
+    """Where serving snapshots are published (always a local directory: DuckDB files need a disk)."""
+
+    directory: str = DEFAULT_DIR
+
+    @classmethod
+    def from_env(cls) -> Warehouse:
+        return cls(directory=os.environ.get("ODDSFORGE_WAREHOUSE_DIR", DEFAULT_DIR))
+
+    @property
+    def serving_dir(self) -> Path:
+        return Path(self.directory) / "serving"
+
+    def publish(self, lake: Lake, now: dt.datetime) -> tuple[Path, dict[str, int]]:
+        """Copy the serving tables into a new snapshot file, then point ``CURRENT`` at it."""
+        self.serving_dir.mkdir(parents=True, exist_ok=True)
+        name = f"serving-{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}.duckdb"
+        path = self.serving_dir / name
+        counts: dict[str, int] = {}
+        with lake_connection(lake, str(path)) as con:
+            for table in SERVING_TABLES:
+                con.execute(f'CREATE TABLE "{table}_t" AS SELECT * FROM "{table}"')
+                con.execute(f'DROP VIEW "{table}"')
+                con.execute(f'ALTER TABLE "{table}_t" RENAME TO "{table}"')
+                counts[table] = con.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]
+            for view in set(LAKE_TABLES) - set(SERVING_TABLES):
+                con.execute(f'DROP VIEW IF EXISTS "{view}"')
+            con.execute("CHECKPOINT")
+        pointer = self.serving_dir / "CURRENT"
+        tmp = self.serving_dir / f".CURRENT.{uuid.uuid4().hex}"
+        tmp.write_text(name)
+        os.replace(tmp, pointer)
+        self._prune(keep=name)
+        return path, counts
+
+    def current(self) -> Path | None:
+        pointer = self.serving_dir / "CURRENT"
+        return self.serving_dir / pointer.read_text().strip() if pointer.exists() else None
+
+    def _prune(self, keep: str) -> None:
+        old = sorted(p for p in self.serving_dir.glob("serving-*.duckdb") if p.name != keep)
+        for path in old[: max(0, len(old) - (KEEP_SNAPSHOTS - 1))]:
+            path.unlink(missing_ok=True)
+            Path(f"{path}.wal").unlink(missing_ok=True)
