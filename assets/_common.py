@@ -6,6 +6,7 @@ import datetime as dt
 
 import dagster as dg
 import polars as pl
+from pydantic import Field
 
 from domain.sports import SPORTS
 
@@ -17,7 +18,7 @@ daily_partitions = dg.DailyPartitionsDefinition(start_date=START_DATE, end_offse
 
 
 class SportsConfig(dg.Config):
-    sports: list[str] = list(SPORTS)
+    sports: list[str] = Field(default_factory=lambda: list(SPORTS))
     """Sport keys to process; every supported sport by default."""
 
 
@@ -33,8 +34,10 @@ def markdown_table(df: pl.DataFrame, rows: int = 5) -> str:
     head = df.head(rows)
     if head.is_empty():
         return "_no rows_"
-    cells = [[("" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v)) for v in row]
-             for row in head.iter_rows()]
+    cells = [
+        [("" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v)) for v in row]
+        for row in head.iter_rows()
+    ]
     lines = ["| " + " | ".join(head.columns) + " |", "|" + "---|" * len(head.columns)]
     lines += ["| " + " | ".join(row) + " |" for row in cells]
     return "\n".join(lines)

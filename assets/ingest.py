@@ -115,49 +115,80 @@ def _rebuild(
     return dg.MaterializeResult(metadata=table_metadata(out, days, written))
 
 
-@_tidy_asset("games", ["raw_game_results"], "One row per game: teams, start time, final score (point in time).")
+@_tidy_asset(
+    "games", ["raw_game_results"], "One row per game: teams, start time, final score (point in time)."
+)
 def games(context: dg.AssetExecutionContext, config: SportsConfig, lake: Lake) -> dg.MaterializeResult:
     return _rebuild(
-        context, config, lake, "games",
+        context,
+        config,
+        lake,
+        "games",
         lambda s, a, b: tidy.build_games(lake.read_raw("game_results", s, a, b, GAMES)),
     )
 
 
 @_tidy_asset("odds_snapshots", ["raw_odds_snapshots"], "Every odds snapshot per game x bookmaker x market.")
-def odds_snapshots(context: dg.AssetExecutionContext, config: SportsConfig, lake: Lake) -> dg.MaterializeResult:
+def odds_snapshots(
+    context: dg.AssetExecutionContext, config: SportsConfig, lake: Lake
+) -> dg.MaterializeResult:
     return _rebuild(
-        context, config, lake, "odds_snapshots",
+        context,
+        config,
+        lake,
+        "odds_snapshots",
         lambda s, a, b: tidy.build_snapshots(lake.read_raw("odds_snapshots", s, a, b, ODDS_SNAPSHOTS)),
     )
 
 
-@_tidy_asset("lines", ["odds_snapshots", "games"], "Opening and closing line and prices per game x bookmaker x market.")
+@_tidy_asset(
+    "lines", ["odds_snapshots", "games"], "Opening and closing line and prices per game x bookmaker x market."
+)
 def lines(context: dg.AssetExecutionContext, config: SportsConfig, lake: Lake) -> dg.MaterializeResult:
     return _rebuild(
-        context, config, lake, "lines",
+        context,
+        config,
+        lake,
+        "lines",
         lambda s, a, b: tidy.build_lines(
-            lake.read_table("odds_snapshots", s, a, b, ODDS_SNAPSHOTS), lake.read_table("games", s, a, b, GAMES)
+            lake.read_table("odds_snapshots", s, a, b, ODDS_SNAPSHOTS),
+            lake.read_table("games", s, a, b, GAMES),
         ),
     )
 
 
 @_tidy_asset("team_box_scores", ["raw_team_box"], "Team box score per game and team.")
-def team_box_scores(context: dg.AssetExecutionContext, config: SportsConfig, lake: Lake) -> dg.MaterializeResult:
+def team_box_scores(
+    context: dg.AssetExecutionContext, config: SportsConfig, lake: Lake
+) -> dg.MaterializeResult:
     return _rebuild(
-        context, config, lake, "team_box_scores",
+        context,
+        config,
+        lake,
+        "team_box_scores",
         lambda s, a, b: tidy.build_team_box(lake.read_raw("team_box", s, a, b, TEAM_BOX)),
     )
 
 
 @_tidy_asset("player_box_scores", ["raw_player_box"], "Player box score per game and player.")
-def player_box_scores(context: dg.AssetExecutionContext, config: SportsConfig, lake: Lake) -> dg.MaterializeResult:
+def player_box_scores(
+    context: dg.AssetExecutionContext, config: SportsConfig, lake: Lake
+) -> dg.MaterializeResult:
     return _rebuild(
-        context, config, lake, "player_box_scores",
+        context,
+        config,
+        lake,
+        "player_box_scores",
         lambda s, a, b: tidy.build_player_box(lake.read_raw("player_box", s, a, b, PLAYER_BOX)),
     )
 
 
-TIDY_TABLES = {"games": GAMES, "odds_snapshots": ODDS_SNAPSHOTS, "lines": LINES,
-               "team_box_scores": TEAM_BOX, "player_box_scores": PLAYER_BOX}
+TIDY_TABLES = {
+    "games": GAMES,
+    "odds_snapshots": ODDS_SNAPSHOTS,
+    "lines": LINES,
+    "team_box_scores": TEAM_BOX,
+    "player_box_scores": PLAYER_BOX,
+}
 
 ingest_assets = [raw_feeds, games, odds_snapshots, lines, team_box_scores, player_box_scores]

@@ -51,7 +51,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             print(f"  {table:<28} {rows:>10,}")
         print(f"\nLake: {report['lake']}\nServing snapshot: {report['snapshot']}")
         print("\nLook at it:")
-        print("  oddsforge sql \"SELECT * FROM games ORDER BY commence_time LIMIT 5\"")
+        print('  oddsforge sql "SELECT * FROM games ORDER BY commence_time LIMIT 5"')
         print("  oddsforge ui          # Dagster UI on http://127.0.0.1:3000")
         print("  oddsforge api         # API on http://127.0.0.1:8000/docs (token: oddsforge token USER)")
 
@@ -62,8 +62,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_ui(args: argparse.Namespace) -> int:
     _dagster_home()
     root = Path(__file__).resolve().parents[1]
-    cmd = [sys.executable, "-m", "dagster", "dev", "-w", str(root / "workspace.yaml"),
-           "-h", args.host, "-p", str(args.port)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "dagster",
+        "dev",
+        "-w",
+        str(root / "workspace.yaml"),
+        "-h",
+        args.host,
+        "-p",
+        str(args.port),
+    ]
     return subprocess.call(cmd)
 
 
@@ -83,7 +93,8 @@ def cmd_import_history(args: argparse.Namespace) -> int:
         print(f"Imported {len(args.files)} file(s) as {args.format} ({report['sport']}):")
         print(f"  games      {report['games']:>9,}")
         print(f"  lines      {report['lines']:>9,}  (odds snapshots {report['snapshots']:,})")
-        print(f"  stat rows  {report['stat_rows']:>9,}  (team {report['team_rows']:,}, player {report['player_rows']:,})")
+        team, player = report["team_rows"], report["player_rows"]
+        print(f"  stat rows  {report['stat_rows']:>9,}  (team {team:,}, player {player:,})")
         print(f"  game dates {report['first_date']} .. {report['last_date']} ({report['days']} days)")
 
     _emit(args, report, human)
@@ -176,4 +187,3 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-

@@ -27,6 +27,9 @@ serving_job = dg.define_asset_job(
 )
 
 daily_ingest_schedule = dg.build_schedule_from_partitioned_job(
-    ingest_job, hour_of_day=11, minute_of_hour=0, name="daily_ingest_schedule",
+    ingest_job,
+    hour_of_day=11,
+    minute_of_hour=0,
+    name="daily_ingest_schedule",
     description="Each morning (11:00 UTC, before any US slate) ingests the day's odds and results.",
 )

@@ -13,8 +13,8 @@ from typing import Any
 
 import dagster as dg
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
-
 from domain.sample_league import SEASON_END, SEASON_START
+
 from resources.lake import Lake, raw_key
 from resources.warehouse import LAKE_TABLES, lake_connection
 
@@ -22,7 +22,10 @@ Progress = Callable[[str], None]
 
 
 def execute_range(
-    job_name: str, start: dt.date, last: dt.date, sports: list[str] | None = None,
+    job_name: str,
+    start: dt.date,
+    last: dt.date,
+    sports: list[str] | None = None,
     instance: dg.DagsterInstance | None = None,
 ) -> dg.ExecuteInProcessResult:
     """Materialise ``job_name`` for game dates ``start..last`` (inclusive) in one run."""
@@ -36,7 +39,10 @@ def execute_range(
     result = job.execute_in_process(
         instance=instance or dg.DagsterInstance.get(),
         run_config=run_config,
-        tags={ASSET_PARTITION_RANGE_START_TAG: start.isoformat(), ASSET_PARTITION_RANGE_END_TAG: last.isoformat()},
+        tags={
+            ASSET_PARTITION_RANGE_START_TAG: start.isoformat(),
+            ASSET_PARTITION_RANGE_END_TAG: last.isoformat(),
+        },
         raise_on_error=True,
     )
     return result
@@ -63,10 +69,18 @@ def run_demo(progress: Progress) -> dict[str, Any]:
 
     stages: list[dict[str, Any]] = []
     last = SEASON_END
-    _timed(stages, f"ingest sample league {SEASON_START}..{last}", progress,
-           lambda: execute_range("ingest_job", SEASON_START, last, sports=["basketball_nba"]))
-    _timed(stages, "publish serving snapshot", progress,
-           lambda: defs.resolve_job_def("serving_job").execute_in_process(instance=dg.DagsterInstance.get()))
+    _timed(
+        stages,
+        f"ingest sample league {SEASON_START}..{last}",
+        progress,
+        lambda: execute_range("ingest_job", SEASON_START, last, sports=["basketball_nba"]),
+    )
+    _timed(
+        stages,
+        "publish serving snapshot",
+        progress,
+        lambda: defs.resolve_job_def("serving_job").execute_in_process(instance=dg.DagsterInstance.get()),
+    )
     lake: Lake = defs.resources["lake"]
     warehouse = defs.resources["warehouse"]
     return {
@@ -95,12 +109,16 @@ def import_history(fmt: str, files: list[Path], progress: Progress) -> dict[str,
         dates.update(days)
         progress(f"writing {df.height:,} {table} rows over {len(days):,} game dates")
         lake.write_daily(df, lambda d, t=table: raw_key(t, batch.sport, d, fmt), days)
-    report: dict[str, Any] = {"format": fmt, "sport": batch.sport, "files": [str(f) for f in files],
-                              **batch.counts, "days": len(dates)}
+    report: dict[str, Any] = {
+        "format": fmt,
+        "sport": batch.sport,
+        "files": [str(f) for f in files],
+        **batch.counts,
+        "days": len(dates),
+    }
     if dates:
         first, last = min(dates), max(dates)
         progress(f"rebuilding tidy tables {first}..{last}")
         execute_range("tables_job", first, last, sports=[batch.sport])
         report.update(first_date=first.isoformat(), last_date=last.isoformat())
     return report
-

@@ -1,0 +1,82 @@
+"""The FastAPI application: ``create_app`` for tests and embedding, ``app`` for ``uvicorn api.app:app``.
+
+``app`` is built on first access (PEP 562 module ``__getattr__``), so importing this module reads no
+environment and opens nothing; the serving snapshot itself is opened by the first request.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib.metadata import PackageNotFoundError, version
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from api.errors import error_response, install_error_handlers
+from api.routes import games, health
+from api.serving import NoSnapshotError, ServingStore
+from api.settings import ApiSettings
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """\
+Read access to OddsForge's games and betting lines.
+
+Every data endpoint needs `Authorization: Bearer <token>` (mint one with `oddsforge token USER_ID`).
+Errors always have the body `{"error": {"code", "message", "details"}}`. Lists are paginated with
+`limit` and the opaque `next_cursor`. Times are ISO 8601 in UTC; prices are decimal odds.
+"""
+
+
+def _package_version() -> str:
+    try:
+        return version("oddsforge")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        return "0+unknown"
+
+
+async def _no_snapshot(_: Request, exc: NoSnapshotError) -> JSONResponse:
+    log.warning("request refused: %s", exc)
+    return error_response(
+        503,
+        "no_snapshot",
+        "no data has been published yet: run `oddsforge demo` or the ingest job, then retry",
+        headers={"Retry-After": "5"},
+    )
+
+
+def create_app(settings: ApiSettings | None = None) -> FastAPI:
+    """Build the API over the serving snapshots of ``settings`` (default: from the environment)."""
+    settings = settings or ApiSettings.from_env()
+    if settings.uses_dev_secret:
+        log.warning(
+            "ODDSFORGE_JWT_SECRET is not set: tokens are signed with the public development secret and "
+            "anyone can forge them. Set ODDSFORGE_JWT_SECRET (and ODDSFORGE_ENV=production) outside dev."
+        )
+    store = ServingStore(settings.serving_dir, settings.snapshot_check_seconds)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        store.close()
+
+    app = FastAPI(
+        title="OddsForge API", version=_package_version(), description=DESCRIPTION, lifespan=lifespan
+    )
+    app.state.settings = settings
+    app.state.store = store
+    install_error_handlers(app)
+    app.add_exception_handler(NoSnapshotError, _no_snapshot)  # type: ignore[arg-type]
+    app.include_router(health.router)
+    app.include_router(games.router)
+    return app
+
+
+def __getattr__(name: str) -> FastAPI:
+    if name != "app":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    application = create_app()
+    globals()["app"] = application
+    return application

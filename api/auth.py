@@ -1,0 +1,98 @@
+"""Bearer tokens: HS256 JWTs whose ``sub`` is the user id.
+
+Decoding pins the algorithm list, issuer and audience and requires ``exp``, so a token signed with
+``alg: none``, another key, or minted for another service is refused rather than trusted.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+import jwt
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from api.errors import ApiError
+
+ISSUER = "oddsforge"
+AUDIENCE = "oddsforge-api"
+ALGORITHM = "HS256"
+DEFAULT_TTL_SECONDS = 24 * 3600
+LEEWAY_SECONDS = 30
+"""Clock skew tolerated between the machine that minted a token and the API."""
+
+
+class InvalidTokenError(Exception):
+    """The token cannot be trusted; the message says why without echoing the token."""
+
+
+def mint_token(
+    user_id: str, secret: str, ttl_seconds: int = DEFAULT_TTL_SECONDS, now: dt.datetime | None = None
+) -> str:
+    """A signed token for ``user_id`` valid for ``ttl_seconds`` from ``now`` (default: the clock)."""
+    if not user_id:
+        raise ValueError("user_id must be non-empty")
+    if ttl_seconds <= 0:
+        raise ValueError("ttl_seconds must be positive")
+    issued = now or dt.datetime.now(dt.UTC)
+    claims = {
+        "sub": user_id,
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "iat": issued,
+        "exp": issued + dt.timedelta(seconds=ttl_seconds),
+    }
+    return jwt.encode(claims, secret, algorithm=ALGORITHM)
+
+
+def verify_token(token: str, secret: str) -> str:
+    """The user id of a valid token; raises :class:`InvalidTokenError` otherwise."""
+    try:
+        claims = jwt.decode(
+            token,
+            secret,
+            algorithms=[ALGORITHM],
+            audience=AUDIENCE,
+            issuer=ISSUER,
+            leeway=LEEWAY_SECONDS,
+            options={"require": ["exp", "iss", "aud", "sub"]},
+        )
+    except jwt.ExpiredSignatureError:
+        raise InvalidTokenError("token has expired") from None
+    except jwt.InvalidAudienceError:
+        raise InvalidTokenError("token is not meant for this API") from None
+    except jwt.InvalidIssuerError:
+        raise InvalidTokenError("token was not issued by oddsforge") from None
+    except jwt.MissingRequiredClaimError as exc:
+        raise InvalidTokenError(f"token lacks the {exc.claim!r} claim") from None
+    except jwt.InvalidTokenError:
+        raise InvalidTokenError("token is malformed or its signature is invalid") from None
+    user_id = claims["sub"]
+    if not user_id:
+        raise InvalidTokenError("token has an empty subject")
+    return user_id
+
+
+_bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <token>` from `oddsforge token`.")
+
+
+def _unauthorized(message: str, error: str | None = None) -> ApiError:
+    # RFC 6750 section 3: name the scheme; add `error` only when a token was presented.
+    challenge = f'Bearer realm="oddsforge", error="{error}"' if error else 'Bearer realm="oddsforge"'
+    return ApiError(401, "unauthorized", message, headers={"WWW-Authenticate": challenge})
+
+
+def current_user(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> str:
+    """FastAPI dependency: the authenticated user id, or a 401 error."""
+    if credentials is None:
+        raise _unauthorized("missing bearer token")
+    try:
+        return verify_token(credentials.credentials, request.app.state.settings.jwt_secret)
+    except InvalidTokenError as exc:
+        raise _unauthorized(str(exc), "invalid_token") from None
+
+
+CurrentUser = Annotated[str, Depends(current_user)]
