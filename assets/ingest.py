@@ -6,8 +6,6 @@ import never overwrite each other. Tidy tables merge every source of a day with 
 backfill is one vectorised pass, not 180 runs.
 """
 
-from __future__ import annotations
-
 import datetime as dt
 import time
 
