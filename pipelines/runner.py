@@ -19,6 +19,8 @@ from resources.lake import Lake, raw_key
 from resources.warehouse import LAKE_TABLES, lake_connection
 
 Progress = Callable[[str], None]
+QUIET = {"console": {"config": {"log_level": "WARNING"}}}
+"""Run config for in-process runs of the CLI: the instance keeps every event; the terminal stays readable."""
 
 
 def execute_range(
@@ -32,10 +34,10 @@ def execute_range(
     from pipelines.definitions import defs
 
     job = defs.resolve_job_def(job_name)
-    run_config: dict[str, Any] = {}
+    run_config: dict[str, Any] = {"loggers": QUIET}
     if sports is not None:
         ops = {node.name for node in job.graph.node_defs}
-        run_config = {"ops": {op: {"config": {"sports": sports}} for op in sorted(ops)}}
+        run_config["ops"] = {op: {"config": {"sports": sports}} for op in sorted(ops)}
     result = job.execute_in_process(
         instance=instance or dg.DagsterInstance.get(),
         run_config=run_config,
@@ -79,7 +81,8 @@ def run_demo(progress: Progress) -> dict[str, Any]:
         stages,
         "publish serving snapshot",
         progress,
-        lambda: defs.resolve_job_def("serving_job").execute_in_process(instance=dg.DagsterInstance.get()),
+        lambda: defs.resolve_job_def("serving_job").execute_in_process(
+               instance=dg.DagsterInstance.get(), run_config={"loggers": QUIET}),
     )
     lake: Lake = defs.resources["lake"]
     warehouse = defs.resources["warehouse"]

@@ -92,7 +92,9 @@ class Lake(dg.ConfigurableResource):
     @property
     def client(self) -> Any:
         if self._client is None:
-            self._client = S3Resource(endpoint_url=self.endpoint_url, region_name=self.region_name).get_client()
+            self._client = S3Resource(
+                endpoint_url=self.endpoint_url, region_name=self.region_name
+            ).get_client()
         return self._client
 
     # -- bytes ------------------------------------------------------------------------------------
@@ -107,9 +109,7 @@ class Lake(dg.ConfigurableResource):
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
+            os.replace(tmp, path)  # atomic against a crashed writer; no fsync: see docs/decisions.md
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
@@ -182,6 +182,22 @@ class Lake(dg.ConfigurableResource):
         for path in sorted(base.rglob("*")):
             if path.is_file() and not path.name.startswith("."):
                 yield path.relative_to(root).as_posix()
+
+    def list_objects(self, prefix: str) -> Iterator[tuple[str, float]]:
+        """``(key, modification time in POSIX seconds)`` under ``prefix``, for sensors that track
+        what is new; same order and temp-file rule as :meth:`list_keys`."""
+        if not self.is_s3:
+            for key in self.list_keys(prefix):
+                yield key, self._path(key).stat().st_mtime
+            return
+        bucket, _ = self._bucket_prefix
+        strip = len(self._s3_key(""))
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=bucket, Prefix=self._s3_key(prefix)
+        )
+        for page in pages:
+            for obj in page.get("Contents", []):
+                yield obj["Key"][strip:], obj["LastModified"].timestamp()
 
     # -- Parquet ----------------------------------------------------------------------------------
     def write_parquet(self, key: str, df: pl.DataFrame) -> int:
