@@ -15,9 +15,11 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from api.errors import error_response, install_error_handlers
-from api.routes import games, health
+from api.routes import games, health, models
 from api.serving import NoSnapshotError, ServingStore
 from api.settings import ApiSettings
+from resources.lake import Lake
+from resources.registry_store import RegistryStore
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +49,13 @@ async def _no_snapshot(_: Request, exc: NoSnapshotError) -> JSONResponse:
     )
 
 
-def create_app(settings: ApiSettings | None = None) -> FastAPI:
-    """Build the API over the serving snapshots of ``settings`` (default: from the environment)."""
+def create_app(settings: ApiSettings | None = None, lake: Lake | None = None) -> FastAPI:
+    """Build the API over the serving snapshots of ``settings`` and the inbox of ``lake``.
+
+    Both default to the environment (``ODDSFORGE_WAREHOUSE_DIR``, ``ODDSFORGE_LAKE``).
+    """
     settings = settings or ApiSettings.from_env()
+    lake = lake or Lake.from_env()
     if settings.uses_dev_secret:
         log.warning(
             "ODDSFORGE_JWT_SECRET is not set: tokens are signed with the public development secret and "
@@ -67,10 +73,13 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.store = store
+    app.state.lake = lake
+    app.state.registry = RegistryStore(lake)
     install_error_handlers(app)
     app.add_exception_handler(NoSnapshotError, _no_snapshot)  # type: ignore[arg-type]
     app.include_router(health.router)
     app.include_router(games.router)
+    app.include_router(models.router)
     return app
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from domain.errors import UserError
+from pipelines.instance import ensure_instance_yaml
 
 DEFAULT_DAGSTER_HOME = ".dagster_home"
 
@@ -21,7 +22,7 @@ def _dagster_home() -> Path:
     """The Dagster instance directory shared by ``demo`` and ``ui`` (created on first use)."""
     home = Path(os.environ.setdefault("DAGSTER_HOME", str(Path(DEFAULT_DAGSTER_HOME).resolve())))
     home.mkdir(parents=True, exist_ok=True)
-    (home / "dagster.yaml").touch()  # an empty config: local SQLite storage, without the warning
+    ensure_instance_yaml(home)
     return home
 
 

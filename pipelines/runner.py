@@ -13,8 +13,8 @@ from typing import Any
 
 import dagster as dg
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
-from domain.sample_league import SEASON_END, SEASON_START
 
+from domain.sample_league import SEASON_END, SEASON_START
 from resources.lake import Lake, raw_key
 from resources.warehouse import LAKE_TABLES, lake_connection
 
@@ -82,7 +82,8 @@ def run_demo(progress: Progress) -> dict[str, Any]:
         "publish serving snapshot",
         progress,
         lambda: defs.resolve_job_def("serving_job").execute_in_process(
-               instance=dg.DagsterInstance.get(), run_config={"loggers": QUIET}),
+            instance=dg.DagsterInstance.get(), run_config={"loggers": QUIET}
+        ),
     )
     lake: Lake = defs.resources["lake"]
     warehouse = defs.resources["warehouse"]

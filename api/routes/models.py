@@ -1,0 +1,224 @@
+"""Users' models: create, read, update (a new immutable version) and archive.
+
+Writes go to the inbox as immutable objects (``resources/registry_store.py``); reads come from the
+same inbox, so a creator sees their new version at once, before any pipeline run. A model the caller
+may not read answers 404, exactly like a model that does not exist, so private model ids never
+leak; writes to a model the caller does not own answer 404 too.
+
+The app must set ``app.state.registry`` to a :class:`RegistryStore` over its lake.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Mapping
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
+from pydantic import Field
+
+from api.auth import CurrentUser, current_user
+from api.errors import ERROR_RESPONSES, ApiError, ErrorBody, ErrorDetail
+from api.pagination import Page, Pagination, decode_cursor, page_of
+from domain.model_config import ConfigError, ModelConfig, validate_against
+from domain.registry import (
+    ENTROPY_BYTES,
+    SERVER_FIELDS,
+    Status,
+    UnusableUserIdError,
+    build_version,
+    can_read,
+    new_model_id,
+    owner_of,
+)
+from resources.registry_store import ModelState, RegistryStore
+
+_CREATE_ATTEMPTS = 3
+"""Fresh ids tried when a new id clashes with one of the caller's existing ids."""
+
+router = APIRouter(
+    prefix="/models",
+    tags=["models"],
+    dependencies=[Depends(current_user)],
+    responses={
+        status: ERROR_RESPONSES[status] for status in (401, 422, 500)
+    },  # models never need a serving snapshot
+)
+
+_NOT_FOUND = {404: {"model": ErrorBody, "description": "No such model, or not one the caller may see."}}
+_CONFLICT = {
+    409: {
+        "model": ErrorBody,
+        "description": "A concurrent update created this version first, or the model is archived.",
+    }
+}
+
+
+def get_registry(request: Request) -> RegistryStore:
+    """FastAPI dependency: the app's registry store."""
+    return request.app.state.registry
+
+
+Registry = Annotated[RegistryStore, Depends(get_registry)]
+
+
+class ModelDetail(ModelConfig):
+    """One version of a model, as stored, with the model's current status."""
+
+    status: Status = Field(description="`archived` once its owner deleted it; `suspended` when unlisted.")
+
+
+_EXAMPLE = {
+    "name": "My Custom Momentum Model",
+    "description": "Focuses on recent team performance and line movement",
+    "sport": "basketball_nba",
+    "market": "spreads",
+    "data_sources": {
+        "team_stats": {"weight": 0.6, "fields": ["offensive_rating", "defensive_rating", "pace"]},
+        "odds_movement": {"weight": 0.4, "time_window_hours": 24},
+    },
+    "min_confidence": 0.55,
+    "max_confidence": 0.9,
+    "sharing": {"public": False, "price_per_month": 0},
+}
+ConfigBody = Annotated[
+    dict[str, Any],
+    Body(
+        description="A model configuration (see `docs/model-config.schema.json`). "
+        f"{', '.join(SERVER_FIELDS)} are set by the server; values sent for them are ignored.",
+        examples=[_EXAMPLE],
+    ),
+]
+ModelId = Annotated[str, Path(max_length=128, description="Model id, e.g. `user123--momentum-3fa9c1`.")]
+
+
+def _detail(payload: Mapping[str, Any], status: Status) -> ModelDetail:
+    return ModelDetail.model_validate({**payload, "status": status})
+
+
+def _not_found(model_id: str) -> ApiError:
+    return ApiError(404, "not_found", f"no model with id {model_id!r}")
+
+
+def _validated(body: dict[str, Any], **server: Any) -> ModelConfig:
+    """The version ``body`` describes, or a 422 naming every offending field."""
+    try:
+        config = build_version(body, **server)
+        # No dataset registry yet: with no datasets known, every custom source is refused with a
+        # message naming its dataset_id, which is the rule's answer for datasets one does not own.
+        validate_against(config, datasets={})
+    except ConfigError as exc:
+        details = [
+            ErrorDetail(field=f"body.{p.path}" if p.path else "body", message=p.message, type="model_config")
+            for p in exc.problems
+        ]
+        fields = ", ".join(d.field for d in details)
+        raise ApiError(422, "validation_error", f"invalid model config: {fields}", details) from None
+    return config
+
+
+def _owned_state(registry: RegistryStore, model_id: str, user: str) -> ModelState:
+    """The state of a model the caller owns; 404 for any other id."""
+    state = registry.state(model_id) if owner_of(model_id) == user else None
+    if state is None:
+        raise _not_found(model_id)
+    return state
+
+
+@router.post(
+    "",
+    status_code=201,
+    summary="Create a model (version 1)",
+    responses={400: {"model": ErrorBody, "description": "The caller's user id cannot own models."}},
+)
+def create_model(body: ConfigBody, user: CurrentUser, registry: Registry, response: Response) -> ModelDetail:
+    """Validate the configuration and store it as version 1 of a new model owned by the caller."""
+    name = body.get("name")
+    now = dt.datetime.now(dt.UTC)
+    for _ in range(_CREATE_ATTEMPTS):
+        try:
+            model_id = new_model_id(user, name if isinstance(name, str) else "", os.urandom(ENTROPY_BYTES))
+        except UnusableUserIdError as exc:
+            raise ApiError(400, "bad_request", str(exc)) from None
+        config = _validated(
+            body, model_id=model_id, owner_user_id=user, version=1, created_at=now, updated_at=now
+        )
+        if registry.create_version(config):
+            response.headers["Location"] = f"{router.prefix}/{model_id}"
+            return _detail(config.to_payload(), "active")
+    raise ApiError(409, "conflict", "could not allocate a model id; retry")
+
+
+@router.get("", summary="The caller's models")
+def list_models(
+    user: CurrentUser,
+    registry: Registry,
+    page: Pagination,
+    include_archived: Annotated[bool, Query(description="Include archived models.")] = False,
+) -> Page[ModelDetail]:
+    """The latest version of each of the caller's models, ordered by model id."""
+    states = [s for s in registry.models_of(user) if include_archived or not s.archived]
+    if page.cursor is not None:
+        (after,) = decode_cursor(page.cursor, arity=1)
+        states = [s for s in states if s.model_id > after]
+    listed = page_of(states[: page.limit + 1], page.limit, key=lambda s: (s.model_id,))
+    items = [_detail(registry.read(s, s.latest).payload, s.status) for s in listed.items]
+    return Page[ModelDetail](items=items, next_cursor=listed.next_cursor, limit=listed.limit)
+
+
+@router.get("/{model_id}", summary="A model's latest or a given version", responses=_NOT_FOUND)
+def get_model(
+    model_id: ModelId,
+    user: CurrentUser,
+    registry: Registry,
+    version: Annotated[int | None, Query(ge=1, description="This version instead of the latest.")] = None,
+) -> ModelDetail:
+    """Owners read any of their models; others read public, active models (every version, as long as
+    the latest version is public)."""
+    state = registry.state(model_id)
+    if state is None:
+        raise _not_found(model_id)
+    latest = registry.read(state, state.latest)
+    if not can_read(latest.row(), user):
+        raise _not_found(model_id)
+    if version is None or version == state.latest:
+        return _detail(latest.payload, state.status)
+    if version not in state.versions:
+        raise ApiError(404, "not_found", f"model {model_id!r} has no version {version}")
+    return _detail(registry.read(state, version).payload, state.status)
+
+
+@router.put("/{model_id}", summary="Update a model (a new version)", responses=_NOT_FOUND | _CONFLICT)
+def update_model(model_id: ModelId, body: ConfigBody, user: CurrentUser, registry: Registry) -> ModelDetail:
+    """Store the full configuration as version n+1. Of two concurrent updates exactly one creates it;
+    the other gets 409 and may retry on top of the new version."""
+    state = _owned_state(registry, model_id, user)
+    if state.archived:
+        raise ApiError(409, "conflict", f"model {model_id!r} is archived; archived models cannot change")
+    latest = registry.read(state, state.latest)
+    config = _validated(
+        body,
+        model_id=model_id,
+        owner_user_id=user,
+        version=state.latest + 1,
+        created_at=dt.datetime.fromisoformat(latest.payload["created_at"]),
+        updated_at=dt.datetime.now(dt.UTC),
+    )
+    if not registry.create_version(config):
+        raise ApiError(
+            409,
+            "conflict",
+            f"version {config.version} of model {model_id!r} was just created by another update; "
+            "read the latest version and retry",
+        )
+    return _detail(config.to_payload(), "active")
+
+
+@router.delete("/{model_id}", status_code=204, summary="Archive a model", responses=_NOT_FOUND)
+def archive_model(model_id: ModelId, user: CurrentUser, registry: Registry) -> Response:
+    """Archive the model: it stops running and leaves the marketplace; its versions and analyses stay.
+    Archiving twice is harmless."""
+    _owned_state(registry, model_id, user)
+    registry.archive(model_id, user, dt.datetime.now(dt.UTC))
+    return Response(status_code=204)
