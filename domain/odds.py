@@ -17,13 +17,7 @@ def american_to_decimal(american: float) -> float:
 
 def american_to_decimal_expr(col: pl.Expr) -> pl.Expr:
     """Vectorised :func:`american_to_decimal`; values with |x| < 100 become null."""
-    return (
-        pl.when(col >= 100)
-        .then(1 + col / 100)
-        .when(col <= -100)
-        .then(1 + 100 / -col)
-        .otherwise(None)
-    )
+    return pl.when(col >= 100).then(1 + col / 100).when(col <= -100).then(1 + 100 / -col).otherwise(None)
 
 
 def decimal_to_american(decimal: float) -> int:

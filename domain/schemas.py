@@ -43,8 +43,25 @@ ODDS_SNAPSHOTS: dict[str, pl.DataType] = {
     "source": pl.String(),
 }
 
-_BOX_STATS = ["minutes", "pts", "fgm", "fga", "fg3m", "fg3a", "ftm", "fta", "oreb", "dreb", "reb", "ast",
-              "stl", "blk", "tov", "pf", "plus_minus"]
+_BOX_STATS = [
+    "minutes",
+    "pts",
+    "fgm",
+    "fga",
+    "fg3m",
+    "fg3a",
+    "ftm",
+    "fta",
+    "oreb",
+    "dreb",
+    "reb",
+    "ast",
+    "stl",
+    "blk",
+    "tov",
+    "pf",
+    "plus_minus",
+]
 
 TEAM_BOX: dict[str, pl.DataType] = {
     "game_id": pl.String(),

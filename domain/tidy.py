@@ -69,7 +69,9 @@ def build_lines(snapshots: pl.DataFrame, games: pl.DataFrame) -> pl.DataFrame:
 def build_team_box(raw: pl.DataFrame) -> pl.DataFrame:
     """One row per game and team; the first source in name order wins a tie."""
     return conform(
-        raw.sort(["game_id", "team", "source"]).unique(["game_id", "team"], keep="first", maintain_order=True),
+        raw.sort(["game_id", "team", "source"]).unique(
+            ["game_id", "team"], keep="first", maintain_order=True
+        ),
         TEAM_BOX,
     )
 

@@ -46,8 +46,14 @@ def register_table(name: str, prefix: str, schema: dict[str, pl.DataType], serve
 
 
 _DUCK_TYPES = {
-    pl.String: "VARCHAR", pl.Date: "DATE", pl.Int32: "INTEGER", pl.Int64: "BIGINT", pl.UInt32: "UINTEGER",
-    pl.Float64: "DOUBLE", pl.Boolean: "BOOLEAN", pl.Datetime: "TIMESTAMPTZ",
+    pl.String: "VARCHAR",
+    pl.Date: "DATE",
+    pl.Int32: "INTEGER",
+    pl.Int64: "BIGINT",
+    pl.UInt32: "UINTEGER",
+    pl.Float64: "DOUBLE",
+    pl.Boolean: "BOOLEAN",
+    pl.Datetime: "TIMESTAMPTZ",
 }
 
 

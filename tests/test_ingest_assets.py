@@ -20,8 +20,12 @@ DAY = "2025-11-02"
 
 
 def _resources(lake: Lake, tmp_path) -> dict:
-    return {"lake": lake, "warehouse": Warehouse(directory=str(tmp_path / "wh")), "odds_feed": SampleLeagueFeed(),
-            "stats_feed": SampleLeagueFeed()}
+    return {
+        "lake": lake,
+        "warehouse": Warehouse(directory=str(tmp_path / "wh")),
+        "odds_feed": SampleLeagueFeed(),
+        "stats_feed": SampleLeagueFeed(),
+    }
 
 
 def test_ingest_on_s3_reads_back_with_duckdb_httpfs_and_polars(s3_lake: Lake, tmp_path) -> None:
@@ -29,7 +33,8 @@ def test_ingest_on_s3_reads_back_with_duckdb_httpfs_and_polars(s3_lake: Lake, tm
     assert result.success
     day = dt.date.fromisoformat(DAY)
     games = pl.read_parquet(
-        s3_lake.uri(table_key("games", "basketball_nba", day)), storage_options=s3_lake.polars_storage_options()
+        s3_lake.uri(table_key("games", "basketball_nba", day)),
+        storage_options=s3_lake.polars_storage_options(),
     )
     assert games.height > 0 and games["completed"].all()
     with lake_connection(s3_lake) as con:
@@ -52,8 +57,13 @@ def test_range_run_is_one_run_and_rerun_is_idempotent(tmp_path) -> None:
     lake = Lake(root=str(tmp_path / "lake"))
     defs = dg.Definitions(
         assets=[*ingest_assets, serving_snapshot],
-        jobs=[dg.define_asset_job("ingest", selection=dg.AssetSelection.groups("ingest", "tables"),
-                                  partitions_def=ingest_assets[0].partitions_def)],
+        jobs=[
+            dg.define_asset_job(
+                "ingest",
+                selection=dg.AssetSelection.groups("ingest", "tables"),
+                partitions_def=ingest_assets[0].partitions_def,
+            )
+        ],
         resources=_resources(lake, tmp_path),
     )
     job = defs.resolve_job_def("ingest")
@@ -82,6 +92,7 @@ def test_stats_feed_none_writes_no_box_scores(tmp_path) -> None:
 def test_sample_feed_has_no_other_sports(tmp_path, sport: str) -> None:
     lake = Lake(root=str(tmp_path))
     run_config = {"ops": {"raw_feeds": {"config": {"sports": [sport]}}}}
-    assert dg.materialize(ingest_assets[:1], partition_key=DAY, resources=_resources(lake, tmp_path),
-                          run_config=run_config).success
+    assert dg.materialize(
+        ingest_assets[:1], partition_key=DAY, resources=_resources(lake, tmp_path), run_config=run_config
+    ).success
     assert not list(lake.list_keys("raw/"))

@@ -9,7 +9,6 @@ import sys
 import textwrap
 
 import polars as pl
-import pytest
 
 from resources.lake import Lake, raw_key, table_key
 
@@ -23,7 +22,9 @@ def _frame(n: int, day: dt.date = DAY) -> pl.DataFrame:
 def test_write_daily_replaces_and_removes(tmp_path) -> None:
     lake = Lake(root=str(tmp_path))
     other = DAY + dt.timedelta(days=1)
-    counts = lake.write_daily(pl.concat([_frame(3), _frame(2, other)]), lambda d: table_key("t", "s", d), [DAY, other])
+    counts = lake.write_daily(
+        pl.concat([_frame(3), _frame(2, other)]), lambda d: table_key("t", "s", d), [DAY, other]
+    )
     assert counts == {DAY: 3, other: 2}
     # Re-running the range with no rows for `other` removes that partition: partitions are replaced exactly.
     lake.write_daily(_frame(1), lambda d: table_key("t", "s", d), [DAY, other])
