@@ -8,13 +8,14 @@ backfill is one vectorised pass, not 180 runs.
 
 import datetime as dt
 import time
+from collections.abc import Callable
 
 import dagster as dg
 import polars as pl
 
 from assets._common import SportsConfig, daily_partitions, partition_days, table_metadata
 from domain import tidy
-from domain.schemas import GAMES, LINES, ODDS_SNAPSHOTS, PLAYER_BOX, RAW_TABLES, TEAM_BOX
+from domain.schemas import GAMES, ODDS_SNAPSHOTS, PLAYER_BOX, RAW_TABLES, TEAM_BOX
 from resources.feeds import FeedResult, OddsFeed, StatsFeed
 from resources.lake import Lake, raw_key, table_key
 
@@ -87,9 +88,58 @@ def _write_feed_result(
         totals[table] += sum(written.values())
 
 
-def _tidy_asset(name: str, deps: list[str], description: str):
-    return dg.asset(
-        name=name,
+def _build_lines(lake: Lake, sport: str, start: dt.date, end: dt.date) -> pl.DataFrame:
+    return tidy.build_lines(
+        lake.read_table("odds_snapshots", sport, start, end, ODDS_SNAPSHOTS),
+        lake.read_table("games", sport, start, end, GAMES),
+    )
+
+
+TIDY_BUILDERS: dict[str, tuple[Callable[[Lake, str, dt.date, dt.date], pl.DataFrame], list[str], str]] = {
+    "games": (
+        lambda lake, s, a, b: tidy.build_games(lake.read_raw("game_results", s, a, b, GAMES)),
+        ["raw_game_results"],
+        "One row per game: teams, start time, final score.",
+    ),
+    "odds_snapshots": (
+        lambda lake, s, a, b: tidy.build_snapshots(lake.read_raw("odds_snapshots", s, a, b, ODDS_SNAPSHOTS)),
+        ["raw_odds_snapshots"],
+        "Every odds snapshot per game x bookmaker x market, all sources merged.",
+    ),
+    "lines": (
+        _build_lines,
+        ["odds_snapshots", "games"],
+        "Opening and closing line and prices per game x bookmaker x market.",
+    ),
+    "team_box_scores": (
+        lambda lake, s, a, b: tidy.build_team_box(lake.read_raw("team_box", s, a, b, TEAM_BOX)),
+        ["raw_team_box"],
+        "Team box score per game and team.",
+    ),
+    "player_box_scores": (
+        lambda lake, s, a, b: tidy.build_player_box(lake.read_raw("player_box", s, a, b, PLAYER_BOX)),
+        ["raw_player_box"],
+        "Player box score per game and player.",
+    ),
+}
+"""Tidy table -> (builder over the lake for a sport and ``[start, end)``, upstream assets, description).
+
+Listed in dependency order: ``lines`` reads the tidy ``games`` and ``odds_snapshots``.
+"""
+
+
+def rebuild_table(lake: Lake, table: str, sport: str, days: list[dt.date]) -> tuple[pl.DataFrame, dict]:
+    """Rebuild ``table``'s partitions of ``days`` for ``sport``; the assets and the importer share it."""
+    build = TIDY_BUILDERS[table][0]
+    df = build(lake, sport, min(days), max(days) + dt.timedelta(days=1))
+    return df, lake.write_daily(df, lambda d: table_key(table, sport, d), days)
+
+
+def _tidy_asset(table: str) -> dg.AssetsDefinition:
+    _, deps, description = TIDY_BUILDERS[table]
+
+    @dg.asset(
+        name=table,
         deps=deps,
         group_name="tables",
         kinds={"polars", "parquet"},
@@ -97,96 +147,20 @@ def _tidy_asset(name: str, deps: list[str], description: str):
         partitions_def=daily_partitions,
         backfill_policy=_backfill,
     )
+    def _asset(context: dg.AssetExecutionContext, config: SportsConfig, lake: Lake) -> dg.MaterializeResult:
+        _, _, days = partition_days(context)
+        frames, written = [], {}
+        for sport in config.sports:
+            df, counts = rebuild_table(lake, table, sport, days)
+            frames.append(df)
+            written.update(counts)
+        out = pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
+        return dg.MaterializeResult(metadata=table_metadata(out, days, written))
+
+    return _asset
 
 
-def _rebuild(
-    context: dg.AssetExecutionContext, config: SportsConfig, lake: Lake, table: str, build
-) -> dg.MaterializeResult:
-    """Rebuild ``table``'s partitions of the run's days for every sport with ``build(sport, start, end)``."""
-    start, end, days = partition_days(context)
-    frames, written = [], {}
-    for sport in config.sports:
-        df = build(sport, start, end)
-        written.update(lake.write_daily(df, lambda d, s=sport: table_key(table, s, d), days))
-        frames.append(df)
-    out = pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
-    return dg.MaterializeResult(metadata=table_metadata(out, days, written))
+tidy_assets = [_tidy_asset(table) for table in TIDY_BUILDERS]
 
 
-@_tidy_asset(
-    "games", ["raw_game_results"], "One row per game: teams, start time, final score (point in time)."
-)
-def games(context: dg.AssetExecutionContext, config: SportsConfig, lake: Lake) -> dg.MaterializeResult:
-    return _rebuild(
-        context,
-        config,
-        lake,
-        "games",
-        lambda s, a, b: tidy.build_games(lake.read_raw("game_results", s, a, b, GAMES)),
-    )
-
-
-@_tidy_asset("odds_snapshots", ["raw_odds_snapshots"], "Every odds snapshot per game x bookmaker x market.")
-def odds_snapshots(
-    context: dg.AssetExecutionContext, config: SportsConfig, lake: Lake
-) -> dg.MaterializeResult:
-    return _rebuild(
-        context,
-        config,
-        lake,
-        "odds_snapshots",
-        lambda s, a, b: tidy.build_snapshots(lake.read_raw("odds_snapshots", s, a, b, ODDS_SNAPSHOTS)),
-    )
-
-
-@_tidy_asset(
-    "lines", ["odds_snapshots", "games"], "Opening and closing line and prices per game x bookmaker x market."
-)
-def lines(context: dg.AssetExecutionContext, config: SportsConfig, lake: Lake) -> dg.MaterializeResult:
-    return _rebuild(
-        context,
-        config,
-        lake,
-        "lines",
-        lambda s, a, b: tidy.build_lines(
-            lake.read_table("odds_snapshots", s, a, b, ODDS_SNAPSHOTS),
-            lake.read_table("games", s, a, b, GAMES),
-        ),
-    )
-
-
-@_tidy_asset("team_box_scores", ["raw_team_box"], "Team box score per game and team.")
-def team_box_scores(
-    context: dg.AssetExecutionContext, config: SportsConfig, lake: Lake
-) -> dg.MaterializeResult:
-    return _rebuild(
-        context,
-        config,
-        lake,
-        "team_box_scores",
-        lambda s, a, b: tidy.build_team_box(lake.read_raw("team_box", s, a, b, TEAM_BOX)),
-    )
-
-
-@_tidy_asset("player_box_scores", ["raw_player_box"], "Player box score per game and player.")
-def player_box_scores(
-    context: dg.AssetExecutionContext, config: SportsConfig, lake: Lake
-) -> dg.MaterializeResult:
-    return _rebuild(
-        context,
-        config,
-        lake,
-        "player_box_scores",
-        lambda s, a, b: tidy.build_player_box(lake.read_raw("player_box", s, a, b, PLAYER_BOX)),
-    )
-
-
-TIDY_TABLES = {
-    "games": GAMES,
-    "odds_snapshots": ODDS_SNAPSHOTS,
-    "lines": LINES,
-    "team_box_scores": TEAM_BOX,
-    "player_box_scores": PLAYER_BOX,
-}
-
-ingest_assets = [raw_feeds, games, odds_snapshots, lines, team_box_scores, player_box_scores]
+ingest_assets = [raw_feeds, *tidy_assets]

@@ -96,33 +96,48 @@ def run_demo(progress: Progress) -> dict[str, Any]:
 
 
 def import_history(fmt: str, files: list[Path], progress: Progress) -> dict[str, Any]:
-    """Parse history files, land them as raw partitions and rebuild the tidy tables they touch.
+    """Parse history files, land them as raw partitions and rebuild the tidy tables of their dates.
 
-    Every file is parsed before anything is written, so a bad file leaves the lake untouched.
+    Every file is parsed before anything is written, so a bad file leaves the lake untouched. The
+    tidy rebuild calls the same function as the tidy assets, for the imported game dates only (a
+    range run over 17 seasons would also rebuild thousands of empty days).
     """
+    from assets.ingest import TIDY_BUILDERS, rebuild_table
     from resources.history_files import read_history
 
     progress(f"reading {len(files)} file(s) as {fmt}")
     batch = read_history(fmt, files)
+    for warning in batch.warnings:
+        progress(f"warning: {warning}")
     lake = Lake.from_env()
-    dates: set[dt.date] = set()
+    days = sorted({d for df in batch.frames.values() for d in df.get_column("game_date").unique().to_list()})
     for table, df in batch.frames.items():
         if df.is_empty():
             continue
-        days = sorted(df.get_column("game_date").unique().to_list())
-        dates.update(days)
-        progress(f"writing {df.height:,} {table} rows over {len(days):,} game dates")
-        lake.write_daily(df, lambda d, t=table: raw_key(t, batch.sport, d, fmt), days)
-    report: dict[str, Any] = {
+        table_days = sorted(df.get_column("game_date").unique().to_list())
+        progress(f"writing {df.height:,} raw {table} rows over {len(table_days):,} game dates")
+        lake.write_daily(df, lambda d, t=table: raw_key(t, batch.sport, d, fmt), table_days)
+    rebuilt: dict[str, int] = {}
+    if days:
+        for table in TIDY_BUILDERS:
+            out, _ = rebuild_table(lake, table, batch.sport, days)
+            rebuilt[table] = out.height
+            progress(f"rebuilt {table}: {out.height:,} rows")
+    frames = batch.frames
+    snapshots = frames.get("odds_snapshots")
+    return {
         "format": fmt,
         "sport": batch.sport,
         "files": [str(f) for f in files],
-        **batch.counts,
-        "days": len(dates),
+        "games": batch.games,
+        "lines": 0 if snapshots is None else snapshots.select("game_id", "bookmaker", "market").n_unique(),
+        "snapshots": 0 if snapshots is None else snapshots.height,
+        "team_rows": frames["team_box"].height if "team_box" in frames else 0,
+        "player_rows": frames["player_box"].height if "player_box" in frames else 0,
+        "stat_rows": batch.stat_rows,
+        "days": len(days),
+        "first_date": days[0].isoformat() if days else None,
+        "last_date": days[-1].isoformat() if days else None,
+        "warnings": batch.warnings,
+        "tables_rebuilt": rebuilt,
     }
-    if dates:
-        first, last = min(dates), max(dates)
-        progress(f"rebuilding tidy tables {first}..{last}")
-        execute_range("tables_job", first, last, sports=[batch.sport])
-        report.update(first_date=first.isoformat(), last_date=last.isoformat())
-    return report

@@ -209,11 +209,16 @@ class Lake(dg.ConfigurableResource):
         return len(data)
 
     def read_parquet(self, keys: Iterable[str], schema: dict[str, pl.DataType] | None = None) -> pl.DataFrame:
-        """Concatenate the given Parquet objects; an empty list gives an empty frame of ``schema``."""
-        frames = [pl.read_parquet(io.BytesIO(self.get_bytes(k))) for k in keys]
-        if not frames:
+        """Concatenate the given Parquet objects; an empty list gives an empty frame of ``schema``.
+
+        polars reads the objects in parallel (local paths or ``s3://`` URIs alike).
+        """
+        uris = [self.uri(k) for k in keys]
+        if not uris:
             return pl.DataFrame(schema=schema or {})
-        return pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]
+        return pl.scan_parquet(
+            uris, storage_options=self.polars_storage_options(), missing_columns="insert", extra_columns="ignore"
+        ).collect()
 
     def partition_keys(self, prefix: str, start: dt.date, end: dt.date) -> list[str]:
         """Parquet keys under ``prefix`` whose partition date lies in ``[start, end)``."""
