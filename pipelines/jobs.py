@@ -1,8 +1,9 @@
 """Jobs and schedules of the ingest stage."""
 
-from __future__ import annotations
+import datetime as dt
 
 import dagster as dg
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from assets._common import daily_partitions
 
@@ -26,10 +27,23 @@ serving_job = dg.define_asset_job(
     description="Publish a new serving snapshot for the API.",
 )
 
-daily_ingest_schedule = dg.build_schedule_from_partitioned_job(
-    ingest_job,
-    hour_of_day=11,
-    minute_of_hour=0,
+
+def range_tags(first: dt.date, last: dt.date) -> dict[str, str]:
+    """Tags that make one run cover the game dates ``first..last`` (single-run backfill policy)."""
+    return {
+        ASSET_PARTITION_RANGE_START_TAG: first.isoformat(),
+        ASSET_PARTITION_RANGE_END_TAG: last.isoformat(),
+    }
+
+
+@dg.schedule(
+    job=ingest_job,
+    cron_schedule="0 11 * * *",
+    execution_timezone="UTC",
     name="daily_ingest_schedule",
-    description="Each morning (11:00 UTC, before any US slate) ingests the day's odds and results.",
+    description="11:00 UTC, before any US slate: yesterday's final scores and today's odds, in one run.",
 )
+def daily_ingest_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    today = context.scheduled_execution_time.date()
+    yesterday = today - dt.timedelta(days=1)
+    return dg.RunRequest(run_key=f"ingest:{yesterday}:{today}", tags=range_tags(yesterday, today))

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from domain.sample_league import SEASON_END, SEASON_START
+from pipelines.jobs import range_tags
 from resources.lake import Lake, raw_key
 from resources.warehouse import LAKE_TABLES, lake_connection
 
@@ -41,10 +41,7 @@ def execute_range(
     result = job.execute_in_process(
         instance=instance or dg.DagsterInstance.get(),
         run_config=run_config,
-        tags={
-            ASSET_PARTITION_RANGE_START_TAG: start.isoformat(),
-            ASSET_PARTITION_RANGE_END_TAG: last.isoformat(),
-        },
+        tags=range_tags(start, last),
         raise_on_error=True,
     )
     return result

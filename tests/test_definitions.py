@@ -1,0 +1,28 @@
+"""The one Definitions object: every asset described, grouped and typed; the schedule's runs."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import dagster as dg
+
+from pipelines.definitions import defs
+from pipelines.jobs import daily_ingest_schedule
+
+
+def test_every_asset_has_description_group_and_kinds() -> None:
+    graph = defs.resolve_asset_graph()
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        assert node.description, f"{key} has no description"
+        assert node.group_name and node.group_name != "default", f"{key} has no group"
+        assert node.kinds, f"{key} has no kinds"
+
+
+def test_daily_schedule_ingests_yesterday_and_today_in_one_run() -> None:
+    ctx = dg.build_schedule_context(scheduled_execution_time=dt.datetime(2026, 1, 10, 11, tzinfo=dt.UTC))
+    request = daily_ingest_schedule(ctx)
+    assert isinstance(request, dg.RunRequest)
+    assert request.tags["dagster/asset_partition_range_start"] == "2026-01-09"
+    assert request.tags["dagster/asset_partition_range_end"] == "2026-01-10"
+    assert request.run_key == "ingest:2026-01-09:2026-01-10"
