@@ -33,6 +33,7 @@ from pydantic import (
 )
 
 from domain.catalogue import CATALOGUES, FieldKind, fields_of, normalise_field_name
+from domain.errors import UserError
 from domain.money import CREATOR_SHARE_PERCENT, describe_price_tiers, dollars_to_cents, price_tier
 from domain.sports import SPORTS, sport_info
 
@@ -63,7 +64,7 @@ class ConfigProblem:
     message: str
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """Every problem found in a config. A ValueError, so pydantic validators may raise it; paths
     raised inside a nested model are relative to that model and made absolute by
     :func:`parse_model_config`."""

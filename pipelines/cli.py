@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
 import subprocess
@@ -10,10 +11,13 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from domain.errors import UserError
 from pipelines.instance import ensure_instance_yaml
+
+if TYPE_CHECKING:
+    from domain.model_config import ModelConfig
 
 DEFAULT_DAGSTER_HOME = ".dagster_home"
 
@@ -51,6 +55,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print("\nTables in the lake (rows):")
         for table, rows in report["tables"].items():
             print(f"  {table:<28} {rows:>10,}")
+        print("\nSample users' models over the season (qualifying picks, graded against final scores):")
+        print(f"  {'model':<26} {'owner':<6} {'market':<8} {'picks':>6} {'acc':>6} {'ROI':>7}")
+        for m in report["models"]:
+            acc = "-" if m["accuracy"] is None else f"{m['accuracy']:.1%}"
+            roi = "-" if m["roi"] is None else f"{m['roi']:+.1%}"
+            who = f"{m['name']:<26} {m['owner_user_id']:<6} {m['market']:<8}"
+            print(f"  {who} {m['qualifying'] or 0:>6} {acc:>6} {roi:>7}")
         print(f"\nLake: {report['lake']}\nServing snapshot: {report['snapshot']}")
         print("\nLook at it:")
         print('  oddsforge sql "SELECT * FROM games ORDER BY commence_time LIMIT 5"')
@@ -98,6 +109,62 @@ def cmd_import_history(args: argparse.Namespace) -> int:
         team, player = report["team_rows"], report["player_rows"]
         print(f"  stat rows  {report['stat_rows']:>9,}  (team {team:,}, player {player:,})")
         print(f"  game dates {report['first_date']} .. {report['last_date']} ({report['days']} days)")
+
+    _emit(args, report, human)
+    return 0
+
+
+def _load_model_file(path: Path, sport: str | None) -> ModelConfig:
+    """A model JSON from a file; server-set fields get local defaults, ``--sport`` fills or must match."""
+    from domain.model_config import parse_model_config
+
+    try:
+        payload = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise UserError(f"{path}: cannot read a model JSON document: {exc}") from None
+    payload.setdefault("model_id", "local--backtest")
+    payload.setdefault("creator_user_id", "local")
+    payload.setdefault("name", path.stem)
+    if sport and payload.setdefault("sport", sport) != sport:
+        raise UserError(f"{path}: the model's sport is {payload['sport']!r} but --sport says {sport!r}")
+    return parse_model_config(payload)
+
+
+def cmd_backtest(args: argparse.Namespace) -> int:
+    from resources.backtests import backtest_model
+    from resources.lake import Lake
+
+    config = _load_model_file(Path(args.model), args.sport)
+    step = max(1, (args.to - getattr(args, "from")).days // 20)
+
+    def progress(day: dt.date, done: int, total: int) -> None:
+        if done % step == 0 or done == total:
+            _progress(f"backtest {done}/{total} game days (at {day})")
+
+    report = backtest_model(Lake.from_env(), config, getattr(args, "from"), args.to, progress)
+
+    def human() -> None:
+        s = report["summary"]
+        span = f"{report['from']} .. {report['to']}"
+        print(f"Backtest of {config.name!r} ({config.sport}, {config.market}) {span}")
+        print(
+            f"  games in span {report['games_in_span']:,}, analyses {s['analyses']:,}, qualifying picks "
+            f"{s['qualifying']:,}"
+        )
+        acc = "-" if s["accuracy"] is None else f"{s['accuracy']:.1%}"
+        roi = "-" if s["roi"] is None else f"{s['roi']:+.1%}"
+        brier = "-" if s["brier"] is None else f"{s['brier']:.4f}"
+        print(f"  graded {s['graded']:,}: {s['wins']:,} won, {s['losses']:,} lost, {s['pushes']:,} pushes")
+        print(f"  accuracy {acc}   ROI {roi}   profit {s['profit']:+.2f} units   Brier {brier}")
+        sides = ", ".join(
+            f"{k.removeprefix('picks_')} {v}" for k, v in s.items() if k.startswith("picks_") and v
+        )
+        print(f"  picks per side: {sides or 'none'}")
+        print("\n  month      picks  graded  accuracy      ROI")
+        for m in report["monthly"]:
+            acc = "-" if m["accuracy"] is None else f"{m['accuracy']:.1%}"
+            roi = "-" if m["roi"] is None else f"{m['roi']:+.1%}"
+            print(f"  {m['month']}  {m['qualifying']:>7,}  {m['graded']:>6,}  {acc:>8}  {roi:>7}")
 
     _emit(args, report, human)
     return 0
@@ -158,6 +225,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--json", action="store_true", help="print the counts as JSON")
     p.set_defaults(func=cmd_import_history)
+
+    p = sub.add_parser("backtest", help="replay a model JSON over the lake's history as if live")
+    p.add_argument("model", metavar="MODEL.json")
+    p.add_argument("--sport", help="sport key (fills or must match the model's sport)")
+    p.add_argument("--from", required=True, type=dt.date.fromisoformat, metavar="YYYY-MM-DD")
+    p.add_argument("--to", required=True, type=dt.date.fromisoformat, metavar="YYYY-MM-DD")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=cmd_backtest)
 
     p = sub.add_parser("sql", help="run SQL over the lake's tables (a view per table)")
     p.add_argument("query")

@@ -21,6 +21,19 @@ tables_job = dg.define_asset_job(
     description="Rebuild the tidy tables from what is already in raw (after a history import).",
 )
 
+models_job = dg.define_asset_job(
+    "models_job",
+    selection=dg.AssetSelection.assets("model_versions"),
+    description="Rebuild the model_versions table from the registry's inbox.",
+)
+
+analyses_job = dg.define_asset_job(
+    "analyses_job",
+    selection=dg.AssetSelection.groups("analyses"),
+    partitions_def=daily_partitions,
+    description="Score every due model version against the slates of the given game dates.",
+)
+
 serving_job = dg.define_asset_job(
     "serving_job",
     selection=dg.AssetSelection.groups("serving"),

@@ -13,7 +13,10 @@ from typing import Any
 
 import dagster as dg
 
+from assets.analyses import read_model_versions
+from domain.engine import ANALYSES, grade_analyses, performance
 from domain.sample_league import SEASON_END, SEASON_START
+from domain.schemas import GAMES
 from pipelines.jobs import range_tags
 from resources.lake import Lake, raw_key
 from resources.warehouse import LAKE_TABLES, lake_connection
@@ -62,31 +65,58 @@ def table_counts(lake: Lake) -> dict[str, int]:
         return {t: con.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in LAKE_TABLES}
 
 
-def run_demo(progress: Progress) -> dict[str, Any]:
-    """The main job on the embedded default: a season of the sample league, ingested and served."""
+def run_job(job_name: str) -> dg.ExecuteInProcessResult:
+    """An unpartitioned job, in-process, on the instance in ``DAGSTER_HOME``."""
     from pipelines.definitions import defs
 
+    return defs.resolve_job_def(job_name).execute_in_process(
+        instance=dg.DagsterInstance.get(), run_config={"loggers": QUIET}
+    )
+
+
+def model_season_summary(
+    lake: Lake, model_ids: list[str], start: dt.date, end: dt.date
+) -> list[dict[str, Any]]:
+    """Each demo model's record over the analysed season (graded with the backtests' own code)."""
+    sport = "basketball_nba"
+    analyses = lake.read_table("analyses", sport, start, end + dt.timedelta(days=1), ANALYSES)
+    games = lake.read_table("games", sport, start, end + dt.timedelta(days=1), GAMES)
+    record = performance(grade_analyses(analyses, games), ["model_id"])
+    names = read_model_versions(lake).select("model_id", "name", "owner_user_id", "market", "public")
+    table = names.unique("model_id").join(record, on="model_id", how="left")
+    order = {m: i for i, m in enumerate(model_ids)}
+    return sorted(table.to_dicts(), key=lambda r: order.get(r["model_id"], len(order)))
+
+
+def run_demo(progress: Progress) -> dict[str, Any]:
+    """The main job on the embedded default: a season of the sample league, ingested and served,
+    with a few users' models registered and analysed over it."""
+    from pipelines.definitions import defs
+    from pipelines.demo import register_demo_models
+
     stages: list[dict[str, Any]] = []
-    last = SEASON_END
-    _timed(
-        stages,
-        f"ingest sample league {SEASON_START}..{last}",
-        progress,
-        lambda: execute_range("ingest_job", SEASON_START, last, sports=["basketball_nba"]),
-    )
-    _timed(
-        stages,
-        "publish serving snapshot",
-        progress,
-        lambda: defs.resolve_job_def("serving_job").execute_in_process(
-            instance=dg.DagsterInstance.get(), run_config={"loggers": QUIET}
-        ),
-    )
     lake: Lake = defs.resources["lake"]
+    nba = ["basketball_nba"]
+    _timed(
+        stages,
+        f"ingest sample league {SEASON_START}..{SEASON_END}",
+        progress,
+        lambda: execute_range("ingest_job", SEASON_START, SEASON_END, sports=nba),
+    )
+    model_ids = _timed(stages, "register sample users' models", progress, lambda: register_demo_models(lake))
+    _timed(stages, "model_versions table", progress, lambda: run_job("models_job"))
+    _timed(
+        stages,
+        f"analyses {SEASON_START}..{SEASON_END}",
+        progress,
+        lambda: execute_range("analyses_job", SEASON_START, SEASON_END, sports=nba),
+    )
+    _timed(stages, "publish serving snapshot", progress, lambda: run_job("serving_job"))
     warehouse = defs.resources["warehouse"]
     return {
         "stages": stages,
         "tables": table_counts(lake),
+        "models": model_season_summary(lake, model_ids, SEASON_START, SEASON_END),
         "lake": lake.uri(""),
         "snapshot": str(warehouse.current()),
     }

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import CurrentUser, current_user
 from api.errors import ERROR_RESPONSES, ApiError, ErrorBody, ErrorDetail
@@ -32,10 +32,12 @@ from domain.registry import (
     new_model_id,
     owner_of,
 )
+from resources.backtests import MAX_SPAN_DAYS, backtest_model, record_backtest
 from resources.registry_store import ModelState, RegistryStore
 
 _CREATE_ATTEMPTS = 3
 """Fresh ids tried when a new id clashes with one of the caller's existing ids."""
+
 
 router = APIRouter(
     prefix="/models",
@@ -222,3 +224,38 @@ def archive_model(model_id: ModelId, user: CurrentUser, registry: Registry) -> R
     _owned_state(registry, model_id, user)
     registry.archive(model_id, user, dt.datetime.now(dt.UTC))
     return Response(status_code=204)
+
+
+class BacktestRequest(BaseModel):
+    """The span of game dates to replay; the model's latest version unless ``version`` is given."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    start: dt.date = Field(alias="from", description="First game date (inclusive).")
+    end: dt.date = Field(alias="to", description="Last game date (inclusive).")
+    version: int | None = Field(default=None, ge=1)
+
+
+@router.post(
+    "/{model_id}/test",
+    summary="Backtest a model over the platform's history, as if live",
+    responses=_NOT_FOUND,
+)
+def backtest(
+    model_id: ModelId, body: BacktestRequest, user: CurrentUser, registry: Registry, request: Request
+) -> dict:
+    """Runs the same engine as the daily pipeline day by day over the span (cut-off at each game's
+    start) and reports predictions, graded picks, accuracy, ROI, Brier score, pushes and a per-month
+    table. The owner's run is recorded: publishing needs a backtest with 50 graded predictions."""
+    state = _owned_state(registry, model_id, user)
+    version = body.version or state.latest
+    if version not in state.versions:
+        raise ApiError(404, "not_found", f"model {model_id!r} has no version {version}")
+    if body.end < body.start or (body.end - body.start).days > MAX_SPAN_DAYS:
+        raise ApiError(
+            422, "invalid_span", f"the span must run forwards and cover at most {MAX_SPAN_DAYS} days"
+        )
+    config = ModelConfig.model_validate(registry.read(state, version).payload)
+    report = backtest_model(request.app.state.lake, config, body.start, body.end)
+    report["recorded_as"] = record_backtest(request.app.state.lake, report)
+    return report
