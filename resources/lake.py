@@ -216,8 +216,10 @@ class Lake(dg.ConfigurableResource):
         uris = [self.uri(k) for k in keys]
         if not uris:
             return pl.DataFrame(schema=schema or {})
-        options = self.polars_storage_options()
-        return pl.scan_parquet(uris, storage_options=options, missing_columns="insert", extra_columns="ignore").collect()
+        scan = pl.scan_parquet(
+            uris, storage_options=self.polars_storage_options(), missing_columns="insert", extra_columns="ignore"
+        )
+        return scan.collect()
 
     def partition_keys(self, prefix: str, start: dt.date, end: dt.date) -> list[str]:
         """Parquet keys under ``prefix`` whose partition date lies in ``[start, end)``."""
