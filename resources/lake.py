@@ -217,7 +217,10 @@ class Lake(dg.ConfigurableResource):
         if not uris:
             return pl.DataFrame(schema=schema or {})
         scan = pl.scan_parquet(
-            uris, storage_options=self.polars_storage_options(), missing_columns="insert", extra_columns="ignore"
+            uris,
+            storage_options=self.polars_storage_options(),
+            missing_columns="insert",
+            extra_columns="ignore",
         )
         return scan.collect()
 
