@@ -19,9 +19,6 @@ from domain.registry import MODEL_VERSIONS
 from domain.sports import SPORTS
 from resources.engine_tables import load_tables
 from resources.lake import Lake, table_key
-from resources.warehouse import register_table
-
-register_table("analyses", "tables/analyses", ANALYSES)
 
 
 class AnalysesConfig(dg.Config):

@@ -22,11 +22,9 @@ from domain.registry import MODEL_VERSIONS, merge_model_versions
 from domain.schemas import empty
 from resources.lake import Lake, table_key
 from resources.registry_store import INBOX_PREFIX, RegistryStore
-from resources.warehouse import register_table
 
 TABLE = "model_versions"
 TABLE_KEY = table_key(TABLE)
-register_table(TABLE, f"tables/{TABLE}", MODEL_VERSIONS, serve=True)
 
 SETTLE_SECONDS = 60.0
 """How far back the sensor re-checks modification times. An object's time is when its write

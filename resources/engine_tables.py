@@ -17,13 +17,15 @@ def load_tables(
 ) -> Tables:
     """The tidy tables the engine needs to score game dates ``[start, end)``.
 
-    Stats and results reach back ``history_days`` before ``start``; snapshots only cover the days
-    scored. Rows after a cut-off may be present: the engine enforces point in time itself.
+    Stats, results and odds snapshots reach back ``history_days`` before ``start`` (historical
+    performance grades past games at their closing lines, so a day scored alone sees the same
+    history as inside a season-long run). Rows after a cut-off may be present: the engine enforces
+    point in time itself.
     """
     since = start - dt.timedelta(days=history_days)
     return Tables(
         games=lake.read_table("games", sport, since, end, GAMES),
         team_box=lake.read_table("team_box_scores", sport, since, end, TEAM_BOX),
         player_box=lake.read_table("player_box_scores", sport, since, end, PLAYER_BOX),
-        snapshots=lake.read_table("odds_snapshots", sport, start, end, ODDS_SNAPSHOTS),
+        snapshots=lake.read_table("odds_snapshots", sport, since, end, ODDS_SNAPSHOTS),
     )

@@ -19,6 +19,8 @@ import dagster as dg
 import duckdb
 import polars as pl
 
+from domain.engine import ANALYSES
+from domain.registry import MODEL_VERSIONS
 from domain.schemas import GAMES, LINES, ODDS_SNAPSHOTS, PLAYER_BOX, TEAM_BOX
 from resources.lake import Lake
 
@@ -31,34 +33,43 @@ LAKE_TABLES: dict[str, tuple[str, dict[str, pl.DataType]]] = {
     "odds_snapshots": ("tables/odds_snapshots", ODDS_SNAPSHOTS),
     "team_box_scores": ("tables/team_box_scores", TEAM_BOX),
     "player_box_scores": ("tables/player_box_scores", PLAYER_BOX),
+    "model_versions": ("tables/model_versions", MODEL_VERSIONS),
+    "analyses": ("tables/analyses", ANALYSES),
 }
-"""View name -> (lake prefix, schema). Later stages register their tables with :func:`register_table`."""
+"""View name -> (lake prefix, schema): every table analysts, the API and dbt read."""
 
-SERVING_TABLES = ["games", "lines"]
+SERVING_TABLES = ["games", "lines", "model_versions"]
 """Tables copied into each serving snapshot (what the API reads)."""
-
-
-def register_table(name: str, prefix: str, schema: dict[str, pl.DataType], serve: bool = False) -> None:
-    """Make a lake table visible as a view (and, with ``serve``, in serving snapshots)."""
-    LAKE_TABLES[name] = (prefix, schema)
-    if serve and name not in SERVING_TABLES:
-        SERVING_TABLES.append(name)
 
 
 _DUCK_TYPES = {
     pl.String: "VARCHAR",
     pl.Date: "DATE",
+    pl.Int8: "TINYINT",
+    pl.Int16: "SMALLINT",
     pl.Int32: "INTEGER",
     pl.Int64: "BIGINT",
     pl.UInt32: "UINTEGER",
+    pl.UInt64: "UBIGINT",
+    pl.Float32: "FLOAT",
     pl.Float64: "DOUBLE",
     pl.Boolean: "BOOLEAN",
-    pl.Datetime: "TIMESTAMPTZ",
 }
 
 
+def _duck_type(dtype: pl.DataType) -> str:
+    """The DuckDB type of a polars dtype (for typed empty views)."""
+    if isinstance(dtype, pl.Datetime):
+        return "TIMESTAMPTZ" if dtype.time_zone else "TIMESTAMP"
+    if isinstance(dtype, pl.List):
+        return f"{_duck_type(dtype.inner)}[]"
+    if isinstance(dtype, pl.Array):
+        return f"{_duck_type(dtype.inner)}[{dtype.size}]"
+    return _DUCK_TYPES[type(dtype)]
+
+
 def _empty_select(schema: Mapping[str, pl.DataType]) -> str:
-    cols = ", ".join(f'CAST(NULL AS {_DUCK_TYPES[type(t)]}) AS "{c}"' for c, t in schema.items())
+    cols = ", ".join(f'CAST(NULL AS {_duck_type(t)}) AS "{c}"' for c, t in schema.items())
     return f"SELECT {cols} WHERE false"
 
 

@@ -146,3 +146,83 @@ def test_sql_token_and_help(
             main([name, "--help"])
         assert exit_info.value.code == 0
         assert "usage: oddsforge" in capsys.readouterr().out
+
+
+def test_backtest_on_real_nba_season(
+    lake_env: None, tmp_path: Path, capsys: pytest.CaptureFixture[str], repo_root: Path
+) -> None:
+    """The README's example: team_stats + odds_movement over the 2018-19 regular season."""
+    model = repo_root / "docs" / "examples" / "form_and_steam.json"
+    code, out, _ = run(
+        capsys,
+        "backtest",
+        str(model),
+        "--sport",
+        "basketball_nba",
+        "--from",
+        "2018-10-16",
+        "--to",
+        "2019-04-10",
+        "--json",
+    )
+    assert code == 0
+    report = json.loads(out)
+    s = report["summary"]
+    assert report["games_in_span"] == 1230
+    # kaggle and SBR both price every game of that season: two bookmakers' lines per game
+    assert s["analyses"] == 2 * 1230
+    assert s["wins"] + s["losses"] + s["pushes"] == s["qualifying"] > 1000
+    assert s["graded"] == s["wins"] + s["losses"] and 0.4 < s["accuracy"] < 0.6
+    assert [m["month"] for m in report["monthly"]] == [
+        "2018-10",
+        "2018-11",
+        "2018-12",
+        "2019-01",
+        "2019-02",
+        "2019-03",
+        "2019-04",
+    ]
+    assert sum(m["qualifying"] for m in report["monthly"]) == s["qualifying"]
+    code, out, _ = run(
+        capsys,
+        "backtest",
+        str(model),
+        "--sport",
+        "basketball_nba",
+        "--from",
+        "2018-10-16",
+        "--to",
+        "2019-04-10",
+    )
+    assert code == 0 and "accuracy" in out and "2019-04" in out
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        (
+            {"data_sources": {"team_stats": {"weight": 1, "fields": ["shoe_size"]}}},
+            ["team_stats", "shoe_size"],
+        ),
+        ({"min_confidence": 0.4}, ["min_confidence", "0.5"]),
+    ],
+)
+def test_backtest_rejects_a_bad_model_clearly(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], repo_root: Path, change: dict, named: list[str]
+) -> None:
+    model = json.loads((repo_root / "docs" / "examples" / "form_and_steam.json").read_text()) | change
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(model))
+    code, _, err = run(
+        capsys,
+        "backtest",
+        str(bad),
+        "--sport",
+        "basketball_nba",
+        "--from",
+        "2018-10-16",
+        "--to",
+        "2018-10-20",
+    )
+    assert code == 2 and "Traceback" not in err
+    assert all(word in err for word in named), err
