@@ -4,7 +4,7 @@ Each day is scored with :func:`score_day` with the backtest cut-off (``commence_
 weighting fed only by the backtest's own earlier analyses, then every analysis is graded against the
 final score at its own line and price. The report carries, per model version, the whole span and
 each month: analyses, qualifying picks, wins / losses / pushes, accuracy, units, profit, ROI, Brier
-score and picks per side. Pushes are refunded and left out of accuracy, units and ROI.
+score, log loss and picks per side. Pushes are refunded and left out of accuracy, units and ROI.
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ Progress = Callable[[dt.date, int, int], None]
 
 SIDES = ("home", "away", "over", "under")
 KEYS = ["model_id", "version"]
+LOG_LOSS_EPS = 1e-15
+"""Confidences are clipped to ``[eps, 1 - eps]`` before the log: a certain miss costs ~34.5, not inf."""
 
 
 @dataclass(frozen=True)
@@ -75,7 +77,7 @@ def run_backtest(
         multipliers = multipliers_from_calls(calls, day) if models.uses_dynamic_weighting else None
         analyses = score_day(models, tables, day, None, multipliers, custom_scores)
         graded = grade_analyses(analyses, tables.games)
-        tallies.append(_tally(graded, [*KEYS, "month"]))
+        tallies.append(tally(graded, [*KEYS, "month"]))
         if keep_analyses:
             kept.append(graded)
         if models.uses_dynamic_weighting:
@@ -84,14 +86,14 @@ def run_backtest(
         if progress is not None:
             progress(day, i + 1, len(days))
     if not tallies:
-        tallies.append(_tally(grade_analyses(pl.DataFrame(schema=ANALYSES), tables.games), [*KEYS, "month"]))
+        tallies.append(tally(grade_analyses(pl.DataFrame(schema=ANALYSES), tables.games), [*KEYS, "month"]))
     monthly = pl.concat(tallies).group_by(*KEYS, "month").agg(pl.all().sum())
     totals = monthly.drop("month").group_by(*KEYS).agg(pl.all().sum())
     everyone = models.frame.select(*KEYS).unique(maintain_order=True)
     summary = everyone.join(totals, on=KEYS, how="left").with_columns(pl.exclude(KEYS).fill_null(0))
     return BacktestResult(
-        summary=_metrics(summary),
-        monthly=_metrics(monthly).sort(*KEYS, "month"),
+        summary=metrics(summary),
+        monthly=metrics(monthly).sort(*KEYS, "month"),
         analyses=pl.concat(kept) if kept else None,
     )
 
@@ -118,19 +120,31 @@ def performance(graded: pl.DataFrame, by: Sequence[str]) -> pl.DataFrame:
 
     ``analyses``, ``qualifying``; over qualifying picks: ``wins``, ``losses``, ``pushes``, ``graded``
     (wins + losses), ``accuracy``, ``units`` (one per graded pick; pushes are refunded), ``profit``,
-    ``roi`` = profit / units, ``brier`` = mean of ``(confidence - won)^2`` over graded picks,
-    ``avg_confidence``, and ``picks_<side>`` so that a lean to one side shows.
+    ``roi`` = profit / units, ``brier`` = mean of ``(confidence - won)^2`` and ``log_loss`` = mean of
+    ``-log(confidence if won else 1 - confidence)`` over graded picks, ``avg_confidence``, and
+    ``picks_<side>`` so that a lean to one side shows. Settled picks (``domain.performance``) carry
+    ``clv``; then ``clv`` (its mean over qualifying picks that have one) and ``clv_picks`` follow.
     """
-    return _metrics(_tally(graded, by))
+    return metrics(tally(graded, by))
 
 
-def _tally(graded: pl.DataFrame, by: Sequence[str]) -> pl.DataFrame:
-    """Additive counts and sums per group (so days and months can be summed before dividing)."""
+def tally(graded: pl.DataFrame, by: Sequence[str]) -> pl.DataFrame:
+    """Additive counts and sums per group, so days, months and rolling windows are summed before
+    dividing (:func:`metrics` turns a tally into figures)."""
     q = pl.col("qualifies")
     won, lost = q & (pl.col("result") == "won"), q & (pl.col("result") == "lost")
     counted = won | lost
     if "month" in by and "month" not in graded.columns:
         graded = graded.with_columns(pl.col("game_date").dt.strftime("%Y-%m").alias("month"))
+    confidence = pl.col("confidence").clip(LOG_LOSS_EPS, 1 - LOG_LOSS_EPS)
+    log_loss = -pl.when(won).then(confidence.log()).otherwise((1 - confidence).log())
+    clv: list[pl.Expr] = []
+    if "clv" in graded.columns:
+        has_clv = q & pl.col("clv").is_not_null()
+        clv = [
+            pl.col("clv").filter(has_clv).sum().alias("clv_sum"),
+            has_clv.sum().cast(pl.Int64).alias("clv_picks"),
+        ]
     return graded.group_by(*by).agg(
         pl.len().cast(pl.Int64).alias("analyses"),
         q.sum().cast(pl.Int64).alias("qualifying"),
@@ -139,23 +153,35 @@ def _tally(graded: pl.DataFrame, by: Sequence[str]) -> pl.DataFrame:
         (q & (pl.col("result") == "push")).sum().cast(pl.Int64).alias("pushes"),
         pl.col("profit").filter(counted).sum().alias("profit"),
         ((pl.col("confidence") - won.cast(pl.Float64)) ** 2).filter(counted).sum().alias("brier_sum"),
+        log_loss.filter(counted).sum().alias("log_loss_sum"),
         pl.col("confidence").filter(q).sum().alias("confidence_sum"),
+        *clv,
         *[(q & (pl.col("pick") == side)).sum().cast(pl.Int64).alias(f"picks_{side}") for side in SIDES],
     )
 
 
-def _metrics(tally: pl.DataFrame) -> pl.DataFrame:
+def metrics(sums: pl.DataFrame) -> pl.DataFrame:
+    """Figures of a (possibly summed) :func:`tally`; see :func:`performance` for the columns."""
     graded = pl.col("wins") + pl.col("losses")
-    return tally.select(
-        pl.exclude("profit", "brier_sum", "confidence_sum", *[f"picks_{s}" for s in SIDES]),
+    per_graded = [
+        pl.when(graded > 0).then(pl.col(f"{name}_sum") / graded).alias(name) for name in ("brier", "log_loss")
+    ]
+    clv: list[pl.Expr | str] = []
+    if "clv_sum" in sums.columns:
+        mean_clv = pl.when(pl.col("clv_picks") > 0).then(pl.col("clv_sum") / pl.col("clv_picks"))
+        clv = [mean_clv.alias("clv"), "clv_picks"]
+    summed = ["profit", "brier_sum", "log_loss_sum", "confidence_sum", "clv_sum", "clv_picks"]
+    return sums.select(
+        pl.exclude(*summed, *[f"picks_{s}" for s in SIDES]),
         graded.alias("graded"),
         pl.when(graded > 0).then(pl.col("wins") / graded).alias("accuracy"),
         graded.cast(pl.Float64).alias("units"),
         "profit",
         pl.when(graded > 0).then(pl.col("profit") / graded).alias("roi"),
-        pl.when(graded > 0).then(pl.col("brier_sum") / graded).alias("brier"),
+        *per_graded,
         pl.when(pl.col("qualifying") > 0)
         .then(pl.col("confidence_sum") / pl.col("qualifying"))
         .alias("avg_confidence"),
+        *clv,
         *[f"picks_{s}" for s in SIDES],
     )

@@ -1,0 +1,124 @@
+"""Marketplace marts: the dbt project in ``dbt_project/`` built over the lake by dagster-dbt.
+
+``dbt build`` makes staging views over the lake's Parquet, the ``leaderboard``, ``creator_summary``
+and ``model_subscribers`` tables and runs their tests (Dagster asset checks), in the DuckDB file
+that ``ODDSFORGE_DBT_DUCKDB`` names (default ``data/warehouse/marts.duckdb``): one variable for the
+profile and this asset. dbt's sources map to the upstream assets ``model_versions``,
+``model_performance``, ``settled_picks`` and ``subscriptions``.
+
+The manifest is never committed (``target/`` is ignored): loading this module parses the project
+when the manifest is missing or older than a project file (``dbt parse`` is offline and takes a few
+seconds), so ``dagster definitions validate`` works on a fresh clone and ``dagster dev`` picks up
+edited models on reload.
+
+No ``from __future__ import annotations`` here: Dagster reads resource annotations unevaluated.
+"""
+
+import json
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
+
+from domain.performance import MIN_GRADED, ROLLING_DAYS, WILSON_Z
+from resources.lake import Lake, httpfs_extension_path
+
+DBT_DIR = Path(__file__).resolve().parents[1] / "dbt_project"
+MARTS_ENV = "ODDSFORGE_DBT_DUCKDB"
+DEFAULT_MARTS = "data/warehouse/marts.duckdb"
+_GENERATED = {"target", "logs"}
+
+dbt_project = DbtProject(project_dir=DBT_DIR, profiles_dir=DBT_DIR)
+
+
+def _stale(project: DbtProject) -> bool:
+    """Whether the manifest is missing or older than a file of the project (models, macros, YAML)."""
+    if not project.manifest_path.exists():
+        return True
+    built = project.manifest_path.stat().st_mtime
+    return any(
+        path.stat().st_mtime > built
+        for path in project.project_dir.rglob("*")
+        if path.is_file() and path.relative_to(project.project_dir).parts[0] not in _GENERATED
+    )
+
+
+def dbt_resource(project: DbtProject = dbt_project) -> DbtCliResource:
+    """The ``dbt`` resource: the dbt executable of this interpreter's environment, so runs work
+    whether or not the virtual environment is on ``PATH``."""
+    return DbtCliResource(project_dir=project, dbt_executable=str(Path(sys.executable).parent / "dbt"))
+
+
+def prepare_manifest(project: DbtProject) -> Path:
+    """The project's ``manifest.json``, parsed first when missing or stale.
+
+    Used instead of ``DbtProject.prepare_if_dev()``, which parses only under ``dagster dev`` (not for
+    ``definitions validate`` on a fresh clone) and runs whichever ``dbt`` is on ``PATH`` (none when
+    the virtual environment is not activated, as with ``.venv/bin/dagster``).
+    """
+    if _stale(project):
+        dbt_resource(project).cli(["parse", "--quiet"], target_path=project.target_path).wait()
+    return project.manifest_path
+
+
+def marts_path() -> Path:
+    """The marts DuckDB file, absolute (read at run time; relative paths from the working folder)."""
+    return Path(os.environ.get(MARTS_ENV, DEFAULT_MARTS)).resolve()
+
+
+def dbt_vars(lake: Lake, duckdb_path: Path) -> dict[str, Any]:
+    """``--vars`` of every dbt run: absolute paths (dbt runs in ``dbt_project/``), the marketplace's
+    constants from :mod:`domain.performance` (one source of truth), and for an S3 lake the packaged
+    httpfs extension and the endpoint (credentials stay in the standard AWS variables)."""
+    values: dict[str, Any] = {
+        "lake_root": lake.root.rstrip("/") if lake.is_s3 else str(Path(lake.root).resolve()),
+        "duckdb_path": str(duckdb_path),
+        "rolling_days": ROLLING_DAYS,
+        "min_graded": MIN_GRADED,
+        "wilson_z": WILSON_Z,
+    }
+    if lake.is_s3:
+        endpoint = lake.client.meta.endpoint_url
+        host = endpoint.split("://", 1)[-1].rstrip("/")
+        values |= {
+            "httpfs_extension": httpfs_extension_path(),
+            "s3_endpoint": host,
+            "s3_url_style": "vhost" if host.endswith("amazonaws.com") else "path",
+            "s3_use_ssl": str(endpoint.startswith("https://")).lower(),
+        }
+    return values
+
+
+def dbt_build_args(lake: Lake, duckdb_path: Path) -> list[str]:
+    """``dbt build`` with the vars and the profile target (``dev`` local, ``s3``) for ``lake``."""
+    target = ["--target", "s3"] if lake.is_s3 else []
+    return ["build", "--vars", json.dumps(dbt_vars(lake, duckdb_path)), *target]
+
+
+class MartsTranslator(DagsterDbtTranslator):
+    """dbt models become ``marts/<name>`` assets (so ``marts/leaderboard`` never clashes with a
+    Python asset); sources keep the keys their ``meta.dagster.asset_key`` gives."""
+
+    def get_asset_key(self, dbt_resource_props: dict[str, Any]) -> dg.AssetKey:
+        key = super().get_asset_key(dbt_resource_props)
+        return key if dbt_resource_props["resource_type"] == "source" else key.with_prefix("marts")
+
+
+@dbt_assets(
+    manifest=prepare_manifest(dbt_project),
+    project=dbt_project,
+    dagster_dbt_translator=MartsTranslator(),
+    name="marts",
+)
+def marts(context: dg.AssetExecutionContext, dbt: DbtCliResource, lake: Lake) -> Iterator[Any]:
+    """Staging views over the lake and the marketplace marts, with their dbt tests as checks."""
+    duckdb_path = marts_path()
+    duckdb_path.parent.mkdir(parents=True, exist_ok=True)
+    yield from dbt.cli(dbt_build_args(lake, duckdb_path), context=context).stream()
+
+
+mart_assets = [marts]

@@ -1,0 +1,20 @@
+-- Every analysis of a completed game (domain.performance.SETTLED_PICKS without the source lists).
+{{ lake_select('settled_picks', 'tables/settled_picks/*/*.parquet', {
+    'model_id': 'varchar',
+    'version': 'integer',
+    'sport': 'varchar',
+    'market': 'varchar',
+    'game_id': 'varchar',
+    'game_date': 'date',
+    'bookmaker': 'varchar',
+    'line': 'double',
+    'pick': 'varchar',
+    'confidence': 'double',
+    'qualifies': 'boolean',
+    'pick_price': 'double',
+    'result': 'varchar',
+    'profit': 'double',
+    'pick_no_vig': 'double',
+    'closing_no_vig': 'double',
+    'clv': 'double',
+}) }}

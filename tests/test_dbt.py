@@ -1,0 +1,310 @@
+"""The dbt marts over a real lake: built through the Dagster assets (dagster-dbt) on a local lake, with
+dbt's Python API on an empty lake and on S3, and checked against the Python rules they restate."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import polars as pl
+import pytest
+import yaml
+from dagster_dbt import DbtProject
+from dbt.cli.main import dbtRunner
+
+from assets.marts import (
+    DBT_DIR,
+    MARTS_ENV,
+    _stale,
+    dbt_build_args,
+    dbt_resource,
+    marts,
+    prepare_manifest,
+)
+from domain.performance import (
+    MIN_GRADED,
+    MODEL_PERFORMANCE,
+    ROLLING_DAYS,
+    SETTLED_PICKS,
+    WILSON_Z,
+    leaderboard,
+    rolling_performance,
+)
+from domain.registry import MODEL_VERSIONS
+from domain.schemas import conform
+from domain.subscriptions import SUBSCRIPTIONS
+from resources.lake import Lake, table_key
+
+NBA, NFL = "basketball_nba", "americanfootball_nfl"
+AS_OF = dt.date(2024, 3, 31)
+WINDOW_START = AS_OF - dt.timedelta(days=ROLLING_DAYS - 1)  # 2024-03-02
+
+# Models (owner, id, sport, versions, public, status):
+VERSIONS = [
+    ("u1", "sixty", NBA, 1, True, "active"),
+    ("u1", "twin", NBA, 1, True, "active"),
+    ("u1", "old", NBA, 1, True, "active"),
+    ("u1", "old", NBA, 2, True, "active"),
+    ("u2", "five-oh", NBA, 1, True, "active"),
+    ("u2", "gone", NBA, 1, True, "archived"),
+    ("u3", "private", NBA, 1, False, "active"),
+    ("u3", "idle", NBA, 1, True, "active"),
+    ("u3", "nfl", NFL, 1, True, "active"),
+]
+# Daily rows (model, version, sport, date, wins, losses, profit):
+PERFORMANCE = [
+    ("sixty", 1, NBA, AS_OF - dt.timedelta(days=1), 30, 20, 5.0),
+    ("sixty", 1, NBA, AS_OF, 30, 20, 5.0),  # 60-40, ROI 0.10
+    ("twin", 1, NBA, AS_OF, 60, 40, 15.0),  # 60-40, ROI 0.15: wins the tie
+    ("five-oh", 1, NBA, WINDOW_START - dt.timedelta(days=1), 50, 0, 45.0),  # a day too old
+    ("five-oh", 1, NBA, WINDOW_START, 1, 0, 0.9),  # first day of the window
+    ("five-oh", 1, NBA, AS_OF, 5, 0, 4.5),  # 6-0 in the window: Wilson 0.61, not established
+    ("old", 1, NBA, AS_OF, 100, 0, 90.0),  # superseded by version 2
+    ("old", 2, NBA, AS_OF, 10, 20, -11.0),
+    ("gone", 1, NBA, AS_OF, 5, 5, -0.5),
+    ("private", 1, NBA, AS_OF, 90, 10, 80.0),
+    ("nfl", 1, NFL, AS_OF - dt.timedelta(days=3), 55, 45, 3.0),
+]
+# Subscriptions (id, subscriber, model, status):
+SUBS = [
+    ("s1", "a", "sixty", "trial"),
+    ("s2", "b", "sixty", "active"),
+    ("s3", "c", "sixty", "cancelled"),
+    ("s4", "d", "five-oh", "expired"),
+    ("s5", "e", "nfl", "trial"),
+]
+OWNERS = {model: owner for owner, model, *_ in VERSIONS}
+
+
+def model_versions() -> pl.DataFrame:
+    rows = [
+        {
+            "model_id": m,
+            "version": v,
+            "owner_user_id": owner,
+            "name": m.title(),
+            "sport": sport,
+            "bet_type": "game",
+            "market": "spreads",
+            "public": public,
+            "price_cents": 0,
+            "trial_days": 7,
+            "status": status,
+            "created_at": dt.datetime(2024, 1, v, tzinfo=dt.UTC),
+        }
+        for owner, m, sport, v, public, status in VERSIONS
+    ]
+    return conform(pl.DataFrame(rows), MODEL_VERSIONS)
+
+
+def performance_rows() -> pl.DataFrame:
+    rows = [
+        {
+            "model_id": m,
+            "version": v,
+            "sport": sport,
+            "market": "spreads",
+            "date": d,
+            "analyses": w + lo,
+            "total_predictions": w + lo,
+            "correct_predictions": w,
+            "losses": lo,
+            "pushes": 0,
+            "graded": w + lo,
+            "accuracy": w / (w + lo),
+            "units": float(w + lo),
+            "profit": profit,
+            "roi": profit / (w + lo),
+            "brier_score": 0.24,
+            "avg_confidence": 0.6,
+        }
+        for m, v, sport, d, w, lo, profit in PERFORMANCE
+    ]
+    return conform(pl.DataFrame(rows), MODEL_PERFORMANCE)
+
+
+def subscriptions() -> pl.DataFrame:
+    rows = [
+        {"subscription_id": s, "user_id": u, "model_id": m, "creator_id": OWNERS[m], "status": st}
+        for s, u, m, st in SUBS
+    ]
+    return conform(pl.DataFrame(rows), SUBSCRIPTIONS)
+
+
+def settled_picks() -> pl.DataFrame:
+    row = {
+        "model_id": "sixty",
+        "version": 1,
+        "sport": NBA,
+        "market": "spreads",
+        "game_id": "nba_20240331_BOS_NYK",
+        "game_date": AS_OF,
+        "bookmaker": "b",
+        "line": -3.0,
+        "source_names": ["team_stats"],
+        "source_scores": [0.7],
+        "weights": [1.0],
+        "pick": "home",
+        "confidence": 0.7,
+        "qualifies": True,
+        "pick_price": 1.909,
+        "result": "won",
+        "profit": 0.909,
+    }
+    return conform(pl.DataFrame([row]), SETTLED_PICKS)
+
+
+def fill_lake(lake: Lake) -> None:
+    """The lake as the pipeline writes it: one object per table, per sport and day where partitioned."""
+    lake.write_parquet(table_key("model_versions"), model_versions())
+    lake.write_parquet(table_key("subscriptions"), subscriptions())
+    perf = performance_rows()
+    for (sport, day), part in perf.partition_by("sport", "date", as_dict=True).items():
+        lake.write_parquet(table_key("model_performance", sport, day), part)
+    lake.write_parquet(table_key("settled_picks", NBA, AS_OF), settled_picks())
+
+
+def query(path: Path, sql: str) -> pl.DataFrame:
+    # Not read-only: dbt's in-process runs keep their (read-write) handle on the file open, and DuckDB
+    # shares one instance per file and configuration within a process.
+    with duckdb.connect(str(path)) as con:
+        return con.execute(sql).pl()
+
+
+def run_dbt(args: list[str], tmp: Path) -> None:
+    """``dbt`` in this process through its Python API (no start-up cost), artifacts and logs under
+    ``tmp``, never in the repository."""
+    paths = ["--project-dir", str(DBT_DIR), "--profiles-dir", str(DBT_DIR)]
+    logs = ["--target-path", str(tmp / "target"), "--log-path", str(tmp / "logs"), "--quiet"]
+    result = dbtRunner().invoke([*args, *paths, *logs])
+    assert result.success, result.exception
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The marts built by materialising the Dagster dbt assets over a filled local lake."""
+    tmp = tmp_path_factory.mktemp("marts")
+    lake = Lake(root=str(tmp / "lake"))
+    fill_lake(lake)
+    path = tmp / "warehouse" / "marts.duckdb"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(MARTS_ENV, str(path))
+        result = dg.materialize([marts], resources={"dbt": dbt_resource(), "lake": lake})
+    assert result.success
+    checks = result.get_asset_check_evaluations()
+    assert checks and all(c.passed for c in checks)
+    return path
+
+
+def test_leaderboard_ranks_and_windows(built: Path) -> None:
+    board = query(built, "select * from leaderboard order by sport, rank")
+    nba = board.filter(pl.col("sport") == NBA)
+    # 60-40 beats 5-0 (6-0 here): under 50 graded picks a window is not established; of two 60-40
+    # records the higher ROI wins; the private and the archived models are not listed.
+    assert nba["model_id"].to_list() == ["twin", "sixty", "five-oh", "old", "idle"]
+    assert nba["rank"].to_list() == [1, 2, 3, 4, 5]
+    rows = {r["model_id"]: r for r in board.iter_rows(named=True)}
+    assert (rows["five-oh"]["graded"], rows["five-oh"]["wins"]) == (6, 6)  # the day before the window is out
+    assert (rows["old"]["version"], rows["old"]["graded"]) == (2, 30)  # the latest version only
+    assert (rows["idle"]["graded"], rows["idle"]["performance_score"]) == (0, 0.0)
+    assert rows["nfl"]["rank"] == 1
+    assert rows["sixty"]["roi"] == pytest.approx(0.1)
+    assert board["as_of"].unique().to_list() == [AS_OF]
+
+
+def test_sql_and_python_leaderboards_agree(built: Path) -> None:
+    """One rule in two languages: the mart and domain.performance.leaderboard rank the same models
+    with the same Wilson scores on the same data."""
+    sql = query(built, "select * from leaderboard").sort("sport", "rank")
+    python = leaderboard(rolling_performance(performance_rows(), AS_OF), model_versions()).sort(
+        "sport", "rank"
+    )
+    assert sql["model_id"].to_list() == python["model_id"].to_list()
+    assert sql["rank"].to_list() == python["rank"].to_list()
+    assert sql["graded"].to_list() == python["rolling_graded"].to_list()
+    assert sql["performance_score"].to_list() == pytest.approx(
+        python["performance_score"].to_list(), abs=1e-12
+    )
+    assert sql["roi"].to_list() == pytest.approx(python["rolling_roi"].to_list())
+    assert sql["brier"].to_list() == pytest.approx(python["rolling_brier"].to_list())
+
+
+def test_subscribers_and_creators(built: Path) -> None:
+    subs = dict(query(built, "select model_id, subscribers from model_subscribers").iter_rows())
+    assert subs["sixty"] == 2  # trial + active; the cancelled one does not count
+    assert subs["five-oh"] == 0  # expired
+    assert subs["nfl"] == 1 and subs["idle"] == 0
+    creators = {
+        r["creator_id"]: r for r in query(built, "select * from creator_summary").iter_rows(named=True)
+    }
+    u1, u2, u3 = creators["u1"], creators["u2"], creators["u3"]
+    assert (u1["models"], u1["public_models"], u1["subscribers"]) == (3, 3, 2)
+    # u1: sixty 60/100, twin 60/100, old 110/130 over both versions: 330 graded, mean accuracy.
+    assert u1["total_graded"] == 330
+    assert u1["avg_accuracy"] == pytest.approx((0.6 + 0.6 + 110 / 130) / 3)
+    # u2: the archived model leaves the model count but keeps its record (5/10).
+    assert (u2["models"], u2["public_models"], u2["total_graded"]) == (1, 1, 66)
+    assert u2["avg_accuracy"] == pytest.approx((1.0 + 0.5) / 2)
+    assert (u3["models"], u3["public_models"], u3["subscribers"]) == (3, 2, 1)
+
+
+def test_staging_columns_follow_the_python_contracts(built: Path) -> None:
+    contracts = {
+        "stg_model_versions": MODEL_VERSIONS,
+        "stg_model_performance": MODEL_PERFORMANCE,
+        "stg_settled_picks": SETTLED_PICKS,
+        "stg_subscriptions": SUBSCRIPTIONS,
+    }
+    for view, schema in contracts.items():
+        columns = query(built, f"describe {view}")["column_name"].to_list()
+        assert set(columns) <= set(schema), view
+    assert query(built, "select result, profit from stg_settled_picks").rows() == [("won", 0.909)]
+
+
+def test_dbt_defaults_match_the_domain_constants() -> None:
+    project = yaml.safe_load((DBT_DIR / "dbt_project.yml").read_text())
+    assert project["vars"] == {"rolling_days": ROLLING_DAYS, "min_graded": MIN_GRADED, "wilson_z": WILSON_Z}
+
+
+def test_dagster_wiring() -> None:
+    keys = {k.to_user_string() for k in marts.keys}
+    assert {"marts/leaderboard", "marts/creator_summary", "marts/model_subscribers"} <= keys
+    upstream = {k.to_user_string() for k in marts.dependency_keys} - keys
+    assert upstream == {"model_versions", "model_performance", "settled_picks", "subscriptions"}
+    assert set(marts.group_names_by_key.values()) == {"marketplace"}
+    assert marts.check_specs  # dbt tests are asset checks
+
+
+def test_marts_build_on_an_empty_lake(tmp_path: Path) -> None:
+    """A fresh lake (no table written yet) builds empty marts instead of failing."""
+    path = tmp_path / "marts.duckdb"
+    run_dbt(dbt_build_args(Lake(root=str(tmp_path / "lake")), path), tmp_path)
+    assert query(path, "select count(*) from leaderboard").item() == 0
+    assert query(path, "select count(*) from stg_subscriptions").item() == 0
+
+
+def test_marts_build_over_s3(s3_lake: Lake, tmp_path: Path) -> None:
+    """The ``s3`` target reads the lake through the packaged httpfs extension."""
+    fill_lake(s3_lake)
+    path = tmp_path / "marts.duckdb"
+    run_dbt(dbt_build_args(s3_lake, path), tmp_path)
+    assert query(path, "select model_id from leaderboard where sport = 'basketball_nba' order by rank")[
+        "model_id"
+    ].to_list() == ["twin", "sixty", "five-oh", "old", "idle"]
+
+
+def test_manifest_is_parsed_when_missing_or_stale(tmp_path: Path) -> None:
+    copy = tmp_path / "dbt_project"
+    shutil.copytree(DBT_DIR, copy, ignore=shutil.ignore_patterns("target", "logs"))
+    project = DbtProject(project_dir=copy, profiles_dir=copy)
+    assert _stale(project)
+    manifest = prepare_manifest(project)
+    assert manifest.exists() and not _stale(project)
+    model = copy / "models" / "marts" / "leaderboard.sql"
+    later = manifest.stat().st_mtime + 10
+    os.utime(model, (later, later))
+    assert _stale(project)
