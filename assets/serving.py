@@ -6,18 +6,25 @@ import datetime as dt
 
 import dagster as dg
 
+from assets.marts import marts_path
 from resources.lake import Lake
-from resources.warehouse import Warehouse
+from resources.warehouse import MART_TABLES, Warehouse
 
 
 @dg.asset(
-    deps=["games", "lines"],
+    deps=[
+        "games",
+        "lines",
+        "model_versions",
+        "model_calibration",
+        *[dg.AssetKey(["marts", t]) for t in MART_TABLES],
+    ],
     group_name="serving",
     kinds={"duckdb"},
     description="A new read-only DuckDB snapshot of the tables the API serves, swapped in atomically.",
 )
 def serving_snapshot(lake: Lake, warehouse: Warehouse) -> dg.MaterializeResult:
-    path, counts = warehouse.publish(lake, dt.datetime.now(dt.UTC))
+    path, counts = warehouse.publish(lake, dt.datetime.now(dt.UTC), marts_path())
     return dg.MaterializeResult(
         metadata={"snapshot": path.name, **{f"rows/{t}": n for t, n in counts.items()}}
     )

@@ -303,6 +303,17 @@ def suspension_decisions(history: pl.DataFrame, model_versions: pl.DataFrame, to
 
 # ---- calibration --------------------------------------------------------------------------------
 
+CALIBRATION: dict[str, pl.DataType] = {
+    "model_id": pl.String(),
+    "version": pl.Int32(),
+    "bin": pl.Int32(),
+    "lower": pl.Float64(),
+    "upper": pl.Float64(),
+    "n": pl.Int64(),
+    "mean_confidence": pl.Float64(),
+    "win_rate": pl.Float64(),
+}
+
 
 def calibration(settled: pl.DataFrame, bins: int = 10) -> pl.DataFrame:
     """Reliability table per model version: qualifying won/lost picks in ``bins`` equal confidence

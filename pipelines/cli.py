@@ -62,6 +62,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
             roi = "-" if m["roi"] is None else f"{m['roi']:+.1%}"
             who = f"{m['name']:<26} {m['owner_user_id']:<6} {m['market']:<8}"
             print(f"  {who} {m['qualifying'] or 0:>6} {acc:>6} {roi:>7}")
+        print("\nLeaderboard (dbt mart, rolling 30 days, as served by GET /marketplace/models):")
+        print(f"  {'#':>2} {'model':<26} {'graded':>6} {'acc':>6} {'ROI':>7} {'score':>6}")
+        for r in report["leaderboard"]:
+            acc = "-" if r["accuracy"] is None else f"{r['accuracy']:.1%}"
+            roi = "-" if r["roi"] is None else f"{r['roi']:+.1%}"
+            print(
+                f"  {r['rank']:>2} {r['name']:<26} {r['graded']:>6} {acc:>6} {roi:>7} {r['performance_score']:.3f}"
+            )
         print(f"\nLake: {report['lake']}\nServing snapshot: {report['snapshot']}")
         print("\nLook at it:")
         print('  oddsforge sql "SELECT * FROM games ORDER BY commence_time LIMIT 5"')

@@ -34,6 +34,19 @@ analyses_job = dg.define_asset_job(
     description="Score every due model version against the slates of the given game dates.",
 )
 
+performance_job = dg.define_asset_job(
+    "performance_job",
+    selection=dg.AssetSelection.assets("settled_picks", "model_performance"),
+    partitions_def=daily_partitions,
+    description="Settle the analyses of the given game dates and compute daily and rolling performance.",
+)
+
+marts_job = dg.define_asset_job(
+    "marts_job",
+    selection=dg.AssetSelection.assets("model_calibration") | dg.AssetSelection.groups("marketplace"),
+    description="Calibration tables and the dbt marts (leaderboard, creator summaries, subscribers).",
+)
+
 serving_job = dg.define_asset_job(
     "serving_job",
     selection=dg.AssetSelection.groups("serving"),

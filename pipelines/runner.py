@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import duckdb
 
 from assets.analyses import read_model_versions
 from domain.engine import ANALYSES, grade_analyses, performance
@@ -19,7 +20,7 @@ from domain.sample_league import SEASON_END, SEASON_START
 from domain.schemas import GAMES
 from pipelines.jobs import range_tags
 from resources.lake import Lake, raw_key
-from resources.warehouse import LAKE_TABLES, lake_connection
+from resources.warehouse import LAKE_TABLES, Warehouse, lake_connection
 
 Progress = Callable[[str], None]
 QUIET = {"console": {"config": {"log_level": "WARNING"}}}
@@ -88,6 +89,15 @@ def model_season_summary(
     return sorted(table.to_dicts(), key=lambda r: order.get(r["model_id"], len(order)))
 
 
+def leaderboard_rows(warehouse: Warehouse) -> list[dict[str, Any]]:
+    """The leaderboard mart as served (read from the current serving snapshot)."""
+    path = warehouse.current()
+    if path is None:
+        return []
+    with duckdb.connect(str(path), read_only=True) as con:
+        return con.execute("SELECT * FROM leaderboard ORDER BY sport, bet_type, rank").pl().to_dicts()
+
+
 def run_demo(progress: Progress) -> dict[str, Any]:
     """The main job on the embedded default: a season of the sample league, ingested and served,
     with a few users' models registered and analysed over it."""
@@ -111,9 +121,17 @@ def run_demo(progress: Progress) -> dict[str, Any]:
         progress,
         lambda: execute_range("analyses_job", SEASON_START, SEASON_END, sports=nba),
     )
+    _timed(
+        stages,
+        "settled picks and daily performance",
+        progress,
+        lambda: execute_range("performance_job", SEASON_START, SEASON_END, sports=nba),
+    )
+    _timed(stages, "calibration and dbt marts", progress, lambda: run_job("marts_job"))
     _timed(stages, "publish serving snapshot", progress, lambda: run_job("serving_job"))
     warehouse = defs.resources["warehouse"]
     return {
+        "leaderboard": leaderboard_rows(warehouse),
         "stages": stages,
         "tables": table_counts(lake),
         "models": model_season_summary(lake, model_ids, SEASON_START, SEASON_END),

@@ -20,6 +20,7 @@ import duckdb
 import polars as pl
 
 from domain.engine import ANALYSES
+from domain.performance import CALIBRATION, MODEL_PERFORMANCE, SETTLED_PICKS
 from domain.registry import MODEL_VERSIONS
 from domain.schemas import GAMES, LINES, ODDS_SNAPSHOTS, PLAYER_BOX, TEAM_BOX
 from resources.lake import Lake
@@ -35,11 +36,17 @@ LAKE_TABLES: dict[str, tuple[str, dict[str, pl.DataType]]] = {
     "player_box_scores": ("tables/player_box_scores", PLAYER_BOX),
     "model_versions": ("tables/model_versions", MODEL_VERSIONS),
     "analyses": ("tables/analyses", ANALYSES),
+    "settled_picks": ("tables/settled_picks", SETTLED_PICKS),
+    "model_performance": ("tables/model_performance", MODEL_PERFORMANCE),
+    "model_calibration": ("tables/model_calibration", CALIBRATION),
 }
 """View name -> (lake prefix, schema): every table analysts, the API and dbt read."""
 
-SERVING_TABLES = ["games", "lines", "model_versions"]
-"""Tables copied into each serving snapshot (what the API reads)."""
+SERVING_TABLES = ["games", "lines", "model_versions", "model_calibration"]
+"""Lake tables copied into each serving snapshot (what the API reads)."""
+
+MART_TABLES = ["leaderboard", "creator_summary", "model_subscribers"]
+"""dbt marts copied into each serving snapshot when the marts file exists."""
 
 
 _DUCK_TYPES = {
@@ -108,8 +115,9 @@ class Warehouse(dg.ConfigurableResource):
     def serving_dir(self) -> Path:
         return Path(self.directory) / "serving"
 
-    def publish(self, lake: Lake, now: dt.datetime) -> tuple[Path, dict[str, int]]:
-        """Copy the serving tables into a new snapshot file, then point ``CURRENT`` at it."""
+    def publish(self, lake: Lake, now: dt.datetime, marts: Path | None = None) -> tuple[Path, dict[str, int]]:
+        """Copy the serving tables (and the dbt marts of ``marts``) into a new snapshot file, then
+        point ``CURRENT`` at it."""
         self.serving_dir.mkdir(parents=True, exist_ok=True)
         name = f"serving-{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}.duckdb"
         path = self.serving_dir / name
@@ -122,6 +130,12 @@ class Warehouse(dg.ConfigurableResource):
                 counts[table] = con.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]
             for view in set(LAKE_TABLES) - set(SERVING_TABLES):
                 con.execute(f'DROP VIEW IF EXISTS "{view}"')
+            if marts is not None and marts.exists():
+                con.execute(f"ATTACH '{marts}' AS marts (READ_ONLY)")
+                for table in MART_TABLES:
+                    con.execute(f'CREATE TABLE "{table}" AS SELECT * FROM marts.main."{table}"')
+                    counts[table] = con.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]
+                con.execute("DETACH marts")
             con.execute("CHECKPOINT")
         pointer = self.serving_dir / "CURRENT"
         tmp = self.serving_dir / f".CURRENT.{uuid.uuid4().hex}"
