@@ -67,9 +67,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         for r in report["leaderboard"]:
             acc = "-" if r["accuracy"] is None else f"{r['accuracy']:.1%}"
             roi = "-" if r["roi"] is None else f"{r['roi']:+.1%}"
-            print(
-                f"  {r['rank']:>2} {r['name']:<26} {r['graded']:>6} {acc:>6} {roi:>7} {r['performance_score']:.3f}"
-            )
+            score = f"{r['performance_score']:.3f}"
+            print(f"  {r['rank']:>2} {r['name']:<26} {r['graded']:>6} {acc:>6} {roi:>7} {score:>6}")
         print(f"\nLake: {report['lake']}\nServing snapshot: {report['snapshot']}")
         print("\nLook at it:")
         print('  oddsforge sql "SELECT * FROM games ORDER BY commence_time LIMIT 5"')
