@@ -29,7 +29,7 @@ models_job = dg.define_asset_job(
 
 analyses_job = dg.define_asset_job(
     "analyses_job",
-    selection=dg.AssetSelection.groups("analyses"),
+    selection=dg.AssetSelection.groups("features", "analyses"),
     partitions_def=daily_partitions,
     description="Score every due model version against the slates of the given game dates.",
 )

@@ -19,7 +19,9 @@ import dagster as dg
 import duckdb
 import polars as pl
 
+from domain.dataset_registry import DATASETS
 from domain.engine import ANALYSES
+from domain.engine.feature_tables import LINE_HISTORY, PLAYER_FORM, TEAM_FORM, TEAM_RATES
 from domain.performance import CALIBRATION, MODEL_PERFORMANCE, SETTLED_PICKS
 from domain.registry import MODEL_VERSIONS
 from domain.schemas import GAMES, LINES, ODDS_SNAPSHOTS, PLAYER_BOX, TEAM_BOX
@@ -35,7 +37,12 @@ LAKE_TABLES: dict[str, tuple[str, dict[str, pl.DataType]]] = {
     "team_box_scores": ("tables/team_box_scores", TEAM_BOX),
     "player_box_scores": ("tables/player_box_scores", PLAYER_BOX),
     "model_versions": ("tables/model_versions", MODEL_VERSIONS),
+    "datasets": ("tables/datasets", DATASETS),
     "analyses": ("tables/analyses", ANALYSES),
+    "team_form": ("tables/team_form", TEAM_FORM),
+    "player_form": ("tables/player_form", PLAYER_FORM),
+    "line_history": ("tables/line_history", LINE_HISTORY),
+    "team_rates": ("tables/team_rates", TEAM_RATES),
     "settled_picks": ("tables/settled_picks", SETTLED_PICKS),
     "model_performance": ("tables/model_performance", MODEL_PERFORMANCE),
     "model_calibration": ("tables/model_calibration", CALIBRATION),
