@@ -11,7 +11,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args
 
 from domain.errors import UserError
 from pipelines.instance import ensure_instance_yaml
@@ -177,6 +177,17 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_formula(args: argparse.Namespace) -> int:
+    from resources.sandbox import cli_check, cli_eval
+
+    if args.formula_command == "check":
+        code, payload = cli_check(args.expr, [f for f in args.fields.split(",") if f])
+    else:
+        code, payload = cli_eval(args.expr, args.row)
+    print(json.dumps(payload, indent=2))
+    return code
+
+
 def cmd_sql(args: argparse.Namespace) -> int:
     from resources.lake import Lake
     from resources.warehouse import lake_connection
@@ -190,6 +201,51 @@ def cmd_sql(args: argparse.Namespace) -> int:
     else:
         rel.show(max_rows=args.max_rows, max_width=200)
     return 0
+
+
+def cmd_dataset_validate(args: argparse.Namespace) -> int:
+    """Exit 0 for a usable file, 1 for a readable but unusable one, 2 for a rejected one (SPEC 7)."""
+    from domain.dataset_registry import DatasetLimits, check_file_size
+    from resources.dataset_store import assess
+
+    path = Path(args.file)
+    try:
+        schema = json.loads(args.schema) if args.schema else None
+    except json.JSONDecodeError as exc:
+        raise UserError(f"--schema is not JSON: {exc}") from None
+    if schema is not None and not isinstance(schema, dict):
+        raise UserError('--schema must be a JSON object of field names to types, e.g. {"x": "float"}')
+    try:
+        check_file_size(path.stat().st_size, DatasetLimits())  # before reading a huge file
+        today = dt.datetime.now(dt.UTC).date()  # the API's dry run dates reports in UTC too
+        found = assess(path.read_bytes(), path.name, schema, args.sport, args.data_type, today)
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read the file: {exc.strerror}") from None
+    except UserError as exc:  # rejected outright: over a limit, unreadable, a key field missing
+        if args.json:
+            print(json.dumps({"file": path.name, "rejected": True, "error": str(exc)}, indent=2))
+        else:
+            print(f"{path.name}: REJECTED: {exc}", file=sys.stderr)
+        return 2
+    report = found.as_dict()
+    quality = report["quality"]
+
+    def human() -> None:
+        print(f"{report['file']}: {report['format']}, {report['rows']:,} rows x {report['fields']} fields")
+        verdict = "usable" if quality["usable"] else "NOT usable (models need a score above 0.8)"
+        print(f"quality score {quality['score']:.3f}: {verdict}")
+        parts = ("schema_valid", "type_valid", "completeness", "uniqueness", "freshness")
+        print("  " + "  ".join(f"{p} {quality[p]:.3f}" for p in parts))
+        print("fields:")
+        for f in quality["fields"]:
+            print(f"  {f['name']:<24} {f['type']:<9} empty {f['empty']:>7,}  invalid {f['invalid']:>7,}")
+        for failure in quality["failures"]:
+            print(f"  - {failure['rule']}: {failure['message']}")
+        for warning in report["warnings"]:
+            print(f"warning: {warning}")
+
+    _emit(args, report, human)
+    return 0 if quality["usable"] else 1
 
 
 def cmd_token(args: argparse.Namespace) -> int:
@@ -241,6 +297,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=cmd_backtest)
 
+    p = sub.add_parser("formula", help="check or evaluate a custom-data formula (prints JSON)")
+    fsub = p.add_subparsers(dest="formula_command", required=True, metavar="ACTION")
+    f = fsub.add_parser("check", help="parse EXPR under the formula grammar; exit 1 on rejection")
+    f.add_argument("expr", metavar="EXPR")
+    f.add_argument("--fields", default="", help="comma-separated field names the formula may use")
+    f.set_defaults(func=cmd_formula)
+    f = fsub.add_parser("eval", help="evaluate EXPR on one row in the sandbox; exit 1 on failure")
+    f.add_argument("expr", metavar="EXPR")
+    f.add_argument("--row", required=True, help="the row as JSON, e.g. '{\"a\": 1}'")
+    f.set_defaults(func=cmd_formula)
+
     p = sub.add_parser("sql", help="run SQL over the lake's tables (a view per table)")
     p.add_argument("query")
     p.add_argument("--json", action="store_true", help="print rows as JSON")
@@ -251,6 +318,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("user_id")
     p.add_argument("--ttl-hours", type=int, default=24)
     p.set_defaults(func=cmd_token)
+
+    from domain.model_config import DataType
+    from domain.sports import SPORTS
+
+    p = sub.add_parser("dataset", help="user datasets")
+    datasets = p.add_subparsers(dest="dataset_command", required=True, metavar="ACTION")
+    p = datasets.add_parser(
+        "validate",
+        help="the quality report of a dataset file, as the API's dry run gives it",
+        description="Exit status: 0 usable (score above 0.8), 1 readable but unusable, 2 rejected.",
+    )
+    p.add_argument("file", metavar="FILE", help="CSV, JSON (records or lines), .xlsx or Parquet")
+    p.add_argument("--schema", metavar="JSON", help='declared field types, e.g. \'{"temperature": "float"}\'')
+    p.add_argument("--sport", choices=sorted(SPORTS), help="freshness uses this sport's seasons")
+    p.add_argument("--data-type", default="game_level", choices=get_args(DataType))
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=cmd_dataset_validate)
     return parser
 
 

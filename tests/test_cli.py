@@ -226,3 +226,23 @@ def test_backtest_rejects_a_bad_model_clearly(
     )
     assert code == 2 and "Traceback" not in err
     assert all(word in err for word in named), err
+
+
+@pytest.mark.parametrize(
+    ("argv", "code", "expected"),
+    [
+        (["check", "(temperature - 32) * 0.01 + wind / 20", "--fields", "temperature,wind"], 0, {"ok": True}),
+        (["check", "__import__('os')", "--fields", "a"], 1, {"ok": False}),
+        (["check", "b * 2", "--fields", "a"], 1, {"ok": False}),
+        (["eval", "(a - 32) * 0.01", "--row", '{"a": 50}'], 0, {"ok": True, "value": 0.18}),
+        (["eval", "9**9**9", "--row", '{"a": 1}'], 1, {"ok": False}),
+        (["eval", "a / 0", "--row", '{"a": 1}'], 1, {"ok": False, "value": None}),
+    ],
+)
+def test_formula_commands(
+    capsys: pytest.CaptureFixture[str], argv: list[str], code: int, expected: dict
+) -> None:
+    rc, out, _ = run(capsys, "formula", *argv)
+    payload = json.loads(out)
+    assert rc == code
+    assert {k: payload.get(k) for k in expected} == expected
