@@ -1,0 +1,384 @@
+"""Model execution: on-demand runs, recent analyses and performance of one model (the seed's
+"Model Execution" endpoints).
+
+Shared models with more than 10 subscribers are analysed on the daily schedule; any model the
+caller may read is analysed on demand here (the seed's hybrid). An on-demand run scores the model's
+latest version for one slate with the daily pipeline's engine, and its result is reused for an hour
+per (model version, slate date) by every API worker (``resources/on_demand.py``). Uncached runs are
+limited per user (30 an hour by default); a cached answer is free.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Callable
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+import polars as pl
+from fastapi import APIRouter, Body, Depends, Path, Query, Request
+from pydantic import BaseModel, Field
+
+from api.auth import CurrentUser, current_user
+from api.errors import ERROR_RESPONSES, ApiError, ErrorBody, ErrorDetail
+from api.model_data import latest_day, model_rows
+from api.pagination import Page, Pagination, decode_cursor, page_of
+from api.routes.games import SportKey, UtcDatetime
+from api.visibility import ModelView, browsable, readable, snapshot_rows
+from domain.engine import ANALYSES
+from domain.model_config import ModelConfig
+from domain.odds_api_v4 import LOCAL_TZ
+from domain.performance import MODEL_PERFORMANCE, ROLLING_DAYS, SETTLED_PICKS, rolling_performance
+from domain.registry import UnusableUserIdError
+from resources.lake import Lake
+from resources.on_demand import ExecutionLimits, RunLimiter, cached_analyses, run_on_demand
+
+router = APIRouter(
+    prefix="/models",
+    tags=["execution"],
+    dependencies=[Depends(current_user)],
+    responses={status: ERROR_RESPONSES[status] for status in (401, 422, 500)},
+)
+
+_NOT_FOUND = {404: {"model": ErrorBody, "description": "No such model, or not one the caller may see."}}
+ModelId = Annotated[str, Path(max_length=128, description="Model id, e.g. `user123--momentum-3fa9c1`.")]
+MAX_DAYS = 366
+
+
+def _clock(request: Request) -> dt.datetime:
+    clock: Callable[[], dt.datetime] = request.app.state.clock
+    return clock()
+
+
+def local_today(now: dt.datetime) -> dt.date:
+    """Today's game date: the US (Eastern) date, as game dates are."""
+    return now.astimezone(ZoneInfo(LOCAL_TZ)).date()
+
+
+# ---- response shapes ----------------------------------------------------------------------------
+
+
+class SourceScore(BaseModel):
+    name: str
+    score: float | None = Field(description="Directional score in [0, 1] for the first side; null = missing.")
+    weight: float | None = Field(description="Weight used, with any dynamic multiplier.")
+
+
+class Analysis(BaseModel):
+    """One model version's analysis of one game, market and bookmaker (SPEC 2)."""
+
+    model_id: str
+    version: int
+    game_id: str
+    game_date: dt.date
+    market: str
+    bookmaker: str
+    cutoff_time: UtcDatetime | None
+    snapshot_time: UtcDatetime | None
+    line: float | None
+    price_first: float | None
+    price_second: float | None
+    p: float | None = Field(description="Weighted probability of the first side (home or over).")
+    pick: str | None
+    raw_confidence: float | None
+    confidence: float | None
+    qualifies: bool | None = Field(description="Published to subscribers and counted in performance.")
+    pick_price: float | None
+    sources: list[SourceScore]
+
+
+class SettledAnalysis(Analysis):
+    result: str | None = Field(description="`won`, `lost` or `push` once the game is final; null before.")
+    profit: float | None = Field(description="Units won or lost on a one-unit stake (qualifying picks).")
+    clv: float | None = Field(description="Closing line value: closing minus pick-time no-vig probability.")
+
+
+def _analyses(rows: list[dict[str, Any]], shape: type[Analysis] = Analysis) -> list[Any]:
+    out = []
+    for row in rows:
+        names = row.pop("source_names") or []
+        scores = row.pop("source_scores") or [None] * len(names)
+        weights = row.pop("weights") or [None] * len(names)
+        sources = [
+            SourceScore(name=n, score=s, weight=w) for n, s, w in zip(names, scores, weights, strict=True)
+        ]
+        out.append(shape(**row, sources=sources))
+    return out
+
+
+class SlateRun(BaseModel):
+    """A model version's analyses of one slate, fresh or from the hour-long cache."""
+
+    model_id: str
+    version: int
+    sport: str
+    date: dt.date
+    computed_at: UtcDatetime
+    expires_at: UtcDatetime = Field(description="After this the next request computes afresh.")
+    cached: bool = Field(description="Served from the cache (does not count against the run limit).")
+    qualifying: int
+    analyses: list[Analysis] = Field(description="Every analysis; `qualifies` marks the published picks.")
+
+
+class AnalyzeRequest(BaseModel):
+    sport: SportKey | None = Field(default=None, description="Must be the model's sport when given.")
+    date: dt.date | None = Field(
+        default=None, description="Game date of the slate (default: today, US time)."
+    )
+
+
+class Figures(BaseModel):
+    """Figures of one model version over a window of days (summed from daily rows)."""
+
+    version: int
+    days: int
+    through: dt.date
+    graded: int = Field(description="Wins and losses (pushes are refunded and left out).")
+    wins: int
+    accuracy: float | None
+    units: float
+    profit: float
+    roi: float | None
+    brier: float | None
+    performance_score: float = Field(description="Lower bound of the 95% Wilson interval of accuracy.")
+
+
+class DailyPerformance(BaseModel):
+    """One ``model_performance`` row (SPEC 5): a model version's picks settled on one day, with the
+    rolling 30-day figures of that day."""
+
+    model_config = {"extra": "allow"}
+
+    model_id: str
+    version: int
+    date: dt.date
+
+
+class CalibrationBin(BaseModel):
+    bin: int
+    lower: float
+    upper: float
+    n: int
+    mean_confidence: float
+    win_rate: float
+
+
+class PerformanceReport(BaseModel):
+    model_id: str
+    version: int
+    sport: str
+    first: dt.date
+    last: dt.date
+    window: Figures | None = Field(description="The version's figures over the whole window.")
+    rolling: Figures | None = Field(description="The version's rolling 30 days ending on `last`.")
+    daily: list[DailyPerformance]
+    calibration: list[CalibrationBin] = Field(description="Reliability table of the version.")
+
+
+# ---- helpers ------------------------------------------------------------------------------------
+
+
+def window(
+    request: Request, view: ModelView, table: str, to: dt.date | None, days: int
+) -> tuple[dt.date, dt.date]:
+    """``first..last`` of a window of ``days`` ending at ``to``, or at the sport's newest partition
+    of ``table`` up to today (so a finished season still shows its last days)."""
+    sport = view.latest.payload["sport"]
+    today = local_today(_clock(request))
+    last = to or latest_day(request.app.state.lake, table, sport, today) or today
+    return last - dt.timedelta(days=days - 1), last
+
+
+def figures(rows: pl.DataFrame, version: int, last: dt.date, days: int) -> Figures | None:
+    """The version's :func:`domain.performance.rolling_performance` over ``days`` ending at ``last``."""
+    found = rolling_performance(rows, last, days).filter(pl.col("version") == version)
+    if found.is_empty():
+        return None
+    r = found.row(0, named=True)
+    return Figures(
+        version=version,
+        days=days,
+        through=last,
+        graded=r["rolling_graded"],
+        wins=r["rolling_wins"],
+        accuracy=r["rolling_accuracy"],
+        units=r["rolling_units"],
+        profit=r["rolling_profit"],
+        roi=r["rolling_roi"],
+        brier=r["rolling_brier"],
+        performance_score=r["performance_score"],
+    )
+
+
+def calibration(request: Request, model_id: str, version: int) -> list[CalibrationBin]:
+    rows = snapshot_rows(
+        request.app.state.store,
+        "SELECT * FROM model_calibration WHERE model_id = ? AND version = ? ORDER BY bin",
+        [model_id, version],
+    )
+    return [CalibrationBin(**r) for r in rows]
+
+
+def performance_report(
+    request: Request, view: ModelView, to: dt.date | None, days: int, version: int | None
+) -> PerformanceReport:
+    """The model's daily rows over the window, the figures of one version (default the latest)."""
+    first, last = window(request, view, "model_performance", to, days)
+    sport, model_id = view.latest.payload["sport"], view.state.model_id
+    rows = model_rows(
+        request.app.state.lake, "model_performance", sport, model_id, first, last, MODEL_PERFORMANCE
+    ).sort("date", "version")
+    chosen = version or view.state.latest
+    return PerformanceReport(
+        model_id=model_id,
+        version=chosen,
+        sport=sport,
+        first=first,
+        last=last,
+        window=figures(rows, chosen, last, days),
+        rolling=figures(rows, chosen, last, ROLLING_DAYS),
+        daily=[DailyPerformance(**r) for r in rows.to_dicts()],
+        calibration=calibration(request, model_id, chosen),
+    )
+
+
+# ---- routes -------------------------------------------------------------------------------------
+
+
+@router.post(
+    "/{model_id}/analyze",
+    summary="Run a model on a slate now (cached for an hour)",
+    responses=_NOT_FOUND
+    | {
+        409: {"model": ErrorBody, "description": "The model is archived."},
+        429: {"model": ErrorBody, "description": "Too many uncached runs; `Retry-After` says when to retry."},
+    },
+)
+def analyze(
+    model_id: ModelId,
+    user: CurrentUser,
+    request: Request,
+    body: Annotated[AnalyzeRequest | None, Body()] = None,
+) -> SlateRun:
+    """Scores the model's latest version against every game and bookmaker of the slate, with the
+    daily pipeline's engine and point-in-time rules (today's slate as of now, a past slate at each
+    game's start). Owners run their models; others run free public models and paid models they
+    subscribe to. A result computed within the hour for the same version and slate is returned as
+    is (`cached: true`) and does not count against the caller's runs."""
+    view = readable(request, model_id, user)
+    if view.state.archived:
+        raise ApiError(409, "conflict", f"model {model_id!r} is archived; archived models do not run")
+    config = ModelConfig.model_validate(view.latest.payload)
+    body = body or AnalyzeRequest()
+    if body.sport is not None and body.sport.value != config.sport:
+        detail = ErrorDetail(field="body.sport", message=f"the model's sport is {config.sport}", type="sport")
+        raise ApiError(422, "validation_error", "invalid request: body.sport", [detail])
+    now = _clock(request)
+    day = body.date or local_today(now)
+    lake: Lake = request.app.state.lake
+    limits: ExecutionLimits = request.app.state.execution
+    result = cached_analyses(lake, config, day, now, limits)
+    if result is None:
+        try:
+            wait = RunLimiter(lake, limits).acquire(user, now)
+        except UnusableUserIdError as exc:
+            raise ApiError(400, "bad_request", str(exc)) from None
+        if wait is not None:
+            seconds = max(1, math.ceil(wait))
+            raise ApiError(
+                429,
+                "too_many_requests",
+                f"at most {limits.runs_per_window} uncached runs per {limits.window_seconds / 60:.0f} "
+                f"minutes; retry in {seconds} s (cached results stay available)",
+                headers={"Retry-After": str(seconds)},
+            )
+        result = run_on_demand(lake, config, day, now)
+    frame = result.analyses.sort("game_id", "bookmaker")
+    return SlateRun(
+        model_id=model_id,
+        version=config.version,
+        sport=config.sport,
+        date=day,
+        computed_at=result.computed_at,
+        expires_at=result.computed_at + dt.timedelta(seconds=limits.cache_seconds),
+        cached=result.cached,
+        qualifying=int(frame["qualifies"].sum()) if frame.height else 0,
+        analyses=_analyses(frame.select(list(ANALYSES)).to_dicts()),
+    )
+
+
+@router.get(
+    "/{model_id}/results", summary="A model's recent analyses and their results", responses=_NOT_FOUND
+)
+def results(
+    model_id: ModelId,
+    user: CurrentUser,
+    request: Request,
+    page: Pagination,
+    days: Annotated[int, Query(ge=1, le=MAX_DAYS, description="Days in the window.")] = 7,
+    to: Annotated[
+        dt.date | None, Query(description="Last game date (default: the newest with analyses).")
+    ] = None,
+    include_all: Annotated[
+        bool, Query(alias="all", description="Include analyses below the confidence threshold.")
+    ] = False,
+) -> Page[SettledAnalysis]:
+    """The analyses the daily pipeline stored for the model over the window (every version), newest
+    game date first, with `result`, `profit` and closing line value once settled. Qualifying picks
+    only unless `all=true`. The same readers as the model's analyses may call it."""
+    view = readable(request, model_id, user)
+    first, last = window(request, view, "analyses", to, days)
+    sport, lake = view.latest.payload["sport"], request.app.state.lake
+    analyses = model_rows(lake, "analyses", sport, model_id, first, last, ANALYSES)
+    if not include_all:
+        analyses = analyses.filter(pl.col("qualifies"))
+    keys = ["model_id", "version", "game_id", "bookmaker", "market"]
+    settled = model_rows(lake, "settled_picks", sport, model_id, first, last, SETTLED_PICKS)
+    rows = analyses.join(settled.select(*keys, "result", "profit", "clv"), on=keys, how="left").with_columns(
+        pl.col("game_date").cast(pl.String).alias("_day"), pl.col("version").cast(pl.String).alias("_v")
+    )
+    rows = rows.sort(["_day", "game_id", "bookmaker", "_v"], descending=[True, False, False, False])
+    if page.cursor is not None:
+        day, game, book, v = decode_cursor(page.cursor, arity=4)
+        # Newest day first, then game, bookmaker and version ascending: strictly after the cursor.
+        later = (
+            (pl.col("_day") < day)
+            | ((pl.col("_day") == day) & (pl.col("game_id") > game))
+            | ((pl.col("_day") == day) & (pl.col("game_id") == game) & (pl.col("bookmaker") > book))
+            | (
+                (pl.col("_day") == day)
+                & (pl.col("game_id") == game)
+                & (pl.col("bookmaker") == book)
+                & (pl.col("_v") > v)
+            )
+        )
+        rows = rows.filter(later)
+    head = rows.head(page.limit + 1)
+    items = _analyses(head.drop("_day", "_v").to_dicts(), SettledAnalysis)
+    return page_of(
+        items, page.limit, key=lambda a: (a.game_date.isoformat(), a.game_id, a.bookmaker, str(a.version))
+    )
+
+
+@router.get(
+    "/{model_id}/performance", summary="A model's daily and rolling performance", responses=_NOT_FOUND
+)
+def performance(
+    model_id: ModelId,
+    user: CurrentUser,
+    request: Request,
+    days: Annotated[int, Query(ge=1, le=MAX_DAYS, description="Days in the window.")] = 90,
+    to: Annotated[dt.date | None, Query(description="Last day (default: the newest with results).")] = None,
+    version: Annotated[
+        int | None, Query(ge=1, description="Figures of this version (default: latest).")
+    ] = None,
+) -> PerformanceReport:
+    """Daily `model_performance` rows of every version over the window (SPEC 5: predictions, wins,
+    accuracy, average confidence, ROI, Brier score, pushes, units, log loss, closing line value and
+    the rolling 30-day figures), the chosen version's figures over the window and its last 30 days,
+    and its calibration table. Visible for listed models and to anyone who may read the model."""
+    view = browsable(request, model_id, user)
+    if version is not None and version not in view.state.versions:
+        raise ApiError(404, "not_found", f"model {model_id!r} has no version {version}")
+    return performance_report(request, view, to, days, version)

@@ -1,0 +1,459 @@
+"""The marketplace: browse listed models, subscribe, unsubscribe, list one's subscriptions, and read
+one's notifications (the seed's "Model Marketplace" endpoints).
+
+Listings come from the serving snapshot: ``model_status`` says which models are listed (public,
+reviewed when paid, not suspended) and the dbt marts give their rolling figures (``leaderboard``)
+and subscriber counts (``model_subscribers``). Free subscriptions are events in the inbox, so a
+subscriber sees their change at once; paid ones go through Stripe (``resources.paid_subscriptions``)
+and their state follows Stripe's webhooks into the ``subscriptions`` table.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
+
+import duckdb
+from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
+from pydantic import BaseModel, Field
+
+from api.auth import CurrentUser, current_user
+from api.errors import ERROR_RESPONSES, ApiError, ErrorBody
+from api.pagination import Page, Pagination, decode_cursor, invalid_cursor, page_of
+from api.routes.execution import CalibrationBin, Figures, performance_report
+from api.routes.games import SportKey, UtcDatetime
+from api.serving import Store
+from api.visibility import browsable, load_view, not_found, paid_access, snapshot_rows, subscribed
+from domain.marketplace import ListingStatus, NotificationKind
+from domain.registry import UnusableUserIdError
+from domain.subscriptions import Status as SubscriptionStatus
+from resources.subscription_store import FreeSubscription, SubscriptionStore
+
+router = APIRouter(
+    prefix="/marketplace",
+    tags=["marketplace"],
+    dependencies=[Depends(current_user)],
+    responses=ERROR_RESPONSES,
+)
+notifications_router = APIRouter(
+    tags=["marketplace"], dependencies=[Depends(current_user)], responses=ERROR_RESPONSES
+)
+
+_NOT_FOUND = {404: {"model": ErrorBody, "description": "No such model, or not one the caller may see."}}
+ModelId = Annotated[str, Path(max_length=128, description="Model id, e.g. `user123--momentum-3fa9c1`.")]
+Sort = Literal["score", "roi", "subscribers"]
+
+
+# ---- listings -----------------------------------------------------------------------------------
+
+
+class MarketplaceModel(BaseModel):
+    """A listed model with its rolling 30-day figures (the seed's shared models index)."""
+
+    model_id: str
+    version: int
+    name: str
+    description: str | None
+    creator_id: str
+    sport: str
+    bet_type: str
+    market: str
+    price_cents: int = Field(description="Monthly price in cents; 0 = free.")
+    trial_days: int
+    rank: int = Field(description="Rank within sport and bet type (established models first).")
+    established: bool = Field(description="At least 50 graded picks in the window.")
+    graded: int
+    wins: int
+    accuracy: float | None
+    roi: float | None
+    units: float
+    profit: float
+    brier: float | None
+    performance_score: float = Field(description="Lower bound of the 95% Wilson interval of accuracy.")
+    as_of: dt.date | None = Field(description="Last day of the rolling window; null before any result.")
+    subscribers: int = Field(description="Subscriptions in trial or active.")
+    listed_since: UtcDatetime | None
+
+
+_LISTED = """
+WITH listed AS (
+    SELECT s.model_id, s.version, s.name, v.description, s.owner_user_id AS creator_id, s.sport,
+           s.bet_type, s.market, s.price_cents, v.trial_days,
+           coalesce(l.established, false) AS established, coalesce(l.graded, 0) AS graded,
+           coalesce(l.wins, 0) AS wins, l.accuracy, l.roi, coalesce(l.units, 0) AS units,
+           coalesce(l.profit, 0) AS profit, l.brier, coalesce(l.performance_score, 0) AS performance_score,
+           l.as_of, coalesce(m.subscribers, 0) AS subscribers, s.since AS listed_since
+    FROM model_status s
+    JOIN model_versions v ON v.model_id = s.model_id AND v.version = s.version
+    LEFT JOIN leaderboard l ON l.model_id = s.model_id AND l.version = s.version
+    LEFT JOIN model_subscribers m ON m.model_id = s.model_id
+    WHERE s.status = 'listed'
+)
+SELECT *, row_number() OVER (
+    PARTITION BY sport, bet_type
+    ORDER BY established DESC, performance_score DESC, roi DESC NULLS LAST, model_id
+) AS rank
+FROM listed
+"""
+"""Listed models with figures and a rank among listed models (the mart ranks every public model,
+so its own rank would count unlisted ones)."""
+
+_SORTS: dict[Sort, list[tuple[str, Callable[[str], Any]]]] = {
+    "score": [
+        ("-CAST(established AS INTEGER)", int),
+        ("-performance_score", float),
+        ("coalesce(-roi, 1e308)", float),
+        ("model_id", str),
+    ],
+    "roi": [("coalesce(-roi, 1e308)", float), ("-performance_score", float), ("model_id", str)],
+    "subscribers": [("-subscribers", int), ("-performance_score", float), ("model_id", str)],
+}
+"""Sort keys, all ascending (descending ones negated; no ROI sorts last), model id last for a total
+order; a page cursor holds the last item's keys."""
+
+
+def _sort_key(row: dict[str, Any], n: int) -> tuple[str, ...]:
+    """A row's sort keys as cursor strings (``repr`` keeps floats exact)."""
+    return tuple(repr(v) if isinstance(v, float) else str(v) for v in (row[f"_k{i}"] for i in range(n)))
+
+
+def _listing(row: dict[str, Any]) -> MarketplaceModel:
+    return MarketplaceModel(**{k: v for k, v in row.items() if not k.startswith("_k")})
+
+
+@router.get("/models", summary="Browse listed models")
+def list_marketplace(
+    store: Store,
+    page: Pagination,
+    sport: Annotated[SportKey | None, Query(description="Only this sport.")] = None,
+    bet_type: Annotated[Literal["game", "player"] | None, Query(description="Only this bet type.")] = None,
+    market: Annotated[
+        Literal["h2h", "spreads", "totals"] | None, Query(description="Only this market.")
+    ] = None,
+    price: Annotated[Literal["free", "paid"] | None, Query(description="Free or paid models only.")] = None,
+    max_price_cents: Annotated[int | None, Query(ge=0, description="At most this monthly price.")] = None,
+    sort: Annotated[
+        Sort, Query(description="`score` (default), `roi` or `subscribers`, best first.")
+    ] = "score",
+) -> Page[MarketplaceModel]:
+    """Listed models (public, reviewed when paid, not suspended), best first: by performance score
+    (models with 50 graded picks in the rolling 30 days first, then the Wilson lower bound, ties by
+    ROI), by ROI, or by subscribers."""
+    keys = _SORTS[sort]
+    select = ", ".join(f"{expr} AS _k{i}" for i, (expr, _) in enumerate(keys))
+    where, params = ["true"], []
+    for column, value in (("sport", sport and sport.value), ("bet_type", bet_type), ("market", market)):
+        if value is not None:
+            where.append(f"{column} = ?")
+            params.append(value)
+    if price is not None:
+        where.append("price_cents = 0" if price == "free" else "price_cents > 0")
+    if max_price_cents is not None:
+        where.append("price_cents <= ?")
+        params.append(max_price_cents)
+    if page.cursor is not None:
+        after = decode_cursor(page.cursor, arity=len(keys))
+        try:
+            params += [cast(value) for (_, cast), value in zip(keys, after, strict=True)]
+        except ValueError:
+            raise invalid_cursor() from None
+        names = ", ".join(f"_k{i}" for i in range(len(keys)))
+        where.append(f"({names}) > ({', '.join('?' * len(keys))})")
+    order = ", ".join(f"_k{i}" for i in range(len(keys)))
+    sql = (
+        f"SELECT * FROM (SELECT *, {select} FROM ({_LISTED})) "
+        f"WHERE {' AND '.join(where)} ORDER BY {order} LIMIT ?"
+    )
+    try:
+        with store.cursor() as cur:
+            result = cur.execute(sql, [*params, page.limit + 1])
+            names = [d[0] for d in result.description]
+            rows = [dict(zip(names, r, strict=True)) for r in result.fetchall()]
+    except duckdb.CatalogException:  # a snapshot published before the marketplace tables existed
+        rows = []
+    listed = page_of(rows, page.limit, key=lambda row: _sort_key(row, len(keys)))
+    return Page[MarketplaceModel](
+        items=[_listing(r) for r in listed.items], next_cursor=listed.next_cursor, limit=listed.limit
+    )
+
+
+class MarketplaceDetail(BaseModel):
+    """A model's marketplace page."""
+
+    model_id: str
+    version: int
+    name: str
+    description: str | None
+    creator_id: str
+    sport: str
+    bet_type: str
+    market: str
+    price_cents: int
+    trial_days: int
+    status: ListingStatus
+    status_reason: str | None
+    status_since: UtcDatetime | None
+    listing: MarketplaceModel | None = Field(description="Rank and rolling figures while listed.")
+    record: Figures | None = Field(description="The latest version's figures over the last 90 days.")
+    rolling: Figures | None = Field(description="The latest version's rolling 30 days.")
+    calibration: list[CalibrationBin]
+    subscribed: bool = Field(description="The caller holds a subscription with access.")
+
+
+@router.get("/models/{model_id}", summary="A model's marketplace page", responses=_NOT_FOUND)
+def marketplace_model(model_id: ModelId, user: CurrentUser, request: Request) -> MarketplaceDetail:
+    """Price, trial, listing status, rank and rolling figures, the record of the last 90 days and
+    the calibration table. Listed models are open to everyone; an unlisted one only to those who may
+    read it (its owner; subscribers while it is public and active)."""
+    view = browsable(request, model_id, user)
+    payload = view.latest.payload
+    report = performance_report(request, view, None, 90, None)
+    listed = snapshot_rows(
+        request.app.state.store,
+        f"SELECT * FROM ({_LISTED}) WHERE model_id = ? AND version = ?",
+        [model_id, view.state.latest],
+    )
+    return MarketplaceDetail(
+        model_id=model_id,
+        version=view.state.latest,
+        name=payload["name"],
+        description=payload.get("description"),
+        creator_id=payload["creator_user_id"],
+        sport=payload["sport"],
+        bet_type=payload["bet_type"],
+        market=payload["market"],
+        price_cents=payload["sharing"]["price_cents"],
+        trial_days=payload["sharing"]["trial_days"],
+        status=view.status,
+        status_reason=view.listing["reason"],
+        status_since=view.listing["since"],
+        listing=_listing(listed[0]) if listed else None,
+        record=report.window,
+        rolling=report.rolling,
+        calibration=report.calibration,
+        subscribed=subscribed(request, user, model_id),
+    )
+
+
+# ---- subscriptions ------------------------------------------------------------------------------
+
+
+class Subscription(BaseModel):
+    """A user's subscription to a model (the seed's model subscriptions table)."""
+
+    model_id: str
+    creator_id: str | None
+    kind: Literal["free", "paid"]
+    status: SubscriptionStatus
+    price_cents: int | None
+    start_date: UtcDatetime | None
+    trial_end: UtcDatetime | None = None
+    next_billing_date: UtcDatetime | None = None
+    cancel_at_period_end: bool = False
+    subscription_id: str | None = Field(default=None, description="Stripe's id for paid subscriptions.")
+
+
+class SubscriptionRequest(BaseModel):
+    model_id: str = Field(max_length=128, description="The model to subscribe to or leave.")
+
+
+def _subscriptions(request: Request) -> SubscriptionStore:
+    return request.app.state.subscriptions
+
+
+def _free(sub: FreeSubscription) -> Subscription:
+    return Subscription(
+        model_id=sub.model_id,
+        creator_id=sub.creator_id,
+        kind="free",
+        status="active" if sub.active else "cancelled",
+        price_cents=0,
+        start_date=sub.started_at,
+    )
+
+
+def _paid_row(row: dict[str, Any]) -> Subscription:
+    return Subscription(
+        model_id=row["model_id"],
+        creator_id=row["creator_id"],
+        kind="paid",
+        status=row["status"],
+        price_cents=row["price_cents"],
+        start_date=row["start_date"],
+        trial_end=row["trial_end"],
+        next_billing_date=row["current_period_end"],
+        cancel_at_period_end=bool(row["cancel_at_period_end"]),
+        subscription_id=row["subscription_id"],
+    )
+
+
+def _paid_answer(answer: dict[str, Any], creator_id: str | None, price_cents: int | None) -> Subscription:
+    """A Stripe subscription as ``resources.paid_subscriptions`` reports it."""
+    return Subscription(
+        model_id=answer["model_id"],
+        creator_id=answer.get("creator_user_id", creator_id),
+        kind="paid",
+        status=answer["status"],
+        price_cents=answer.get("price_cents", price_cents),
+        start_date=None,
+        cancel_at_period_end=bool(answer.get("cancel_at_period_end")),
+        subscription_id=answer.get("subscription_id"),
+    )
+
+
+def _stripe(request: Request) -> tuple[Any, Any]:
+    """``resources.paid_subscriptions`` and the app's Stripe resource; 402 while payments are not
+    part of this deployment (imported lazily: the free marketplace works without Stripe)."""
+    try:
+        from api.payments import get_payments
+        from resources import paid_subscriptions
+    except ImportError:
+        raise ApiError(
+            402, "payment_required", "paid subscriptions need Stripe, which this server does not offer"
+        ) from None
+    return paid_subscriptions, get_payments(request)
+
+
+def _now(request: Request) -> dt.datetime:
+    return request.app.state.clock()
+
+
+@router.post(
+    "/subscribe",
+    status_code=201,
+    summary="Subscribe to a listed model",
+    responses=_NOT_FOUND
+    | {
+        200: {"description": "Already subscribed: the existing subscription."},
+        402: {"model": ErrorBody, "description": "Paid subscriptions need Stripe on this server."},
+        409: {"model": ErrorBody, "description": "The model is suspended or the caller's own."},
+    },
+)
+def subscribe(
+    body: Annotated[SubscriptionRequest, Body()], user: CurrentUser, request: Request, response: Response
+) -> Subscription:
+    """Free models: the subscription starts at once (subscribing again returns it with 200). Paid
+    models: a Stripe subscription with the model's trial. Suspended models take no new subscribers."""
+    view = load_view(request, body.model_id)
+    if view is None:
+        raise not_found(body.model_id)
+    row = view.row
+    if row["owner_user_id"] == user:
+        raise ApiError(409, "conflict", "you own this model: owners read their models without subscribing")
+    if view.status == "suspended":
+        raise ApiError(
+            409,
+            "conflict",
+            f"model {body.model_id!r} is suspended ({view.listing['reason']}); it takes no new subscribers",
+        )
+    if view.status != "listed":
+        raise not_found(body.model_id)
+    if row["price_cents"] > 0:
+        paid, payments = _stripe(request)
+        answer = paid.start_paid_subscription(request.app.state.lake, payments, user, row)
+        response.status_code = 201 if answer.get("created", True) else 200
+        return _paid_answer(answer, row["owner_user_id"], row["price_cents"])
+    store = _subscriptions(request)
+    before = store.state(user, body.model_id)
+    try:
+        sub = store.subscribe(user, body.model_id, row["owner_user_id"], _now(request))
+    except UnusableUserIdError as exc:
+        raise ApiError(400, "bad_request", str(exc)) from None
+    if before is not None and before.active:
+        response.status_code = 200
+    return _free(sub)
+
+
+@router.delete(
+    "/unsubscribe",
+    summary="Leave a model",
+    responses=_NOT_FOUND | {402: {"model": ErrorBody, "description": "Paid subscriptions need Stripe."}},
+)
+def unsubscribe(
+    body: Annotated[SubscriptionRequest, Body()], user: CurrentUser, request: Request
+) -> Subscription:
+    """Free subscriptions end at once. Paid ones are cancelled at the end of the paid period (or of
+    the trial); access continues until then."""
+    store = _subscriptions(request)
+    free = store.state(user, body.model_id)
+    if free is not None and free.active:
+        ended = store.unsubscribe(user, body.model_id, _now(request))
+        assert ended is not None
+        return _free(ended)
+    view = load_view(request, body.model_id)
+    if view is not None and (view.row["price_cents"] > 0 or paid_access(request, user, body.model_id)):
+        paid, payments = _stripe(request)
+        try:
+            answer = paid.cancel_paid_subscription(request.app.state.lake, payments, user, body.model_id)
+        except paid.NoPaidSubscriptionError as exc:
+            raise ApiError(404, "not_found", str(exc)) from None
+        return _paid_answer(answer, view.row["owner_user_id"], view.row["price_cents"])
+    raise ApiError(404, "not_found", f"you hold no subscription to model {body.model_id!r}")
+
+
+@router.get("/subscriptions", summary="The caller's subscriptions")
+def list_subscriptions(
+    user: CurrentUser,
+    request: Request,
+    page: Pagination,
+    include_ended: Annotated[bool, Query(description="Include cancelled and expired subscriptions.")] = False,
+) -> Page[Subscription]:
+    """Free subscriptions as the caller last changed them, paid ones as Stripe last reported them,
+    ordered by model id."""
+    free = [_free(s) for s in _subscriptions(request).of_user(user)]
+    if include_ended:
+        paid_rows = snapshot_rows(
+            request.app.state.store,
+            "SELECT * FROM subscriptions WHERE user_id = ? AND NOT starts_with(subscription_id, 'free:')",
+            [user],
+        )
+    else:
+        paid_rows = paid_access(request, user)
+    subs = [*free, *(_paid_row(r) for r in paid_rows)]
+    if not include_ended:
+        subs = [s for s in subs if s.status in ("trial", "active")]
+    subs.sort(key=lambda s: (s.model_id, s.kind))
+    if page.cursor is not None:
+        after = decode_cursor(page.cursor, arity=2)
+        subs = [s for s in subs if (s.model_id, s.kind) > after]
+    return page_of(subs[: page.limit + 1], page.limit, key=lambda s: (s.model_id, s.kind))
+
+
+# ---- notifications ------------------------------------------------------------------------------
+
+
+class Notification(BaseModel):
+    notification_id: str
+    model_id: str
+    version: int
+    kind: NotificationKind
+    message: str
+    created_at: UtcDatetime
+
+
+@notifications_router.get("/notifications", summary="The caller's notifications, newest first")
+def list_notifications(user: CurrentUser, store: Store, page: Pagination) -> Page[Notification]:
+    """What the marketplace told the caller about models they subscribe to: new versions and
+    suspensions (the outbox a mailer also reads)."""
+    sql = (
+        "SELECT notification_id, model_id, version, kind, message, created_at "
+        "FROM notifications WHERE user_id = ?"
+    )
+    params: list[Any] = [user]
+    if page.cursor is not None:
+        at, after_id = decode_cursor(page.cursor, arity=2)
+        try:
+            params += [dt.datetime.fromisoformat(at), after_id]
+        except ValueError:
+            raise invalid_cursor() from None
+        sql += " AND (created_at, notification_id) < (?, ?)"
+    sql += " ORDER BY created_at DESC, notification_id DESC LIMIT ?"
+    try:
+        with store.cursor() as cur:
+            result = cur.execute(sql, [*params, page.limit + 1])
+            names = [d[0] for d in result.description]
+            rows = [Notification(**dict(zip(names, r, strict=True))) for r in result.fetchall()]
+    except duckdb.CatalogException:
+        rows = []
+    return page_of(rows, page.limit, key=lambda n: (n.created_at.isoformat(), n.notification_id))

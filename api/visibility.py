@@ -1,0 +1,139 @@
+"""Who may see what (SPEC 6), for every route that names a model.
+
+A model's listing status is computed live for the one model asked about, with the marketplace's own
+rule (``domain.marketplace.listing_status``): its latest version and archive marker from the
+registry's inbox and its reviews (read-your-writes), and a suspension from the serving snapshot's
+``model_status`` (only the pipeline suspends). A caller
+
+- *reads* a model (its configuration, analyses, on-demand runs) when ``domain.registry.can_read``
+  says so: the owner, anyone for a free public model, subscribers (active or trial) for a paid one;
+  nobody else while it is suspended;
+- *browses* it (its marketplace page and performance) when it is listed or the caller reads it.
+
+Anything else answers 404, exactly like a model that does not exist, so private model ids never leak.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+import polars as pl
+from fastapi import Request
+
+from api.errors import ApiError
+from api.serving import NoSnapshotError, ServingStore
+from domain.marketplace import MODEL_STATUS, REVIEWS, listing_status, sticky_suspensions
+from domain.registry import MODEL_VERSIONS, can_read
+from domain.subscriptions import ACCESS_STATUSES
+from resources.registry_store import ModelState, RegistryStore, StoredVersion
+from resources.reviews import ReviewStore
+from resources.subscription_store import SubscriptionStore
+
+_ACCESS = tuple(sorted(ACCESS_STATUSES))
+
+
+def snapshot_rows(store: ServingStore, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+    """Rows of ``sql`` on the current snapshot as dicts; none before the first publication or when
+    the snapshot predates the table (an older snapshot stays valid until the next one)."""
+    try:
+        with store.cursor() as cur:
+            result = cur.execute(sql, list(params))
+            names = [d[0] for d in result.description]
+            return [dict(zip(names, row, strict=True)) for row in result.fetchall()]
+    except (NoSnapshotError, duckdb.CatalogException):
+        return []
+
+
+@dataclass(frozen=True)
+class ModelView:
+    """A model as the marketplace sees it now."""
+
+    state: ModelState
+    latest: StoredVersion
+    listing: dict[str, Any]
+    """Its :data:`domain.marketplace.MODEL_STATUS` row (``status``, ``reason``, ``since``)."""
+
+    @property
+    def status(self) -> str:
+        return self.listing["status"]
+
+    @property
+    def row(self) -> dict[str, Any]:
+        """The latest version's ``model_versions`` row, ``suspended`` while the marketplace holds it."""
+        row = self.latest.row()
+        return row | {"status": "suspended" if self.status == "suspended" else row["status"]}
+
+
+def load_view(request: Request, model_id: str) -> ModelView | None:
+    """The model's :class:`ModelView`; None if no such model."""
+    registry: RegistryStore = request.app.state.registry
+    state = registry.state(model_id)
+    if state is None:
+        return None
+    latest = registry.read(state, state.latest)
+    row = latest.row()
+    versions = pl.DataFrame([row], schema=MODEL_VERSIONS)
+    previous = pl.DataFrame(
+        snapshot_rows(request.app.state.store, "SELECT * FROM model_status WHERE model_id = ?", [model_id]),
+        schema=MODEL_STATUS,
+    )
+    paid = row["price_cents"] > 0 and row["public"]
+    reviews = ReviewStore(registry.lake).of_model(model_id) if paid else pl.DataFrame(schema=REVIEWS)
+    listing = listing_status(versions, reviews, sticky_suspensions(previous, versions))
+    found = listing.row(0, named=True)
+    same = previous.filter(pl.col("status") == found["status"])
+    found["since"] = same["since"].item() if same.height else None
+    return ModelView(state, latest, found)
+
+
+def paid_access(request: Request, user: str, model_id: str | None = None) -> list[dict[str, Any]]:
+    """The caller's paid subscriptions with access (trial or active) from the serving snapshot, of
+    one model or all."""
+    sql = (
+        "SELECT * FROM subscriptions WHERE user_id = ? AND status IN (?, ?) "
+        "AND NOT starts_with(subscription_id, 'free:')"
+    )
+    params: list[Any] = [user, *_ACCESS]
+    if model_id is not None:
+        sql += " AND model_id = ?"
+        params.append(model_id)
+    return snapshot_rows(request.app.state.store, sql + " ORDER BY model_id", params)
+
+
+def subscribed(request: Request, user: str, model_id: str) -> bool:
+    """Whether the caller holds a subscription with access to the model, free or paid."""
+    store: SubscriptionStore = request.app.state.subscriptions
+    free = store.state(user, model_id)
+    return (free is not None and free.active) or bool(paid_access(request, user, model_id))
+
+
+def not_found(model_id: str) -> ApiError:
+    return ApiError(404, "not_found", f"no model with id {model_id!r}")
+
+
+def may_read(request: Request, view: ModelView, user: str) -> bool:
+    """``can_read`` with the caller's subscription, looked up only where it decides (a paid model
+    that is public and active, owned by someone else)."""
+    row = view.row
+    decides = row["owner_user_id"] != user and row["public"] and row["status"] == "active"
+    paid_reader = decides and row["price_cents"] > 0 and subscribed(request, user, row["model_id"])
+    return can_read(row, user, {row["model_id"]} if paid_reader else set())
+
+
+def readable(request: Request, model_id: str, user: str) -> ModelView:
+    """The model if the caller may read it, else a 404."""
+    view = load_view(request, model_id)
+    if view is None or not may_read(request, view, user):
+        raise not_found(model_id)
+    return view
+
+
+def browsable(request: Request, model_id: str, user: str) -> ModelView:
+    """The model if it is listed or the caller may read it, else a 404."""
+    view = load_view(request, model_id)
+    if view is None or not (view.status == "listed" or may_read(request, view, user)):
+        raise not_found(model_id)
+    return view

@@ -1,0 +1,249 @@
+"""The marketplace: subscriptions, every model's listing status, and the notification outbox.
+
+- ``subscriptions`` folds free subscription events (``inbox/subscriptions/``, written by the API) and
+  Stripe's subscription webhooks (``inbox/stripe/events/``) into one table, the latest state of every
+  subscription; a sensor asks for a run that merges exactly the new objects.
+- ``model_status`` applies SPEC 6 after each performance update: listing (public, reviewed when
+  paid), automatic suspension (three consecutive failing daily evaluations) and notifications to
+  subscribers (a new version of a shared model, a suspension) appended to ``tables/notifications``.
+  A sensor re-runs it when an operator records a review.
+
+No ``from __future__ import annotations`` here: Dagster reads the ``config`` annotation unevaluated.
+"""
+
+import datetime as dt
+import hashlib
+from collections.abc import Callable, Iterator
+
+import dagster as dg
+import polars as pl
+from pydantic import Field
+
+from assets._common import SportsConfig, markdown_table
+from assets.analyses import read_model_versions
+from assets.models import new_inbox_objects
+from domain.marketplace import (
+    MODEL_STATUS,
+    NOTIFICATIONS,
+    append_notifications,
+    fold_subscriptions,
+    latest_versions,
+    listing_status,
+    notifications,
+    status_table,
+    sticky_suspensions,
+    suspensions,
+)
+from domain.performance import MODEL_PERFORMANCE, ROLLING_DAYS
+from domain.subscriptions import ACCESS_STATUSES, SUBSCRIPTIONS
+from resources.lake import Lake, table_key
+from resources.reviews import INBOX_PREFIX as REVIEWS_PREFIX
+from resources.reviews import ReviewStore
+from resources.subscription_store import INBOX_PREFIX as FREE_PREFIX
+from resources.subscription_store import SubscriptionStore, parse_key
+from resources.webhooks import EVENTS_PREFIX, read_events
+
+SUBSCRIPTIONS_KEY = table_key("subscriptions")
+MODEL_STATUS_KEY = table_key("model_status")
+NOTIFICATIONS_KEY = table_key("notifications")
+
+EVALUATION_DAYS = 7
+"""Daily evaluations re-checked by each run (the last performance dates of each sport), so a day the
+asset did not run is still judged."""
+HISTORY_DAYS = 2 * ROLLING_DAYS
+"""Performance rows read before the latest date: long enough for three evaluations of a weekly sport."""
+MAX_KEYS_PER_RUN = 5_000
+SUBSCRIPTION_RUN_TAGS = {"oddsforge/inbox": "subscriptions"}
+REVIEW_RUN_TAGS = {"oddsforge/inbox": "reviews"}
+_UNFINISHED = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,
+]
+
+
+def read_table(lake: Lake, key: str, schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    """An unpartitioned table, or an empty one of ``schema`` before its first run."""
+    return lake.read_parquet([key], schema) if lake.exists(key) else pl.DataFrame(schema=schema)
+
+
+class SubscriptionsConfig(dg.Config):
+    keys: list[str] = Field(default_factory=list)
+    """Free subscription events and Stripe events to fold into the table; empty rebuilds it from
+    every object in both inboxes."""
+
+
+@dg.asset(
+    group_name="marketplace",
+    kinds={"polars", "parquet"},
+    description="The latest state of every subscription, free (subscribe / unsubscribe events from "
+    "the API) and paid (Stripe's customer.subscription webhooks): user, model, creator, status "
+    "(trial, active, cancelled, expired), start, trial end and next billing date.",
+)
+def subscriptions(
+    context: dg.AssetExecutionContext, config: SubscriptionsConfig, lake: Lake
+) -> dg.MaterializeResult:
+    store = SubscriptionStore(lake)
+    if config.keys:
+        if bad := [k for k in config.keys if not k.startswith((FREE_PREFIX, EVENTS_PREFIX))]:
+            raise ValueError(f"not subscription or Stripe events: {', '.join(bad)}")
+        previous: pl.DataFrame | None = read_table(lake, SUBSCRIPTIONS_KEY, SUBSCRIPTIONS)
+        free_keys = [k for k in config.keys if k.startswith(FREE_PREFIX)]
+        stripe_keys = [k for k in config.keys if k.startswith(EVENTS_PREFIX)]
+    else:
+        previous = None
+        free_keys = list(store.inbox_keys())
+        stripe_keys = [k for k in lake.list_keys(EVENTS_PREFIX) if k.endswith(".json")]
+    table = fold_subscriptions(previous, store.load(free_keys), read_events(lake, stripe_keys))
+    lake.write_parquet(SUBSCRIPTIONS_KEY, table)
+    context.log.info("folded %d free and %d Stripe events", len(free_keys), len(stripe_keys))
+    live = table.filter(pl.col("status").is_in(list(ACCESS_STATUSES)))
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": table.height,
+            "mode": "incremental" if config.keys else "full rebuild",
+            "free_events": len(free_keys),
+            "stripe_events": len(stripe_keys),
+            "with_access": live.height,
+            "paid_with_access": live.filter(pl.col("price_cents") > 0).height,
+            "preview": dg.MetadataValue.md(
+                markdown_table(
+                    table.sort("event_created", descending=True).select(
+                        "user_id", "model_id", "status", "price_cents", "start_date"
+                    )
+                )
+            ),
+        }
+    )
+
+
+def _day_of(key: str) -> dt.date:
+    return dt.date.fromisoformat(key.rsplit("/", 1)[-1].removesuffix(".parquet"))
+
+
+def performance_history(lake: Lake, sports: list[str]) -> tuple[pl.DataFrame, list[dt.date]]:
+    """``model_performance`` rows of the :data:`HISTORY_DAYS` up to each sport's latest day, and the
+    days to evaluate: each sport's last :data:`EVALUATION_DAYS` days with rows."""
+    frames, days = [], set()
+    for sport in sports:
+        keys = [k for k in lake.list_keys(f"tables/model_performance/{sport}/") if k.endswith(".parquet")]
+        if not keys:
+            continue
+        latest = _day_of(keys[-1])
+        recent = [k for k in keys if _day_of(k) > latest - dt.timedelta(days=HISTORY_DAYS)]
+        frames.append(lake.read_parquet(recent, MODEL_PERFORMANCE))
+        days.update(_day_of(k) for k in recent[-EVALUATION_DAYS:])
+    history = pl.concat(frames) if frames else pl.DataFrame(schema=MODEL_PERFORMANCE)
+    return history, sorted(days)
+
+
+@dg.asset(
+    deps=["model_versions", "model_performance", "subscriptions"],
+    group_name="marketplace",
+    kinds={"polars", "parquet"},
+    description="Every model's listing status (listed, pending_review, rejected, suspended, private, "
+    "archived), since when and why: paid models wait for review; a listed model is suspended after "
+    "three consecutive failing daily evaluations. Appends subscribers' notifications (new versions, "
+    "suspensions) to the notifications outbox.",
+)
+def model_status(context: dg.AssetExecutionContext, config: SportsConfig, lake: Lake) -> dg.MaterializeResult:
+    now = dt.datetime.now(dt.UTC)
+    versions = read_model_versions(lake)
+    latest = latest_versions(versions)
+    reviews = ReviewStore(lake).table()
+    previous = read_table(lake, MODEL_STATUS_KEY, MODEL_STATUS)
+    held = sticky_suspensions(previous, latest)
+    listed = listing_status(latest, reviews, held).filter(pl.col("status") == "listed")["model_id"]
+    history, days = performance_history(lake, config.sports)
+    found = suspensions(history, versions.filter(pl.col("model_id").is_in(listed.implode())), days)
+    table = status_table(listing_status(latest, reviews, pl.concat([held, found])), previous, now)
+    sent = notifications(previous, table, read_table(lake, SUBSCRIPTIONS_KEY, SUBSCRIPTIONS), now)
+    # The outbox first: a crash before the status is written re-sends (deduplicated by id) instead
+    # of losing notifications.
+    lake.write_parquet(
+        NOTIFICATIONS_KEY, append_notifications(read_table(lake, NOTIFICATIONS_KEY, NOTIFICATIONS), sent)
+    )
+    lake.write_parquet(MODEL_STATUS_KEY, table)
+    counts = dict(table.group_by("status").len().iter_rows())
+    context.log.info("statuses %s; %d new suspensions; %d notifications", counts, found.height, sent.height)
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": table.height,
+            **{f"status/{s}": int(counts.get(s, 0)) for s in ("listed", "pending_review", "suspended")},
+            "evaluated_days": ", ".join(d.isoformat() for d in days) or "none",
+            "new_suspensions": found.height,
+            "notifications_sent": sent.height,
+            "unlisted": dg.MetadataValue.md(
+                markdown_table(
+                    table.filter(pl.col("status").is_in(["pending_review", "rejected", "suspended"])).select(
+                        "model_id", "version", "status", "since", "reason"
+                    ),
+                    rows=10,
+                )
+            ),
+        }
+    )
+
+
+def _inbox_request(
+    context: dg.SensorEvaluationContext,
+    objects: Iterator[tuple[str, float]],
+    tags: dict[str, str],
+    run_config: Callable[[list[str]], dict] | None = None,
+) -> dg.SensorResult | dg.SkipReason:
+    """One run for the new keys among ``objects`` (keyed by the keys and the cursor, so a restarted
+    tick never repeats), unless a previous run with ``tags`` is unfinished: runs read, then rewrite a
+    table, and the tick after one ends takes everything that arrived meanwhile."""
+    if context.instance.get_runs(dg.RunsFilter(tags=tags, statuses=_UNFINISHED), limit=1):
+        return dg.SkipReason(f"the previous {tags['oddsforge/inbox']} run has not finished")
+    keys, cursor = new_inbox_objects(objects, context.cursor)
+    if not keys:
+        return dg.SkipReason(f"no new {tags['oddsforge/inbox']} objects")
+    digest = hashlib.sha256("\n".join([*keys, str(cursor)]).encode()).hexdigest()
+    request = dg.RunRequest(
+        run_key=f"{tags['oddsforge/inbox']}-{digest[:32]}",
+        run_config=run_config(keys) if run_config else {},
+        tags=tags | {"oddsforge/new_objects": str(len(keys))},
+    )
+    return dg.SensorResult(run_requests=[request], cursor=cursor)
+
+
+def _subscription_objects(lake: Lake) -> Iterator[tuple[str, float]]:
+    for key, mtime in lake.list_objects(FREE_PREFIX):
+        if parse_key(key) is not None:
+            yield key, mtime
+    for key, mtime in lake.list_objects(EVENTS_PREFIX):
+        if key.endswith(".json"):
+            yield key, mtime
+
+
+@dg.sensor(
+    target=subscriptions,
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Folds new free subscription events and Stripe events into the subscriptions table.",
+)
+def subscriptions_inbox_sensor(
+    context: dg.SensorEvaluationContext, lake: Lake
+) -> dg.SensorResult | dg.SkipReason:
+    def run_config(keys: list[str]) -> dict:
+        run_keys = keys if len(keys) <= MAX_KEYS_PER_RUN else []  # a huge backlog: full rebuild
+        return {"ops": {"subscriptions": {"config": {"keys": run_keys}}}}
+
+    return _inbox_request(context, _subscription_objects(lake), SUBSCRIPTION_RUN_TAGS, run_config)
+
+
+@dg.sensor(
+    target=model_status,
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Re-evaluates listing statuses when an operator records a review of a paid model.",
+)
+def review_inbox_sensor(context: dg.SensorEvaluationContext, lake: Lake) -> dg.SensorResult | dg.SkipReason:
+    return _inbox_request(context, lake.list_objects(REVIEWS_PREFIX), REVIEW_RUN_TAGS)
+
+
+marketplace_assets = [subscriptions, model_status]
+marketplace_sensors = [subscriptions_inbox_sensor, review_inbox_sensor]

@@ -1,0 +1,748 @@
+"""The marketplace over three weeks of the sample league: publishing rules, review, suspension and
+notifications, free subscriptions, listings, on-demand runs with their cache and run limit, and
+SPEC 6 visibility, through real HTTP against uvicorn and real Dagster runs on a local lake."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import httpx
+import polars as pl
+import pytest
+from fastapi import FastAPI
+
+from api.app import create_app
+from api.auth import mint_token
+from assets.analyses import analyses
+from assets.ingest import ingest_assets
+from assets.marketplace import (
+    MODEL_STATUS_KEY,
+    NOTIFICATIONS_KEY,
+    SUBSCRIPTIONS_KEY,
+    model_status,
+    review_inbox_sensor,
+    subscriptions,
+    subscriptions_inbox_sensor,
+)
+from assets.marts import MARTS_ENV, dbt_resource, marts
+from assets.models import model_versions
+from assets.performance import model_performance, settled_picks
+from assets.serving import serving_snapshot
+from domain.engine import ANALYSES
+from domain.marketplace import (
+    MODEL_STATUS,
+    NOTIFICATIONS,
+    REVIEWS,
+    SUSPENSIONS,
+    fold_subscriptions,
+    listing_status,
+    notifications,
+    retry_after,
+)
+from domain.performance import MODEL_PERFORMANCE
+from domain.registry import MODEL_VERSIONS, build_version, new_model_id
+from domain.schemas import conform
+from domain.subscriptions import SUBSCRIPTIONS
+from pipelines import cli
+from pipelines.execution import (
+    RECORD_DAYS,
+    automate,
+    daily_record_schedule,
+    popular_models_schedule,
+)
+from pipelines.jobs import range_tags
+from resources.lake import Lake, table_key
+from resources.on_demand import ExecutionLimits, cache_key
+from resources.registry_store import RegistryStore
+from resources.sample_feed import SampleLeagueFeed
+from resources.warehouse import Warehouse
+from tests.test_api import SECRET, serve, settings_for
+
+FIRST, LAST = dt.date(2025, 10, 21), dt.date(2025, 11, 9)
+NBA, NFL = "basketball_nba", "americanfootball_nfl"
+ONLY_NBA = {"config": {"sports": [NBA]}}
+T0 = dt.datetime(2026, 2, 1, 12, 0, tzinfo=dt.UTC)
+ROTATION = {
+    "player_stats": {"weight": 0.6, "fields": ["PTS", "REB", "AST"], "min_minutes": 20},
+    "team_stats": {"weight": 0.4, "fields": ["net_rating"], "lookback_games": 10},
+}
+
+
+def body(name: str, public: bool, price: float = 0, market: str = "h2h", **sources: Any) -> dict[str, Any]:
+    """A model config; player and team form by default (it beats the sample market early on)."""
+    return {
+        "name": name,
+        "sport": NBA,
+        "market": market,
+        "data_sources": sources or ROTATION,
+        "min_confidence": 0.52,
+        "max_confidence": 0.8,
+        "sharing": {"public": public, "price_per_month": price, "trial_days": 7 if price else 0},
+    }
+
+
+def ok(response: httpx.Response, status: int = 200) -> Any:
+    assert response.status_code == status, response.text
+    return response.json() if response.content else None
+
+
+def error(response: httpx.Response, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    return response.json()["error"]
+
+
+@dataclass
+class World:
+    lake: Lake
+    app: FastAPI
+    url: str
+    defs: dg.Definitions
+    instance: dg.DagsterInstance
+    clients: dict[str, httpx.Client] = field(default_factory=dict)
+    ids: dict[str, str] = field(default_factory=dict)
+
+    def client(self, user: str) -> httpx.Client:
+        if user not in self.clients:
+            headers = {"Authorization": f"Bearer {mint_token(user, SECRET)}"}
+            self.clients[user] = httpx.Client(base_url=self.url, headers=headers, timeout=30)
+        return self.clients[user]
+
+    def run(self, job: str, first: dt.date | None = None, last: dt.date | None = None, **ops: Any) -> None:
+        tags = range_tags(first, last) if first and last else {}
+        result = self.defs.resolve_job_def(job).execute_in_process(
+            instance=self.instance, tags=tags, run_config={"ops": ops}
+        )
+        assert result.success
+
+    def refresh(self) -> None:
+        """What the sensors and automation do after a change: tables, status, a new snapshot."""
+        self.run("status")
+        time.sleep(0.25)  # the API re-reads the snapshot pointer every 0.1 s
+
+    def listed(self, user: str = "zoe") -> list[str]:
+        return [m["model_id"] for m in ok(self.client(user).get("/marketplace/models"))["items"]]
+
+
+def publish(world: World, user: str, config: dict[str, Any]) -> str:
+    """As a creator does: create private, backtest, update with ``sharing.public = true``."""
+    client = world.client(user)
+    private = config | {"sharing": config["sharing"] | {"public": False}}
+    model_id = ok(client.post("/models", json=private), 201)["model_id"]
+    span = {"from": FIRST.isoformat(), "to": LAST.isoformat()}
+    assert ok(client.post(f"/models/{model_id}/test", json=span))["summary"]["graded"] >= 50
+    assert ok(client.put(f"/models/{model_id}", json=config))["version"] == 2
+    return model_id
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    """Three weeks of the sample league, three shared models (two free, one paid) and a private one
+    created through the API, analysed, settled and ranked by the pipeline, and the API serving it."""
+    root = tmp_path_factory.mktemp("market")
+    lake = Lake(root=str(root / "lake"))
+    daily = analyses.partitions_def
+    defs = dg.Definitions(
+        assets=[
+            *ingest_assets,
+            model_versions,
+            analyses,
+            settled_picks,
+            model_performance,
+            subscriptions,
+            model_status,
+            marts,
+            serving_snapshot,
+        ],
+        jobs=[
+            dg.define_asset_job("ingest", dg.AssetSelection.groups("ingest", "tables"), partitions_def=daily),
+            dg.define_asset_job(
+                "score",
+                dg.AssetSelection.assets("analyses", "settled_picks", "model_performance"),
+                partitions_def=daily,
+            ),
+            dg.define_asset_job("analyses_only", dg.AssetSelection.assets("analyses"), partitions_def=daily),
+            dg.define_asset_job(
+                "status",
+                dg.AssetSelection.assets(
+                    "model_versions", "subscriptions", "model_status", "serving_snapshot"
+                ),
+            ),
+            dg.define_asset_job("marts", dg.AssetSelection.assets(marts)),
+        ],
+        resources={
+            "lake": lake,
+            "warehouse": Warehouse(directory=str(root / "warehouse")),
+            "odds_feed": SampleLeagueFeed(),
+            "stats_feed": SampleLeagueFeed(),
+            "dbt": dbt_resource(),
+        },
+    )
+    app = create_app(settings_for(root / "warehouse"), lake=lake)
+    with pytest.MonkeyPatch.context() as mp, serve(app) as url:
+        mp.setenv(MARTS_ENV, str(root / "warehouse" / "marts.duckdb"))
+        world = World(lake, app, url, defs, dg.DagsterInstance.ephemeral())
+        ingest_ops = ["raw_feeds", "games", "odds_snapshots", "lines", "team_box_scores", "player_box_scores"]
+        world.run("ingest", FIRST, LAST, **dict.fromkeys(ingest_ops, ONLY_NBA))
+        ratings = {"team_stats": {"weight": 1.0, "fields": ["offensive_rating", "defensive_rating"]}}
+        world.ids = {
+            "carol_free": publish(world, "carol", body("Rotation ATS", True, market="spreads")),
+            "alice_free": publish(world, "alice", body("Rotation", True)),
+            "bob_paid": publish(world, "bob", body("Premium", True, price=9.99, **ratings)),
+            "alice_private": ok(world.client("alice").post("/models", json=body("Secret", False)), 201)[
+                "model_id"
+            ],
+        }
+        world.run("status")
+        world.run(
+            "score",
+            FIRST,
+            LAST,
+            **dict.fromkeys(["analyses", "settled_picks", "model_performance"], ONLY_NBA),
+        )
+        world.run("marts")
+        world.refresh()
+        yield world
+        for client in world.clients.values():
+            client.close()
+
+
+# ---- publishing ---------------------------------------------------------------------------------
+
+
+def test_publishing_needs_a_backtest_of_fifty_graded_predictions(world: World) -> None:
+    erin = world.client("erin")
+    refused = error(erin.post("/models", json=body("Eager", True)), 422)
+    assert refused["code"] == "publishing_rule"
+    assert refused["details"][0]["field"] == "body.sharing.public"
+    assert "at least 50 graded predictions" in refused["message"]
+
+    model_id = ok(erin.post("/models", json=body("Eager", False)), 201)["model_id"]
+    assert error(erin.put(f"/models/{model_id}", json=body("Eager", True)), 422)["code"] == "publishing_rule"
+    one_day = ok(erin.post(f"/models/{model_id}/test", json={"from": "2025-11-05", "to": "2025-11-05"}))
+    assert 0 < one_day["summary"]["graded"] < 50
+    still = error(erin.put(f"/models/{model_id}", json=body("Eager", True)), 422)
+    assert f"graded {one_day['summary']['graded']}" in still["message"]
+
+    season = ok(
+        erin.post(f"/models/{model_id}/test", json={"from": FIRST.isoformat(), "to": LAST.isoformat()})
+    )
+    assert season["summary"]["graded"] >= 50
+    shared = ok(erin.put(f"/models/{model_id}", json=body("Eager", True)))
+    assert (shared["version"], shared["sharing"]["public"]) == (2, True)
+    # A backtest of any version counts: the next version may stay public.
+    assert ok(erin.put(f"/models/{model_id}", json=body("Eager v3", True)))["version"] == 3
+
+
+# ---- listings, review, visibility ---------------------------------------------------------------
+
+
+def test_listing_ranks_listed_models_with_their_figures(world: World) -> None:
+    zoe = world.client("zoe")
+    page = ok(zoe.get("/marketplace/models"))
+    items = {m["model_id"]: m for m in page["items"]}
+    carol, alice = world.ids["carol_free"], world.ids["alice_free"]
+    assert {carol, alice} <= set(items)
+    assert world.ids["alice_private"] not in items
+    for model_id in (carol, alice):
+        m = items[model_id]
+        assert (
+            m["graded"] >= 50
+            and m["established"]
+            and m["price_cents"] == 0
+            and m["as_of"] == LAST.isoformat()
+        )
+        assert m["version"] == 2
+    scores = [(m["established"], m["performance_score"]) for m in page["items"]]
+    assert scores == sorted(scores, reverse=True)
+
+    by_roi = ok(zoe.get("/marketplace/models", params={"sort": "roi"}))["items"]
+    rois = [m["roi"] for m in by_roi if m["roi"] is not None]
+    assert rois == sorted(rois, reverse=True)
+    h2h = [m["model_id"] for m in ok(zoe.get("/marketplace/models", params={"market": "h2h"}))["items"]]
+    assert alice in h2h and carol not in h2h
+    assert ok(zoe.get("/marketplace/models", params={"price": "paid", "max_price_cents": 500}))["items"] == []
+    first = ok(zoe.get("/marketplace/models", params={"limit": 1}))
+    second = ok(zoe.get("/marketplace/models", params={"limit": 1, "cursor": first["next_cursor"]}))
+    assert [first["items"][0]["model_id"], second["items"][0]["model_id"]] == [
+        m["model_id"] for m in page["items"][:2]
+    ]
+
+    detail = ok(zoe.get(f"/marketplace/models/{alice}"))
+    assert (detail["status"], detail["listing"]["rank"], detail["subscribed"]) == (
+        "listed",
+        items[alice]["rank"],
+        False,
+    )
+    assert detail["rolling"]["graded"] == items[alice]["graded"]
+    assert detail["record"]["through"] == LAST.isoformat()
+
+    perf = ok(zoe.get(f"/models/{alice}/performance"))
+    assert perf["last"] == LAST.isoformat() and perf["daily"]
+    assert sum(r["graded"] for r in perf["daily"]) == perf["window"]["graded"]
+    results = ok(zoe.get(f"/models/{alice}/results", params={"days": 21}))
+    assert results["items"] and all(
+        r["qualifies"] and r["result"] in ("won", "lost", "push") for r in results["items"]
+    )
+    days = [r["game_date"] for r in results["items"]]
+    assert days == sorted(days, reverse=True)
+
+
+def test_paid_model_is_listed_only_once_an_operator_approves(
+    world: World, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    paid = world.ids["bob_paid"]
+    assert paid not in world.listed()
+    assert error(world.client("zoe").get(f"/marketplace/models/{paid}"), 404)["code"] == "not_found"
+    mine = ok(world.client("bob").get(f"/marketplace/models/{paid}"))
+    assert (mine["status"], mine["price_cents"], mine["trial_days"]) == ("pending_review", 999, 7)
+
+    monkeypatch.setenv("ODDSFORGE_LAKE", world.lake.root)
+    capsys.readouterr()
+    assert cli.main(["review", "list", "--json"]) == 0
+    queue = json.loads(capsys.readouterr().out)["models"]
+    assert [(m["model_id"], m["status"]) for m in queue] == [(paid, "pending_review")]
+    with pytest.raises(SystemExit):
+        cli.main(["review", "reject", paid])  # a rejection needs a reason
+    assert cli.main(["review", "approve", world.ids["carol_free"]]) == 2  # free models need no review
+    assert cli.main(["review", "approve", paid, "--reviewer", "ops"]) == 0
+
+    tick = review_inbox_sensor(
+        dg.build_sensor_context(instance=world.instance, resources={"lake": world.lake})
+    )
+    assert isinstance(tick, dg.SensorResult) and len(tick.run_requests or []) == 1
+    world.refresh()
+    assert paid in world.listed()
+    listed = next(
+        m for m in ok(world.client("zoe").get("/marketplace/models", params={"price": "paid"}))["items"]
+    )
+    assert (listed["model_id"], listed["price_cents"]) == (paid, 999)
+    capsys.readouterr()
+    assert cli.main(["review", "list", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["models"] == []
+    # Listed, yet its analyses stay with subscribers: SPEC 6.
+    assert error(world.client("zoe").get(f"/models/{paid}/results"), 404)["code"] == "not_found"
+    assert ok(world.client("zoe").get(f"/marketplace/models/{paid}"))["status"] == "listed"
+
+
+def test_a_private_model_is_invisible_to_everyone_else(world: World) -> None:
+    secret, alice, bob = world.ids["alice_private"], world.client("alice"), world.client("bob")
+    missing = "alice--nothing-000000"
+    for path in ("", "/results", "/performance"):
+        assert error(bob.get(f"/models/{secret}{path}"), 404) == {
+            **error(bob.get(f"/models/{missing}{path}"), 404),
+            "message": f"no model with id {secret!r}",
+        }
+        assert alice.get(f"/models/{secret}{path}").status_code == 200
+    assert error(bob.post(f"/models/{secret}/analyze", json={}), 404)["code"] == "not_found"
+    assert error(bob.get(f"/marketplace/models/{secret}"), 404)["code"] == "not_found"
+    assert error(bob.post("/marketplace/subscribe", json={"model_id": secret}), 404)["code"] == "not_found"
+    assert secret not in world.listed("bob")
+    assert secret not in [m["model_id"] for m in ok(bob.get("/models"))["items"]]
+    assert ok(alice.get(f"/marketplace/models/{secret}"))["status"] == "private"
+
+
+# ---- subscriptions ------------------------------------------------------------------------------
+
+
+def test_free_subscribe_unsubscribe_and_list(world: World) -> None:
+    dave, model_id = world.client("dave"), world.ids["carol_free"]
+    sensor_context = dg.build_sensor_context(instance=world.instance, resources={"lake": world.lake})
+    subscriptions_inbox_sensor(sensor_context)  # the inbox so far
+    cursor = sensor_context.cursor
+
+    created = dave.post("/marketplace/subscribe", json={"model_id": model_id})
+    sub = ok(created, 201)
+    assert (sub["model_id"], sub["kind"], sub["status"], sub["creator_id"]) == (
+        model_id,
+        "free",
+        "active",
+        "carol",
+    )
+    again = ok(dave.post("/marketplace/subscribe", json={"model_id": model_id}), 200)
+    assert again["start_date"] == sub["start_date"]
+    assert [s["model_id"] for s in ok(dave.get("/marketplace/subscriptions"))["items"]] == [model_id]
+    assert ok(dave.get(f"/marketplace/models/{model_id}"))["subscribed"] is True
+    assert error(world.client("carol").post("/marketplace/subscribe", json={"model_id": model_id}), 409)
+    assert error(dave.post("/marketplace/subscribe", json={"model_id": "x--nope-000000"}), 404)
+
+    # The sensor asks for a run folding exactly the new event into the table.
+    tick = subscriptions_inbox_sensor(
+        dg.build_sensor_context(instance=world.instance, cursor=cursor, resources={"lake": world.lake})
+    )
+    assert isinstance(tick, dg.SensorResult)
+    (request,) = tick.run_requests or []
+    keys = request.run_config["ops"]["subscriptions"]["config"]["keys"]
+    assert keys == [f"inbox/subscriptions/dave/{model_id}/000001.json"]
+    assert dg.materialize(
+        [subscriptions],
+        instance=world.instance,
+        resources={"lake": world.lake},
+        run_config=request.run_config,
+    ).success
+    table = world.lake.read_parquet([SUBSCRIPTIONS_KEY]).filter(pl.col("user_id") == "dave")
+    assert table.select("model_id", "status", "price_cents").rows() == [(model_id, "active", 0)]
+
+    left = ok(dave.request("DELETE", "/marketplace/unsubscribe", json={"model_id": model_id}))
+    assert (left["status"], left["start_date"]) == ("cancelled", sub["start_date"])
+    assert ok(dave.get("/marketplace/subscriptions"))["items"] == []
+    ended = ok(dave.get("/marketplace/subscriptions", params={"include_ended": True}))["items"]
+    assert [(s["model_id"], s["status"]) for s in ended] == [(model_id, "cancelled")]
+    assert error(dave.request("DELETE", "/marketplace/unsubscribe", json={"model_id": model_id}), 404)
+
+
+def test_suspension_after_three_failing_evaluations_notifies_subscribers(world: World) -> None:
+    lake, store = world.lake, RegistryStore(world.lake)
+    model_id = new_model_id("gridiron", "Steam", b"\x00\x00\x01")
+    steam = {"odds_movement": {"weight": 1.0, "time_window_hours": 24}}
+    nfl = body("Steam", True, market="spreads", **steam) | {"sport": NFL}
+    store.create_version(  # registered directly: the sample league has no NFL games to backtest on
+        build_version(
+            nfl, model_id=model_id, owner_user_id="gridiron", version=1, created_at=T0, updated_at=T0
+        )
+    )
+    ok(world.client("kim").post("/marketplace/subscribe", json={"model_id": model_id}), 201)
+    world.refresh()
+
+    def evaluation(day: dt.date, accuracy: float) -> None:
+        row = {
+            "model_id": model_id,
+            "version": 1,
+            "sport": NFL,
+            "market": "spreads",
+            "date": day,
+            "graded": 12,
+            "rolling_graded": 80,
+            "rolling_accuracy": accuracy,
+        }
+        lake.write_parquet(
+            table_key("model_performance", NFL, day), conform(pl.DataFrame([row]), MODEL_PERFORMANCE)
+        )
+        world.run("status")
+
+    def status() -> tuple[str, str]:
+        row = lake.read_parquet([MODEL_STATUS_KEY]).filter(pl.col("model_id") == model_id).row(0, named=True)
+        return row["status"], row["reason"]
+
+    thursday, sunday, monday = dt.date(2025, 11, 6), dt.date(2025, 11, 9), dt.date(2025, 11, 10)
+    evaluation(thursday, 0.45)
+    evaluation(sunday, 0.47)
+    assert status()[0] == "listed"  # two failing evaluations: still in the grace period
+    evaluation(monday, 0.48)
+    state, reason = status()
+    assert state == "suspended" and "3 consecutive evaluations" in reason and "2025-11-10" in reason
+    outbox = lake.read_parquet([NOTIFICATIONS_KEY]).filter(pl.col("model_id") == model_id)
+    assert outbox.select("user_id", "kind").rows() == [("kim", "suspended")]
+    world.run("status")  # re-running never notifies twice
+    assert lake.read_parquet([NOTIFICATIONS_KEY]).filter(pl.col("model_id") == model_id).height == 1
+
+    time.sleep(0.25)
+    notes = ok(world.client("kim").get("/notifications"))["items"]
+    assert [(n["model_id"], n["kind"]) for n in notes] == [(model_id, "suspended")]
+    assert "suspended" in notes[0]["message"]
+    refused = error(world.client("lee").post("/marketplace/subscribe", json={"model_id": model_id}), 409)
+    assert "takes no new subscribers" in refused["message"]
+    assert error(world.client("kim").get(f"/models/{model_id}"), 404)["code"] == "not_found"
+    assert model_id not in world.listed()
+
+    # A new version lifts the suspension; its subscribers hear of it.
+    store.create_version(
+        build_version(
+            nfl, model_id=model_id, owner_user_id="gridiron", version=2, created_at=T0, updated_at=T0
+        )
+    )
+    world.refresh()
+    assert status()[0] == "listed"
+    kinds = [n["kind"] for n in ok(world.client("kim").get("/notifications"))["items"]]
+    assert sorted(kinds) == ["new_version", "suspended"]
+
+
+# ---- on-demand execution ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def clock(world: World) -> Iterator[list[dt.datetime]]:
+    """The API's clock, moved by the test; limits restored afterwards."""
+    now = [dt.datetime.now(dt.UTC)]
+    world.app.state.clock = lambda: now[0]
+    yield now
+    world.app.state.clock = lambda: dt.datetime.now(dt.UTC)
+    world.app.state.execution = ExecutionLimits()
+
+
+def test_analyze_is_cached_for_an_hour_and_equals_the_daily_run(
+    world: World, clock: list[dt.datetime]
+) -> None:
+    model_id, day = world.ids["alice_free"], dt.date(2025, 11, 4)
+    dave = world.client("dave")
+    fresh = ok(dave.post(f"/models/{model_id}/analyze", json={"date": day.isoformat()}))
+    assert (fresh["cached"], fresh["version"], fresh["date"]) == (False, 2, day.isoformat())
+    assert fresh["qualifying"] == sum(a["qualifies"] for a in fresh["analyses"]) > 0
+
+    # What the daily asset stored for that day, row for row.
+    daily = world.lake.read_table("analyses", NBA, day, day + dt.timedelta(days=1), ANALYSES).filter(
+        pl.col("model_id") == model_id
+    )
+    stored = sorted(
+        (r["game_id"], r["bookmaker"], r["pick"], r["confidence"], r["qualifies"]) for r in daily.to_dicts()
+    )
+    served = sorted(
+        (a["game_id"], a["bookmaker"], a["pick"], a["confidence"], a["qualifies"]) for a in fresh["analyses"]
+    )
+    assert served == stored
+
+    cached_object = Path(world.lake.root) / cache_key(model_id, 2, day)
+    written = cached_object.stat().st_mtime_ns
+    clock[0] += dt.timedelta(minutes=59)
+    hit = ok(world.client("zoe").post(f"/models/{model_id}/analyze", json={"date": day.isoformat()}))
+    assert (hit["cached"], hit["computed_at"]) == (True, fresh["computed_at"])
+    assert cached_object.stat().st_mtime_ns == written  # nothing recomputed
+
+    clock[0] += dt.timedelta(minutes=2)
+    again = ok(dave.post(f"/models/{model_id}/analyze", json={"date": day.isoformat(), "sport": NBA}))
+    assert again["cached"] is False and again["computed_at"] > fresh["computed_at"]
+    assert cached_object.stat().st_mtime_ns > written
+    assert (
+        error(dave.post(f"/models/{model_id}/analyze", json={"sport": NFL}), 422)["details"][0]["field"]
+        == "body.sport"
+    )
+
+
+def test_uncached_runs_are_limited_per_user(world: World, clock: list[dt.datetime]) -> None:
+    world.app.state.execution = ExecutionLimits(runs_per_window=2, window_seconds=3600)
+    model_id, ivy = world.ids["carol_free"], world.client("ivy")
+
+    def run(day: str) -> httpx.Response:
+        return ivy.post(f"/models/{model_id}/analyze", json={"date": day})
+
+    assert ok(run("2025-10-28"))["cached"] is False
+    clock[0] += dt.timedelta(minutes=10)
+    assert ok(run("2025-10-29"))["cached"] is False
+    limited = run("2025-10-30")
+    assert error(limited, 429)["code"] == "too_many_requests"
+    assert int(limited.headers["retry-after"]) == 50 * 60  # the first run leaves the window then
+    assert ok(run("2025-10-28"))["cached"] is True  # cached answers stay free
+    assert (
+        ok(world.client("jay").post(f"/models/{model_id}/analyze", json={"date": "2025-10-30"}))["cached"]
+        is False
+    )
+    clock[0] += dt.timedelta(minutes=50)
+    assert ok(run("2025-10-31"))["cached"] is False
+
+
+# ---- execution modes and automation -------------------------------------------------------------
+
+
+def test_scheduled_runs_keep_the_other_models_analyses(world: World) -> None:
+    day, lake = LAST, world.lake
+    before = lake.read_table("analyses", NBA, day, day + dt.timedelta(days=1), ANALYSES)
+    newcomer = ok(world.client("uma").post("/models", json=body("Late", False)), 201)["model_id"]
+    world.run("status")
+    world.run("analyses_only", day, day, analyses={"config": {"sports": [NBA], "missing_only": True}})
+    after = lake.read_table("analyses", NBA, day, day + dt.timedelta(days=1), ANALYSES)
+    keys = ["model_id", "version", "game_id", "bookmaker"]
+    scored_before = pl.col("model_id").is_in(before["model_id"].unique().implode())
+    assert after.filter(scored_before).sort(keys).equals(before.sort(keys))  # untouched
+    assert after.filter(pl.col("model_id") == newcomer).height > 0  # the missing model, added
+
+    popular = world.ids["carol_free"]
+    world.run("analyses_only", day, day, analyses={"config": {"sports": [NBA], "model_ids": [popular]}})
+    rerun = lake.read_table("analyses", NBA, day, day + dt.timedelta(days=1), ANALYSES)
+    assert (
+        rerun.filter(pl.col("model_id") != popular)
+        .sort(keys)
+        .equals(after.filter(pl.col("model_id") != popular).sort(keys))
+    )
+    assert (
+        rerun.filter(pl.col("model_id") == popular).height
+        == after.filter(pl.col("model_id") == popular).height
+    )
+
+
+def test_schedules_pick_popular_models_and_record_the_rest(tmp_path: Path) -> None:
+    lake = Lake(root=str(tmp_path))
+    rows = [
+        {"subscription_id": f"free:u{i}:{m}", "user_id": f"u{i}", "model_id": m, "status": "active"}
+        for m, n in (("a--big-000001", 11), ("a--ten-000002", 10))
+        for i in range(n)
+    ]
+    lake.write_parquet(SUBSCRIPTIONS_KEY, conform(pl.DataFrame(rows), SUBSCRIPTIONS))
+    status = [{"model_id": m, "status": "listed"} for m in ("a--big-000001", "a--ten-000002")]
+    lake.write_parquet(MODEL_STATUS_KEY, conform(pl.DataFrame(status), MODEL_STATUS))
+    at = dt.datetime(2026, 1, 10, 15, tzinfo=dt.UTC)
+    request = popular_models_schedule(
+        dg.build_schedule_context(scheduled_execution_time=at, resources={"lake": lake})
+    )
+    assert isinstance(request, dg.RunRequest)
+    assert request.run_config["ops"]["analyses"]["config"]["model_ids"] == ["a--big-000001"]  # more than 10
+    assert (request.partition_key, request.tags["oddsforge/execution"]) == ("2026-01-10", "scheduled")
+
+    record = daily_record_schedule(dg.build_schedule_context(scheduled_execution_time=at))
+    assert isinstance(record, dg.RunRequest)
+    assert record.run_config["ops"]["analyses"]["config"] == {"missing_only": True}
+    assert (
+        record.tags["dagster/asset_partition_range_start"]
+        == (at.date() - dt.timedelta(days=RECORD_DAYS)).isoformat()
+    )
+    assert record.tags["dagster/asset_partition_range_end"] == "2026-01-09"
+
+
+def test_new_analyses_flow_to_settlement_without_a_click(tmp_path: Path) -> None:
+    """Declarative automation: analyses of yesterday make settled picks of yesterday due; a day
+    outside the window is left to backfills."""
+    defs = dg.Definitions(
+        assets=automate([*ingest_assets, model_versions, analyses, settled_picks, model_performance]),
+        resources={
+            "lake": Lake(root=str(tmp_path)),
+            "odds_feed": SampleLeagueFeed(),
+            "stats_feed": SampleLeagueFeed(),
+        },
+    )
+    instance = dg.DagsterInstance.ephemeral()
+    now = dt.datetime.now(dt.UTC)
+    yesterday, old = (now - dt.timedelta(days=1)).date(), (now - dt.timedelta(days=10)).date()
+    first = dg.evaluate_automation_conditions(defs=defs, instance=instance, evaluation_time=now)
+    for day in (yesterday, old):
+        for key in ("analyses", "games", "lines"):
+            instance.report_runless_asset_event(dg.AssetMaterialization(key, partition=day.isoformat()))
+    later = dg.evaluate_automation_conditions(
+        defs=defs, instance=instance, evaluation_time=now + dt.timedelta(minutes=1), cursor=first.cursor
+    )
+    requested = later.get_requested_partitions(dg.AssetKey("settled_picks"))
+    assert yesterday.isoformat() in requested
+    assert old.isoformat() not in requested
+
+
+# ---- rules on hand-made frames ------------------------------------------------------------------
+
+
+def test_listing_status_rules() -> None:
+    def version(model_id: str, **kw: Any) -> dict[str, Any]:
+        return {
+            "model_id": model_id,
+            "version": 3,
+            "owner_user_id": "o",
+            "public": True,
+            "price_cents": 999,
+            "status": "active",
+        } | kw
+
+    latest = pl.DataFrame(
+        [
+            version("free", price_cents=0),
+            version("new-paid"),
+            version("approved"),
+            version("repriced", price_cents=1999),
+            version("rejected"),
+            version("resubmitted"),
+            version("private", public=False),
+            version("gone", status="archived"),
+            version("pulled", price_cents=0),
+            version("pulled-old", price_cents=0),
+        ]
+    )
+    at = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    reviews = pl.DataFrame(
+        [
+            {
+                "model_id": "approved",
+                "version": 2,
+                "price_cents": 999,
+                "decision": "approve",
+                "decided_at": at,
+            },
+            {
+                "model_id": "repriced",
+                "version": 2,
+                "price_cents": 999,
+                "decision": "approve",
+                "decided_at": at,
+            },
+            {
+                "model_id": "rejected",
+                "version": 3,
+                "price_cents": 999,
+                "decision": "reject",
+                "reason": "spam",
+                "decided_at": at,
+            },
+            {
+                "model_id": "resubmitted",
+                "version": 2,
+                "price_cents": 999,
+                "decision": "reject",
+                "decided_at": at,
+            },
+        ]
+    )
+    suspended = pl.DataFrame(
+        [
+            {"model_id": "pulled", "version": 3, "reason": "bad"},
+            {"model_id": "pulled-old", "version": 2, "reason": "bad"},
+        ]
+    )
+    got = dict(
+        listing_status(
+            conform(latest, MODEL_VERSIONS), conform(reviews, REVIEWS), conform(suspended, SUSPENSIONS)
+        )
+        .select("model_id", "status")
+        .iter_rows()
+    )
+    assert got == {
+        "free": "listed",
+        "new-paid": "pending_review",
+        "approved": "listed",  # an approval covers later versions at the same price
+        "repriced": "pending_review",  # ... not a new price
+        "rejected": "rejected",
+        "resubmitted": "pending_review",  # a newer version after a rejection waits again
+        "private": "private",
+        "gone": "archived",
+        "pulled": "suspended",
+        "pulled-old": "listed",  # a suspension of an older version no longer holds
+    }
+
+
+def test_notifications_and_subscription_folding() -> None:
+    at = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    before = conform(
+        pl.DataFrame([{"model_id": "m", "version": 1, "name": "M", "status": "listed"}]), MODEL_STATUS
+    )
+    after = conform(
+        pl.DataFrame([{"model_id": "m", "version": 2, "name": "M", "status": "listed"}]), MODEL_STATUS
+    )
+    event = {
+        "user_id": "u",
+        "model_id": "m",
+        "creator_id": "o",
+        "at": at.isoformat(),
+        "started_at": at.isoformat(),
+    }
+    subs = fold_subscriptions(
+        None,
+        [
+            ("k/000001.json", event | {"action": "subscribe"}),
+            ("k/000002.json", event | {"action": "unsubscribe"}),
+            ("j/000001.json", event | {"user_id": "w", "action": "subscribe"}),
+        ],
+        [],
+    )
+    assert dict(subs.select("user_id", "status").iter_rows()) == {"u": "cancelled", "w": "active"}
+    sent = notifications(before, after, subs, at)
+    assert sent.select("notification_id", "user_id", "kind").rows() == [
+        ("new_version:m:v2:w", "w", "new_version")
+    ]
+    assert notifications(pl.DataFrame(schema=MODEL_STATUS), after, subs, at).is_empty()  # first run: no diff
+    assert sent.schema == pl.Schema(NOTIFICATIONS)
+
+
+def test_retry_after_counts_the_window() -> None:
+    now, hour = dt.datetime(2026, 1, 1, 12, tzinfo=dt.UTC), dt.timedelta(hours=1)
+    runs = [now - dt.timedelta(minutes=m) for m in (70, 50, 20)]
+    assert retry_after(runs, now, limit=3, window=hour) is None  # the 70-minute-old run is out
+    assert retry_after(runs, now, limit=2, window=hour) == 10 * 60
