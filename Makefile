@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint ui api clean
+.PHONY: install demo test lint ui api services clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ ui: $(STAMP)
 
 api: $(STAMP)
 	$(BIN)/oddsforge api
+
+# Redis and PostgreSQL for the operations tests (CI runs this first; needs root or sudo once).
+services:
+	bash scripts/ci_services.sh
 
 clean:
 	rm -rf $(VENV) data/lake data/warehouse .dagster_home

@@ -6,6 +6,7 @@ environment and opens nothing; the serving snapshot itself is opened by the firs
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,11 +16,15 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from api.errors import error_response, install_error_handlers
-from api.routes import games, health, models
+from api.routes import creators, datasets, execution, games, health, marketplace, models, webhooks
 from api.serving import NoSnapshotError, ServingStore
 from api.settings import ApiSettings
+from resources.dataset_store import DatasetStore
 from resources.lake import Lake
+from resources.on_demand import ExecutionLimits
+from resources.payments import Payments
 from resources.registry_store import RegistryStore
+from resources.subscription_store import SubscriptionStore
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +54,18 @@ async def _no_snapshot(_: Request, exc: NoSnapshotError) -> JSONResponse:
     )
 
 
-def create_app(settings: ApiSettings | None = None, lake: Lake | None = None) -> FastAPI:
+def _utc_now() -> dt.datetime:
+    """The API's clock (``app.state.clock``; tests replace it to move time)."""
+    return dt.datetime.now(dt.UTC)
+
+
+def create_app(
+    settings: ApiSettings | None = None, lake: Lake | None = None, payments: Payments | None = None
+) -> FastAPI:
     """Build the API over the serving snapshots of ``settings`` and the inbox of ``lake``.
 
-    Both default to the environment (``ODDSFORGE_WAREHOUSE_DIR``, ``ODDSFORGE_LAKE``).
+    Both default to the environment (``ODDSFORGE_WAREHOUSE_DIR``, ``ODDSFORGE_LAKE``); ``payments``
+    (Stripe) is built from the environment when a request first needs it (``api/payments.py``).
     """
     settings = settings or ApiSettings.from_env()
     lake = lake or Lake.from_env()
@@ -75,11 +88,22 @@ def create_app(settings: ApiSettings | None = None, lake: Lake | None = None) ->
     app.state.store = store
     app.state.lake = lake
     app.state.registry = RegistryStore(lake)
+    app.state.payments = payments
+    app.state.datasets = DatasetStore(lake, settings.warehouse_dir)
+    app.state.subscriptions = SubscriptionStore(lake)
+    app.state.execution = ExecutionLimits()
+    app.state.clock = _utc_now
     install_error_handlers(app)
     app.add_exception_handler(NoSnapshotError, _no_snapshot)  # type: ignore[arg-type]
     app.include_router(health.router)
     app.include_router(games.router)
     app.include_router(models.router)
+    app.include_router(datasets.router)
+    app.include_router(creators.router)
+    app.include_router(webhooks.router)
+    app.include_router(marketplace.router)
+    app.include_router(marketplace.notifications_router)
+    app.include_router(execution.router)
     return app
 
 

@@ -16,7 +16,9 @@ from assets._common import daily_partitions, partition_days, table_metadata
 from domain.engine import ANALYSES, ModelBatch, multipliers_from_history, score_day
 from domain.engine.scoring import DYNAMIC_WINDOW_DAYS
 from domain.registry import MODEL_VERSIONS
+from domain.schemas import conform
 from domain.sports import SPORTS
+from resources.custom_scores import load_custom_scores
 from resources.engine_tables import load_tables
 from resources.lake import Lake, table_key
 
@@ -24,7 +26,11 @@ from resources.lake import Lake, table_key
 class AnalysesConfig(dg.Config):
     sports: list[str] = Field(default_factory=lambda: list(SPORTS))
     model_ids: list[str] = Field(default_factory=list)
-    """Score only these models (empty: every active model)."""
+    """Score only these models (empty: every active model). Their rows replace theirs in each day's
+    partition and the other models' rows stay (the popular models' scheduled run)."""
+    missing_only: bool = False
+    """Per day, score only the due models without analyses that day yet and keep every existing row:
+    the record run for models that otherwise run on demand (cut-off at each game's start)."""
 
 
 def due_versions(model_versions: pl.DataFrame, model_ids: list[str]) -> pl.DataFrame:
@@ -43,27 +49,48 @@ def read_model_versions(lake: Lake) -> pl.DataFrame:
     return lake.read_parquet([key]) if lake.exists(key) else pl.DataFrame(schema=MODEL_VERSIONS)
 
 
+def _with_other_models(
+    lake: Lake, sport: str, day: dt.date, out: pl.DataFrame, scored: pl.Series
+) -> pl.DataFrame:
+    """``out`` plus the day's stored analyses of the models not in ``scored``."""
+    stored = lake.read_table("analyses", sport, day, day + dt.timedelta(days=1), ANALYSES)
+    others = stored.filter(~pl.col("model_id").is_in(scored.implode()))
+    return pl.concat([conform(others, ANALYSES), conform(out, ANALYSES)])
+
+
 def analyse_days(
-    lake: Lake, versions: pl.DataFrame, sport: str, days: list[dt.date], now: dt.datetime
+    lake: Lake,
+    versions: pl.DataFrame,
+    sport: str,
+    days: list[dt.date],
+    now: dt.datetime,
+    keep_others: bool = False,
 ) -> tuple[pl.DataFrame, dict[dt.date, int]]:
-    """Score ``days`` for the model versions of ``sport`` and write one partition per day."""
+    """Score ``days`` for the model versions of ``sport`` and write one partition per day; with
+    ``keep_others`` the stored analyses of other models stay in each partition."""
     versions = versions.filter(pl.col("sport") == sport)
     if versions.is_empty():
         empty = pl.DataFrame(schema=ANALYSES)
+        if keep_others:
+            return empty, {}
         return empty, lake.write_daily(empty, lambda d: table_key("analyses", sport, d), days)
     models = ModelBatch.from_frame(versions)
     start, end = days[0], days[-1] + dt.timedelta(days=1)
     tables = load_tables(lake, sport, start, end)
     window_start = start - dt.timedelta(days=DYNAMIC_WINDOW_DAYS)
     past = lake.read_table("analyses", sport, window_start, start, ANALYSES)
+    custom = load_custom_scores(
+        lake, versions, tables.games.filter(pl.col("game_date").is_between(start, days[-1]))
+    )
     written, frames = {}, []
     for day in days:
         as_of = now if day >= now.date() else None
         multipliers = (
             multipliers_from_history(past, tables.games, day) if models.uses_dynamic_weighting else None
         )
-        out = score_day(models, tables, day, as_of, multipliers)
-        written.update(lake.write_daily(out, lambda d: table_key("analyses", sport, d), [day]))
+        out = score_day(models, tables, day, as_of, multipliers, custom)
+        stored = _with_other_models(lake, sport, day, out, versions["model_id"]) if keep_others else out
+        written.update(lake.write_daily(stored, lambda d: table_key("analyses", sport, d), [day]))
         frames.append(out)
         if models.uses_dynamic_weighting:
             keep_from = day - dt.timedelta(days=DYNAMIC_WINDOW_DAYS - 1)
@@ -83,17 +110,28 @@ def analyse_days(
 def analyses(context: dg.AssetExecutionContext, config: AnalysesConfig, lake: Lake) -> dg.MaterializeResult:
     _, _, days = partition_days(context)
     versions = due_versions(read_model_versions(lake), config.model_ids)
-    started = time.monotonic()
-    frames, written = [], {}
+    started, now = time.monotonic(), dt.datetime.now(dt.UTC)
+    frames, written, scored = [], {}, 0
     for sport in config.sports:
-        out, counts = analyse_days(lake, versions, sport, days, dt.datetime.now(dt.UTC))
-        frames.append(out)
-        written.update(counts)
+        if config.missing_only:
+            for day in days:
+                present = lake.read_table("analyses", sport, day, day + dt.timedelta(days=1), ANALYSES)
+                todo = versions.filter(~pl.col("model_id").is_in(present["model_id"].unique().implode()))
+                out, counts = analyse_days(lake, todo, sport, [day], now, keep_others=True)
+                frames.append(out)
+                written.update(counts)
+                scored += todo.filter(pl.col("sport") == sport).height
+        else:
+            out, counts = analyse_days(lake, versions, sport, days, now, keep_others=bool(config.model_ids))
+            frames.append(out)
+            written.update(counts)
+            scored += versions.filter(pl.col("sport") == sport).height
     out = pl.concat(frames)
     return dg.MaterializeResult(
         metadata={
             **table_metadata(out, days, written),
-            "models_scored": versions.height,
+            "models_scored": scored,
+            "mode": "missing only" if config.missing_only else "models" if config.model_ids else "all",
             "qualifying_picks": int(out.get_column("qualifies").sum()) if out.height else 0,
             "seconds": round(time.monotonic() - started, 2),
         }

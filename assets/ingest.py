@@ -16,7 +16,7 @@ import polars as pl
 from assets._common import SportsConfig, daily_partitions, partition_days, table_metadata
 from domain import tidy
 from domain.schemas import GAMES, ODDS_SNAPSHOTS, PLAYER_BOX, RAW_TABLES, TEAM_BOX
-from resources.feeds import FeedResult, OddsFeed, StatsFeed
+from resources.feeds import FeedRejectedError, FeedResult, OddsFeed, StatsFeed
 from resources.lake import Lake, raw_key, table_key
 
 RAW_ASSETS = {
@@ -65,13 +65,17 @@ def raw_feeds(
     started = time.monotonic()
     totals = dict.fromkeys(RAW_TABLES, 0)
     feed_meta: dict[str, object] = {}
-    for sport in config.sports:
-        for feed, result in (
-            (odds_feed, odds_feed.fetch_odds(sport, start, end)),
-            (stats_feed, stats_feed.fetch_stats(sport, start, end)),
-        ):
-            _write_feed_result(lake, sport, feed.source_name(), result, days, totals)
-            feed_meta.update({f"{sport}/{k}": v for k, v in result.metadata.items()})
+    try:
+        for sport in config.sports:
+            for feed, result in (
+                (odds_feed, odds_feed.fetch_odds(sport, start, end)),
+                (stats_feed, stats_feed.fetch_stats(sport, start, end)),
+            ):
+                _write_feed_result(lake, sport, feed.source_name(), result, days, totals)
+                feed_meta.update({f"{sport}/{k}": v for k, v in result.metadata.items()})
+    except FeedRejectedError as exc:
+        # Transient errors are retried by the client and then by _retry; a refusal never succeeds.
+        raise dg.Failure(description=str(exc), allow_retries=False) from exc
     elapsed = round(time.monotonic() - started, 2)
     for table, name in RAW_ASSETS.items():
         yield dg.MaterializeResult(

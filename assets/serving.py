@@ -17,6 +17,8 @@ from resources.warehouse import MART_TABLES, Warehouse
         "lines",
         "model_versions",
         "model_calibration",
+        "model_status",
+        "subscriptions",
         *[dg.AssetKey(["marts", t]) for t in MART_TABLES],
     ],
     group_name="serving",

@@ -1,10 +1,11 @@
-"""The ``oddsforge`` command line: demo, ui, api, import-history, sql, token."""
+"""The ``oddsforge`` command line: demo, ui, api, import-history, sql, token, payouts, review."""
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -20,6 +21,8 @@ if TYPE_CHECKING:
     from domain.model_config import ModelConfig
 
 DEFAULT_DAGSTER_HOME = ".dagster_home"
+LOG_FORMAT = {"value": "text"}
+"""The ``--log-format`` of this invocation (progress lines go through JSON logging when ``json``)."""
 
 
 def _dagster_home() -> Path:
@@ -38,7 +41,10 @@ def _emit(args: argparse.Namespace, payload: dict[str, Any], human: Callable[[],
 
 
 def _progress(message: str) -> None:
-    print(f"[oddsforge] {message}", file=sys.stderr, flush=True)
+    if LOG_FORMAT["value"] == "json":
+        logging.getLogger("oddsforge").info(message)
+    else:
+        print(f"[oddsforge] {message}", file=sys.stderr, flush=True)
 
 
 # -- commands --------------------------------------------------------------------------------------
@@ -69,11 +75,25 @@ def cmd_demo(args: argparse.Namespace) -> int:
             roi = "-" if r["roi"] is None else f"{r['roi']:+.1%}"
             score = f"{r['performance_score']:.3f}"
             print(f"  {r['rank']:>2} {r['name']:<26} {r['graded']:>6} {acc:>6} {roi:>7} {score:>6}")
+        market = report["marketplace"]
+        print("\nMarketplace (model_status; shared after a backtest of 50+ graded picks, paid after review):")
+        for m in market["models"]:
+            subs = market["subscriptions"].get(m["model_id"], 0)
+            price = "free" if not m["price_cents"] else f"${m['price_cents'] / 100:.2f}"
+            who = f"{m['name']:<26} {m['owner_user_id']:<6} {price:>6}"
+            print(f"  {who} {m['status']:<15} {subs:>3} subscribers")
+        hooks = report["payments"]["webhooks"]
+        print(
+            f"\nPaid subscriptions ({hooks['month']}): {hooks['delivered']} Stripe webhooks signed and "
+            f"verified, {hooks['stored']} stored (redeliveries ignored: {hooks['duplicates']})"
+        )
+        _print_payouts(report["payments"])
         print(f"\nLake: {report['lake']}\nServing snapshot: {report['snapshot']}")
         print("\nLook at it:")
         print('  oddsforge sql "SELECT * FROM games ORDER BY commence_time LIMIT 5"')
         print("  oddsforge ui          # Dagster UI on http://127.0.0.1:3000")
         print("  oddsforge api         # API on http://127.0.0.1:8000/docs (token: oddsforge token USER)")
+        print(f"  oddsforge payouts --month {report['payments']['month']}   # re-run: nobody is paid twice")
 
     _emit(args, report, human)
     return 0
@@ -100,7 +120,15 @@ def cmd_ui(args: argparse.Namespace) -> int:
 def cmd_api(args: argparse.Namespace) -> int:
     import uvicorn
 
-    uvicorn.run("api.app:app", host=args.host, port=args.port, workers=args.workers)
+    from pipelines.logs import uvicorn_log_config
+
+    uvicorn.run(
+        "api.app:app",
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_config=uvicorn_log_config(args.log_format) if args.log_format else uvicorn.config.LOGGING_CONFIG,
+    )
     return 0
 
 
@@ -257,12 +285,85 @@ def cmd_token(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dollars(cents: int | None) -> str:
+    return "-" if cents is None else f"{cents / 100:,.2f}"
+
+
+def _print_payouts(report: dict[str, Any]) -> None:
+    """The month's creators (earned, payout, carried over) and its payouts, as a person reads them."""
+    month = report["month"]
+    print(f"Creators' earnings in {month} (USD; 70% of paid invoices, refunds taken back):")
+    print(f"  {'creator':<12} {'revenue':>9} {'refunds':>9} {'earned':>9} {'payout':>9} {'carried':>9}")
+    for c in report["creators"]:
+        cells = (c["revenue_cents"], c["reversed_cents"], c["earned_cents"], c["payout_cents"])
+        money = " ".join(f"{_dollars(v):>9}" for v in cells)
+        print(f"  {c['creator_id']:<12} {money} {_dollars(c['carried_over_cents']):>9}")
+    print(f"Payouts for {month} (balance >= $50 at the month's end; paid on the 1st after it):")
+    if not report["payouts"]:
+        print("  none: no creator's balance reached $50 (balances carry over)")
+    for p in report["payouts"]:
+        line = f"  {p['creator_id']:<12} {_dollars(p['amount_cents']):>9}  {p['status']:<15}"
+        print(line + (f" {p['transfer_id'] or p['detail']}" if p["status"] != "pending_stripe" else ""))
+    if report["stripe"] != "configured":
+        print(f"  NOTE: {report['stripe']}.")
+
+
+def cmd_payouts(args: argparse.Namespace) -> int:
+    from pipelines.runner import run_payouts
+
+    _dagster_home()
+    report = run_payouts(args.month, progress=_progress)
+    _emit(args, report, lambda: _print_payouts(report))
+    return 0 if report["succeeded"] else 1
+
+
+def cmd_review(args: argparse.Namespace) -> int:
+    from resources.lake import Lake
+    from resources.reviews import decide, review_queue
+
+    lake = Lake.from_env()
+    if args.review_command == "list":
+        queue = review_queue(lake, include_decided=args.all)
+        rows = queue.select("model_id", "version", "owner_user_id", "name", "price_cents", "status", "reason")
+
+        def human() -> None:
+            if rows.is_empty():
+                print("No paid model is waiting for review." if not args.all else "No paid public models.")
+            for r in rows.iter_rows(named=True):
+                print(
+                    f"{r['model_id']}  v{r['version']}  {r['owner_user_id']}  {r['name']!r}  "
+                    f"${_dollars(r['price_cents'])}/month  {r['status']}: {r['reason']}"
+                )
+
+        _emit(args, {"models": rows.to_dicts()}, human)
+        return 0
+    decision = "approve" if args.review_command == "approve" else "reject"
+    review = decide(lake, args.model_id, decision, args.reason or "", args.reviewer, dt.datetime.now(dt.UTC))
+
+    def done() -> None:
+        verb = "Approved" if decision == "approve" else "Rejected"
+        print(
+            f"{verb} {review['model_id']} v{review['version']} at ${_dollars(review['price_cents'])}/month; "
+            "the marketplace updates on the next model_status run."
+        )
+
+    _emit(args, review, done)
+    return 0
+
+
 # -- parser ----------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="oddsforge",
         description="OddsForge: user-defined sports-betting models on Dagster. "
         "Lake root from ODDSFORGE_LAKE (default ./data/lake, or s3://bucket/prefix).",
+    )
+    parser.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        default=os.environ.get("ODDSFORGE_LOG_FORMAT") or None,
+        help="log lines as text or one JSON object per line (default: ODDSFORGE_LOG_FORMAT, else "
+        "Python's default warnings-only logging)",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -319,6 +420,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ttl-hours", type=int, default=24)
     p.set_defaults(func=cmd_token)
 
+    p = sub.add_parser(
+        "payouts",
+        help="post pending Stripe events, then run (or re-run) a month's creator payouts",
+        description="Without STRIPE_API_KEY the payouts are recorded as pending_stripe and no money moves; "
+        "re-running a month never pays anyone twice. Exit status 1 when Stripe refused a transfer.",
+    )
+    p.add_argument("--month", required=True, metavar="YYYY-MM", help="the month whose earnings are paid")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=cmd_payouts)
+
     from domain.model_config import DataType
     from domain.sports import SPORTS
 
@@ -335,11 +446,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-type", default="game_level", choices=get_args(DataType))
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=cmd_dataset_validate)
+    p = sub.add_parser("review", help="operators: review paid models before they are listed")
+    reviews = p.add_subparsers(dest="review_command", required=True, metavar="ACTION")
+    r = reviews.add_parser("list", help="paid public models waiting for review")
+    r.add_argument("--all", action="store_true", help="every paid public model, reviewed or not")
+    r.add_argument("--json", action="store_true", help="print the models as JSON")
+    r.set_defaults(func=cmd_review)
+    for action, text in (("approve", "list the model's latest version"), ("reject", "keep it unlisted")):
+        r = reviews.add_parser(action, help=f"{action} a paid model: {text}")
+        r.add_argument("model_id", metavar="MODEL_ID")
+        r.add_argument("--reason", required=action == "reject", help="why (shown to the creator)")
+        r.add_argument("--reviewer", default=os.environ.get("USER", "operator"), help="who decided")
+        r.add_argument("--json", action="store_true", help="print the decision as JSON")
+        r.set_defaults(func=cmd_review)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.log_format:
+        from pipelines.logs import configure_logging
+
+        configure_logging(args.log_format)
+        LOG_FORMAT["value"] = args.log_format
     started = time.monotonic()
     try:
         return args.func(args)

@@ -8,36 +8,69 @@ from assets.analyses import analysis_assets
 from assets.datasets import dataset_assets, dataset_checks, dataset_sensors
 from assets.features import feature_assets
 from assets.ingest import ingest_assets
+from assets.marketplace import marketplace_assets, marketplace_sensors
 from assets.marts import dbt_resource, mart_assets
 from assets.models import model_assets, model_sensors
+from assets.payments import payment_assets, payment_sensors
 from assets.performance import performance_assets
 from assets.serving import serving_snapshot
+from pipelines.automation import asset_checks, sensors, with_freshness_policies
+from pipelines.execution import automate, execution_jobs, execution_schedules, execution_sensors
 from pipelines.jobs import (
     analyses_job,
-    daily_ingest_schedule,
     ingest_job,
+    ingest_schedules,
+    ledger_job,
     marts_job,
     models_job,
+    payouts_job,
+    payouts_schedule,
     performance_job,
     serving_job,
     tables_job,
 )
-from resources.settings import build_resources
+from resources.settings import build_resources, executor_from_env, loggers_from_env
 
-defs = dg.Definitions(
-    assets=[
-        *ingest_assets,
-        *model_assets,
-        *dataset_assets,
-        *feature_assets,
-        *analysis_assets,
-        *performance_assets,
-        *mart_assets,
-        serving_snapshot,
-    ],
-    jobs=[ingest_job, tables_job, models_job, analyses_job, performance_job, marts_job, serving_job],
-    schedules=[daily_ingest_schedule],
-    asset_checks=dataset_checks,
-    sensors=[*model_sensors, *dataset_sensors],
-    resources={**build_resources(), "dbt": dbt_resource()},
+defs = with_freshness_policies(
+    dg.Definitions(
+        assets=automate(
+            [
+                *ingest_assets,
+                *model_assets,
+                *dataset_assets,
+                *feature_assets,
+                *analysis_assets,
+                *performance_assets,
+                *payment_assets,
+                *marketplace_assets,
+                *mart_assets,
+                serving_snapshot,
+            ]
+        ),
+        jobs=[
+            ingest_job,
+            tables_job,
+            models_job,
+            analyses_job,
+            performance_job,
+            marts_job,
+            serving_job,
+            ledger_job,
+            payouts_job,
+            *execution_jobs,
+        ],
+        schedules=[*ingest_schedules, payouts_schedule, *execution_schedules],
+        asset_checks=[*dataset_checks, *asset_checks],
+        sensors=[
+            *model_sensors,
+            *dataset_sensors,
+            *sensors,
+            *payment_sensors,
+            *marketplace_sensors,
+            *execution_sensors,
+        ],
+        resources={**build_resources(), "dbt": dbt_resource()},
+        executor=executor_from_env(),
+        loggers=loggers_from_env(),
+    )
 )

@@ -1,4 +1,10 @@
-"""Sample users and their models for ``oddsforge demo``, registered exactly as the API would."""
+"""Sample users and their models for ``oddsforge demo``, registered exactly as the API would.
+
+The demo follows the marketplace's rules: every model starts private (version 1); the shared ones
+are backtested over the first six weeks of the season, and only then stored as a shared version 2
+(the publishing rule of ``PUT /models``); the paid one is approved as an operator would
+(``oddsforge review approve``); a few users subscribe to the free ones.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +12,20 @@ import datetime as dt
 import hashlib
 from typing import Any
 
+from domain.model_config import ModelConfig
+from domain.performance import can_publish, needs_review
 from domain.registry import ENTROPY_BYTES, build_version, new_model_id
+from resources.backtests import backtest_model, best_backtest_graded, record_backtest
 from resources.lake import Lake
 from resources.registry_store import RegistryStore
+from resources.reviews import decide
+from resources.subscription_store import SubscriptionStore
 
 CREATED_AT = dt.datetime(2025, 10, 1, 12, 0, tzinfo=dt.UTC)
+PUBLISHED_AT = dt.datetime(2025, 12, 5, 12, 0, tzinfo=dt.UTC)
+BACKTEST_DAYS = 42
+"""The creators backtest their models over the season's first six weeks before sharing them."""
+DEMO_OPERATOR = "demo-operator"
 
 DEMO_MODELS: list[tuple[str, dict[str, Any]]] = [
     (
@@ -96,15 +111,34 @@ DEMO_MODELS: list[tuple[str, dict[str, Any]]] = [
 ]
 
 
+FREE_SUBSCRIPTIONS: list[tuple[str, str, str]] = [
+    ("dave", "alice", "Form and steam"),
+    ("dave", "carol", "Hot hands ATS"),
+    ("erin", "carol", "Hot hands ATS"),
+    ("frank", "alice", "Form and steam"),
+]
+"""(subscriber, creator, model name): free subscriptions to the shared free models."""
+SUBSCRIBED_AT = dt.datetime(2025, 12, 6, 12, 0, tzinfo=dt.UTC)
+
+
+def demo_model_id(user: str, name: str) -> str:
+    """A demo model's id, derived from its owner and name so that every run finds the same models."""
+    entropy = hashlib.sha256(f"{user}/{name}".encode()).digest()[:ENTROPY_BYTES]
+    return new_model_id(user, name, entropy)
+
+
+def _private(body: dict[str, Any]) -> dict[str, Any]:
+    return body | {"sharing": body["sharing"] | {"public": False}}
+
+
 def register_demo_models(lake: Lake) -> list[str]:
-    """Store version 1 of each demo model (idempotent: ids are derived from user and name)."""
+    """Store version 1 of each demo model, private (idempotent: ids derive from user and name)."""
     store = RegistryStore(lake)
     ids = []
     for user, body in DEMO_MODELS:
-        entropy = hashlib.sha256(f"{user}/{body['name']}".encode()).digest()[:ENTROPY_BYTES]
-        model_id = new_model_id(user, body["name"], entropy)
+        model_id = demo_model_id(user, body["name"])
         config = build_version(
-            body,
+            _private(body),
             model_id=model_id,
             owner_user_id=user,
             version=1,
@@ -114,3 +148,46 @@ def register_demo_models(lake: Lake) -> list[str]:
         store.create_version(config)
         ids.append(model_id)
     return ids
+
+
+def publish_demo_models(lake: Lake, start: dt.date) -> list[dict[str, Any]]:
+    """Backtest version 1 of each model meant to be shared over ``BACKTEST_DAYS`` from ``start``,
+    record the report, and store the shared version 2 once the publishing rule allows it; approve
+    paid ones as the operator. Idempotent."""
+    store = RegistryStore(lake)
+    published = []
+    for user, body in DEMO_MODELS:
+        if not body["sharing"].get("public"):
+            continue
+        model_id = demo_model_id(user, body["name"])
+        state = store.state(model_id)
+        if state is None:
+            raise LookupError(f"demo model {model_id} is not registered")
+        first = ModelConfig.model_validate(store.read(state, 1).payload)
+        end = start + dt.timedelta(days=BACKTEST_DAYS - 1)
+        report = backtest_model(lake, first, start, end)
+        record_backtest(lake, report)
+        allowed, why = can_publish(best_backtest_graded(lake, model_id))
+        if not allowed:
+            raise RuntimeError(f"demo model {model_id} cannot be published: {why}")
+        shared = build_version(
+            body,
+            model_id=model_id,
+            owner_user_id=user,
+            version=2,
+            created_at=CREATED_AT,
+            updated_at=PUBLISHED_AT,
+        )
+        store.create_version(shared)
+        if needs_review(shared.sharing.price_cents):
+            decide(lake, model_id, "approve", "demo: reviewed and approved", DEMO_OPERATOR, PUBLISHED_AT)
+        published.append({"model_id": model_id, "backtest_graded": report["summary"]["graded"], "why": why})
+    return published
+
+
+def subscribe_demo_users(lake: Lake) -> int:
+    """The demo's free subscriptions, stored as the API stores them (idempotent)."""
+    store = SubscriptionStore(lake)
+    for subscriber, creator, name in FREE_SUBSCRIPTIONS:
+        store.subscribe(subscriber, demo_model_id(creator, name), creator, SUBSCRIBED_AT)
+    return len(FREE_SUBSCRIPTIONS)

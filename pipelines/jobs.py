@@ -1,22 +1,31 @@
 """Jobs and schedules of the ingest stage."""
 
 import datetime as dt
+from dataclasses import dataclass
+from typing import Any
 
 import dagster as dg
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from assets._common import daily_partitions
+from assets.ingest import TIDY_BUILDERS
+from domain.sports import sport_info
+from pipelines.automation import freshness_checks, odds_api_quota
+
+SENSOR_ONLY_CHECKS = dg.AssetSelection.checks(*freshness_checks)
+"""Freshness checks run on the freshness sensor's ticks, never inside the jobs that materialise the
+assets (they take no run config, and a check right after the materialisation tells nothing)."""
 
 ingest_job = dg.define_asset_job(
     "ingest_job",
-    selection=dg.AssetSelection.groups("ingest", "tables"),
+    selection=dg.AssetSelection.groups("ingest", "tables") - SENSOR_ONLY_CHECKS,
     partitions_def=daily_partitions,
     description="Fetch odds and stats for game dates and rebuild the tidy tables.",
 )
 
 tables_job = dg.define_asset_job(
     "tables_job",
-    selection=dg.AssetSelection.groups("tables"),
+    selection=dg.AssetSelection.groups("tables") - SENSOR_ONLY_CHECKS,
     partitions_def=daily_partitions,
     description="Rebuild the tidy tables from what is already in raw (after a history import).",
 )
@@ -36,7 +45,7 @@ analyses_job = dg.define_asset_job(
 
 performance_job = dg.define_asset_job(
     "performance_job",
-    selection=dg.AssetSelection.assets("settled_picks", "model_performance"),
+    selection=dg.AssetSelection.assets("settled_picks", "model_performance") - SENSOR_ONLY_CHECKS,
     partitions_def=daily_partitions,
     description="Settle the analyses of the given game dates and compute daily and rolling performance.",
 )
@@ -62,14 +71,82 @@ def range_tags(first: dt.date, last: dt.date) -> dict[str, str]:
     }
 
 
-@dg.schedule(
-    job=ingest_job,
-    cron_schedule="0 11 * * *",
-    execution_timezone="UTC",
-    name="daily_ingest_schedule",
-    description="11:00 UTC, before any US slate: yesterday's final scores and today's odds, in one run.",
+@dataclass(frozen=True)
+class IngestSchedule:
+    """When a sport's odds and results are fetched: ``weekdays`` in cron numbering (0 = Sunday), at
+    ``hour`` UTC. Each run covers the game dates since the previous scheduled day, up to today: final
+    scores of the games played in between and today's odds."""
+
+    sport: str
+    hour: int
+    weekdays: tuple[int, ...]
+
+
+INGEST_SCHEDULES = (
+    IngestSchedule("basketball_nba", 11, (0, 1, 2, 3, 4, 5, 6)),
+    # NFL games are on Thursday, Sunday and Monday (Saturday late in the season): Tuesday fetches the
+    # weekend's and Monday's scores, Thursday that night's odds, Sunday Thursday's score and the
+    # weekend's odds. 11:00 UTC is before any US kick-off.
+    IngestSchedule("americanfootball_nfl", 11, (0, 2, 4)),
 )
-def daily_ingest_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
-    today = context.scheduled_execution_time.date()
-    yesterday = today - dt.timedelta(days=1)
-    return dg.RunRequest(run_key=f"ingest:{yesterday}:{today}", tags=range_tags(yesterday, today))
+INGEST_OPS = ("raw_feeds", *TIDY_BUILDERS, odds_api_quota.node_def.name)
+"""Every op of ``ingest_job`` (the quota check included): each takes the ``sports`` of its run config."""
+
+
+def sports_run_config(sports: list[str], ops: tuple[str, ...] = INGEST_OPS) -> dict[str, Any]:
+    """Run config restricting every op of a job to ``sports``."""
+    return {"ops": {op: {"config": {"sports": sports}} for op in ops}}
+
+
+def days_since_previous_run(weekdays: tuple[int, ...], today: dt.date) -> int:
+    """Days back to the previous scheduled weekday before ``today`` (1 for a daily schedule)."""
+    cron_day = today.isoweekday() % 7
+    return min((cron_day - d - 1) % 7 + 1 for d in weekdays)
+
+
+def _ingest_schedule(spec: IngestSchedule) -> dg.ScheduleDefinition:
+    short = sport_info(spec.sport).prefix
+    days = ",".join(str(d) for d in spec.weekdays) if len(spec.weekdays) < 7 else "*"
+
+    @dg.schedule(
+        job=ingest_job,
+        cron_schedule=f"0 {spec.hour} * * {days}",
+        execution_timezone="UTC",
+        name=f"{short}_ingest_schedule",
+        description=f"{sport_info(spec.sport).title} at {spec.hour:02d}:00 UTC: final scores since the "
+        "previous run and today's odds, in one run.",
+    )
+    def _schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+        today = context.scheduled_execution_time.date()
+        first = today - dt.timedelta(days=days_since_previous_run(spec.weekdays, today))
+        return dg.RunRequest(
+            run_key=f"ingest:{spec.sport}:{first}:{today}",
+            run_config=sports_run_config([spec.sport]),
+            tags=range_tags(first, today) | {"oddsforge/sport": spec.sport},
+        )
+
+    return _schedule
+
+
+ingest_schedules = [_ingest_schedule(spec) for spec in INGEST_SCHEDULES]
+
+
+ledger_job = dg.define_asset_job(
+    "ledger_job",
+    selection=dg.AssetSelection.assets("ledger", "creator_balances"),
+    description="Post new verified Stripe events and payout transfers onto the ledger; creators' balances.",
+)
+
+payouts_job = dg.define_asset_job(
+    "payouts_job",
+    selection=dg.AssetSelection.assets("payouts"),
+    description="Pay the creators of a month (partition YYYY-MM) whose balance reaches $50.",
+)
+
+payouts_schedule = dg.build_schedule_from_partitioned_job(
+    payouts_job,
+    name="monthly_payouts_schedule",
+    description="06:00 UTC on the 1st: the payouts of the month that just ended.",
+    hour_of_day=6,
+    day_of_month=1,
+)

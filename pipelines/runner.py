@@ -13,9 +13,11 @@ from typing import Any
 
 import dagster as dg
 import duckdb
+import polars as pl
 
 from assets.analyses import read_model_versions
 from domain.engine import ANALYSES, grade_analyses, performance
+from domain.errors import UserError
 from domain.sample_league import SEASON_END, SEASON_START
 from domain.schemas import GAMES
 from pipelines.jobs import range_tags
@@ -25,6 +27,7 @@ from resources.warehouse import LAKE_TABLES, Warehouse, lake_connection
 Progress = Callable[[str], None]
 QUIET = {"console": {"config": {"log_level": "WARNING"}}}
 """Run config for in-process runs of the CLI: the instance keeps every event; the terminal stays readable."""
+QUIET_RUN = {"loggers": QUIET}
 
 
 def execute_range(
@@ -98,11 +101,36 @@ def leaderboard_rows(warehouse: Warehouse) -> list[dict[str, Any]]:
         return con.execute("SELECT * FROM leaderboard ORDER BY sport, bet_type, rank").pl().to_dicts()
 
 
+def marketplace_rows(warehouse: Warehouse) -> dict[str, Any]:
+    """Every model's listing status and the subscriptions with access, as served."""
+    path = warehouse.current()
+    if path is None:
+        return {"models": [], "subscriptions": {}}
+    with duckdb.connect(str(path), read_only=True) as con:
+        models = con.execute(
+            "SELECT model_id, version, owner_user_id, name, price_cents, status, reason "
+            "FROM model_status ORDER BY status, model_id"
+        ).pl()
+        subs = con.execute(
+            "SELECT model_id, count(*) FROM subscriptions "
+            "WHERE status IN ('trial', 'active') GROUP BY model_id"
+        ).fetchall()
+    return {"models": models.to_dicts(), "subscriptions": dict(subs)}
+
+
+def paid_models(lake: Lake) -> list[dict[str, Any]]:
+    """The latest version of each paid model (model_id, owner_user_id, price_cents, trial_days)."""
+    versions = read_model_versions(lake).sort("version").unique("model_id", keep="last")
+    paid = versions.filter(pl.col("price_cents") > 0).sort("model_id")
+    return paid.select("model_id", "owner_user_id", "price_cents", "trial_days").to_dicts()
+
+
 def run_demo(progress: Progress) -> dict[str, Any]:
     """The main job on the embedded default: a season of the sample league, ingested and served,
     with a few users' models registered and analysed over it."""
     from pipelines.definitions import defs
-    from pipelines.demo import register_demo_models
+    from pipelines.demo import publish_demo_models, register_demo_models, subscribe_demo_users
+    from pipelines.demo_payments import DEMO_MONTH, deliver_demo_month
 
     stages: list[dict[str, Any]] = []
     lake: Lake = defs.resources["lake"]
@@ -114,7 +142,23 @@ def run_demo(progress: Progress) -> dict[str, Any]:
         lambda: execute_range("ingest_job", SEASON_START, SEASON_END, sports=nba),
     )
     model_ids = _timed(stages, "register sample users' models", progress, lambda: register_demo_models(lake))
+    published = _timed(
+        stages,
+        "backtest and publish shared models",
+        progress,
+        lambda: publish_demo_models(lake, SEASON_START),
+    )
+    _timed(stages, "free subscriptions", progress, lambda: subscribe_demo_users(lake))
     _timed(stages, "model_versions table", progress, lambda: run_job("models_job"))
+    webhooks = _timed(
+        stages,
+        f"paid subscriptions {DEMO_MONTH} (signed webhooks)",
+        progress,
+        lambda: deliver_demo_month(lake, paid_models(lake)),
+    )
+    payments = _timed(
+        stages, f"ledger and payouts {DEMO_MONTH}", progress, lambda: run_payouts(DEMO_MONTH, progress)
+    )
     _timed(
         stages,
         f"analyses {SEASON_START}..{SEASON_END}",
@@ -132,11 +176,74 @@ def run_demo(progress: Progress) -> dict[str, Any]:
     warehouse = defs.resources["warehouse"]
     return {
         "leaderboard": leaderboard_rows(warehouse),
+        "marketplace": marketplace_rows(warehouse) | {"published": published},
+        "payments": payments | {"webhooks": webhooks},
         "stages": stages,
         "tables": table_counts(lake),
         "models": model_season_summary(lake, model_ids, SEASON_START, SEASON_END),
         "lake": lake.uri(""),
         "snapshot": str(warehouse.current()),
+    }
+
+
+def run_payouts(month: str, progress: Progress) -> dict[str, Any]:
+    """Post every unposted Stripe event onto the ledger, run (or re-run) ``month``'s payouts, post the
+    transfers they made, and report the month's payouts. Resources come from the environment now
+    (``STRIPE_API_KEY`` decides whether transfers are made)."""
+    from assets.models import _UNFINISHED
+    from assets.payments import NO_STRIPE, RUN_TAGS, creator_balances, ledger, monthly_partitions, payouts
+    from domain.earnings import monthly_earnings
+    from resources.ledger_store import read_ledger, unread_keys
+    from resources.payout_store import read_payout_records
+    from resources.settings import build_resources
+
+    months = monthly_partitions.get_partition_keys()
+    if month not in months:
+        raise UserError(f"--month {month}: not an ended month in {months[0]} .. {months[-1]} (YYYY-MM)")
+    instance = dg.DagsterInstance.get()
+    if instance.get_runs(dg.RunsFilter(tags=RUN_TAGS, statuses=_UNFINISHED), limit=1):
+        raise UserError("a ledger run is in progress (the Stripe inbox sensor's): retry when it has ended")
+    resources = build_resources()
+    lake: Lake = resources["lake"]
+
+    def post_ledger() -> dg.ExecuteInProcessResult:
+        return dg.materialize(
+            [ledger, creator_balances],
+            instance=instance,
+            resources=resources,
+            tags=RUN_TAGS,
+            run_config=QUIET_RUN,
+        )
+
+    progress(f"ledger: posting {len(unread_keys(lake))} unposted inbox objects")
+    post_ledger()
+    progress(f"payouts {month}")
+    paid = dg.materialize(
+        [payouts],
+        partition_key=month,
+        instance=instance,
+        resources=resources,
+        run_config=QUIET_RUN,
+        raise_on_error=False,
+    )
+    if unread_keys(lake):  # the transfers just recorded
+        post_ledger()
+    records = read_payout_records(lake).filter(pl.col("month") == month)
+    entries = read_ledger(lake)
+    earned = monthly_earnings(entries, read_payout_records(lake)).filter(pl.col("month") == month)
+    stripe = resources["payments"] is not None
+    return {
+        "month": month,
+        "succeeded": paid.success,
+        "stripe": "configured" if stripe else NO_STRIPE,
+        "payouts": records.to_dicts(),
+        "total_cents": int(records["amount_cents"].sum()),
+        "creators": earned.to_dicts(),
+        "ledger": {
+            "entries": entries.height,
+            "sum_cents": int(entries["amount_cents"].sum()),
+            "unposted_objects": len(unread_keys(lake)),
+        },
     }
 
 

@@ -15,6 +15,7 @@ import polars as pl
 
 from domain.engine import ModelBatch, run_backtest
 from domain.model_config import ModelConfig
+from resources.custom_scores import load_custom_scores
 from resources.engine_tables import load_tables
 from resources.lake import Lake
 
@@ -39,8 +40,10 @@ def backtest_model(
     if end < start:
         raise ValueError(f"the backtest ends ({end}) before it starts ({start})")
     tables = load_tables(lake, config.sport, start, end + dt.timedelta(days=1))
+    span = tables.games.filter(pl.col("game_date").is_between(start, end))
+    custom = load_custom_scores(lake, [config], span)
     result = run_backtest(
-        ModelBatch.from_configs([config]), tables, start, end, progress=progress, keep_analyses=False
+        ModelBatch.from_configs([config]), tables, start, end, custom, progress=progress, keep_analyses=False
     )
     summary = _records(result.summary.drop("model_id", "version"))[0]
     return {
@@ -50,7 +53,7 @@ def backtest_model(
         "market": config.market,
         "from": start.isoformat(),
         "to": end.isoformat(),
-        "games_in_span": tables.games.filter(pl.col("game_date").is_between(start, end)).height,
+        "games_in_span": span.height,
         "summary": summary,
         "monthly": _records(result.monthly.drop("model_id", "version")),
     }
@@ -66,3 +69,15 @@ def record_backtest(lake: Lake, report: dict[str, Any]) -> str:
     )
     lake.put_bytes(key, json.dumps(report, sort_keys=True).encode())
     return key
+
+
+def recorded_backtests(lake: Lake, model_id: str) -> list[dict[str, Any]]:
+    """Every recorded backtest report of ``model_id``, of any of its versions."""
+    keys = [k for k in lake.list_keys(f"inbox/backtests/{model_id}/") if k.endswith(".json")]
+    return [json.loads(lake.get_bytes(key)) for key in keys]
+
+
+def best_backtest_graded(lake: Lake, model_id: str) -> int:
+    """The most graded predictions of any recorded backtest of the model (0 if none): what the
+    publishing rule (``domain.performance.can_publish``) is checked against."""
+    return max((int(r["summary"]["graded"]) for r in recorded_backtests(lake, model_id)), default=0)

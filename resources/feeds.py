@@ -23,6 +23,11 @@ class FeedResult:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
+class FeedRejectedError(RuntimeError):
+    """The source refused the request and would refuse it again (bad credentials, an unknown sport):
+    the ingest step fails at once instead of retrying with backoff."""
+
+
 class _Feed(dg.ConfigurableResource):
     SOURCE: ClassVar[str] = ""
     """Name of the source in raw partition keys (``raw/{table}/{sport}/{day}/{SOURCE}.parquet``)."""

@@ -30,7 +30,7 @@ from domain.odds_api_v4 import (
 )
 from domain.schemas import GAME_RESULTS, ODDS_SNAPSHOTS, conform, empty
 from domain.sports import sport_info
-from resources.feeds import FeedResult, OddsFeed
+from resources.feeds import FeedRejectedError, FeedResult, OddsFeed
 
 SOURCE = "the_odds_api_v4"
 SCORES_DAYS_FROM = 3
@@ -62,6 +62,10 @@ logging.getLogger("httpx").addFilter(_REDACT)  # idempotent: addFilter skips a f
 
 class OddsApiError(RuntimeError):
     """A v4 request failed for good; the message names the endpoint and status, never the key."""
+
+
+class OddsApiRejectedError(OddsApiError, FeedRejectedError):
+    """A 4xx other than 429 (a bad key, an unknown sport or market): no retry can succeed."""
 
 
 class _Session:
@@ -129,7 +133,7 @@ class _Session:
                 status = response.status_code
                 failure = f"HTTP {status}: {self._api_message(response)}"
                 if status != 429 and status < 500:  # 401/403/404/422...: retrying cannot help
-                    raise OddsApiError(f"GET {path} failed with {failure}")
+                    raise OddsApiRejectedError(f"GET {path} failed with {failure}")
                 retry_after = response.headers.get("retry-after")
             if attempt < self.feed.max_retries:
                 wait = self._wait(attempt, retry_after)

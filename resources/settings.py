@@ -5,11 +5,22 @@ embedded sample league as odds and stats feed. Production: ``ODDSFORGE_LAKE=s3:/
 (credentials and endpoint from the standard AWS variables), ``ODDSFORGE_ODDS_FEED=oddsapi`` with
 ``ODDS_API_KEY`` read at run time through ``dg.EnvVar``; box scores then come from history imports
 (``ODDSFORGE_STATS_FEED=none``, the default whenever the odds feed is not the sample league).
+Payments: Stripe once ``STRIPE_API_KEY`` is set (key and ``STRIPE_WEBHOOK_SECRET`` read at run time
+through ``dg.EnvVar``; ``STRIPE_API_BASE`` for another Stripe-compatible endpoint); without it,
+payouts are planned and recorded as ``pending_stripe`` and no money moves.
+
+DuckDB files: serving snapshots under ``ODDSFORGE_WAREHOUSE_DIR`` (default ``./data/warehouse``), the
+dbt marts in ``ODDSFORGE_DBT_DUCKDB``, which defaults to ``marts.duckdb`` inside that folder. Runs
+execute in-process for the CLI, on Dagster's default multiprocess executor when launched by the
+daemon or the UI, or on Celery workers with ``ODDSFORGE_EXECUTOR=celery`` (docs/scaling.md). Logs are
+JSON lines with ``ODDSFORGE_LOG_FORMAT=json``. The Dagster instance is configured apart, by
+``$DAGSTER_HOME/dagster.yaml`` (``deploy/dagster.yaml`` for production: Postgres).
 """
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -17,8 +28,17 @@ import dagster as dg
 from resources.feeds import NoStatsFeed
 from resources.lake import Lake
 from resources.odds_api import OddsApiFeed
+from resources.payments import Payments
 from resources.sample_feed import SampleLeagueFeed
 from resources.warehouse import Warehouse
+
+MARTS_ENV = "ODDSFORGE_DBT_DUCKDB"
+"""Read by ``assets.marts.marts_path`` and ``dbt_project/profiles.yml``."""
+EXECUTORS = ("default", "in_process", "multiprocess", "celery")
+LOG_FORMATS = ("text", "json")
+CELERY_BROKER_ENV = "ODDSFORGE_CELERY_BROKER"
+CELERY_BACKEND_ENV = "ODDSFORGE_CELERY_BACKEND"
+DEFAULT_CELERY_URL = "redis://127.0.0.1:6379/0"
 
 FEEDS = ("sample", "oddsapi")
 
@@ -28,7 +48,8 @@ def odds_feed_from_env() -> Any:
     if kind == "sample":
         return SampleLeagueFeed()
     if kind == "oddsapi":
-        return OddsApiFeed(api_key=dg.EnvVar("ODDS_API_KEY"))
+        base_url = os.environ.get("ODDSFORGE_ODDS_API_URL")
+        return OddsApiFeed(api_key=dg.EnvVar("ODDS_API_KEY"), **({"base_url": base_url} if base_url else {}))
     raise ValueError(f"ODDSFORGE_ODDS_FEED={kind!r}; expected one of {', '.join(FEEDS)}")
 
 
@@ -42,11 +63,65 @@ def stats_feed_from_env() -> Any:
     raise ValueError(f"ODDSFORGE_STATS_FEED={kind!r}; expected sample or none")
 
 
+def payments_from_env() -> Payments | None:
+    """Stripe when ``STRIPE_API_KEY`` is set (only its presence is read here), else None."""
+    return Payments.from_env() if os.environ.get("STRIPE_API_KEY") else None
+
+
+def executor_from_env() -> dg.ExecutorDefinition | None:
+    """The executor of every job (``ODDSFORGE_EXECUTOR``); None keeps Dagster's default.
+
+    ``celery`` sends each step to Celery workers through ``ODDSFORGE_CELERY_BROKER`` (results on
+    ``ODDSFORGE_CELERY_BACKEND``), both Redis on loopback by default; the workers are started with
+    ``deploy/celery.yaml``, which reads the same variables. One task per worker process at a time:
+    a step can run for minutes, so prefetching would idle one worker while another queues steps.
+    """
+    kind = os.environ.get("ODDSFORGE_EXECUTOR", "default")
+    if kind == "default":
+        return None
+    if kind == "in_process":
+        return dg.in_process_executor
+    if kind == "multiprocess":
+        return dg.multiprocess_executor
+    if kind == "celery":
+        from dagster_celery import celery_executor
+
+        return celery_executor.configured(
+            {
+                "broker": os.environ.get(CELERY_BROKER_ENV, DEFAULT_CELERY_URL),
+                "backend": os.environ.get(CELERY_BACKEND_ENV, DEFAULT_CELERY_URL),
+                "config_source": {"worker_prefetch_multiplier": 1, "task_acks_late": True},
+            },
+            name="celery",
+        )
+    raise ValueError(f"ODDSFORGE_EXECUTOR={kind!r}; expected one of {', '.join(EXECUTORS)}")
+
+
+def log_format() -> str:
+    """``text`` (default) or ``json`` (``ODDSFORGE_LOG_FORMAT``): one JSON object per log line."""
+    fmt = os.environ.get("ODDSFORGE_LOG_FORMAT", "text")
+    if fmt not in LOG_FORMATS:
+        raise ValueError(f"ODDSFORGE_LOG_FORMAT={fmt!r}; expected one of {', '.join(LOG_FORMATS)}")
+    return fmt
+
+
+def loggers_from_env() -> dict[str, dg.LoggerDefinition]:
+    """Dagster's ``console`` logger as JSON lines when ``ODDSFORGE_LOG_FORMAT=json``."""
+    return {"console": dg.json_console_logger} if log_format() == "json" else {}
+
+
 def build_resources() -> dict[str, Any]:
-    """Resources for the Definitions, the CLI and tests (which override single entries)."""
+    """Resources for the Definitions, the CLI and tests (which override single entries).
+
+    Also points the dbt marts file into the warehouse folder unless ``ODDSFORGE_DBT_DUCKDB`` is set,
+    so one variable moves every DuckDB file (dbt runs in a subprocess and reads the environment).
+    """
+    warehouse = Warehouse.from_env()
+    os.environ.setdefault(MARTS_ENV, str((Path(warehouse.directory) / "marts.duckdb").resolve()))
     return {
         "lake": Lake.from_env(),
-        "warehouse": Warehouse.from_env(),
+        "warehouse": warehouse,
         "odds_feed": odds_feed_from_env(),
         "stats_feed": stats_feed_from_env(),
+        "payments": payments_from_env(),
     }

@@ -20,12 +20,17 @@ import duckdb
 import polars as pl
 
 from domain.dataset_registry import DATASETS
+from domain.earnings import CREATOR_BALANCES, PAYOUT_RECORDS
 from domain.engine import ANALYSES
 from domain.engine.feature_tables import LINE_HISTORY, PLAYER_FORM, TEAM_FORM, TEAM_RATES
+from domain.ledger import LEDGER
+from domain.marketplace import MODEL_STATUS, NOTIFICATIONS
 from domain.performance import CALIBRATION, MODEL_PERFORMANCE, SETTLED_PICKS
 from domain.registry import MODEL_VERSIONS
 from domain.schemas import GAMES, LINES, ODDS_SNAPSHOTS, PLAYER_BOX, TEAM_BOX
+from domain.subscriptions import SUBSCRIPTIONS
 from resources.lake import Lake
+from resources.ledger_store import LEDGER_INBOX
 
 DEFAULT_DIR = "data/warehouse"
 KEEP_SNAPSHOTS = 3
@@ -46,13 +51,28 @@ LAKE_TABLES: dict[str, tuple[str, dict[str, pl.DataType]]] = {
     "settled_picks": ("tables/settled_picks", SETTLED_PICKS),
     "model_performance": ("tables/model_performance", MODEL_PERFORMANCE),
     "model_calibration": ("tables/model_calibration", CALIBRATION),
+    "subscriptions": ("tables/subscriptions", SUBSCRIPTIONS),
+    "model_status": ("tables/model_status", MODEL_STATUS),
+    "notifications": ("tables/notifications", NOTIFICATIONS),
+    "ledger": ("tables/ledger", LEDGER),
+    "ledger_inbox": ("tables/ledger_inbox", LEDGER_INBOX),
+    "creator_balances": ("tables/creator_balances", CREATOR_BALANCES),
+    "payouts": ("tables/payouts", PAYOUT_RECORDS),
 }
 """View name -> (lake prefix, schema): every table analysts, the API and dbt read."""
 
-SERVING_TABLES = ["games", "lines", "model_versions", "model_calibration"]
+SERVING_TABLES = [
+    "games",
+    "lines",
+    "model_versions",
+    "model_calibration",
+    "model_status",
+    "subscriptions",
+    "notifications",
+]
 """Lake tables copied into each serving snapshot (what the API reads)."""
 
-MART_TABLES = ["leaderboard", "creator_summary", "model_subscribers"]
+MART_TABLES = ["leaderboard", "creator_summary", "model_subscribers", "monthly_revenue"]
 """dbt marts copied into each serving snapshot when the marts file exists."""
 
 

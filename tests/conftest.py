@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["tests.s3"]
+pytest_plugins = ["tests.s3", "tests.services"]
 
 
 @pytest.fixture(scope="session")

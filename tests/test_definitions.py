@@ -7,7 +7,7 @@ import datetime as dt
 import dagster as dg
 
 from pipelines.definitions import defs
-from pipelines.jobs import daily_ingest_schedule
+from pipelines.jobs import INGEST_OPS, ingest_schedules
 
 
 def test_every_asset_has_description_group_and_kinds() -> None:
@@ -19,10 +19,11 @@ def test_every_asset_has_description_group_and_kinds() -> None:
         assert node.kinds, f"{key} has no kinds"
 
 
-def test_daily_schedule_ingests_yesterday_and_today_in_one_run() -> None:
+def test_nba_schedule_ingests_yesterday_and_today_in_one_run_for_nba_only() -> None:
+    (nba,) = [s for s in ingest_schedules if s.name == "nba_ingest_schedule"]
     ctx = dg.build_schedule_context(scheduled_execution_time=dt.datetime(2026, 1, 10, 11, tzinfo=dt.UTC))
-    request = daily_ingest_schedule(ctx)
-    assert isinstance(request, dg.RunRequest)
+    (request,) = nba.evaluate_tick(ctx).run_requests
     assert request.tags["dagster/asset_partition_range_start"] == "2026-01-09"
     assert request.tags["dagster/asset_partition_range_end"] == "2026-01-10"
-    assert request.run_key == "ingest:2026-01-09:2026-01-10"
+    assert request.run_key == "ingest:basketball_nba:2026-01-09:2026-01-10"
+    assert request.run_config["ops"] == {op: {"config": {"sports": ["basketball_nba"]}} for op in INGEST_OPS}

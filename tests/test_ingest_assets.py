@@ -53,7 +53,8 @@ def test_ingest_on_s3_reads_back_with_duckdb_httpfs_and_polars(s3_lake: Lake, tm
     assert meta["dagster/row_count"].value > 0
 
 
-def test_range_run_is_one_run_and_rerun_is_idempotent(tmp_path) -> None:
+def test_range_run_is_one_run_and_rerun_is_idempotent(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("ODDSFORGE_DBT_DUCKDB", str(tmp_path / "no-marts-yet.duckdb"))
     lake = Lake(root=str(tmp_path / "lake"))
     defs = dg.Definitions(
         assets=[*ingest_assets, serving_snapshot],

@@ -34,6 +34,7 @@ from domain.registry import (
     owner_of,
     version_record,
 )
+from resources.backtests import record_backtest
 from resources.lake import Lake
 from resources.registry_store import RegistryStore, archived_key, parse_key, version_key
 from resources.warehouse import lake_connection
@@ -398,25 +399,37 @@ def test_private_models_are_invisible_to_others(as_user: Any) -> None:
     assert (untouched["version"], untouched["status"]) == (1, "active")
 
 
-def test_public_models_are_readable_not_writable(as_user: Any) -> None:
+def _shared(client: httpx.Client, lake: Lake, body: dict[str, Any]) -> str:
+    """A model shared as SPEC 6 allows: created private, a backtest of 50+ graded predictions
+    recorded (a stored report: this lake has no games), then updated to public (version 2)."""
+    private = body | {"sharing": body["sharing"] | {"public": False}}
+    model_id = _ok(client.post("/models", json=private), 201)["model_id"]
+    span = {"from": "2025-10-21", "to": "2025-11-30"}
+    record_backtest(lake, {"model_id": model_id, "version": 1, **span, "summary": {"graded": 60}})
+    _ok(client.put(f"/models/{model_id}", json=body))
+    return model_id
+
+
+def test_public_models_are_readable_not_writable(as_user: Any, registry_api: tuple[str, RacingLake]) -> None:
+    _, lake = registry_api
     alice, bob = as_user("alice"), as_user("bob")
     public = config_body(name="Shared", sharing={"public": True, "price_per_month": 0})
-    model_id = _ok(alice.post("/models", json=public), 201)["model_id"]
+    model_id = _shared(alice, lake, public)
     assert _ok(bob.get(f"/models/{model_id}"))["name"] == "Shared"
     assert _error(bob.put(f"/models/{model_id}", json=public), 404)["code"] == "not_found"
     assert _error(bob.delete(f"/models/{model_id}"), 404)["code"] == "not_found"
     assert model_id not in _ids(bob)  # lists hold the caller's own models only
-    assert _ok(alice.get(f"/models/{model_id}"))["version"] == 1
+    assert _ok(alice.get(f"/models/{model_id}"))["version"] == 2
 
     # Made private again: its older public version is gone for others too.
     _ok(alice.put(f"/models/{model_id}", json=config_body(name="Shared")))
-    assert _error(bob.get(f"/models/{model_id}", params={"version": 1}), 404)["code"] == "not_found"
+    assert _error(bob.get(f"/models/{model_id}", params={"version": 2}), 404)["code"] == "not_found"
 
     paid = config_body(sharing={"public": True, "price_per_month": 9.99, "trial_days": 7})
-    paid_id = _ok(alice.post("/models", json=paid), 201)["model_id"]
+    paid_id = _shared(alice, lake, paid)
     assert _error(bob.get(f"/models/{paid_id}"), 404)["code"] == "not_found"  # no subscription
 
-    archived_id = _ok(alice.post("/models", json=public), 201)["model_id"]
+    archived_id = _shared(alice, lake, public)
     assert alice.delete(f"/models/{archived_id}").status_code == 204
     assert _error(bob.get(f"/models/{archived_id}"), 404)["code"] == "not_found"
 

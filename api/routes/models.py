@@ -21,18 +21,21 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.auth import CurrentUser, current_user
 from api.errors import ERROR_RESPONSES, ApiError, ErrorBody, ErrorDetail
 from api.pagination import Page, Pagination, decode_cursor, page_of
+from api.visibility import readable
 from domain.model_config import ConfigError, ModelConfig, validate_against
+from domain.performance import can_publish
 from domain.registry import (
     ENTROPY_BYTES,
     SERVER_FIELDS,
     Status,
     UnusableUserIdError,
     build_version,
-    can_read,
     new_model_id,
     owner_of,
 )
-from resources.backtests import MAX_SPAN_DAYS, backtest_model, record_backtest
+from resources.backtests import MAX_SPAN_DAYS, backtest_model, best_backtest_graded, record_backtest
+from resources.dataset_store import dataset_infos
+from resources.lake import Lake
 from resources.registry_store import ModelState, RegistryStore
 
 _CREATE_ATTEMPTS = 3
@@ -103,13 +106,11 @@ def _not_found(model_id: str) -> ApiError:
     return ApiError(404, "not_found", f"no model with id {model_id!r}")
 
 
-def _validated(body: dict[str, Any], **server: Any) -> ModelConfig:
+def _validated(body: dict[str, Any], lake: Lake, **server: Any) -> ModelConfig:
     """The version ``body`` describes, or a 422 naming every offending field."""
     try:
         config = build_version(body, **server)
-        # No dataset registry yet: with no datasets known, every custom source is refused with a
-        # message naming its dataset_id, which is the rule's answer for datasets one does not own.
-        validate_against(config, datasets={})
+        validate_against(config, datasets=dataset_infos(lake, config.creator_user_id))
     except ConfigError as exc:
         details = [
             ErrorDetail(field=f"body.{p.path}" if p.path else "body", message=p.message, type="model_config")
@@ -128,6 +129,22 @@ def _owned_state(registry: RegistryStore, model_id: str, user: str) -> ModelStat
     return state
 
 
+def _check_publishing(config: ModelConfig, backtest_graded: int) -> None:
+    """SPEC 6: a shared version needs a recorded backtest of the model (any of its versions) with at
+    least 50 graded predictions; else a 422 naming the rule and the way there."""
+    if not config.sharing.public:
+        return
+    allowed, why = can_publish(backtest_graded)
+    if allowed:
+        return
+    how = (
+        "create the model with sharing.public = false, backtest it (POST /models/{model_id}/test), "
+        "then update it with sharing.public = true"
+    )
+    detail = ErrorDetail(field="body.sharing.public", message=f"{why}; {how}", type="publishing_rule")
+    raise ApiError(422, "publishing_rule", f"cannot publish: {why}", [detail])
+
+
 @router.post(
     "",
     status_code=201,
@@ -144,8 +161,15 @@ def create_model(body: ConfigBody, user: CurrentUser, registry: Registry, respon
         except UnusableUserIdError as exc:
             raise ApiError(400, "bad_request", str(exc)) from None
         config = _validated(
-            body, model_id=model_id, owner_user_id=user, version=1, created_at=now, updated_at=now
+            body,
+            registry.lake,
+            model_id=model_id,
+            owner_user_id=user,
+            version=1,
+            created_at=now,
+            updated_at=now,
         )
+        _check_publishing(config, 0)  # a new model has no backtest yet
         if registry.create_version(config):
             response.headers["Location"] = f"{router.prefix}/{model_id}"
             return _detail(config.to_payload(), "active")
@@ -174,21 +198,19 @@ def get_model(
     model_id: ModelId,
     user: CurrentUser,
     registry: Registry,
+    request: Request,
     version: Annotated[int | None, Query(ge=1, description="This version instead of the latest.")] = None,
 ) -> ModelDetail:
-    """Owners read any of their models; others read public, active models (every version, as long as
-    the latest version is public)."""
-    state = registry.state(model_id)
-    if state is None:
-        raise _not_found(model_id)
-    latest = registry.read(state, state.latest)
-    if not can_read(latest.row(), user):
-        raise _not_found(model_id)
+    """Owners read any of their models; others read what SPEC 6 lets them (free public models, paid
+    ones they subscribe to; nothing while a model is suspended), every version as long as the latest
+    one is readable."""
+    view = readable(request, model_id, user)
+    state, status = view.state, view.row["status"]
     if version is None or version == state.latest:
-        return _detail(latest.payload, state.status)
+        return _detail(view.latest.payload, status)
     if version not in state.versions:
         raise ApiError(404, "not_found", f"model {model_id!r} has no version {version}")
-    return _detail(registry.read(state, version).payload, state.status)
+    return _detail(registry.read(state, version).payload, status)
 
 
 @router.put("/{model_id}", summary="Update a model (a new version)", responses=_NOT_FOUND | _CONFLICT)
@@ -201,12 +223,15 @@ def update_model(model_id: ModelId, body: ConfigBody, user: CurrentUser, registr
     latest = registry.read(state, state.latest)
     config = _validated(
         body,
+        registry.lake,
         model_id=model_id,
         owner_user_id=user,
         version=state.latest + 1,
         created_at=dt.datetime.fromisoformat(latest.payload["created_at"]),
         updated_at=dt.datetime.now(dt.UTC),
     )
+    if config.sharing.public:
+        _check_publishing(config, best_backtest_graded(registry.lake, model_id))
     if not registry.create_version(config):
         raise ApiError(
             409,

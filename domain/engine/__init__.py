@@ -4,7 +4,8 @@ One implementation serves the daily analyses, on-demand runs and backtests:
 
 - :class:`Tables` holds the lake's frames (they may hold data after any cut-off);
 - :class:`ModelBatch` holds the model versions to score, as arrays;
-- :func:`score_day` scores every model version x game x bookmaker of a day;
+- :func:`score_day` scores every model version x game x bookmaker of a day
+  (:func:`source_matrices` is its first half: the day's distinct sources, scored once);
 - :func:`multipliers_from_history` gives dynamic-weighting multipliers from past analyses;
 - :func:`run_backtest` replays a date range day by day as if live, and reports per model.
 """
@@ -17,10 +18,12 @@ from domain.engine.scoring import (
     MULTIPLIERS,
     SOURCE_CALLS,
     ModelBatch,
+    SourceMatrix,
     multipliers_from_calls,
     multipliers_from_history,
     score_day,
     source_calls,
+    source_matrices,
 )
 
 __all__ = [
@@ -30,6 +33,7 @@ __all__ = [
     "SOURCE_CALLS",
     "BacktestResult",
     "ModelBatch",
+    "SourceMatrix",
     "Tables",
     "grade_analyses",
     "multipliers_from_calls",
@@ -38,4 +42,5 @@ __all__ = [
     "run_backtest",
     "score_day",
     "source_calls",
+    "source_matrices",
 ]

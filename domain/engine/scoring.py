@@ -27,11 +27,12 @@ from domain.catalogue import normalise_field_name
 from domain.engine.features import Tables, day_number, player_history, results_history, team_history
 from domain.engine.sources import (
     FieldConfigs,
+    FieldValues,
     Slate,
     historical_scores,
     odds_movement_scores,
-    player_stats_scores,
-    team_stats_scores,
+    player_stats_values,
+    team_stats_values,
 )
 from domain.grading import FIRST_SIDE, SECOND_SIDE, first_side_margin
 from domain.model_config import (
@@ -274,6 +275,28 @@ def _params_of(source_name: str, code: int, source: Mapping[str, Any]) -> tuple:
 
 # ---- scoring a day -------------------------------------------------------------------------------
 
+LINE_COLUMNS = ["game_id", "bookmaker", "cutoff_time", "snapshot_time", "line", "price_first", "price_second"]
+
+
+@dataclass(frozen=True, eq=False)
+class SourceMatrix:
+    """One sport and market of a day before weighting: every distinct source the models use, scored
+    once against every current line, and each model's slots pointing at its sources."""
+
+    sport: str
+    market: str
+    day: dt.date
+    group: np.ndarray
+    """The models (indices into the batch) of this sport and market."""
+    lines: pl.DataFrame
+    """The current lines (:data:`LINE_COLUMNS`), one per game x bookmaker."""
+    scores: np.ndarray
+    """Line x distinct source, NaN = missing (a line's scores are adjacent, as weighting reads them)."""
+    sources: np.ndarray
+    """Per model of ``group`` and slot, its distinct source (column of ``scores``); -1 where empty."""
+    weights: np.ndarray
+    """Per model of ``group`` and slot, the weight times any dynamic multiplier; 0 where empty."""
+
 
 def score_day(
     models: ModelBatch,
@@ -294,7 +317,27 @@ def score_day(
     score = missing). Row order is not part of the contract (rows come grouped by sport, market and
     number of sources).
     """
-    frames = []
+    frames = [
+        frame
+        for matrix in source_matrices(models, tables, day, as_of, multipliers, custom_scores)
+        for frame in _analyses(models, matrix)
+    ]
+    if not frames:
+        return pl.DataFrame(schema=ANALYSES)
+    return pl.concat(frames)
+
+
+def source_matrices(
+    models: ModelBatch,
+    tables: Tables,
+    day: dt.date,
+    as_of: dt.datetime | None = None,
+    multipliers: pl.DataFrame | None = None,
+    custom_scores: pl.DataFrame | None = None,
+) -> list[SourceMatrix]:
+    """The first half of :func:`score_day` (same arguments): per sport and market with models and
+    current lines, the distinct sources' scores and the models' slots into them."""
+    matrices = []
     for sport in sorted(set(models.sport.tolist())):
         games = (
             tables.games.filter((pl.col("sport") == sport) & (pl.col("game_date") == day))
@@ -320,33 +363,49 @@ def score_day(
             .sort("game", "bookmaker")
         )
         slate = Slate(day_number(day), games["home_team"], games["away_team"])
+        field_values = _field_values(models, tables, sport, slate)
+        day_custom = (
+            None
+            if custom_scores is None
+            else custom_scores.filter(pl.col("game_id").is_in(games["game_id"].implode()))
+        )
         for market in sorted(set(models.market[in_sport].tolist())):
             lines = current.filter(pl.col("market") == market)
             if lines.is_empty():
                 continue
             group = np.flatnonzero(in_sport & (models.market == market))
-            frames.extend(
-                _score_group(
-                    models,
-                    group,
-                    tables,
-                    sport,
-                    market,
-                    slate,
-                    games,
-                    lines,
-                    snapshots,
-                    day,
-                    multipliers,
-                    custom_scores,
-                )
+            scores, sources = _source_scores(
+                models, group, tables, sport, market, slate, games, lines, snapshots, field_values, day_custom
             )
-    if not frames:
-        return pl.DataFrame(schema=ANALYSES)
-    return pl.concat(frames)
+            weights = models.weight[group] * np.where(
+                models.dynamic[group], _multipliers(models, group, multipliers), 1.0
+            )
+            matrices.append(
+                SourceMatrix(sport, market, day, group, lines.select(LINE_COLUMNS), scores, sources, weights)
+            )
+    return matrices
 
 
-def _score_group(
+def _field_values(
+    models: ModelBatch, tables: Tables, sport: str, slate: Slate
+) -> Callable[[int], FieldValues]:
+    """The day's team_stats or player_stats values (by kind code), computed on first use: every
+    market of the day shares them."""
+    cache: dict[int, FieldValues] = {}
+
+    def values(code: int) -> FieldValues:
+        if code not in cache:
+            cache[code] = (
+                team_stats_values(team_history(tables, sport), sport, slate, models.team_configs)
+                if code == TEAM_STATS
+                else player_stats_values(player_history(tables, sport), sport, slate, models.player_configs)
+            )
+        return cache[code]
+
+    return values
+
+
+def _source_scores(
     models: ModelBatch,
     group: np.ndarray,
     tables: Tables,
@@ -356,15 +415,15 @@ def _score_group(
     games: pl.DataFrame,
     lines: pl.DataFrame,
     snapshots: pl.DataFrame,
-    day: dt.date,
-    multipliers: pl.DataFrame | None,
+    field_values: Callable[[int], FieldValues],
     custom_scores: pl.DataFrame | None,
-) -> list[pl.DataFrame]:
-    """Analyses of the models ``group`` (one sport and market) on ``lines``."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """Scores of the distinct sources of models ``group`` (one sport and market) on ``lines``, and
+    each model's slots' sources (see :class:`SourceMatrix`)."""
     line_game = lines["game"].to_numpy().astype(np.int64)
     kind, param = models.kind[group], models.param[group]
-    blocks: list[np.ndarray] = []
-    row_of = np.full(kind.shape, -1, dtype=np.int64)
+    blocks: list[np.ndarray] = []  # distinct source x line, one block per kind
+    column = np.full(kind.shape, -1, dtype=np.int64)
 
     def add(code: int, per_game: bool, evaluate: Callable[[np.ndarray], np.ndarray]) -> None:
         """Score the kind's parameter sets that the group uses, once each; point slots at them."""
@@ -375,22 +434,10 @@ def _score_group(
         lookup[used] = sum(len(b) for b in blocks) + np.arange(len(used))
         scores = evaluate(used)
         blocks.append(scores[:, line_game] if per_game else scores)
-        row_of[kind == code] = lookup[param[kind == code]]
+        column[kind == code] = lookup[param[kind == code]]
 
-    add(
-        TEAM_STATS,
-        True,
-        lambda u: team_stats_scores(
-            team_history(tables, sport), sport, slate, market, models.team_configs, u
-        ),
-    )
-    add(
-        PLAYER_STATS,
-        True,
-        lambda u: player_stats_scores(
-            player_history(tables, sport), sport, slate, market, models.player_configs, u
-        ),
-    )
+    add(TEAM_STATS, True, lambda u: field_values(TEAM_STATS).scores(market, u))
+    add(PLAYER_STATS, True, lambda u: field_values(PLAYER_STATS).scores(market, u))
     add(ODDS_MOVEMENT, False, lambda u: odds_movement_scores(lines, snapshots, market, models.odds_params[u]))
     add(
         HISTORICAL,
@@ -401,33 +448,13 @@ def _score_group(
     if len(custom):
         first = sum(len(b) for b in blocks)
         blocks.append(_custom_block(models, group, custom, games, custom_scores)[:, line_game])
-        row_of[custom[:, 0], custom[:, 1]] = first + np.arange(len(custom))
-    scores = np.vstack(blocks)
-    weights = models.weight[group] * np.where(
-        models.dynamic[group], _multipliers(models, group, multipliers), 1.0
-    )
-    line_columns = lines.select(
-        "game_id", "bookmaker", "cutoff_time", "snapshot_time", "line", "price_first", "price_second"
-    )
-    frames = []
-    # Models with the same number of sources together: their lists are regular (n x k) blocks.
-    n_sources = models.n_sources[group]
-    for k in np.unique(n_sources[n_sources > 0]):
-        members = np.flatnonzero(n_sources == k)
-        chunk = max(1, CHUNK_CELLS // (int(k) * len(lines)))
-        for i in range(0, len(members), chunk):
-            part = members[i : i + chunk]
-            frames.append(
-                _analyses(
-                    models, group[part], scores, row_of[part, :k], weights[part, :k], market, line_columns
-                )
-            )
-    return [
-        f.with_columns(
-            pl.lit(sport).alias("sport"), pl.lit(market).alias("market"), pl.lit(day).alias("game_date")
-        ).select(list(ANALYSES))
-        for f in frames
-    ]
+        column[custom[:, 0], custom[:, 1]] = first + np.arange(len(custom))
+    scores = np.empty((len(lines), sum(len(b) for b in blocks)))
+    start = 0
+    for block in blocks:
+        scores[:, start : start + len(block)] = block.T
+        start += len(block)
+    return scores, column
 
 
 def _slot_frame(models: ModelBatch, group: np.ndarray, positions: np.ndarray) -> pl.DataFrame:
@@ -480,73 +507,78 @@ def _multipliers(models: ModelBatch, group: np.ndarray, multipliers: pl.DataFram
     return out
 
 
-def _list_series(name: str, values: np.ndarray) -> pl.Series:
-    """An (n x k) block as a list column, NaN as null."""
-    n, k = values.shape
-    flat = pl.Series(name, values.ravel()).fill_nan(None)
-    return (flat.reshape((n, k)) if n else pl.Series(name, [], dtype=pl.Array(pl.Float64, k))).cast(
-        pl.List(pl.Float64)
-    )
+def _analyses(models: ModelBatch, matrix: SourceMatrix) -> list[pl.DataFrame]:
+    """SPEC section 4 steps 1-6 for every model of ``matrix`` on every line, as frames of models with
+    the same number k of sources (their list columns are regular blocks), in chunks that bound the
+    temporary arrays at :data:`CHUNK_CELLS` cells."""
+    n_lines = matrix.scores.shape[0]
+    # A model has an analysis on some line iff one of its sources with a positive weight scores some
+    # line; models without any (say only a custom source without data) are left out up front.
+    # (``sources`` is -1 on empty slots, which picks the appended False.)
+    scores_some_line = np.append(~np.isnan(matrix.scores).all(axis=0), False)
+    has_rows = ((matrix.weights > 0) & scores_some_line[matrix.sources]).any(axis=1)
+    n_sources = np.where(has_rows, models.n_sources[matrix.group], 0)
+    frames = []
+    for k in np.unique(n_sources[n_sources > 0]):
+        members = np.flatnonzero(n_sources == k)
+        chunk = max(1, CHUNK_CELLS // (int(k) * n_lines))
+        for i in range(0, len(members), chunk):
+            frames.append(_block(models, matrix, members[i : i + chunk], int(k)))
+    return frames
 
 
-def _analyses(
-    models: ModelBatch,
-    chunk: np.ndarray,
-    scores: np.ndarray,
-    rows: np.ndarray,
-    weights: np.ndarray,
-    market: str,
-    lines: pl.DataFrame,
-) -> pl.DataFrame:
-    """SPEC section 4 steps 1-6 for models ``chunk`` with the same number k of sources.
+def _block(models: ModelBatch, matrix: SourceMatrix, part: np.ndarray, k: int) -> pl.DataFrame:
+    """Analyses of models ``part`` (positions in ``matrix.group``, each with ``k`` sources) on the
+    lines of ``matrix``.
 
-    ``scores``: distinct source x line (NaN = missing); ``rows``/``weights``: each model's k source
-    rows and weights. Sums run over the sources in config order, as the seed's loop does.
+    Rows run line-major (every model on the first line, then on the second, ...), the order of a
+    cross join of lines and models, which polars builds by copying whole buffers instead of
+    gathering row by row. Sums run over the sources in config order, as the seed's loop does.
     """
-    n_lines = scores.shape[1]
-    total_weight = np.zeros((len(chunk), n_lines))
-    weighted = np.zeros_like(total_weight)
-    gathered, used = [], []
-    for j in range(rows.shape[1]):
-        source = scores[rows[:, j]]
-        present = ~np.isnan(source)
-        weight = weights[:, j, None] * present
-        total_weight += weight
-        weighted += weight * np.where(present, source, 0.0)
-        gathered.append(source)
-        used.append(weight)
-    selected = np.flatnonzero(total_weight > 0)
-    model, line = np.divmod(selected, n_lines)
-    p = weighted.ravel()[selected] / total_weight.ravel()[selected]
+    source = np.take(matrix.scores, matrix.sources[part, :k], axis=1)  # line x model x slot, C order
+    present = ~np.isnan(source)
+    used = present * matrix.weights[part, :k]
+    filled = np.where(present, source, 0.0)
+    total_weight, weighted = used[..., 0].copy(), used[..., 0] * filled[..., 0]
+    for j in range(1, k):
+        total_weight += used[..., j]
+        weighted += used[..., j] * filled[..., j]
+    scored = total_weight > 0
+    p = weighted / np.where(scored, total_weight, 1.0)  # line x model, like every per-row array
     raw = np.maximum(p, 1.0 - p)
     first = p >= 0.5
-    lo, hi = models.min_confidence[chunk[model]], models.max_confidence[chunk[model]]
-    picked = lines[line]
-    return pl.concat(
-        [
-            models.frame[chunk[model]],
-            picked,
-            pl.DataFrame(
-                [
-                    _list_series("source_scores", np.stack([g.ravel()[selected] for g in gathered], axis=1)),
-                    _list_series("weights", np.stack([w.ravel()[selected] for w in used], axis=1)),
-                    pl.Series("p", p),
-                    pl.Series([FIRST_SIDE[market], SECOND_SIDE[market]])
-                    .gather(np.where(first, 0, 1))
-                    .alias("pick"),
-                    pl.Series("raw_confidence", raw),
-                    pl.Series("confidence", np.clip(raw, lo, hi)),
-                    pl.Series("qualifies", raw >= lo),
-                ]
-            ),
-        ],
-        how="horizontal",
-    ).with_columns(
-        pl.when(pl.col("pick") == FIRST_SIDE[market])
-        .then(pl.col("price_first"))
-        .otherwise(pl.col("price_second"))
-        .alias("pick_price")
+    batch = matrix.group[part]
+    lo, hi = models.min_confidence[batch], models.max_confidence[batch]
+    sides = pl.Series([FIRST_SIDE[matrix.market], SECOND_SIDE[matrix.market]])
+    frame = (
+        matrix.lines.join(models.frame[batch], how="cross", maintain_order="left_right")
+        .rechunk()  # the cross join tiles the models in one chunk per line: slow to use downstream
+        .with_columns(
+            _list_series("source_scores", source.reshape(-1, k)),
+            _list_series("weights", used.reshape(-1, k)),
+            pl.Series("p", p.ravel()),
+            sides.gather((~first).ravel().astype(np.uint32)).alias("pick"),  # 0: first side, 1: second
+            pl.Series("raw_confidence", raw.ravel()),
+            pl.Series("confidence", np.clip(raw, lo, hi).ravel()),
+            pl.Series("qualifies", (raw >= lo).ravel()),
+            pl.Series("first", first.ravel()),
+        )
+        .with_columns(
+            pl.when("first").then("price_first").otherwise("price_second").alias("pick_price"),
+            pl.lit(matrix.sport).alias("sport"),
+            pl.lit(matrix.market).alias("market"),
+            pl.lit(matrix.day).alias("game_date"),
+        )
     )
+    # Lines on which none of a model's weighted sources scores (rare: e.g. a team without games).
+    if not scored.all():
+        frame = frame.filter(pl.Series(scored.ravel()))
+    return frame.select(list(ANALYSES))
+
+
+def _list_series(name: str, values: np.ndarray) -> pl.Series:
+    """An (n x k) block as a list column, NaN as null."""
+    return pl.Series(name, values.ravel()).fill_nan(None).reshape(values.shape).cast(pl.List(pl.Float64))
 
 
 # ---- dynamic weighting ---------------------------------------------------------------------------

@@ -71,24 +71,6 @@ def _pick(values: np.ndarray, index: np.ndarray) -> np.ndarray:
     return np.where(index >= 0, values[:, np.maximum(index, 0)], np.nan)
 
 
-def field_scores(
-    values: np.ndarray,
-    lower_is_better: np.ndarray,
-    orientation: np.ndarray,
-    home: np.ndarray,
-    away: np.ndarray,
-    market: str,
-) -> np.ndarray:
-    """Per (field, parameters) row and game: ``sigmoid(z_home - z_away)`` (z negated where lower is
-    better) for side markets, ``sigmoid(orientation * (z_home + z_away))`` for totals."""
-    z = z_scores(values)
-    z_home, z_away = _pick(z, home), _pick(z, away)
-    if market == "totals":
-        return sigmoid(orientation[:, None] * (z_home + z_away))
-    sign = np.where(lower_is_better, -1.0, 1.0)[:, None]
-    return sigmoid(sign * (z_home - z_away))
-
-
 @dataclass(frozen=True, eq=False)
 class FieldConfigs:
     """Distinct field-list configs of one source kind (team_stats or player_stats), split into keys
@@ -118,10 +100,51 @@ def mean_over_fields(scores: np.ndarray, members: np.ndarray) -> np.ndarray:
         return np.where(valid, padded, 0.0).sum(axis=1) / valid.sum(axis=1)
 
 
-def team_stats_scores(
-    history: EntityHistory, sport: str, slate: Slate, market: str, configs: FieldConfigs, which: np.ndarray
-) -> np.ndarray:
-    """team_stats for configs ``which`` (indices into ``configs``) x game."""
+@dataclass(frozen=True, eq=False)
+class FieldValues:
+    """Every field key's per-team z-score as of one day, for one source kind (team_stats or
+    player_stats). Markets differ only in how z-scores become scores, so a day computes them once."""
+
+    configs: FieldConfigs
+    z: np.ndarray
+    """Key x team (:func:`z_scores` of the teams' values); NaN where a team has no value."""
+    lower_is_better: np.ndarray
+    orientation: np.ndarray
+    home: np.ndarray
+    """Team index of each game's home team (-1: a team without history)."""
+    away: np.ndarray
+
+    @classmethod
+    def of(
+        cls,
+        values: np.ndarray,
+        sport: str,
+        kind: FieldKind,
+        configs: FieldConfigs,
+        home: np.ndarray,
+        away: np.ndarray,
+    ) -> FieldValues:
+        """From per-team ``values`` (key x team). A batch may hold another sport's fields: their
+        values are all missing here, so they take neutral flags."""
+        specs = [fields_of(sport, kind).get(key[0]) for key in configs.keys]
+        lower = np.array([s is not None and s.lower_is_better for s in specs], dtype=bool)
+        orientation = np.array([0.0 if s is None else s.total_orientation for s in specs])
+        return cls(configs, z_scores(values), lower, orientation, home, away)
+
+    def scores(self, market: str, which: np.ndarray) -> np.ndarray:
+        """Source scores of configs ``which`` (indices into ``configs``) x game, the mean of their
+        field scores: ``sigmoid(z_home - z_away)`` (z negated where lower is better) for side
+        markets, ``sigmoid(orientation * (z_home + z_away))`` for totals."""
+        z_home, z_away = _pick(self.z, self.home), _pick(self.z, self.away)
+        if market == "totals":
+            scores = sigmoid(self.orientation[:, None] * (z_home + z_away))
+        else:
+            scores = sigmoid(np.where(self.lower_is_better, -1.0, 1.0)[:, None] * (z_home - z_away))
+        return mean_over_fields(scores, self.configs.members[which])
+
+
+def team_stats_values(history: EntityHistory, sport: str, slate: Slate, configs: FieldConfigs) -> FieldValues:
+    """team_stats keys ``(field, lookback_games)``: each team's mean over its last games."""
     entities = np.arange(len(history.names))
     played = history.played_before(entities, slate.day)
     values = np.full((len(configs.keys), len(entities)), np.nan)
@@ -133,13 +156,13 @@ def team_stats_scores(
         with np.errstate(invalid="ignore", divide="ignore"):
             values[rows] = np.where(count > 0, total / np.maximum(count, 1), np.nan)
     home, away = history.index_of(slate.home), history.index_of(slate.away)
-    return _source_scores(values, configs, which, sport, "team", home, away, market)
+    return FieldValues.of(values, sport, "team", configs, home, away)
 
 
-def player_stats_scores(
-    history: PlayerHistory, sport: str, slate: Slate, market: str, configs: FieldConfigs, which: np.ndarray
-) -> np.ndarray:
-    """player_stats for configs ``which`` (indices into ``configs``) x game.
+def player_stats_values(
+    history: PlayerHistory, sport: str, slate: Slate, configs: FieldConfigs
+) -> FieldValues:
+    """player_stats keys ``(field, min_minutes, lookback_games)``: each team's rotation sum.
 
     A team's rotation as of the day: players whose latest game before the day was for the team and
     within the team's last ``lookback_games`` games (so traded and long-gone players drop out), with
@@ -157,29 +180,31 @@ def player_stats_scores(
         last_team = np.where(played > 0, history.row_team[latest], -1)
         last_date = players.dates[latest]
         team_played = schedule.played_before(np.arange(n_teams), slate.day)
-        by_field = _rows_by(keys, 2, 0)
-        for games in sorted({n for n, _ in by_field}):
-            window_start = schedule.dates[schedule.start[:-1] + np.maximum(team_played - games, 0)]
-            in_rotation = (last_team >= 0) & (last_date >= window_start[np.maximum(last_team, 0)])
-            lo = np.maximum(played - games, 0)
-            minutes_sum, minutes_n = players.window(PLAYER_MINUTES, everyone, lo, played)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                mean_minutes = np.where(minutes_n > 0, minutes_sum / np.maximum(minutes_n, 1), np.nan)
-            for (n, fld), rows in by_field.items():
-                if n != games or fld not in players.sums:
-                    continue
-                total, count = players.window(fld, everyone, lo, played)
-                mean = total / np.maximum(count, 1)
-                # One row per min_minutes threshold: who qualifies, then sums per (threshold, team).
-                minutes = np.array([keys[i][1] for i in rows])[:, None]
-                row, player = np.nonzero(in_rotation & (mean_minutes >= minutes) & (count > 0))
-                cell = row * n_teams + last_team[player]
-                size = len(rows) * n_teams
-                team_sum = np.bincount(cell, weights=mean[player], minlength=size).reshape(len(rows), n_teams)
-                team_count = np.bincount(cell, minlength=size).reshape(len(rows), n_teams)
-                values[rows] = np.where(team_count > 0, team_sum, np.nan)
+        # Everything per distinct lookback (rows) x player (columns), every lookback at once.
+        lookbacks = np.array(sorted({k[2] for k in keys}))[:, None]
+        window_start = schedule.dates[schedule.start[:-1] + np.maximum(team_played - lookbacks, 0)]
+        in_rotation = (last_team >= 0) & (last_date >= window_start[:, np.maximum(last_team, 0)])
+        lo, hi = np.maximum(played - lookbacks, 0), played[None, :]
+        minutes_sum, minutes_n = players.window(PLAYER_MINUTES, everyone[None, :], lo, hi)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean_minutes = np.where(minutes_n > 0, minutes_sum / np.maximum(minutes_n, 1), np.nan)
+        for (fld,), rows in _rows_by(keys, 0).items():
+            if fld not in players.sums:
+                continue
+            total, count = players.window(fld, everyone[None, :], lo, hi)
+            mean = total / np.maximum(count, 1)
+            # One row per key (min_minutes, lookback): who qualifies, then sums per (key, team).
+            lookback = np.searchsorted(lookbacks[:, 0], [keys[i][2] for i in rows])
+            minutes = np.array([keys[i][1] for i in rows])[:, None]
+            qualifies = in_rotation[lookback] & (mean_minutes[lookback] >= minutes) & (count[lookback] > 0)
+            row, player = np.nonzero(qualifies)
+            cell = row * n_teams + last_team[player]
+            size = len(rows) * n_teams
+            team_sum = np.bincount(cell, weights=mean[lookback[row], player], minlength=size)
+            team_count = np.bincount(cell, minlength=size).reshape(len(rows), n_teams)
+            values[rows] = np.where(team_count > 0, team_sum.reshape(len(rows), n_teams), np.nan)
     home, away = schedule.index_of(slate.home), schedule.index_of(slate.away)
-    return _source_scores(values, configs, which, sport, "player", home, away, market)
+    return FieldValues.of(values, sport, "player", configs, home, away)
 
 
 def _rows_by(keys: Sequence[tuple], *positions: int) -> dict[tuple, list[int]]:
@@ -188,24 +213,6 @@ def _rows_by(keys: Sequence[tuple], *positions: int) -> dict[tuple, list[int]]:
     for i, key in enumerate(keys):
         groups.setdefault(tuple(key[p] for p in positions), []).append(i)
     return groups
-
-
-def _source_scores(
-    values: np.ndarray,
-    configs: FieldConfigs,
-    which: np.ndarray,
-    sport: str,
-    kind: FieldKind,
-    home: np.ndarray,
-    away: np.ndarray,
-    market: str,
-) -> np.ndarray:
-    """Field scores per key from per-team ``values`` (key x team), averaged per config."""
-    specs = fields_of(sport, kind)
-    lower = np.array([specs[k[0]].lower_is_better for k in configs.keys], dtype=bool)
-    orientation = np.array([specs[k[0]].total_orientation for k in configs.keys], dtype=np.float64)
-    scores = field_scores(values, lower, orientation, home, away, market)
-    return mean_over_fields(scores, configs.members[which])
 
 
 def historical_scores(
