@@ -1,10 +1,10 @@
 """The scoring engine: every due model version x game x bookmaker of a day in one vectorised pass.
 
 SPEC section 4. For each (sport, market) the day's distinct source parameter sets are scored once
-(:mod:`domain.engine.sources`) into a matrix ``S`` (one row per distinct source, one column per
-current line). Each model is a row of at most five indices into ``S`` and five weights, so the
-weighted average of every model on every line is one gather and two sums over the source axis,
-done in chunks of models to bound memory:
+(:mod:`domain.engine.sources`) into a matrix ``S`` (one row per current line, one column per
+distinct source: :func:`source_matrices`). Each model is at most five indices into ``S`` and five
+weights, so the weighted average of every model on every line is one gather and two sums over the
+source axis, done in chunks of models to bound memory:
 
     p = sum_i(s_i * w_i) / sum_i(w_i)     over the model's sources that are not missing
 
