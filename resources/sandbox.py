@@ -37,6 +37,7 @@ polars expression (:func:`domain.formula.to_polars`), which agrees with this san
 from __future__ import annotations
 
 import ast
+import atexit
 import json
 import math
 import multiprocessing
@@ -217,6 +218,7 @@ class _Worker:
         self.process.start()
         child.close()
         self.ready = False
+        _LIVE_WORKERS.add(self)
 
     def call(self, task: tuple[Any, ...], timeout_s: float) -> tuple[str, object]:
         """Send a task and wait for its answer; ``("timeout", None)`` when none came in time.
@@ -235,6 +237,21 @@ class _Worker:
         self.process.kill()
         self.process.join()
         self.conn.close()
+        _LIVE_WORKERS.discard(self)
+
+
+_LIVE_WORKERS: set[_Worker] = set()
+
+
+@atexit.register
+def _kill_workers_at_exit() -> None:
+    """Kill this process's sandbox workers before multiprocessing joins its children at exit:
+    a worker blocked in a read ignores the SIGTERM that join sends, and the interpreter would hang."""
+    for worker in list(_LIVE_WORKERS):
+        if worker.process._parent_pid == os.getpid():  # only our own children
+            worker.process.kill()
+            worker.process.join(timeout=2)
+    _LIVE_WORKERS.clear()
 
 
 class SandboxPool:
