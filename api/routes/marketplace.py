@@ -29,6 +29,7 @@ from domain.marketplace import ListingStatus, NotificationKind
 from domain.registry import UnusableUserIdError
 from domain.subscriptions import Status as SubscriptionStatus
 from resources.subscription_store import FreeSubscription, SubscriptionStore
+from resources.warehouse import LISTING_TABLE
 
 router = APIRouter(
     prefix="/marketplace",
@@ -75,29 +76,6 @@ class MarketplaceModel(BaseModel):
     subscribers: int = Field(description="Subscriptions in trial or active.")
     listed_since: UtcDatetime | None
 
-
-_LISTED = """
-WITH listed AS (
-    SELECT s.model_id, s.version, s.name, v.description, s.owner_user_id AS creator_id, s.sport,
-           s.bet_type, s.market, s.price_cents, v.trial_days,
-           coalesce(l.established, false) AS established, coalesce(l.graded, 0) AS graded,
-           coalesce(l.wins, 0) AS wins, l.accuracy, l.roi, coalesce(l.units, 0) AS units,
-           coalesce(l.profit, 0) AS profit, l.brier, coalesce(l.performance_score, 0) AS performance_score,
-           l.as_of, coalesce(m.subscribers, 0) AS subscribers, s.since AS listed_since
-    FROM model_status s
-    JOIN model_versions v ON v.model_id = s.model_id AND v.version = s.version
-    LEFT JOIN leaderboard l ON l.model_id = s.model_id AND l.version = s.version
-    LEFT JOIN model_subscribers m ON m.model_id = s.model_id
-    WHERE s.status = 'listed'
-)
-SELECT *, row_number() OVER (
-    PARTITION BY sport, bet_type
-    ORDER BY established DESC, performance_score DESC, roi DESC NULLS LAST, model_id
-) AS rank
-FROM listed
-"""
-"""Listed models with figures and a rank among listed models (the mart ranks every public model,
-so its own rank would count unlisted ones)."""
 
 _SORTS: dict[Sort, list[tuple[str, Callable[[str], Any]]]] = {
     "score": [
@@ -162,7 +140,7 @@ def list_marketplace(
         where.append(f"({names}) > ({', '.join('?' * len(keys))})")
     order = ", ".join(f"_k{i}" for i in range(len(keys)))
     sql = (
-        f"SELECT * FROM (SELECT *, {select} FROM ({_LISTED})) "
+        f"SELECT * FROM (SELECT *, {select} FROM {LISTING_TABLE}) "
         f"WHERE {' AND '.join(where)} ORDER BY {order} LIMIT ?"
     )
     try:
@@ -211,7 +189,7 @@ def marketplace_model(model_id: ModelId, user: CurrentUser, request: Request) ->
     report = performance_report(request, view, None, 90, None)
     listed = snapshot_rows(
         request.app.state.store,
-        f"SELECT * FROM ({_LISTED}) WHERE model_id = ? AND version = ?",
+        f"SELECT * FROM {LISTING_TABLE} WHERE model_id = ? AND version = ?",
         [model_id, view.state.latest],
     )
     return MarketplaceDetail(
