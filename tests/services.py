@@ -30,6 +30,19 @@ VENV_BIN = Path(sys.executable).parent
 PG_USER = "oddsforge"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Give the session Python's SIGINT handler back if it started with SIGINT ignored.
+
+    A shell starts background jobs (a CI runner's steps, ``make test &``) with SIGINT ignored, and
+    Dagster maps SIGTERM onto SIGINT's handler while it executes a run. Every process the tests
+    start afterwards would then inherit SIGTERM ignored: servers would not stop at teardown, and
+    multiprocessing's daemon workers (the formula sandbox's pool) would not stop at exit, leaving
+    the session hanging after its last test.
+    """
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
