@@ -24,6 +24,7 @@ from api.pagination import Page, Pagination, decode_cursor, invalid_cursor, page
 from api.routes.execution import CalibrationBin, Figures, performance_report
 from api.routes.games import SportKey, UtcDatetime
 from api.serving import Store
+from api.snapshot_cache import SnapshotCache
 from api.visibility import browsable, load_view, not_found, paid_access, snapshot_rows, subscribed
 from domain.marketplace import ListingStatus, NotificationKind
 from domain.registry import UnusableUserIdError
@@ -100,6 +101,10 @@ def _listing(row: dict[str, Any]) -> MarketplaceModel:
     return MarketplaceModel(**{k: v for k, v in row.items() if not k.startswith("_k")})
 
 
+_PAGES: SnapshotCache[Page[MarketplaceModel]] = SnapshotCache()
+"""Listing pages of the current snapshot: the same page is computed once per snapshot."""
+
+
 @router.get("/models", summary="Browse listed models")
 def list_marketplace(
     store: Store,
@@ -143,17 +148,24 @@ def list_marketplace(
         f"SELECT * FROM (SELECT *, {select} FROM {LISTING_TABLE}) "
         f"WHERE {' AND '.join(where)} ORDER BY {order} LIMIT ?"
     )
-    try:
-        with store.cursor() as cur:
-            result = cur.execute(sql, [*params, page.limit + 1])
-            names = [d[0] for d in result.description]
-            rows = [dict(zip(names, r, strict=True)) for r in result.fetchall()]
-    except duckdb.CatalogException:  # a snapshot published before the marketplace tables existed
-        rows = []
-    listed = page_of(rows, page.limit, key=lambda row: _sort_key(row, len(keys)))
-    return Page[MarketplaceModel](
-        items=[_listing(r) for r in listed.items], next_cursor=listed.next_cursor, limit=listed.limit
-    )
+
+    def compute() -> Page[MarketplaceModel]:
+        try:
+            with store.cursor() as cur:
+                result = cur.execute(sql, [*params, page.limit + 1])
+                names = [d[0] for d in result.description]
+                rows = [dict(zip(names, r, strict=True)) for r in result.fetchall()]
+        except duckdb.CatalogException:  # a snapshot published before the marketplace tables existed
+            rows = []
+        listed = page_of(rows, page.limit, key=lambda row: _sort_key(row, len(keys)))
+        return Page[MarketplaceModel](
+            items=[_listing(r) for r in listed.items], next_cursor=listed.next_cursor, limit=listed.limit
+        )
+
+    info = store.info()
+    if info is None:
+        return compute()  # raises: no snapshot yet
+    return _PAGES.get_or_compute(info.name, (sql, tuple(params), page.limit), compute)
 
 
 class MarketplaceDetail(BaseModel):
