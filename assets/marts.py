@@ -2,8 +2,8 @@
 
 ``dbt build`` makes staging views over the lake's Parquet, the ``leaderboard``, ``creator_summary``,
 ``model_subscribers`` and ``monthly_revenue`` tables and runs their tests (Dagster asset checks), in
-the DuckDB file that ``ODDSFORGE_DBT_DUCKDB`` names (default ``data/warehouse/marts.duckdb``): one variable for the
-profile and this asset. dbt's sources map to the upstream assets ``model_versions``,
+the DuckDB file that ``ODDSFORGE_DBT_DUCKDB`` names (default ``data/warehouse/marts.duckdb``): one
+variable for the profile and this asset. dbt's sources map to the upstream assets ``model_versions``,
 ``model_performance``, ``settled_picks``, ``subscriptions`` and ``ledger``.
 
 The manifest is never committed (``target/`` is ignored): loading this module parses the project
