@@ -1,43 +1,75 @@
 """One model's rows of the lake's daily tables (analyses, settled picks, performance), for the API.
 
 These tables hold every model of a sport in one object per day, far too big for the serving
-snapshot at 100,000 models; a request reads only the days it needs, filtered to the model while the
-Parquet is scanned.
+snapshot at 100,000 models. The snapshot carries their manifest instead (``lake_partitions``, see
+``resources/warehouse.py``): which daily objects existed at publication. A request takes its days
+and keys from that manifest, never from a lake listing, so every API worker serves the same days as
+the rest of the snapshot (leaderboard, calibration), and reads only those objects, filtered to the
+model while the Parquet is scanned.
 """
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
+from dataclasses import dataclass
 
 import polars as pl
 
+from api.serving import ServingStore
+from api.snapshot_cache import SnapshotCache
+from api.visibility import snapshot_rows
 from resources.lake import Lake
+from resources.warehouse import PARTITIONS_TABLE
 
 
-def _day_of(key: str) -> dt.date | None:
+@dataclass(frozen=True)
+class Partitions:
+    """The daily objects of one table and sport in a snapshot's manifest, oldest first."""
+
+    days: tuple[dt.date, ...]
+    keys: tuple[str, ...]
+
+    def latest(self, on_or_before: dt.date) -> dt.date | None:
+        """The newest day on or before ``on_or_before``; None if there is none."""
+        i = bisect.bisect_right(self.days, on_or_before)
+        return self.days[i - 1] if i else None
+
+    def between(self, first: dt.date, last: dt.date) -> list[str]:
+        """Keys of the days ``first..last`` (inclusive)."""
+        return list(self.keys[bisect.bisect_left(self.days, first) : bisect.bisect_right(self.days, last)])
+
+
+_PARTITIONS: SnapshotCache[Partitions] = SnapshotCache(max_entries=256)
+
+
+def partitions(store: ServingStore, table: str, sport: str) -> Partitions:
+    """``table``'s daily objects for ``sport`` as of the current snapshot (none before the first
+    publication, or in a snapshot that predates the manifest), read once per snapshot."""
+
+    def load() -> Partitions:
+        rows = snapshot_rows(
+            store,
+            f'SELECT day, key FROM "{PARTITIONS_TABLE}" WHERE table_name = ? AND sport = ? ORDER BY day',
+            [table, sport],
+        )
+        return Partitions(tuple(r["day"] for r in rows), tuple(r["key"] for r in rows))
+
+    return _PARTITIONS.lookup(store, (table, sport), load)
+
+
+def model_rows(lake: Lake, keys: list[str], model_id: str, schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    """The model's rows of the daily objects ``keys``, in ``schema``.
+
+    A day re-run since the publication may have left no rows, and so no object: it is skipped, as the
+    next snapshot's manifest will."""
     try:
-        return dt.date.fromisoformat(key.rsplit("/", 1)[-1].removesuffix(".parquet"))
-    except ValueError:
-        return None
+        return _scan(lake, keys, model_id, schema)
+    except (FileNotFoundError, pl.exceptions.ComputeError):
+        return _scan(lake, [k for k in keys if lake.exists(k)], model_id, schema)
 
 
-def latest_day(lake: Lake, table: str, sport: str, on_or_before: dt.date) -> dt.date | None:
-    """The newest partition of ``table`` for ``sport`` on or before a day; None if there is none."""
-    days = [d for k in lake.list_keys(f"tables/{table}/{sport}/") if (d := _day_of(k)) and d <= on_or_before]
-    return max(days, default=None)
-
-
-def model_rows(
-    lake: Lake,
-    table: str,
-    sport: str,
-    model_id: str,
-    first: dt.date,
-    last: dt.date,
-    schema: dict[str, pl.DataType],
-) -> pl.DataFrame:
-    """The model's rows of a daily table for the days ``first..last`` (inclusive)."""
-    keys = lake.partition_keys(f"tables/{table}/{sport}/", first, last + dt.timedelta(days=1))
+def _scan(lake: Lake, keys: list[str], model_id: str, schema: dict[str, pl.DataType]) -> pl.DataFrame:
     if not keys:
         return pl.DataFrame(schema=schema)
     scan = pl.scan_parquet(

@@ -11,6 +11,8 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
+from api.serving import ServingStore
+
 T = TypeVar("T")
 
 
@@ -22,6 +24,12 @@ class SnapshotCache(Generic[T]):
         self._snapshot: str | None = None
         self._entries: OrderedDict[Hashable, T] = OrderedDict()
         self._lock = threading.Lock()
+
+    def lookup(self, store: ServingStore, key: Hashable, compute: Callable[[], T]) -> T:
+        """The answer for ``key`` on ``store``'s current snapshot (computed, uncached, before the
+        first publication)."""
+        info = store.info()
+        return compute() if info is None else self.get_or_compute(info.name, key, compute)
 
     def get_or_compute(self, snapshot: str, key: Hashable, compute: Callable[[], T]) -> T:
         with self._lock:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property, partial
 from typing import Any
 
 import duckdb
@@ -25,6 +26,7 @@ from fastapi import Request
 
 from api.errors import ApiError
 from api.serving import NoSnapshotError, ServingStore
+from api.snapshot_cache import SnapshotCache
 from domain.marketplace import MODEL_STATUS, REVIEWS, listing_status, sticky_suspensions
 from domain.registry import MODEL_VERSIONS, can_read
 from domain.subscriptions import ACCESS_STATUSES
@@ -60,33 +62,52 @@ class ModelView:
     def status(self) -> str:
         return self.listing["status"]
 
-    @property
+    @cached_property
     def row(self) -> dict[str, Any]:
-        """The latest version's ``model_versions`` row, ``suspended`` while the marketplace holds it."""
+        """The latest version's ``model_versions`` row, ``suspended`` while the marketplace holds it
+        (computed once per cached view: never mutate)."""
         row = self.latest.row()
         return row | {"status": "suspended" if self.status == "suspended" else row["status"]}
 
 
+_VIEWS: SnapshotCache[ModelView] = SnapshotCache(max_entries=4096)
+"""Views of the current snapshot by everything they are computed from, so the marketplace's rule
+runs once per model and change, not per request."""
+
+
 def load_view(request: Request, model_id: str) -> ModelView | None:
-    """The model's :class:`ModelView`; None if no such model."""
+    """The model's :class:`ModelView`; None if no such model.
+
+    The registry listing (and, for a paid public model, the review listing) is read on every call,
+    so a creator's or reviewer's write shows at once; the rest comes from immutable objects and the
+    snapshot, and is computed once for each combination of them."""
     registry: RegistryStore = request.app.state.registry
     state = registry.state(model_id)
     if state is None:
         return None
     latest = registry.read(state, state.latest)
-    row = latest.row()
-    versions = pl.DataFrame([row], schema=MODEL_VERSIONS)
-    previous = pl.DataFrame(
-        snapshot_rows(request.app.state.store, "SELECT * FROM model_status WHERE model_id = ?", [model_id]),
-        schema=MODEL_STATUS,
-    )
-    paid = row["price_cents"] > 0 and row["public"]
-    reviews = ReviewStore(registry.lake).of_model(model_id) if paid else pl.DataFrame(schema=REVIEWS)
-    listing = listing_status(versions, reviews, sticky_suspensions(previous, versions))
-    found = listing.row(0, named=True)
-    same = previous.filter(pl.col("status") == found["status"])
-    found["since"] = same["since"].item() if same.height else None
-    return ModelView(state, latest, found)
+    sharing = latest.payload["sharing"]
+    reviews = ReviewStore(registry.lake)
+    reviewed = tuple(reviews.listing(model_id)) if sharing["price_cents"] > 0 and sharing["public"] else None
+
+    def compute() -> ModelView:
+        versions = pl.DataFrame([latest.row()], schema=MODEL_VERSIONS)
+        previous = pl.DataFrame(
+            snapshot_rows(store, "SELECT * FROM model_status WHERE model_id = ?", [model_id]),
+            schema=MODEL_STATUS,
+        )
+        decided = reviews.of_model(model_id) if reviewed is not None else pl.DataFrame(schema=REVIEWS)
+        listing = listing_status(versions, decided, sticky_suspensions(previous, versions))
+        found = listing.row(0, named=True)
+        same = previous.filter(pl.col("status") == found["status"])
+        found["since"] = same["since"].item() if same.height else None
+        return ModelView(state, latest, found)
+
+    store: ServingStore = request.app.state.store
+    return _VIEWS.lookup(store, (state, reviewed), compute)
+
+
+_PAID: SnapshotCache[list[dict[str, Any]]] = SnapshotCache(max_entries=4096)
 
 
 def paid_access(request: Request, user: str, model_id: str | None = None) -> list[dict[str, Any]]:
@@ -100,7 +121,9 @@ def paid_access(request: Request, user: str, model_id: str | None = None) -> lis
     if model_id is not None:
         sql += " AND model_id = ?"
         params.append(model_id)
-    return snapshot_rows(request.app.state.store, sql + " ORDER BY model_id", params)
+    store: ServingStore = request.app.state.store
+    rows = partial(snapshot_rows, store, sql + " ORDER BY model_id", params)
+    return _PAID.lookup(store, (user, model_id), rows)
 
 
 def subscribed(request: Request, user: str, model_id: str) -> bool:

@@ -13,7 +13,7 @@ import polars as pl
 from pydantic import Field
 
 from assets._common import daily_partitions, partition_days, table_metadata
-from domain.engine import ANALYSES, ModelBatch, multipliers_from_history, score_day
+from domain.engine import ANALYSES, ModelBatch, clustered, multipliers_from_history, score_day
 from domain.engine.scoring import DYNAMIC_WINDOW_DAYS
 from domain.registry import MODEL_VERSIONS
 from domain.schemas import conform
@@ -90,6 +90,7 @@ def analyse_days(
         )
         out = score_day(models, tables, day, as_of, multipliers, custom)
         stored = _with_other_models(lake, sport, day, out, versions["model_id"]) if keep_others else out
+        stored = clustered(stored)
         written.update(lake.write_daily(stored, lambda d: table_key("analyses", sport, d), [day]))
         frames.append(out)
         if models.uses_dynamic_weighting:

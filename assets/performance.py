@@ -12,7 +12,7 @@ import dagster as dg
 import polars as pl
 
 from assets._common import SportsConfig, daily_partitions, markdown_table, partition_days, table_metadata
-from domain.engine import ANALYSES
+from domain.engine import ANALYSES, clustered
 from domain.performance import (
     MODEL_PERFORMANCE,
     ROLLING_DAYS,
@@ -48,10 +48,12 @@ def settled_picks(
     _, _, days = partition_days(context)
     frames, written = [], {}
     for sport in config.sports:
-        out = settle(
-            _read(lake, "analyses", sport, days, ANALYSES),
-            _read(lake, "games", sport, days, GAMES),
-            _read(lake, "lines", sport, days, LINES),
+        out = clustered(
+            settle(
+                _read(lake, "analyses", sport, days, ANALYSES),
+                _read(lake, "games", sport, days, GAMES),
+                _read(lake, "lines", sport, days, LINES),
+            )
         )
         written.update(lake.write_daily(out, lambda d, s=sport: table_key("settled_picks", s, d), days))
         frames.append(out)

@@ -8,7 +8,7 @@ import dagster as dg
 
 from assets.marts import marts_path
 from resources.lake import Lake
-from resources.warehouse import MART_TABLES, Warehouse
+from resources.warehouse import DAILY_SERVED, MART_TABLES, Warehouse
 
 
 @dg.asset(
@@ -19,11 +19,13 @@ from resources.warehouse import MART_TABLES, Warehouse
         "model_calibration",
         "model_status",
         "subscriptions",
+        *DAILY_SERVED,  # listed in the snapshot's manifest, read by the API from the lake
         *[dg.AssetKey(["marts", t]) for t in MART_TABLES],
     ],
     group_name="serving",
     kinds={"duckdb"},
-    description="A new read-only DuckDB snapshot of the tables the API serves, swapped in atomically.",
+    description="A new read-only DuckDB snapshot of the tables the API serves, swapped in atomically, "
+    "with the manifest of the daily tables it reads from the lake.",
 )
 def serving_snapshot(lake: Lake, warehouse: Warehouse) -> dg.MaterializeResult:
     path, counts = warehouse.publish(lake, dt.datetime.now(dt.UTC), marts_path())

@@ -41,7 +41,7 @@ def table_key(table: str, sport: str | None = None, day: dt.date | None = None) 
     return f"tables/{table}/{sport}/{day.isoformat()}.parquet" if day else f"tables/{table}/{sport}"
 
 
-def _date_of_key(key: str) -> dt.date | None:
+def date_of_key(key: str) -> dt.date | None:
     """The ``YYYY-MM-DD`` path segment (raw keys) or file stem (tidy keys) of a partition key."""
     for part in reversed(key.removesuffix(".parquet").split("/")):
         try:
@@ -178,10 +178,14 @@ class Lake(dg.ConfigurableResource):
             return
         if not base.exists():
             return
-        root = Path(self.root)
-        for path in sorted(base.rglob("*")):
-            if path.is_file() and not path.name.startswith("."):
-                yield path.relative_to(root).as_posix()
+        # Sorted as strings, like S3's listing; os.walk keeps file names as plain strings (the API
+        # lists a model's objects on every request).
+        root, keys = Path(self.root), []
+        for folder, _, files in os.walk(base):
+            rel = Path(folder).relative_to(root).as_posix()
+            lead = "" if rel == "." else f"{rel}/"
+            keys.extend(lead + name for name in files if not name.startswith("."))
+        yield from sorted(keys)
 
     def list_objects(self, prefix: str) -> Iterator[tuple[str, float]]:
         """``(key, modification time in POSIX seconds)`` under ``prefix``, for sensors that track
@@ -229,7 +233,7 @@ class Lake(dg.ConfigurableResource):
         return [
             k
             for k in self.list_keys(prefix)
-            if k.endswith(".parquet") and (d := _date_of_key(k)) is not None and start <= d < end
+            if k.endswith(".parquet") and (d := date_of_key(k)) is not None and start <= d < end
         ]
 
     def read_raw(

@@ -20,6 +20,7 @@ import re
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from domain.model_config import ModelConfig
@@ -83,7 +84,7 @@ class ModelState:
 @dataclass(frozen=True)
 class StoredVersion:
     payload: dict[str, Any]
-    """The version object as stored: the seed-shaped config."""
+    """The version object as stored: the seed-shaped config (shared between reads: never mutate)."""
     key: str
     status: Status
 
@@ -113,8 +114,13 @@ def _states(keys: Iterable[str]) -> list[ModelState]:
 class RegistryStore:
     """Model versions in the inbox of one lake."""
 
-    def __init__(self, lake: Lake) -> None:
+    def __init__(self, lake: Lake, cached_versions: int = 4096) -> None:
         self.lake = lake
+        # Version objects are created once and never change, so a parsed one stays exact.
+        self._payload = lru_cache(maxsize=cached_versions)(self._load_payload)
+
+    def _load_payload(self, key: str) -> dict[str, Any]:
+        return json.loads(self.lake.get_bytes(key))
 
     # -- reads ------------------------------------------------------------------------------------
     def state(self, model_id: str) -> ModelState | None:
@@ -133,7 +139,7 @@ class RegistryStore:
     def read(self, state: ModelState, version: int) -> StoredVersion:
         """One stored version of a listed model."""
         key = version_key(state.model_id, version)
-        return StoredVersion(json.loads(self.lake.get_bytes(key)), key, state.status)
+        return StoredVersion(self._payload(key), key, state.status)
 
     def inbox_keys(self) -> Iterator[str]:
         """Every registry object, for a full rebuild of the table."""

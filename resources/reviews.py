@@ -70,6 +70,10 @@ class ReviewStore:
             row["decided_at"] = dt.datetime.fromisoformat(row["decided_at"])
         return pl.DataFrame(rows, schema=REVIEWS)
 
+    def listing(self, model_id: str) -> list[tuple[str, float]]:
+        """``(key, modification time)`` of the model's decisions: what changes when one is made."""
+        return [(k, t) for k, t in self.lake.list_objects(f"{INBOX_PREFIX}{model_id}/") if _KEY.fullmatch(k)]
+
     def of_model(self, model_id: str) -> pl.DataFrame:
         """The model's decisions (:data:`REVIEWS`), one per reviewed version."""
         prefix = f"{INBOX_PREFIX}{model_id}/"

@@ -29,7 +29,7 @@ from domain.performance import CALIBRATION, MODEL_PERFORMANCE, SETTLED_PICKS
 from domain.registry import MODEL_VERSIONS
 from domain.schemas import GAMES, LINES, ODDS_SNAPSHOTS, PLAYER_BOX, TEAM_BOX
 from domain.subscriptions import SUBSCRIPTIONS
-from resources.lake import Lake
+from resources.lake import Lake, date_of_key
 from resources.ledger_store import LEDGER_INBOX
 
 DEFAULT_DIR = "data/warehouse"
@@ -71,6 +71,22 @@ SERVING_TABLES = [
     "notifications",
 ]
 """Lake tables copied into each serving snapshot (what the API reads)."""
+
+DAILY_SERVED = ["analyses", "settled_picks", "model_performance"]
+"""Daily lake tables the API reads per model, straight from the lake (at 100,000 models a day of
+analyses is millions of rows: too much to copy into every snapshot)."""
+
+PARTITIONS_TABLE = "lake_partitions"
+PARTITIONS: dict[str, pl.DataType] = {
+    "table_name": pl.String,
+    "sport": pl.String,
+    "day": pl.Date,
+    "key": pl.String,
+    "modified": pl.Float64,
+}
+"""The manifest of :data:`DAILY_SERVED` at publication: one row per daily object, with its
+modification time (POSIX seconds). The API takes its days and keys from here, so it never lists the
+lake per request and every table it serves is as of the same publication."""
 
 MART_TABLES = ["leaderboard", "creator_summary", "model_subscribers", "monthly_revenue"]
 """dbt marts copied into each serving snapshot when the marts file exists."""
@@ -145,6 +161,18 @@ def view_sql(lake: Lake, name: str) -> str:
     return f'CREATE OR REPLACE VIEW "{name}" AS {source}'
 
 
+def partition_manifest(lake: Lake) -> pl.DataFrame:
+    """:data:`PARTITIONS` rows of every daily object of :data:`DAILY_SERVED` (one listing per table)."""
+    rows = []
+    for table in DAILY_SERVED:
+        for key, modified in lake.list_objects(f"tables/{table}/"):
+            parts = key.split("/")
+            day = date_of_key(key)
+            if len(parts) == 4 and key.endswith(".parquet") and day is not None:
+                rows.append((table, parts[2], day, key, modified))
+    return pl.DataFrame(rows, schema=PARTITIONS, orient="row")
+
+
 def lake_connection(lake: Lake, database: str = ":memory:") -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with a view per lake table, for analysts and builders."""
     con = duckdb.connect(database)
@@ -180,6 +208,11 @@ class Warehouse(dg.ConfigurableResource):
                 con.execute(f'DROP VIEW "{table}"')
                 con.execute(f'ALTER TABLE "{table}_t" RENAME TO "{table}"')
                 counts[table] = con.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]
+            manifest = partition_manifest(lake)
+            con.register("_manifest", manifest.to_arrow())
+            con.execute(f'CREATE TABLE "{PARTITIONS_TABLE}" AS SELECT * FROM _manifest ORDER BY ALL')
+            con.unregister("_manifest")
+            counts[PARTITIONS_TABLE] = manifest.height
             for view in set(LAKE_TABLES) - set(SERVING_TABLES):
                 con.execute(f'DROP VIEW IF EXISTS "{view}"')
             if marts is not None and marts.exists():

@@ -594,12 +594,16 @@ def test_schedules_pick_popular_models_and_record_the_rest(tmp_path: Path) -> No
 
 
 def test_new_analyses_flow_to_settlement_without_a_click(tmp_path: Path) -> None:
-    """Declarative automation: analyses of yesterday make settled picks of yesterday due; a day
-    outside the window is left to backfills."""
+    """Declarative automation: analyses of yesterday make settled picks of yesterday due, and a new
+    serving snapshot (its manifest lists the days the API serves); a day outside the window is left
+    to backfills."""
     defs = dg.Definitions(
-        assets=automate([*ingest_assets, model_versions, analyses, settled_picks, model_performance]),
+        assets=automate(
+            [*ingest_assets, model_versions, analyses, settled_picks, model_performance, serving_snapshot]
+        ),
         resources={
             "lake": Lake(root=str(tmp_path)),
+            "warehouse": Warehouse(directory=str(tmp_path / "warehouse")),
             "odds_feed": SampleLeagueFeed(),
             "stats_feed": SampleLeagueFeed(),
         },
@@ -617,6 +621,39 @@ def test_new_analyses_flow_to_settlement_without_a_click(tmp_path: Path) -> None
     requested = later.get_requested_partitions(dg.AssetKey("settled_picks"))
     assert yesterday.isoformat() in requested
     assert old.isoformat() not in requested
+    assert later.get_num_requested(dg.AssetKey("serving_snapshot")) == 1
+
+
+def test_results_are_as_of_the_snapshot_and_visibility_is_live(world: World) -> None:
+    """A model's results come from the days the serving snapshot lists (pages are cached per
+    snapshot), while who may read them is decided on every request. Last of the module's tests
+    that use the world: it changes a shared model."""
+    model_id, zoe, carol = world.ids["carol_free"], world.client("zoe"), world.client("carol")
+    path = f"/models/{model_id}/results"
+    before = ok(zoe.get(path, params={"days": 21}))
+    assert before["items"]
+    ok(carol.put(f"/models/{model_id}", json=body("Rotation ATS", False, market="spreads")))
+    for suffix in ("/results", "/performance"):  # private now: gone for others at once
+        assert error(zoe.get(f"/models/{model_id}{suffix}"), 404)["code"] == "not_found"
+    assert ok(carol.get(path, params={"days": 21})) == before
+    ok(carol.put(f"/models/{model_id}", json=body("Rotation ATS", True, market="spreads")))
+    assert ok(zoe.get(path, params={"days": 21})) == before
+
+    def newest(days: int) -> str:
+        return ok(zoe.get(path, params={"days": days, "all": "true"}))["items"][0]["game_date"]
+
+    new_day, lake = LAST + dt.timedelta(days=1), world.lake
+    for table in ("analyses", "settled_picks"):  # stored clustered by model: a reader skips the rest
+        ids = lake.read_parquet([table_key(table, NBA, LAST)])["model_id"]
+        assert ids.rle().len() == ids.n_unique() > 1
+    moved = lake.read_parquet([table_key("analyses", NBA, LAST)]).with_columns(game_date=pl.lit(new_day))
+    lake.write_parquet(table_key("analyses", NBA, new_day), moved)
+    assert newest(1) == LAST.isoformat()  # written after the publication: not served yet
+    world.refresh()
+    assert newest(1) == new_day.isoformat()
+    lake.delete(table_key("analyses", NBA, new_day))  # a re-run left the day empty
+    assert newest(2) == LAST.isoformat()
+    world.refresh()
 
 
 # ---- rules on hand-made frames ------------------------------------------------------------------

@@ -17,16 +17,17 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 import polars as pl
-from fastapi import APIRouter, Body, Depends, Path, Query, Request
+from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from api.auth import CurrentUser, current_user
 from api.errors import ERROR_RESPONSES, ApiError, ErrorBody, ErrorDetail
-from api.model_data import latest_day, model_rows
+from api.model_data import Partitions, model_rows, partitions
 from api.pagination import Page, Pagination, decode_cursor, page_of
 from api.routes.games import SportKey, UtcDatetime
+from api.snapshot_cache import SnapshotCache
 from api.visibility import ModelView, browsable, readable, snapshot_rows
-from domain.engine import ANALYSES
+from domain.engine import ANALYSES, ANALYSIS_KEY
 from domain.model_config import ModelConfig
 from domain.odds_api_v4 import LOCAL_TZ
 from domain.performance import MODEL_PERFORMANCE, ROLLING_DAYS, SETTLED_PICKS, rolling_performance
@@ -181,13 +182,14 @@ class PerformanceReport(BaseModel):
 
 def window(
     request: Request, view: ModelView, table: str, to: dt.date | None, days: int
-) -> tuple[dt.date, dt.date]:
+) -> tuple[dt.date, dt.date, Partitions]:
     """``first..last`` of a window of ``days`` ending at ``to``, or at the sport's newest partition
-    of ``table`` up to today (so a finished season still shows its last days)."""
+    of ``table`` up to today (so a finished season still shows its last days), and the partitions."""
     sport = view.latest.payload["sport"]
+    parts = partitions(request.app.state.store, table, sport)
     today = local_today(_clock(request))
-    last = to or latest_day(request.app.state.lake, table, sport, today) or today
-    return last - dt.timedelta(days=days - 1), last
+    last = to or parts.latest(today) or today
+    return last - dt.timedelta(days=days - 1), last, parts
 
 
 def figures(rows: pl.DataFrame, version: int, last: dt.date, days: int) -> Figures | None:
@@ -220,27 +222,35 @@ def calibration(request: Request, model_id: str, version: int) -> list[Calibrati
     return [CalibrationBin(**r) for r in rows]
 
 
+_REPORTS: SnapshotCache[PerformanceReport] = SnapshotCache(max_entries=256)
+"""Performance reports of the current snapshot: its manifest fixes the days a report reads."""
+
+
 def performance_report(
     request: Request, view: ModelView, to: dt.date | None, days: int, version: int | None
 ) -> PerformanceReport:
     """The model's daily rows over the window, the figures of one version (default the latest)."""
-    first, last = window(request, view, "model_performance", to, days)
+    first, last, parts = window(request, view, "model_performance", to, days)
     sport, model_id = view.latest.payload["sport"], view.state.model_id
-    rows = model_rows(
-        request.app.state.lake, "model_performance", sport, model_id, first, last, MODEL_PERFORMANCE
-    ).sort("date", "version")
     chosen = version or view.state.latest
-    return PerformanceReport(
-        model_id=model_id,
-        version=chosen,
-        sport=sport,
-        first=first,
-        last=last,
-        window=figures(rows, chosen, last, days),
-        rolling=figures(rows, chosen, last, ROLLING_DAYS),
-        daily=[DailyPerformance(**r) for r in rows.to_dicts()],
-        calibration=calibration(request, model_id, chosen),
-    )
+
+    def compute() -> PerformanceReport:
+        rows = model_rows(
+            request.app.state.lake, parts.between(first, last), model_id, MODEL_PERFORMANCE
+        ).sort("date", "version")
+        return PerformanceReport(
+            model_id=model_id,
+            version=chosen,
+            sport=sport,
+            first=first,
+            last=last,
+            window=figures(rows, chosen, last, days),
+            rolling=figures(rows, chosen, last, ROLLING_DAYS),
+            daily=[DailyPerformance(**r) for r in rows.to_dicts()],
+            calibration=calibration(request, model_id, chosen),
+        )
+
+    return _REPORTS.lookup(request.app.state.store, (model_id, chosen, first, last), compute)
 
 
 # ---- routes -------------------------------------------------------------------------------------
@@ -308,8 +318,16 @@ def analyze(
     )
 
 
+_RESULTS: SnapshotCache[bytes] = SnapshotCache(max_entries=512)
+"""Results pages of the current snapshot as JSON: a page is the same for every reader (who may read
+is checked per request), so the hottest model pages cost a dictionary lookup."""
+
+
 @router.get(
-    "/{model_id}/results", summary="A model's recent analyses and their results", responses=_NOT_FOUND
+    "/{model_id}/results",
+    summary="A model's recent analyses and their results",
+    response_model=Page[SettledAnalysis],
+    responses=_NOT_FOUND,
 )
 def results(
     model_id: ModelId,
@@ -323,42 +341,52 @@ def results(
     include_all: Annotated[
         bool, Query(alias="all", description="Include analyses below the confidence threshold.")
     ] = False,
-) -> Page[SettledAnalysis]:
+) -> Response:
     """The analyses the daily pipeline stored for the model over the window (every version), newest
     game date first, with `result`, `profit` and closing line value once settled. Qualifying picks
-    only unless `all=true`. The same readers as the model's analyses may call it."""
+    only unless `all=true`. The same readers as the model's analyses may call it. Days are those of
+    the latest publication (a day the pipeline is writing appears with the next one, minutes later)."""
     view = readable(request, model_id, user)
-    first, last = window(request, view, "analyses", to, days)
-    sport, lake = view.latest.payload["sport"], request.app.state.lake
-    analyses = model_rows(lake, "analyses", sport, model_id, first, last, ANALYSES)
-    if not include_all:
-        analyses = analyses.filter(pl.col("qualifies"))
-    keys = ["model_id", "version", "game_id", "bookmaker", "market"]
-    settled = model_rows(lake, "settled_picks", sport, model_id, first, last, SETTLED_PICKS)
-    rows = analyses.join(settled.select(*keys, "result", "profit", "clv"), on=keys, how="left").with_columns(
-        pl.col("game_date").cast(pl.String).alias("_day"), pl.col("version").cast(pl.String).alias("_v")
-    )
-    rows = rows.sort(["_day", "game_id", "bookmaker", "_v"], descending=[True, False, False, False])
-    if page.cursor is not None:
-        day, game, book, v = decode_cursor(page.cursor, arity=4)
-        # Newest day first, then game, bookmaker and version ascending: strictly after the cursor.
-        later = (
-            (pl.col("_day") < day)
-            | ((pl.col("_day") == day) & (pl.col("game_id") > game))
-            | ((pl.col("_day") == day) & (pl.col("game_id") == game) & (pl.col("bookmaker") > book))
-            | (
-                (pl.col("_day") == day)
-                & (pl.col("game_id") == game)
-                & (pl.col("bookmaker") == book)
-                & (pl.col("_v") > v)
-            )
+    first, last, parts = window(request, view, "analyses", to, days)
+    sport, store = view.latest.payload["sport"], request.app.state.store
+
+    def compute() -> bytes:
+        lake = request.app.state.lake
+        analyses = model_rows(lake, parts.between(first, last), model_id, ANALYSES)
+        if not include_all:
+            analyses = analyses.filter(pl.col("qualifies"))
+        settled_keys = partitions(store, "settled_picks", sport).between(first, last)
+        settled = model_rows(lake, settled_keys, model_id, SETTLED_PICKS)
+        rows = analyses.join(
+            settled.select(*ANALYSIS_KEY, "result", "profit", "clv"), on=ANALYSIS_KEY, how="left"
+        ).with_columns(
+            pl.col("game_date").cast(pl.String).alias("_day"), pl.col("version").cast(pl.String).alias("_v")
         )
-        rows = rows.filter(later)
-    head = rows.head(page.limit + 1)
-    items = _analyses(head.drop("_day", "_v").to_dicts(), SettledAnalysis)
-    return page_of(
-        items, page.limit, key=lambda a: (a.game_date.isoformat(), a.game_id, a.bookmaker, str(a.version))
-    )
+        rows = rows.sort(["_day", "game_id", "bookmaker", "_v"], descending=[True, False, False, False])
+        if page.cursor is not None:
+            day, game, book, v = decode_cursor(page.cursor, arity=4)
+            # Newest day first, then game, bookmaker and version ascending: strictly after the cursor.
+            later = (
+                (pl.col("_day") < day)
+                | ((pl.col("_day") == day) & (pl.col("game_id") > game))
+                | ((pl.col("_day") == day) & (pl.col("game_id") == game) & (pl.col("bookmaker") > book))
+                | (
+                    (pl.col("_day") == day)
+                    & (pl.col("game_id") == game)
+                    & (pl.col("bookmaker") == book)
+                    & (pl.col("_v") > v)
+                )
+            )
+            rows = rows.filter(later)
+        head = rows.head(page.limit + 1)
+        items = _analyses(head.drop("_day", "_v").to_dicts(), SettledAnalysis)
+        found = page_of(
+            items, page.limit, key=lambda a: (a.game_date.isoformat(), a.game_id, a.bookmaker, str(a.version))
+        )
+        return found.model_dump_json(by_alias=True).encode()
+
+    key = (model_id, first, last, include_all, page.cursor, page.limit)
+    return Response(_RESULTS.lookup(store, key, compute), media_type="application/json")
 
 
 @router.get(

@@ -162,10 +162,7 @@ def list_marketplace(
             items=[_listing(r) for r in listed.items], next_cursor=listed.next_cursor, limit=listed.limit
         )
 
-    info = store.info()
-    if info is None:
-        return compute()  # raises: no snapshot yet
-    return _PAGES.get_or_compute(info.name, (sql, tuple(params), page.limit), compute)
+    return _PAGES.lookup(store, (sql, tuple(params), page.limit), compute)
 
 
 class MarketplaceDetail(BaseModel):

@@ -14,11 +14,13 @@ from domain.engine.backtest import BacktestResult, grade_analyses, performance, 
 from domain.engine.features import Tables
 from domain.engine.scoring import (
     ANALYSES,
+    ANALYSIS_KEY,
     CUSTOM_SCORES,
     MULTIPLIERS,
     SOURCE_CALLS,
     ModelBatch,
     SourceMatrix,
+    clustered,
     multipliers_from_calls,
     multipliers_from_history,
     score_day,
@@ -28,6 +30,7 @@ from domain.engine.scoring import (
 
 __all__ = [
     "ANALYSES",
+    "ANALYSIS_KEY",
     "CUSTOM_SCORES",
     "MULTIPLIERS",
     "SOURCE_CALLS",
@@ -35,6 +38,7 @@ __all__ = [
     "ModelBatch",
     "SourceMatrix",
     "Tables",
+    "clustered",
     "grade_analyses",
     "multipliers_from_calls",
     "multipliers_from_history",
