@@ -438,6 +438,22 @@ def test_batch_from_stored_json_and_raw_payloads_equals_from_configs() -> None:
     assert_frame_equal(score_day(ModelBatch.from_payloads([raw]), tiny_league(), D3), expected)
 
 
+def test_a_batch_mixing_sports_scores_each_model_on_its_own_sport() -> None:
+    # One day's tables hold one sport; an NFL model in the batch (fields the NBA catalogue lacks)
+    # must neither fail the batch nor change the NBA model's analyses.
+    def config(model_id: str, sport: str, field: str) -> dict:
+        sources = {"team_stats": {"weight": 1, "fields": [field], "lookback_games": 2}}
+        return {"model_id": model_id, "name": "x", "creator_user_id": "u", "sport": sport} | {
+            "data_sources": sources
+        }
+
+    nba, nfl = config("nba", SPORT, "pts"), config("nfl", "americanfootball_nfl", "margin")
+    mixed = score_day(ModelBatch.from_payloads([nfl, nba]), tiny_league(), D3)
+    alone = score_day(ModelBatch.from_payloads([nba]), tiny_league(), D3)
+    assert mixed["model_id"].unique().to_list() == ["nba"] and alone.height == 2  # NYK has no games
+    assert_frame_equal(mixed, alone)
+
+
 # ---- dynamic weighting from history --------------------------------------------------------------
 
 
