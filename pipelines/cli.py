@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, get_args
@@ -56,8 +57,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     def human() -> None:
         print("\nOddsForge demo: built on the embedded sample league")
+        width = max(len(stage["name"]) for stage in report["stages"])
         for stage in report["stages"]:
-            print(f"  {stage['name']:<28} {stage['seconds']:>7.1f} s")
+            print(f"  {stage['name']:<{width}} {stage['seconds']:>7.1f} s")
         print("\nTables in the lake (rows):")
         for table, rows in report["tables"].items():
             print(f"  {table:<28} {rows:>10,}")
@@ -462,8 +464,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _quiet_dagster_notices() -> None:
+    """Dagster's beta and preview notices are about this code's use of its API, for its developers
+    (the test suite shows them), not for the person running a command."""
+    from dagster import BetaWarning, PreviewWarning
+
+    for category in (BetaWarning, PreviewWarning):
+        warnings.filterwarnings("ignore", category=category)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    _quiet_dagster_notices()
     if args.log_format:
         from pipelines.logs import configure_logging
 
