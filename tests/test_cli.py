@@ -246,3 +246,31 @@ def test_formula_commands(
     payload = json.loads(out)
     assert rc == code
     assert {k: payload.get(k) for k in expected} == expected
+
+
+def test_dbt_lines_stay_off_stdout(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """dagster-dbt echoes each dbt line to stdout; a CLI's stdout is its report, so only dbt's summary
+    reaches the progress lines, and a failed build shows everything on stderr."""
+    from pipelines import runner
+
+    def build(_: str) -> None:
+        print("1 of 2 START sql table model main.leaderboard")
+        print("Done. PASS=2 WARN=0 ERROR=0 SKIP=0 NO-OP=0 TOTAL=2")
+
+    progress: list[str] = []
+    monkeypatch.setattr(runner, "run_job", build)
+    runner.run_dbt_job("marts_job", progress.append)
+    assert progress == ["dbt build: PASS=2 WARN=0 ERROR=0 SKIP=0 NO-OP=0 TOTAL=2"]
+    assert capsys.readouterr().out == ""
+
+    def failing(_: str) -> None:
+        print("Database Error in model leaderboard")
+        raise RuntimeError("dbt build failed")
+
+    monkeypatch.setattr(runner, "run_job", failing)
+    with pytest.raises(RuntimeError):
+        runner.run_dbt_job("marts_job", progress.append)
+    out, err = capsys.readouterr()
+    assert out == "" and "Database Error in model leaderboard" in err
