@@ -99,6 +99,11 @@ def analyse_days(
     return pl.concat(frames), written
 
 
+ANALYSES_POOL = "analyses_writes"
+"""Concurrency pool of the analyses step (limit 1 in deploy/dagster.yaml): runs for a subset of
+models merge into a day's object, so two writers at once could lose one's rows."""
+
+
 @dg.asset(
     deps=["games", "team_box_scores", "player_box_scores", "odds_snapshots", "model_versions"],
     group_name="analyses",
@@ -107,6 +112,7 @@ def analyse_days(
     "confidence, qualifies, and the line and price at pick time (point in time).",
     partitions_def=daily_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
+    pool=ANALYSES_POOL,
 )
 def analyses(context: dg.AssetExecutionContext, config: AnalysesConfig, lake: Lake) -> dg.MaterializeResult:
     _, _, days = partition_days(context)

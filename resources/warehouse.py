@@ -84,7 +84,8 @@ PARTITIONS: dict[str, pl.DataType] = {
     "key": pl.String,
     "modified": pl.Float64,
 }
-"""The manifest of :data:`DAILY_SERVED` at publication: one row per daily object, with its
+"""The manifest of :data:`DAILY_SERVED` at publication: one row per daily object (or per shard
+object of a day, ``{table}/{sport}/{day}/shard-k.parquet``), with its
 modification time (POSIX seconds). The API takes its days and keys from here, so it never lists the
 lake per request and every table it serves is as of the same publication."""
 
@@ -168,7 +169,7 @@ def partition_manifest(lake: Lake) -> pl.DataFrame:
         for key, modified in lake.list_objects(f"tables/{table}/"):
             parts = key.split("/")
             day = date_of_key(key)
-            if len(parts) == 4 and key.endswith(".parquet") and day is not None:
+            if len(parts) >= 4 and key.endswith(".parquet") and day is not None:  # shard objects too
                 rows.append((table, parts[2], day, key, modified))
     return pl.DataFrame(rows, schema=PARTITIONS, orient="row")
 

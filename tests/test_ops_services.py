@@ -14,6 +14,7 @@ import boto3
 import dagster as dg
 import pytest
 
+from assets.analyses import analyses
 from assets.ingest import ingest_assets
 from pipelines.automation import odds_api_quota
 from resources.lake import Lake, table_key
@@ -111,6 +112,9 @@ def test_runs_and_materialisations_land_in_postgres(
     lake = Lake(root=str(tmp_path / "lake"))
     with dg.DagsterInstance.from_config(str(home)) as instance:
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+        # Writers of analyses take turns whatever launched them: the step's pool has one slot.
+        pool = analyses.op.pool
+        assert pool and instance.event_log_storage.get_concurrency_info(pool).limit == 1
         result = _ingest_day(lake, instance, tmp_path)
         assert result.success
         run_id = result.run_id
