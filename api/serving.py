@@ -133,7 +133,7 @@ class ServingStore:
             handle.connection.close()
 
 
-def get_store(request: Request) -> ServingStore:
+async def get_store(request: Request) -> ServingStore:
     """FastAPI dependency: the app's serving store."""
     return request.app.state.store
 

@@ -71,7 +71,7 @@ _RETRY_PROCESSING_SECONDS = 30
 _bearer = HTTPBearer(auto_error=False)
 
 
-def _store(request: Request) -> DatasetStore:
+async def _store(request: Request) -> DatasetStore:
     return request.app.state.datasets
 
 
@@ -105,8 +105,8 @@ class _CountedBodyRoute(APIRoute):
         handler = super().get_route_handler()
 
         async def counted(request: Request) -> Response:
-            current_user(request, await _bearer(request))  # 401 before reading any of the body
-            store = _store(request)
+            await current_user(request, await _bearer(request))  # 401 before reading any of the body
+            store = await _store(request)
             declared = request.headers.get("content-length", "")
             if declared.isdigit():
                 try:
@@ -129,7 +129,7 @@ router = APIRouter(
 Store = Annotated[DatasetStore, Depends(_store)]
 
 
-def caller_tier(
+async def caller_tier(
     _: CurrentUser, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> Tier:
     """The caller's tier from the ``tier`` claim of the token ``current_user`` has just verified."""

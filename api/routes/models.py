@@ -60,7 +60,7 @@ _CONFLICT = {
 }
 
 
-def get_registry(request: Request) -> RegistryStore:
+async def get_registry(request: Request) -> RegistryStore:
     """FastAPI dependency: the app's registry store."""
     return request.app.state.registry
 
