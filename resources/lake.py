@@ -18,6 +18,7 @@ import datetime as dt
 import io
 import os
 import tempfile
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,8 @@ from dagster_aws.s3 import S3Resource
 from pydantic import PrivateAttr
 
 DEFAULT_ROOT = "data/lake"
+STAMP_SETTLE_SECONDS = 1
+"""How long a folder must have stayed unchanged before :meth:`Lake.folder_stamp` vouches for it."""
 
 
 def raw_key(table: str, sport: str, day: dt.date, source: str) -> str:
@@ -186,6 +189,22 @@ class Lake(dg.ConfigurableResource):
             lead = "" if rel == "." else f"{rel}/"
             keys.extend(lead + name for name in files if not name.startswith("."))
         yield from sorted(keys)
+
+    def folder_stamp(self, prefix: str) -> tuple[int, int] | None:
+        """A token that changes whenever an object is created, replaced or removed directly under the
+        folder ``prefix``: a local directory's inode and modification time. None where there is no
+        such token (S3, a missing folder) or it cannot be trusted yet: a directory changed within
+        the last :data:`STAMP_SETTLE_SECONDS` may change again inside the file system's timestamp
+        granularity without its time moving (as git treats a racily clean index)."""
+        if self.is_s3:
+            return None
+        try:
+            st = os.stat(self._path(prefix))
+        except OSError:
+            return None
+        if time.time_ns() - st.st_mtime_ns < STAMP_SETTLE_SECONDS * 1_000_000_000:
+            return None
+        return st.st_ino, st.st_mtime_ns
 
     def list_objects(self, prefix: str) -> Iterator[tuple[str, float]]:
         """``(key, modification time in POSIX seconds)`` under ``prefix``, for sensors that track

@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import threading
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -118,17 +119,34 @@ class RegistryStore:
         self.lake = lake
         # Version objects are created once and never change, so a parsed one stays exact.
         self._payload = lru_cache(maxsize=cached_versions)(self._load_payload)
+        self._listed: dict[str, tuple[tuple[int, int], ModelState | None]] = {}
+        self._max_listed = cached_versions
+        self._lock = threading.Lock()
 
     def _load_payload(self, key: str) -> dict[str, Any]:
         return json.loads(self.lake.get_bytes(key))
 
     # -- reads ------------------------------------------------------------------------------------
     def state(self, model_id: str) -> ModelState | None:
-        """The model's versions and status; None if no such model (or not a model id)."""
+        """The model's versions and status; None if no such model (or not a model id).
+
+        Listed on every call, so every writer's version or archive marker counts at once, except
+        where the lake vouches that the model's folder has not changed since the last listing
+        (:meth:`Lake.folder_stamp`, local lakes): then that listing is reused."""
         if owner_of(model_id) is None:
             return None
-        found = _states(self.lake.list_keys(model_prefix(model_id)))
-        return found[0] if found else None
+        prefix = model_prefix(model_id)
+        stamp = self.lake.folder_stamp(prefix)  # before listing: a write in between changes it
+        if stamp is not None and (seen := self._listed.get(model_id)) is not None and seen[0] == stamp:
+            return seen[1]
+        found = _states(self.lake.list_keys(prefix))
+        state = found[0] if found else None
+        if stamp is not None:
+            with self._lock:
+                self._listed[model_id] = (stamp, state)
+                if len(self._listed) > self._max_listed:
+                    self._listed.pop(next(iter(self._listed)))
+        return state
 
     def models_of(self, user_id: str) -> list[ModelState]:
         """Every model ``user_id`` owns, sorted by model id."""

@@ -617,3 +617,26 @@ def test_list_objects_on_s3(s3_lake: Lake) -> None:
     listed = list(s3_lake.list_objects("inbox/models/"))
     assert [key for key, _ in listed] == ["inbox/models/u/u--m-000001/v000001.json"]
     assert abs(listed[0][1] - started) < 60
+
+
+def test_a_listing_is_reused_only_while_the_lake_vouches_the_folder_is_unchanged(tmp_path: Path) -> None:
+    """The API lists a model's objects on every request unless the folder's time says nothing
+    changed; a folder changed less than a second ago is always listed again, since a second write in
+    the same timestamp tick would leave its time as it was."""
+    lake = Lake(root=str(tmp_path))
+    store, model_id = RegistryStore(lake), "u1--a-aaaaaa"
+    folder = tmp_path / "inbox" / "models" / "u1" / model_id
+    _store_version(store, model_id, 1)
+    fresh = os.stat(folder).st_mtime_ns
+    assert lake.folder_stamp(f"inbox/models/u1/{model_id}/") is None  # just changed: not vouched for
+    assert store.state(model_id).versions == (1,)
+    _store_version(store, model_id, 2)
+    os.utime(folder, ns=(fresh, fresh))  # the second write landed in the same tick
+    assert store.state(model_id).versions == (1, 2)
+
+    settled = fresh - 5_000_000_000
+    os.utime(folder, ns=(settled, settled))
+    assert lake.folder_stamp(f"inbox/models/u1/{model_id}/") is not None
+    assert store.state(model_id).versions == (1, 2)  # listed, then reused while unchanged
+    assert store.archive(model_id, "u1", T0)  # a write moves the folder's time: listed again
+    assert store.state(model_id).archived
