@@ -127,10 +127,13 @@ def paid_access(request: Request, user: str, model_id: str | None = None) -> lis
 
 
 def subscribed(request: Request, user: str, model_id: str) -> bool:
-    """Whether the caller holds a subscription with access to the model, free or paid."""
+    """Whether the caller holds a subscription with access to the model, paid (the snapshot, cached)
+    or free (the inbox, read only when there is no paid one)."""
+    if paid_access(request, user, model_id):
+        return True
     store: SubscriptionStore = request.app.state.subscriptions
     free = store.state(user, model_id)
-    return (free is not None and free.active) or bool(paid_access(request, user, model_id))
+    return free is not None and free.active
 
 
 def not_found(model_id: str) -> ApiError:
