@@ -78,9 +78,9 @@ runs once per model and change, not per request."""
 def load_view(request: Request, model_id: str) -> ModelView | None:
     """The model's :class:`ModelView`; None if no such model.
 
-    The registry listing (and, for a paid public model, the review listing) is read on every call,
-    so a creator's or reviewer's write shows at once; the rest comes from immutable objects and the
-    snapshot, and is computed once for each combination of them."""
+    The model's registry state (and, for a paid public model, its review listing) is checked on
+    every call (``RegistryStore.state``), so a creator's or reviewer's write shows at once; the rest
+    comes from immutable objects and the snapshot, and is computed once for each combination."""
     registry: RegistryStore = request.app.state.registry
     state = registry.state(model_id)
     if state is None:
