@@ -27,7 +27,7 @@ from fastapi import Request
 from api.errors import ApiError
 from api.serving import NoSnapshotError, ServingStore
 from api.snapshot_cache import SnapshotCache
-from domain.marketplace import MODEL_STATUS, REVIEWS, listing_status, sticky_suspensions
+from domain.marketplace import MODEL_STATUS, listing_status, sticky_suspensions
 from domain.registry import MODEL_VERSIONS, can_read
 from domain.subscriptions import ACCESS_STATUSES
 from resources.registry_store import ModelState, RegistryStore, StoredVersion
@@ -96,7 +96,7 @@ def load_view(request: Request, model_id: str) -> ModelView | None:
             snapshot_rows(store, "SELECT * FROM model_status WHERE model_id = ?", [model_id]),
             schema=MODEL_STATUS,
         )
-        decided = reviews.of_model(model_id) if reviewed is not None else pl.DataFrame(schema=REVIEWS)
+        decided = reviews.decisions([key for key, _ in reviewed or ()])
         listing = listing_status(versions, decided, sticky_suspensions(previous, versions))
         found = listing.row(0, named=True)
         same = previous.filter(pl.col("status") == found["status"])

@@ -63,7 +63,8 @@ class ReviewStore:
         self.lake.put_bytes(review_key(model_id, version), json.dumps(review, sort_keys=True).encode())
         return review
 
-    def _frame(self, keys: list[str]) -> pl.DataFrame:
+    def decisions(self, keys: list[str]) -> pl.DataFrame:
+        """The decisions stored at ``keys`` (:data:`REVIEWS`)."""
         with ThreadPoolExecutor(_READ_THREADS) as pool:
             rows = [json.loads(blob) for blob in pool.map(self.lake.get_bytes, keys)]
         for row in rows:
@@ -74,14 +75,9 @@ class ReviewStore:
         """``(key, modification time)`` of the model's decisions: what changes when one is made."""
         return [(k, t) for k, t in self.lake.list_objects(f"{INBOX_PREFIX}{model_id}/") if _KEY.fullmatch(k)]
 
-    def of_model(self, model_id: str) -> pl.DataFrame:
-        """The model's decisions (:data:`REVIEWS`), one per reviewed version."""
-        prefix = f"{INBOX_PREFIX}{model_id}/"
-        return self._frame([k for k in self.lake.list_keys(prefix) if _KEY.fullmatch(k)])
-
     def table(self) -> pl.DataFrame:
         """Every decision (:data:`REVIEWS`)."""
-        return self._frame([k for k in self.lake.list_keys(INBOX_PREFIX) if _KEY.fullmatch(k)])
+        return self.decisions([k for k in self.lake.list_keys(INBOX_PREFIX) if _KEY.fullmatch(k)])
 
 
 class ReviewError(UserError):

@@ -153,18 +153,8 @@ def test_backtest_on_real_nba_season(
 ) -> None:
     """The README's example: team_stats + odds_movement over the 2018-19 regular season."""
     model = repo_root / "docs" / "examples" / "form_and_steam.json"
-    code, out, _ = run(
-        capsys,
-        "backtest",
-        str(model),
-        "--sport",
-        "basketball_nba",
-        "--from",
-        "2018-10-16",
-        "--to",
-        "2019-04-10",
-        "--json",
-    )
+    season = ("--sport", "basketball_nba", "--from", "2018-10-16", "--to", "2019-04-10")
+    code, out, _ = run(capsys, "backtest", str(model), *season, "--json")
     assert code == 0
     report = json.loads(out)
     s = report["summary"]
@@ -183,17 +173,7 @@ def test_backtest_on_real_nba_season(
         "2019-04",
     ]
     assert sum(m["qualifying"] for m in report["monthly"]) == s["qualifying"]
-    code, out, _ = run(
-        capsys,
-        "backtest",
-        str(model),
-        "--sport",
-        "basketball_nba",
-        "--from",
-        "2018-10-16",
-        "--to",
-        "2019-04-10",
-    )
+    code, out, _ = run(capsys, "backtest", str(model), *season)
     assert code == 0 and "accuracy" in out and "2019-04" in out
 
 
