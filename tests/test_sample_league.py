@@ -221,7 +221,8 @@ def test_box_score_signal_beats_the_market_and_noise_does_not(season) -> None:
         .join(_closing(season.odds_snapshots, "spreads"), on="game_id")
         .with_columns(margin=pl.col("home_score") - pl.col("away_score"))
     )
-    rated = games.drop_nulls(["home_net", "away_net"])
+    # Sorted: a join's row order is not fixed, and the random picks below are paired with rows by order.
+    rated = games.drop_nulls(["home_net", "away_net"]).sort("game_id")
     # Model margin minus the market's (-closing): bet the side the model likes when they differ by > 4.
     edge = (rated["home_net"] - rated["away_net"] + sl.HOME_EDGE + rated["closing"]).to_numpy()
     cover = np.sign((rated["margin"] + rated["closing"]).to_numpy())
