@@ -19,12 +19,12 @@ from api.errors import error_response, install_error_handlers
 from api.routes import creators, datasets, execution, games, health, marketplace, models, webhooks
 from api.serving import NoSnapshotError, ServingStore
 from api.settings import ApiSettings
-from resources.dataset_store import DatasetStore
-from resources.lake import Lake
-from resources.on_demand import ExecutionLimits
 from resources.payments import Payments
-from resources.registry_store import RegistryStore
-from resources.subscription_store import SubscriptionStore
+from services.on_demand import ExecutionLimits
+from stores.datasets import DatasetStore
+from stores.lake import Lake
+from stores.registry import RegistryStore
+from stores.subscriptions import SubscriptionStore
 
 log = logging.getLogger(__name__)
 

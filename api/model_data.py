@@ -2,7 +2,7 @@
 
 These tables hold every model of a sport in one object per day, far too big for the serving
 snapshot at 100,000 models. The snapshot carries their manifest instead (``lake_partitions``, see
-``resources/warehouse.py``): which daily objects existed at publication. A request takes its days
+``stores/warehouse.py``): which daily objects existed at publication. A request takes its days
 and keys from that manifest, never from a lake listing, so every API worker serves the same days as
 the rest of the snapshot (leaderboard, calibration), and reads only those objects, filtered to the
 model while the Parquet is scanned.
@@ -19,8 +19,8 @@ import polars as pl
 from api.serving import ServingStore
 from api.snapshot_cache import SnapshotCache
 from api.visibility import snapshot_rows
-from resources.lake import Lake
-from resources.warehouse import PARTITIONS_TABLE
+from stores.lake import Lake
+from stores.warehouse import PARTITIONS_TABLE
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """The API's read side: the newest serving snapshot, opened read-only and swapped when it changes.
 
 The pipeline publishes immutable ``serving-*.duckdb`` files and then atomically rewrites the
-``CURRENT`` pointer (see ``resources/warehouse.py``). Every request asks the store for a cursor; at
+``CURRENT`` pointer (see ``stores/warehouse.py``). Every request asks the store for a cursor; at
 most every ``check_seconds`` that call stats the pointer (a few microseconds), and when the pointer
 names a new file the store opens it and swaps it in under a lock. The old connection is closed
 once the last request using it has finished, so no query ever sees a snapshot change under it.

@@ -1,11 +1,11 @@
 """Who may see what (SPEC 6), for every route that names a model.
 
 A model's listing status is computed live for the one model asked about, with the marketplace's own
-rule (``domain.marketplace.listing_status``): its latest version and archive marker from the
+rule (``domain.marketplace.listing.listing_status``): its latest version and archive marker from the
 registry's inbox and its reviews (read-your-writes), and a suspension from the serving snapshot's
 ``model_status`` (only the pipeline suspends). A caller
 
-- *reads* a model (its configuration, analyses, on-demand runs) when ``domain.registry.can_read``
+- *reads* a model (its configuration, analyses, on-demand runs) when ``domain.models.registry.can_read``
   says so: the owner, anyone for a free public model, subscribers (active or trial) for a paid one;
   nobody else while it is suspended;
 - *browses* it (its marketplace page and performance) when it is listed or the caller reads it.
@@ -27,12 +27,12 @@ from fastapi import Request
 from api.errors import ApiError
 from api.serving import NoSnapshotError, ServingStore
 from api.snapshot_cache import SnapshotCache
-from domain.marketplace import MODEL_STATUS, listing_status, sticky_suspensions
-from domain.registry import MODEL_VERSIONS, can_read
-from domain.subscriptions import ACCESS_STATUSES
-from resources.registry_store import ModelState, RegistryStore, StoredVersion
-from resources.reviews import ReviewStore
-from resources.subscription_store import SubscriptionStore
+from domain.marketplace.listing import MODEL_STATUS, listing_status, sticky_suspensions
+from domain.models.registry import MODEL_VERSIONS, can_read
+from domain.money.subscriptions import ACCESS_STATUSES
+from stores.registry import ModelState, RegistryStore, StoredVersion
+from stores.reviews import ReviewStore
+from stores.subscriptions import SubscriptionStore
 
 _ACCESS = tuple(sorted(ACCESS_STATUSES))
 
@@ -56,7 +56,7 @@ class ModelView:
     state: ModelState
     latest: StoredVersion
     listing: dict[str, Any]
-    """Its :data:`domain.marketplace.MODEL_STATUS` row (``status``, ``reason``, ``since``)."""
+    """Its :data:`domain.marketplace.listing.MODEL_STATUS` row (``status``, ``reason``, ``since``)."""
 
     @property
     def status(self) -> str:

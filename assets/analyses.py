@@ -13,14 +13,14 @@ import polars as pl
 from pydantic import Field
 
 from assets._common import daily_partitions, partition_days, table_metadata
-from domain.engine import ANALYSES, ModelBatch, clustered, multipliers_from_history, score_day
-from domain.engine.scoring import DYNAMIC_WINDOW_DAYS
-from domain.registry import MODEL_VERSIONS
-from domain.schemas import conform
+from domain.models.engine import ANALYSES, ModelBatch, clustered, multipliers_from_history, score_day
+from domain.models.engine.scoring import DYNAMIC_WINDOW_DAYS
+from domain.models.registry import MODEL_VERSIONS
 from domain.sports import SPORTS
-from resources.custom_scores import load_custom_scores
-from resources.engine_tables import load_tables
-from resources.lake import Lake, table_key
+from domain.tables.schemas import conform
+from services.custom_scores import load_custom_scores
+from services.engine_tables import load_tables
+from stores.lake import Lake, table_key
 
 
 class AnalysesConfig(dg.Config):

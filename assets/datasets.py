@@ -1,7 +1,7 @@
 """User datasets: the ``datasets`` table and each version's stored rows, built from the inbox; the
 sensor that feeds them; the great-expectations suite as the asset's check.
 
-The API stores an upload and its ``meta.json`` under ``inbox/datasets/`` (``resources/dataset_store``)
+The API stores an upload and its ``meta.json`` under ``inbox/datasets/`` (``stores/datasets``)
 and answers ``processing`` until the table has the version. Each sensor tick asks for one run over
 the new inbox objects; the asset reads each new version again with the same reader and limits as
 the API, scores it (the fast path), validates it with pandera, stores the typed rows (warehouse or
@@ -29,13 +29,13 @@ from pydantic import Field
 
 from assets._common import markdown_table
 from assets.models import _UNFINISHED, MAX_KEYS_PER_RUN, new_inbox_objects
-from domain.dataset_registry import DATASETS, merge_datasets, storage_for
-from domain.datasets import typed_frame, validate
+from domain.datasets.registry import DATASETS, merge_datasets, storage_for
+from domain.datasets.validation import typed_frame, validate
 from domain.errors import UserError
-from domain.schemas import empty
-from resources.dataset_store import DatasetStore, assess, meta_key, parse_key
-from resources.lake import Lake
-from resources.warehouse import Warehouse
+from domain.tables.schemas import empty
+from stores.datasets import DatasetStore, assess, meta_key, parse_key
+from stores.lake import Lake
+from stores.warehouse import Warehouse
 
 TABLE = "datasets"
 RUN_TAGS = {"oddsforge/inbox": "datasets"}
@@ -176,7 +176,7 @@ def great_expectations_suite(
     context: dg.AssetCheckExecutionContext, lake: Lake, warehouse: Warehouse
 ) -> dg.AssetCheckResult:
     # Imported here: great-expectations takes seconds to import, and only this check needs it.
-    from resources.ge_quality import fast_verdicts, ge_verdicts, validate_with_ge
+    from services.dataset_quality import fast_verdicts, ge_verdicts, validate_with_ge
 
     store = DatasetStore(lake, warehouse.directory)
     event = context.instance.get_latest_materialization_event(datasets.key)

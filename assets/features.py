@@ -1,6 +1,6 @@
 """Point-in-time features as tables: team form, player form, line history and team rates.
 
-They are the engine's own computations (``domain.engine.feature_tables``) laid out per game date, so
+They are the engine's own computations (``domain.models.engine.feature_tables``) laid out per game date, so
 that an analyst's SQL shows exactly what the models saw before each slate.
 """
 
@@ -12,10 +12,10 @@ import dagster as dg
 import polars as pl
 
 from assets._common import SportsConfig, daily_partitions, partition_days, table_metadata
-from domain.engine import Tables
-from domain.engine import feature_tables as ft
-from resources.engine_tables import load_tables
-from resources.lake import Lake, table_key
+from domain.models.engine import Tables
+from domain.models.engine import feature_tables as ft
+from services.engine_tables import load_tables
+from stores.lake import Lake, table_key
 
 FEATURES: dict[str, tuple[Callable[[Tables, str, list[dt.date]], pl.DataFrame], str]] = {
     "team_form": (

@@ -2,7 +2,7 @@
 
 Raw partitions are one object per table, sport, game date and source, so a feed and a history
 import never overwrite each other. Tidy tables merge every source of a day with the rules of
-``domain.tidy``. All assets take day ranges in one run (``BackfillPolicy.single_run``): a season's
+``domain.tables.tidy``. All assets take day ranges in one run (``BackfillPolicy.single_run``): a season's
 backfill is one vectorised pass, not 180 runs.
 """
 
@@ -14,10 +14,10 @@ import dagster as dg
 import polars as pl
 
 from assets._common import SportsConfig, daily_partitions, partition_days, table_metadata
-from domain import tidy
-from domain.schemas import GAMES, ODDS_SNAPSHOTS, PLAYER_BOX, RAW_TABLES, TEAM_BOX
+from domain.tables import tidy
+from domain.tables.schemas import GAMES, ODDS_SNAPSHOTS, PLAYER_BOX, RAW_TABLES, TEAM_BOX
 from resources.feeds import FeedRejectedError, FeedResult, OddsFeed, StatsFeed
-from resources.lake import Lake, raw_key, table_key
+from stores.lake import Lake, raw_key, table_key
 
 RAW_ASSETS = {
     "odds_snapshots": "raw_odds_snapshots",

@@ -22,7 +22,7 @@ from pydantic import Field
 from assets._common import SportsConfig, markdown_table
 from assets.analyses import read_model_versions
 from assets.models import new_inbox_objects
-from domain.marketplace import (
+from domain.marketplace.listing import (
     MODEL_STATUS,
     NOTIFICATIONS,
     append_notifications,
@@ -34,14 +34,14 @@ from domain.marketplace import (
     sticky_suspensions,
     suspensions,
 )
-from domain.performance import MODEL_PERFORMANCE, ROLLING_DAYS
-from domain.subscriptions import ACCESS_STATUSES, SUBSCRIPTIONS
-from resources.lake import Lake, table_key
-from resources.reviews import INBOX_PREFIX as REVIEWS_PREFIX
-from resources.reviews import ReviewStore
-from resources.subscription_store import INBOX_PREFIX as FREE_PREFIX
-from resources.subscription_store import SubscriptionStore, parse_key
-from resources.webhooks import EVENTS_PREFIX, read_events
+from domain.marketplace.performance import MODEL_PERFORMANCE, ROLLING_DAYS
+from domain.money.subscriptions import ACCESS_STATUSES, SUBSCRIPTIONS
+from stores.lake import Lake, table_key
+from stores.reviews import INBOX_PREFIX as REVIEWS_PREFIX
+from stores.reviews import ReviewStore
+from stores.stripe_events import EVENTS_PREFIX, read_events
+from stores.subscriptions import INBOX_PREFIX as FREE_PREFIX
+from stores.subscriptions import SubscriptionStore, parse_key
 
 SUBSCRIPTIONS_KEY = table_key("subscriptions")
 MODEL_STATUS_KEY = table_key("model_status")

@@ -24,8 +24,8 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
-from domain.performance import MIN_GRADED, ROLLING_DAYS, WILSON_Z
-from resources.lake import Lake, httpfs_extension_path
+from domain.marketplace.performance import MIN_GRADED, ROLLING_DAYS, WILSON_Z
+from stores.lake import Lake, httpfs_extension_path
 
 DBT_DIR = Path(__file__).resolve().parents[1] / "dbt_project"
 MARTS_ENV = "ODDSFORGE_DBT_DUCKDB"
@@ -72,8 +72,9 @@ def marts_path() -> Path:
 
 def dbt_vars(lake: Lake, duckdb_path: Path) -> dict[str, Any]:
     """``--vars`` of every dbt run: absolute paths (dbt runs in ``dbt_project/``), the marketplace's
-    constants from :mod:`domain.performance` (one source of truth), and for an S3 lake the packaged
-    httpfs extension and the endpoint (credentials stay in the standard AWS variables)."""
+    constants from :mod:`domain.marketplace.performance` (one source of truth), and for an S3 lake
+    the packaged httpfs extension and the endpoint (credentials stay in the standard AWS
+    variables)."""
     values: dict[str, Any] = {
         "lake_root": lake.root.rstrip("/") if lake.is_s3 else str(Path(lake.root).resolve()),
         "duckdb_path": str(duckdb_path),

@@ -18,10 +18,10 @@ import polars as pl
 from pydantic import Field
 
 from assets._common import markdown_table
-from domain.registry import MODEL_VERSIONS, merge_model_versions
-from domain.schemas import empty
-from resources.lake import Lake, table_key
-from resources.registry_store import INBOX_PREFIX, RegistryStore
+from domain.models.registry import MODEL_VERSIONS, merge_model_versions
+from domain.tables.schemas import empty
+from stores.lake import Lake, table_key
+from stores.registry import INBOX_PREFIX, RegistryStore
 
 TABLE = "model_versions"
 TABLE_KEY = table_key(TABLE)

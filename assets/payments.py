@@ -2,9 +2,9 @@
 
 The API stores each verified Stripe event under ``inbox/stripe/events/`` and answers at once; the
 sensor here asks for a ``ledger`` run when new events (or recorded payout transfers) arrive. Each run
-posts exactly the objects it has not posted yet (``resources.ledger_store``), retries events that
+posts exactly the objects it has not posted yet (``stores.ledger``), retries events that
 could not be attributed last time, and is checked to balance before anything downstream reads it.
-``payouts`` runs per month on the 1st for the month before (``resources.payout_store``): intents are
+``payouts`` runs per month on the 1st for the month before (``stores.payouts``): intents are
 recorded before Stripe is called, so re-running a month never pays anyone twice.
 
 No ``from __future__ import annotations`` here: Dagster reads resource annotations unevaluated.
@@ -18,14 +18,14 @@ import polars as pl
 
 from assets._common import markdown_table
 from assets.models import _UNFINISHED, new_inbox_objects
-from domain.earnings import creator_balances as balances_of
-from domain.ledger import balances, unbalanced
-from domain.payouts import PAYOUT_MINIMUM_CENTS
-from resources.lake import Lake, table_key
-from resources.ledger_store import ledger_sources, post_inbox, read_ledger, unread_keys
+from domain.money.earnings import creator_balances as balances_of
+from domain.money.ledger import balances, unbalanced
+from domain.money.payouts import PAYOUT_MINIMUM_CENTS
 from resources.payments import Payments
-from resources.payout_store import pay_month
-from resources.webhooks import EVENTS_PREFIX
+from stores.lake import Lake, table_key
+from stores.ledger import ledger_sources, post_inbox, read_ledger, unread_keys
+from stores.payouts import pay_month
+from stores.stripe_events import EVENTS_PREFIX
 
 BALANCES_KEY = table_key("creator_balances")
 PAYOUTS_START = "2025-01"

@@ -1,9 +1,9 @@
 """Verified records: settled picks and daily performance per model version, and calibration.
 
-Settlement grades every analysis of a completed game at its own line and price (``domain.performance``,
-the backtests' own grading); daily performance sums the qualifying picks settled that day and the
-rolling 30-day figures that feed the leaderboard. Both take day ranges in one run, in date order, so a
-backfill's rolling windows see the days the same run wrote.
+Settlement grades every analysis of a completed game at its own line and price
+(``domain.marketplace.performance``, the backtests' own grading); daily performance sums the
+qualifying picks settled that day and the rolling 30-day figures that feed the leaderboard. Both take
+day ranges in one run, in date order, so a backfill's rolling windows see the days the same run wrote.
 """
 
 import datetime as dt
@@ -12,8 +12,7 @@ import dagster as dg
 import polars as pl
 
 from assets._common import SportsConfig, daily_partitions, markdown_table, partition_days, table_metadata
-from domain.engine import ANALYSES, clustered
-from domain.performance import (
+from domain.marketplace.performance import (
     MODEL_PERFORMANCE,
     ROLLING_DAYS,
     SETTLED_PICKS,
@@ -22,8 +21,9 @@ from domain.performance import (
     daily_performance,
     settle,
 )
-from domain.schemas import GAMES, LINES
-from resources.lake import Lake, table_key
+from domain.models.engine import ANALYSES, clustered
+from domain.tables.schemas import GAMES, LINES
+from stores.lake import Lake, table_key
 
 CALIBRATION_KEY = "tables/model_calibration.parquet"
 CALIBRATION_WINDOW_DAYS = 365

@@ -7,8 +7,8 @@ import datetime as dt
 import dagster as dg
 
 from assets.marts import marts_path
-from resources.lake import Lake
-from resources.warehouse import DAILY_SERVED, MART_TABLES, Warehouse
+from stores.lake import Lake
+from stores.warehouse import DAILY_SERVED, MART_TABLES, Warehouse
 
 
 @dg.asset(

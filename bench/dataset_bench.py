@@ -17,9 +17,9 @@ from collections.abc import Callable
 import numpy as np
 import polars as pl
 
-from domain.datasets import quality_report, validate
-from resources.dataset_files import read_dataset
-from resources.ge_quality import validate_with_ge
+from domain.datasets.files import read_dataset
+from domain.datasets.validation import quality_report, validate
+from services.dataset_quality import validate_with_ge
 
 ROWS = 100_000
 VALUE_FIELDS = 48  # + game_id + date = 50 fields

@@ -1,7 +1,7 @@
 """Benchmark: the scoring engine against the seed's scalar loop and a numpy lower bound (SPEC 4, 5).
 
 Run: ``.venv/bin/python bench/engine_bench.py [--models N] [--quick]``. Figures go to stdout,
-progress to stderr. The league is the embedded sample season (``domain.sample_league``); the models
+progress to stderr. The league is the embedded sample season (``domain.formats.sample_league``); the models
 are N random valid configs (default 100,000: every source kind, random fields, lookbacks, markets,
 thresholds, custom sources with dataset scores, dynamic weighting with multipliers on some). The
 day scored is the season's busiest. In one run, each measurement in a fresh subprocess (so that its
@@ -48,10 +48,10 @@ import scipy.sparse
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from domain.catalogue import fields_of
-from domain.engine import ModelBatch, SourceMatrix, Tables, run_backtest, score_day, source_matrices
-from domain.model_config import parse_model_config
-from domain.sample_league import SEASON_END, SEASON_START, generate_season
+from domain.formats.sample_league import SEASON_END, SEASON_START, generate_season
+from domain.models.catalogue import fields_of
+from domain.models.config import parse_model_config
+from domain.models.engine import ModelBatch, SourceMatrix, Tables, run_backtest, score_day, source_matrices
 from tests.engine_reference import ReferenceData, reference_analysis
 
 SPORT = "basketball_nba"

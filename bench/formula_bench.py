@@ -1,7 +1,7 @@
 """Benchmark: a custom formula over 100,000 rows, compiled to polars vs. asteval row by row.
 
 Run: ``python bench/formula_bench.py``. For each formula it prints the median seconds of the bulk
-path (:func:`resources.sandbox.evaluate_rows_compiled`: check, compile, evaluate) and of the same
+path (:func:`services.sandbox.evaluate_rows_compiled`: check, compile, evaluate) and of the same
 configured asteval interpreter the workers hold, run in-process row by row (the evaluator alone,
 no worker round-trip), and their ratio (target: at least 100x). Then the per-row cost of the real
 sandbox (each evaluation sent to a worker process, with its budgets) on a 1,000-row sample. Every
@@ -19,8 +19,8 @@ from typing import TypeVar
 import numpy as np
 import polars as pl
 
-from domain.formula import check_formula
-from resources.sandbox import (
+from domain.datasets.formula import check_formula
+from services.sandbox import (
     default_pool,
     evaluate_checked,
     evaluate_rows_compiled,

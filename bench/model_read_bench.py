@@ -1,5 +1,5 @@
 """Benchmark: reading one model's rows of a day of analyses, stored in engine order or clustered by
-model (``domain.engine.clustered``), at 100,000 models.
+model (``domain.models.engine.clustered``), at 100,000 models.
 
 Run: ``.venv/bin/python bench/model_read_bench.py [--models 100000] [--reads 20]``. Figures go to
 stdout, progress to stderr; about 30 s.
@@ -27,7 +27,7 @@ import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from domain.engine import clustered
+from domain.models.engine import clustered
 
 GAMES, BOOKMAKERS = 14, ["draftkings", "fanduel", "betmgm", "caesars", "pointsbetus"]
 

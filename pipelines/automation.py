@@ -22,8 +22,8 @@ from functools import partial
 import dagster as dg
 
 from assets._common import SportsConfig, daily_partitions
-from pipelines.alerts import Alert, raise_alert
-from resources.lake import Lake
+from stores.alerts import Alert, raise_alert
+from stores.lake import Lake
 
 QUOTA_ENV = "ODDSFORGE_QUOTA_MIN"
 DEFAULT_QUOTA_MIN = 500

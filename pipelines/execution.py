@@ -18,10 +18,10 @@ import dagster as dg
 
 from assets._common import daily_partitions
 from assets.marketplace import MODEL_STATUS_KEY, SUBSCRIPTIONS_KEY, read_table
-from domain.marketplace import MODEL_STATUS, POPULAR_ABOVE, popular_models
-from domain.subscriptions import SUBSCRIPTIONS
+from domain.marketplace.listing import MODEL_STATUS, POPULAR_ABOVE, popular_models
+from domain.money.subscriptions import SUBSCRIPTIONS
 from pipelines.jobs import range_tags
-from resources.lake import Lake
+from stores.lake import Lake
 
 POPULAR_CRON = "0 15 * * *"
 RECORD_CRON = "0 13 * * *"

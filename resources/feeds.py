@@ -2,7 +2,7 @@
 
 An ``OddsFeed`` yields odds snapshots (and the game results it knows, e.g. from ``/scores``); a
 ``StatsFeed`` yields game results and team and player box scores. Each returns frames conformed to
-``domain.schemas`` for the games whose local game date lies in ``[start, end)``, plus metadata worth
+``domain.tables.schemas`` for the games whose local game date lies in ``[start, end)``, plus metadata worth
 showing on the asset (quota left, requests made).
 """
 
@@ -19,7 +19,7 @@ import polars as pl
 @dataclass
 class FeedResult:
     frames: dict[str, pl.DataFrame]
-    """Keys are raw table names of ``domain.schemas.RAW_TABLES``; values are conformed frames."""
+    """Keys are raw table names of ``domain.tables.schemas.RAW_TABLES``; values are conformed frames."""
     metadata: dict[str, Any] = field(default_factory=dict)
 
 

@@ -1,6 +1,6 @@
 """The Odds API v4 as an :class:`OddsFeed`: HTTP, retries, quota, and which endpoint serves a window.
 
-Parsing lives in ``domain.odds_api_v4``; this module only talks HTTP. v4 takes the key as the
+Parsing lives in ``domain.formats.odds_api_v4``; this module only talks HTTP. v4 takes the key as the
 ``apiKey`` query parameter, so the key is in every request URL: errors name the path only, and a
 logging filter redacts it from httpx's request log.
 """
@@ -20,7 +20,7 @@ import httpx
 import polars as pl
 from pydantic import Field
 
-from domain.odds_api_v4 import (
+from domain.formats.odds_api_v4 import (
     LOCAL_TZ,
     OddsFormat,
     parse_odds,
@@ -28,8 +28,8 @@ from domain.odds_api_v4 import (
     unknown_teams,
     unwrap_historical,
 )
-from domain.schemas import GAME_RESULTS, ODDS_SNAPSHOTS, conform, empty
 from domain.sports import sport_info
+from domain.tables.schemas import GAME_RESULTS, ODDS_SNAPSHOTS, conform, empty
 from resources.feeds import FeedRejectedError, FeedResult, OddsFeed
 
 SOURCE = "the_odds_api_v4"
@@ -149,7 +149,7 @@ class OddsApiFeed(OddsFeed):
     snapshot per day at each hour of ``historical_hours_utc`` (12:00 UTC = morning lines before any
     US game; add e.g. 23 for near-closing lines of evening games, at 10x quota per request); days
     from today on come from the live ``/odds``. ``/scores?daysFrom=3`` is read when the window
-    reaches into the last three days. Games with team names outside ``domain.teams`` are dropped and
+    reaches into the last three days. Games with team names outside ``domain.sports.teams`` are dropped and
     listed in the metadata (``unknown_teams``).
     """
 
@@ -176,7 +176,7 @@ class OddsApiFeed(OddsFeed):
         """:meth:`fetch_odds` as of ``now`` (timezone-aware): the clock decides past and live days.
 
         Live snapshots are capped at ``now`` plus the time the request took (see
-        ``domain.odds_api_v4.parse_odds_records``).
+        ``domain.formats.odds_api_v4.parse_odds_records``).
         """
         sport_info(sport)  # an unknown sport fails before any quota is spent
         if self.odds_format not in ("american", "decimal"):

@@ -23,7 +23,7 @@ import dagster as dg
 import stripe
 from pydantic import PrivateAttr
 
-from domain.subscriptions import META_MODEL, META_USER
+from domain.money.subscriptions import META_MODEL, META_USER
 
 CURRENCY = "usd"
 DEFAULT_API_BASE = stripe.DEFAULT_API_BASE
@@ -139,7 +139,7 @@ class Payments(dg.ConfigurableResource):
     ) -> str:
         """Subscribe a customer to a model's price; returns the subscription id.
 
-        ``metadata`` is :func:`domain.subscriptions.subscription_metadata` (Stripe copies it onto every
+        ``metadata`` is :func:`domain.money.subscriptions.subscription_metadata` (Stripe copies it onto every
         invoice, which is how revenue finds its model and creator). ``attempt`` numbers a user's
         subscriptions to one model (1, then 2 after a cancellation, ...) so that each is created once.
         The subscription starts ``trialing`` for ``trial_days`` (cancelled if no payment method was

@@ -1,6 +1,6 @@
 """The embedded sample league as odds and stats feed: the platform's data when nothing else is set up.
 
-The default season (2025-26, ``domain.sample_league``) lies entirely in the past, so every game it
+The default season (2025-26, ``domain.formats.sample_league``) lies entirely in the past, so every game it
 serves is completed with its final score and box scores; there is no "today" cut-off to respect.
 Dates outside the season give empty frames. The season is generated once per seed and process
 (the generator is pure and takes about half a second), then sliced by game date.
@@ -14,8 +14,8 @@ from typing import ClassVar
 
 import polars as pl
 
-from domain import sample_league
-from domain.schemas import RAW_TABLES, empty
+from domain.formats import sample_league
+from domain.tables.schemas import RAW_TABLES, empty
 from resources.feeds import FeedResult, OddsFeed, StatsFeed
 
 ODDS_TABLES = ("odds_snapshots",)

@@ -26,11 +26,11 @@ from typing import Any
 import dagster as dg
 
 from resources.feeds import NoStatsFeed
-from resources.lake import Lake
 from resources.odds_api import OddsApiFeed
 from resources.payments import Payments
 from resources.sample_feed import SampleLeagueFeed
-from resources.warehouse import Warehouse
+from stores.lake import Lake
+from stores.warehouse import Warehouse
 
 MARTS_ENV = "ODDSFORGE_DBT_DUCKDB"
 """Read by ``assets.marts.marts_path`` and ``dbt_project/profiles.yml``."""

@@ -3,7 +3,7 @@
 The reference follows the seed's functions (``calculate_model_score``, ``evaluate_team_stats``,
 ``evaluate_odds_movement``, ...) as adapted by SPEC section 4, one model, one game and one bookmaker
 at a time, with plain loops over fields, teams, players and past games. It is slow and obvious on
-purpose: the vectorised engine in ``domain.engine`` must agree with it (tests/test_engine_property.py).
+purpose: the vectorised engine in ``domain.models.engine`` must agree with it (tests/test_engine_property.py).
 Shared decisions are imported rather than restated where they are constants (the flat-league
 tolerance) or row-level formulas owned elsewhere (derived box-score fields, closing lines).
 """
@@ -20,11 +20,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from domain.catalogue import derive_team_fields, fields_of
-from domain.engine import Tables
-from domain.engine.sources import FLAT_STD
-from domain.ids import game_id
-from domain.model_config import (
+from domain.models.catalogue import derive_team_fields, fields_of
+from domain.models.config import (
     CustomDataSource,
     HistoricalPerformanceSource,
     ModelConfig,
@@ -34,8 +31,11 @@ from domain.model_config import (
     effective_dynamic_weighting,
     enabled_sources,
 )
-from domain.schemas import GAMES, ODDS_SNAPSHOTS, PLAYER_BOX, TEAM_BOX, conform
-from domain.tidy import build_lines
+from domain.models.engine import Tables
+from domain.models.engine.sources import FLAT_STD
+from domain.sports.ids import game_id
+from domain.tables.schemas import GAMES, ODDS_SNAPSHOTS, PLAYER_BOX, TEAM_BOX, conform
+from domain.tables.tidy import build_lines
 
 SPORT = "basketball_nba"
 

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import boto3
 import pytest
 
-from resources.lake import Lake
+from stores.lake import Lake
 
 CREDS = {
     "AWS_ACCESS_KEY_ID": "testing",

@@ -11,14 +11,14 @@ import pytest
 from assets.analyses import analyses, read_model_versions
 from assets.ingest import ingest_assets
 from assets.models import model_versions
-from domain.engine import ANALYSES, ModelBatch, run_backtest
-from domain.schemas import GAMES
-from pipelines.demo import register_demo_models
+from cli.demo import register_demo_models
+from domain.models.engine import ANALYSES, ModelBatch, run_backtest
+from domain.tables.schemas import GAMES
 from pipelines.jobs import range_tags
-from resources.engine_tables import load_tables
-from resources.lake import Lake
 from resources.sample_feed import SampleLeagueFeed
-from resources.warehouse import Warehouse
+from services.engine_tables import load_tables
+from stores.lake import Lake
+from stores.warehouse import Warehouse
 
 FIRST, LAST = dt.date(2025, 10, 21), dt.date(2025, 11, 20)
 NBA = {"config": {"sports": ["basketball_nba"]}}

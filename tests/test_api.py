@@ -26,9 +26,9 @@ from api.app import create_app
 from api.auth import AUDIENCE, ISSUER, mint_token, verify_token
 from api.serving import ServingStore
 from api.settings import ApiSettings, SettingsError
-from domain.ids import game_id
-from domain.schemas import GAMES, LINES, conform
-from domain.teams import NBA_TEAMS
+from domain.sports.ids import game_id
+from domain.sports.teams import NBA_TEAMS
+from domain.tables.schemas import GAMES, LINES, conform
 
 SECRET = "test-secret-" + "x" * 60
 OPENING_DAY = dt.date(2018, 10, 16)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.cli import build_parser, main
+from cli.main import build_parser, main
 
 REAL = {
     "kaggle-nba": "nba_kaggle_odds_2008_2025/nba_2008-2025.csv",
@@ -233,7 +233,7 @@ def test_dbt_lines_stay_off_stdout(
 ) -> None:
     """dagster-dbt echoes each dbt line to stdout; a CLI's stdout is its report, so only dbt's summary
     reaches the progress lines, and a failed build shows everything on stderr."""
-    from pipelines import runner
+    from cli import runner
 
     def build(_: str) -> None:
         print("1 of 2 START sql table model main.leaderboard")

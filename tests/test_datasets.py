@@ -13,7 +13,9 @@ import openpyxl
 import polars as pl
 import pytest
 
-from domain.datasets import (
+from domain.datasets import files as dataset_files
+from domain.datasets.files import export_csv, read_dataset, safe_display_name
+from domain.datasets.validation import (
     MAX_FILE_BYTES,
     DatasetRejected,
     csv_safe,
@@ -24,8 +26,6 @@ from domain.datasets import (
     typed_frame,
     validate,
 )
-from resources import dataset_files
-from resources.dataset_files import export_csv, read_dataset, safe_display_name
 
 NBA = "basketball_nba"
 TODAY = dt.date(2024, 6, 30)

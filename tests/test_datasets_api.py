@@ -18,13 +18,13 @@ import pytest
 
 from api.app import create_app
 from api.auth import ALGORITHM, AUDIENCE, ISSUER
-from domain.dataset_registry import TIER_QUOTAS, DatasetLimits, Quota
-from domain.model_config import validate_against
-from domain.registry import build_version, new_model_id
-from pipelines.cli import main
-from resources.dataset_store import DatasetStore, dataset_infos
-from resources.lake import Lake
-from resources.registry_store import RegistryStore
+from cli.main import main
+from domain.datasets.registry import TIER_QUOTAS, DatasetLimits, Quota
+from domain.models.config import validate_against
+from domain.models.registry import build_version, new_model_id
+from stores.datasets import DatasetStore, dataset_infos
+from stores.lake import Lake
+from stores.registry import RegistryStore
 from tests.test_api import SECRET, serve, settings_for
 from tests.test_datasets_pipeline import games_csv, run_pipeline
 from tests.test_models_registry import config_body

@@ -16,7 +16,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from assets.datasets import dataset_inbox_sensor, datasets, great_expectations_suite
-from domain.dataset_registry import (
+from cli.main import main
+from domain.datasets.registry import (
     DATASETS,
     DatasetLimits,
     LimitExceeded,
@@ -31,12 +32,12 @@ from domain.dataset_registry import (
     storage_for,
     tier_of,
 )
-from domain.datasets import QualityReport
-from domain.registry import new_model_id
-from domain.schemas import empty
-from pipelines.cli import main
-from resources.custom_scores import dataset_rows
-from resources.dataset_store import (
+from domain.datasets.validation import QualityReport
+from domain.models.registry import new_model_id
+from domain.tables.schemas import empty
+from services.custom_scores import dataset_rows
+from services.dataset_quality import fast_verdicts, ge_verdicts
+from stores.datasets import (
     TABLE_KEY,
     DatasetStore,
     assess,
@@ -45,9 +46,8 @@ from resources.dataset_store import (
     report_key,
     rows_key,
 )
-from resources.ge_quality import fast_verdicts, ge_verdicts
-from resources.lake import Lake
-from resources.warehouse import Warehouse, lake_connection
+from stores.lake import Lake
+from stores.warehouse import Warehouse, lake_connection
 
 NBA = "basketball_nba"
 T0 = dt.datetime(2026, 1, 23, 19, 0, tzinfo=dt.UTC)
@@ -410,7 +410,7 @@ def test_the_check_fails_when_ge_and_the_fast_path_disagree(
     def blind(report: QualityReport) -> dict[str, bool]:  # a fast path that sees outliers GE does not
         return fast_verdicts(report) | {"outliers": False}
 
-    monkeypatch.setattr("resources.ge_quality.fast_verdicts", blind)
+    monkeypatch.setattr("services.dataset_quality.fast_verdicts", blind)
     _, result = run_pipeline(store.lake, store.warehouse_dir, checks=True)
     (evaluation,) = result.get_asset_check_evaluations()
     assert not evaluation.passed

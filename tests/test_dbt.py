@@ -25,7 +25,7 @@ from assets.marts import (
     marts,
     prepare_manifest,
 )
-from domain.performance import (
+from domain.marketplace.performance import (
     MIN_GRADED,
     MODEL_PERFORMANCE,
     ROLLING_DAYS,
@@ -34,10 +34,10 @@ from domain.performance import (
     leaderboard,
     rolling_performance,
 )
-from domain.registry import MODEL_VERSIONS
-from domain.schemas import conform
-from domain.subscriptions import SUBSCRIPTIONS
-from resources.lake import Lake, table_key
+from domain.models.registry import MODEL_VERSIONS
+from domain.money.subscriptions import SUBSCRIPTIONS
+from domain.tables.schemas import conform
+from stores.lake import Lake, table_key
 
 NBA, NFL = "basketball_nba", "americanfootball_nfl"
 AS_OF = dt.date(2024, 3, 31)
@@ -217,7 +217,7 @@ def test_leaderboard_ranks_and_windows(built: Path) -> None:
 
 
 def test_sql_and_python_leaderboards_agree(built: Path) -> None:
-    """One rule in two languages: the mart and domain.performance.leaderboard rank the same models
+    """One rule in two languages: the mart and domain.marketplace.performance.leaderboard rank the same models
     with the same Wilson scores on the same data."""
     sql = query(built, "select * from leaderboard").sort("sport", "rank")
     python = leaderboard(rolling_performance(performance_rows(), AS_OF), model_versions()).sort(

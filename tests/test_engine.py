@@ -22,10 +22,17 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from domain.engine import ANALYSES, ModelBatch, Tables, multipliers_from_history, run_backtest, score_day
-from domain.grading import grade, profit
-from domain.model_config import parse_model_config
-from domain.schemas import GAMES, ODDS_SNAPSHOTS, PLAYER_BOX, TEAM_BOX, conform
+from domain.markets.grading import grade, profit
+from domain.models.config import parse_model_config
+from domain.models.engine import (
+    ANALYSES,
+    ModelBatch,
+    Tables,
+    multipliers_from_history,
+    run_backtest,
+    score_day,
+)
+from domain.tables.schemas import GAMES, ODDS_SNAPSHOTS, PLAYER_BOX, TEAM_BOX, conform
 from tests.engine_reference import START, synthetic_league
 
 SPORT = "basketball_nba"

@@ -9,9 +9,9 @@ import polars as pl
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from domain.catalogue import fields_of
-from domain.engine import ModelBatch, score_day
-from domain.model_config import ModelConfig, parse_model_config
+from domain.models.catalogue import fields_of
+from domain.models.config import ModelConfig, parse_model_config
+from domain.models.engine import ModelBatch, score_day
 from tests.engine_reference import (
     BOOKMAKERS,
     SPORT,

@@ -7,10 +7,10 @@ import datetime as dt
 import polars as pl
 import pytest
 
-from domain.catalogue import derive_team_fields
-from domain.engine import Tables
-from domain.engine import feature_tables as ft
-from domain.sample_league import generate_season
+from domain.formats.sample_league import generate_season
+from domain.models.catalogue import derive_team_fields
+from domain.models.engine import Tables
+from domain.models.engine import feature_tables as ft
 
 DAY = dt.date(2025, 12, 1)
 

@@ -13,10 +13,10 @@ from typing import Any
 import polars as pl
 import pytest
 
+from domain.datasets.formula import FUNCTIONS, FormulaError, check_formula, to_polars
 from domain.errors import UserError
-from domain.formula import FUNCTIONS, FormulaError, check_formula, to_polars
-from domain.model_config import ConfigError, parse_model_config, validate_against
-from resources.sandbox import (
+from domain.models.config import ConfigError, parse_model_config, validate_against
+from services.sandbox import (
     FormulaBudgetError,
     SandboxPool,
     cli_check,
@@ -118,7 +118,7 @@ def test_hostile_formulas_are_rejected_before_evaluation(expr: str, phrase: str)
 
 
 def test_formula_error_is_a_user_error_and_a_value_error() -> None:
-    """A ValueError, so domain.model_config.validate_against can use check_formula as its checker."""
+    """A ValueError, so domain.models.config.validate_against can use check_formula as its checker."""
     assert issubclass(FormulaError, UserError)
     assert issubclass(FormulaError, ValueError)
     good = {**CUSTOM_WEATHER, "transformation": "custom_formula", "formula": SEED_FORMULA, "field": None}

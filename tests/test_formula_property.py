@@ -10,10 +10,10 @@ import pytest
 from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
 
-from domain.formula import FUNCTIONS, FormulaError, check_formula, to_polars
-from resources.sandbox import evaluate_checked, make_interpreter
+from domain.datasets.formula import FUNCTIONS, FormulaError, check_formula, to_polars
+from services.sandbox import evaluate_checked, make_interpreter
 
-# domain.formula silences the parser's SyntaxWarnings ("1if"); pytest's per-test warning capture
+# domain.datasets.formula silences the parser's SyntaxWarnings ("1if"); pytest's per-test warning capture
 # re-enables them, and random text triggers them.
 pytestmark = pytest.mark.filterwarnings("ignore::SyntaxWarning")
 

@@ -8,9 +8,9 @@ from collections.abc import Collection
 
 import pytest
 
-from domain.datasets import quality_report
-from resources.dataset_files import read_dataset
-from resources.ge_quality import GeValidation, fast_verdicts, ge_verdicts, validate_with_ge
+from domain.datasets.files import read_dataset
+from domain.datasets.validation import quality_report
+from services.dataset_quality import GeValidation, fast_verdicts, ge_verdicts, validate_with_ge
 
 NBA = "basketball_nba"
 TODAY = dt.date(2024, 6, 30)

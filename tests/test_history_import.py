@@ -11,10 +11,10 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from domain.history import HistoryBatch, HistoryImportError
-from domain.schemas import RAW_TABLES
-from domain.teams import TEAM_ALIASES, TEAMS, team_code_expr
-from resources.history_files import HISTORY_FORMATS, read_cells, read_history
+from domain.formats.history import HistoryBatch, HistoryImportError
+from domain.sports.teams import TEAM_ALIASES, TEAMS, team_code_expr
+from domain.tables.schemas import RAW_TABLES
+from services.history_files import HISTORY_FORMATS, read_cells, read_history
 
 UTC = dt.UTC
 ASSUMED = 1 + 100 / 110  # -110 as a decimal price

@@ -12,9 +12,9 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 from assets.ingest import ingest_assets
 from assets.serving import serving_snapshot
 from resources.feeds import NoStatsFeed
-from resources.lake import Lake, table_key
 from resources.sample_feed import SampleLeagueFeed
-from resources.warehouse import Warehouse, lake_connection
+from stores.lake import Lake, table_key
+from stores.warehouse import Warehouse, lake_connection
 
 DAY = "2025-11-02"
 

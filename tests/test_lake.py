@@ -10,7 +10,7 @@ import textwrap
 
 import polars as pl
 
-from resources.lake import Lake, raw_key, table_key
+from stores.lake import Lake, raw_key, table_key
 
 DAY = dt.date(2025, 11, 2)
 
@@ -48,7 +48,7 @@ def test_crash_mid_write_keeps_previous_version(tmp_path) -> None:
     script = textwrap.dedent(
         f"""
         import os, polars as pl
-        from resources import lake as lake_mod
+        from stores import lake as lake_mod
         real_replace = os.replace
         def crash(*a, **k):
             os._exit(9)  # the process dies after writing the temp file, before the rename
@@ -64,7 +64,7 @@ def test_crash_mid_write_keeps_previous_version(tmp_path) -> None:
 
 
 def test_s3_roundtrip_with_duckdb_and_polars(s3_lake: Lake) -> None:
-    from resources.warehouse import lake_connection
+    from stores.warehouse import lake_connection
 
     lake = s3_lake
     df = pl.DataFrame({"game_id": ["a", "b"], "game_date": [DAY, DAY], "v": [1.5, 2.5]})

@@ -20,7 +20,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from domain.ledger import (
+from domain.money.ledger import (
     CLEARING,
     LEDGER,
     PLATFORM,
@@ -37,7 +37,7 @@ from domain.ledger import (
     to_frame,
     unbalanced,
 )
-from domain.payouts import (
+from domain.money.payouts import (
     PAYOUTS,
     PayoutPlan,
     month_bounds,
@@ -45,7 +45,7 @@ from domain.payouts import (
     payouts_frame,
     plan_payouts,
 )
-from domain.subscriptions import (
+from domain.money.subscriptions import (
     has_access,
     status_of,
     subscription_metadata,

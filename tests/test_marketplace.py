@@ -35,8 +35,8 @@ from assets.marts import MARTS_ENV, dbt_resource, marts
 from assets.models import model_versions
 from assets.performance import model_performance, settled_picks
 from assets.serving import serving_snapshot
-from domain.engine import ANALYSES
-from domain.marketplace import (
+from cli import main as cli
+from domain.marketplace.listing import (
     MODEL_STATUS,
     NOTIFICATIONS,
     REVIEWS,
@@ -46,11 +46,11 @@ from domain.marketplace import (
     notifications,
     retry_after,
 )
-from domain.performance import MODEL_PERFORMANCE
-from domain.registry import MODEL_VERSIONS, build_version, new_model_id
-from domain.schemas import conform
-from domain.subscriptions import SUBSCRIPTIONS
-from pipelines import cli
+from domain.marketplace.performance import MODEL_PERFORMANCE
+from domain.models.engine import ANALYSES
+from domain.models.registry import MODEL_VERSIONS, build_version, new_model_id
+from domain.money.subscriptions import SUBSCRIPTIONS
+from domain.tables.schemas import conform
 from pipelines.execution import (
     RECORD_DAYS,
     automate,
@@ -58,11 +58,11 @@ from pipelines.execution import (
     popular_models_schedule,
 )
 from pipelines.jobs import range_tags
-from resources.lake import Lake, table_key
-from resources.on_demand import ExecutionLimits, cache_key
-from resources.registry_store import RegistryStore
 from resources.sample_feed import SampleLeagueFeed
-from resources.warehouse import Warehouse
+from services.on_demand import ExecutionLimits, cache_key
+from stores.lake import Lake, table_key
+from stores.registry import RegistryStore
+from stores.warehouse import Warehouse
 from tests.test_api import SECRET, serve, settings_for
 
 FIRST, LAST = dt.date(2025, 10, 21), dt.date(2025, 11, 9)

@@ -12,8 +12,8 @@ from typing import Any
 import polars as pl
 import pytest
 
-from domain.catalogue import catalogue, derive_team_fields, normalise_field_name
-from domain.model_config import (
+from domain.models.catalogue import catalogue, derive_team_fields, normalise_field_name
+from domain.models.config import (
     ConfigError,
     DatasetInfo,
     ModelConfig,
@@ -23,8 +23,8 @@ from domain.model_config import (
     parse_model_config,
     validate_against,
 )
-from domain.money import dollars_to_cents, price_tier
-from domain.schemas import TEAM_BOX, conform
+from domain.money.pricing import dollars_to_cents, price_tier
+from domain.tables.schemas import TEAM_BOX, conform
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -480,7 +480,7 @@ def test_committed_json_schema_matches_the_models() -> None:
     generated = json.loads(json.dumps(export_json_schema()))
     assert committed == generated, (
         "docs/model-config.schema.json is stale; regenerate it with: python -c 'import json; "
-        "from domain.model_config import export_json_schema as e; print(json.dumps(e(), indent=2))' "
+        "from domain.models.config import export_json_schema as e; print(json.dumps(e(), indent=2))' "
         "> docs/model-config.schema.json"
     )
     assert generated["x-field-catalogue"]["americanfootball_nfl"]["player"] == []

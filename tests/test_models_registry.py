@@ -22,8 +22,8 @@ from api.app import create_app
 from api.auth import mint_token
 from assets import models as model_assets_module
 from assets.models import TABLE_KEY, model_assets, model_inbox_sensor, new_inbox_objects
-from domain.model_config import ConfigError
-from domain.registry import (
+from domain.models.config import ConfigError
+from domain.models.registry import (
     MODEL_ID_MAX,
     MODEL_VERSIONS,
     UnusableUserIdError,
@@ -34,10 +34,10 @@ from domain.registry import (
     owner_of,
     version_record,
 )
-from resources.backtests import record_backtest
-from resources.lake import Lake
-from resources.registry_store import RegistryStore, archived_key, parse_key, version_key
-from resources.warehouse import lake_connection
+from services.backtests import record_backtest
+from stores.lake import Lake
+from stores.registry import RegistryStore, archived_key, parse_key, version_key
+from stores.warehouse import lake_connection
 from tests.test_api import SECRET, serve, settings_for
 
 T0 = dt.datetime(2026, 1, 23, 19, 0, tzinfo=dt.UTC)

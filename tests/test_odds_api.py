@@ -19,7 +19,7 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from domain.odds_api_v4 import (
+from domain.formats.odds_api_v4 import (
     detect_odds_format,
     parse_historical_odds,
     parse_odds,
@@ -29,7 +29,7 @@ from domain.odds_api_v4 import (
     unknown_teams,
     unwrap_historical,
 )
-from domain.schemas import GAME_RESULTS, ODDS_SNAPSHOTS
+from domain.tables.schemas import GAME_RESULTS, ODDS_SNAPSHOTS
 from resources.odds_api import OddsApiError, OddsApiFeed
 from tests.odds_api_server import SAMPLES, OddsApiServer
 

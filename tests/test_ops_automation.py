@@ -17,7 +17,7 @@ import dagster as dg
 import pytest
 
 from assets.ingest import ingest_assets, raw_feeds
-from pipelines.alerts import Alert, raise_alert, read_alerts
+from cli.logs import JsonFormatter
 from pipelines.automation import (
     PERFORMANCE_POLICY,
     QUOTA_ENV,
@@ -25,12 +25,12 @@ from pipelines.automation import (
     odds_api_quota,
 )
 from pipelines.jobs import INGEST_OPS, days_since_previous_run, ingest_schedules
-from pipelines.logs import JsonFormatter
 from resources.feeds import NoStatsFeed
-from resources.lake import Lake
 from resources.odds_api import OddsApiFeed
 from resources.sample_feed import SampleLeagueFeed
 from resources.settings import loggers_from_env
+from stores.alerts import Alert, raise_alert, read_alerts
+from stores.lake import Lake
 from tests.services import free_port
 
 NFL = "americanfootball_nfl"

@@ -25,16 +25,16 @@ from api.settings import DEV_JWT_SECRET
 from assets.analyses import analyses
 from assets.ingest import TIDY_BUILDERS, ingest_assets, raw_feeds, rebuild_table
 from assets.models import TABLE_KEY, model_inbox_sensor, model_versions
-from domain.engine import ANALYSES
-from pipelines.alerts import read_alerts
+from cli.demo import register_demo_models
+from domain.models.engine import ANALYSES
 from pipelines.automation import alert_on_run_failure
-from pipelines.demo import register_demo_models
 from resources.feeds import NoStatsFeed
-from resources.lake import Lake, raw_key, table_key
 from resources.odds_api import OddsApiFeed
-from resources.registry_store import RegistryStore
 from resources.sample_feed import SampleLeagueFeed
-from resources.warehouse import Warehouse, lake_connection
+from stores.alerts import read_alerts
+from stores.lake import Lake, raw_key, table_key
+from stores.registry import RegistryStore
+from stores.warehouse import Warehouse, lake_connection
 from tests.services import VENV_BIN, free_port, service_env, start_process, stop_process, wait_until
 
 NBA = "basketball_nba"
@@ -68,7 +68,7 @@ def _ingest(lake: Lake, first: dt.date = FIRST, last: dt.date = LAST) -> None:
 KILLABLE_RUN = """
 import datetime as dt, os, sys, time
 from pathlib import Path
-import resources.lake as lake_module
+import stores.lake as lake_module
 
 class _StallingOs:
     '''The lake's view of ``os``: after ``FAULT_AFTER`` analyses objects were swapped in, the next
@@ -91,10 +91,10 @@ class _StallingOs:
 if os.environ.get("FAULT_AFTER"):
     lake_module.os = _StallingOs(int(os.environ["FAULT_AFTER"]), Path(os.environ["FAULT_MARKER"]))
 
-from pipelines.instance import ensure_instance_yaml
+from cli.instance import ensure_instance_yaml
 Path(os.environ["DAGSTER_HOME"]).mkdir(exist_ok=True)
 ensure_instance_yaml(Path(os.environ["DAGSTER_HOME"]))
-from pipelines.runner import execute_range
+from cli.runner import execute_range
 first, last = (dt.date.fromisoformat(a) for a in sys.argv[1:3])
 execute_range("analyses_job", first, last, sports=["basketball_nba"])
 """

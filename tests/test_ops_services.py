@@ -17,9 +17,9 @@ import pytest
 from assets.analyses import analyses
 from assets.ingest import ingest_assets
 from pipelines.automation import odds_api_quota
-from resources.lake import Lake, table_key
 from resources.sample_feed import SampleLeagueFeed
-from resources.warehouse import Warehouse, lake_connection
+from stores.lake import Lake, table_key
+from stores.warehouse import Warehouse, lake_connection
 from tests.s3 import CREDS
 from tests.services import (
     REPO,

@@ -15,10 +15,10 @@ import httpx
 import pytest
 import stripe
 
-from domain.subscriptions import subscription_metadata
-from resources.lake import Lake
+from domain.money.subscriptions import subscription_metadata
 from resources.payments import Payments
-from resources.webhooks import (
+from stores.lake import Lake
+from stores.stripe_events import (
     EVENTS_PREFIX,
     event_key,
     read_events,

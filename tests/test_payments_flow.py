@@ -27,20 +27,20 @@ from api.app import create_app
 from api.auth import mint_token
 from assets.marts import dbt_build_args
 from assets.payments import creator_balances, ledger, payouts, stripe_inbox_sensor
-from domain.ledger import PLATFORM, unbalanced
-from domain.subscriptions import subscription_metadata, subscription_states
-from pipelines.cli import main
-from pipelines.demo_payments import DEMO_WEBHOOK_SECRET, deliver, demo_events
-from resources.lake import Lake
-from resources.ledger_store import post_inbox, read_inbox_state, read_ledger
-from resources.paid_subscriptions import (
+from cli.demo_payments import DEMO_WEBHOOK_SECRET, deliver, demo_events
+from cli.main import main
+from domain.money.ledger import PLATFORM, unbalanced
+from domain.money.subscriptions import subscription_metadata, subscription_states
+from resources.payments import Payments
+from services.paid_subscriptions import (
     NoPaidSubscriptionError,
     cancel_paid_subscription,
     start_paid_subscription,
 )
-from resources.payments import Payments
-from resources.payout_store import is_transfer_key, pay_month, read_payout_records
-from resources.webhooks import EVENTS_PREFIX, read_events, sign_payload
+from stores.lake import Lake
+from stores.ledger import post_inbox, read_inbox_state, read_ledger
+from stores.payouts import is_transfer_key, pay_month, read_payout_records
+from stores.stripe_events import EVENTS_PREFIX, read_events, sign_payload
 from tests.test_api import SECRET as JWT_SECRET
 from tests.test_api import serve, settings_for
 from tests.test_dbt import query, run_dbt

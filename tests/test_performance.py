@@ -10,9 +10,7 @@ from typing import Any
 import polars as pl
 import pytest
 
-from domain.engine.backtest import performance
-from domain.engine.scoring import ANALYSES
-from domain.performance import (
+from domain.marketplace.performance import (
     DAILY,
     MODEL_PERFORMANCE,
     SETTLED_PICKS,
@@ -27,8 +25,10 @@ from domain.performance import (
     suspension_decisions,
     wilson_lower_bound,
 )
-from domain.registry import MODEL_VERSIONS
-from domain.schemas import GAMES, LINES, conform
+from domain.models.engine.backtest import performance
+from domain.models.engine.scoring import ANALYSES
+from domain.models.registry import MODEL_VERSIONS
+from domain.tables.schemas import GAMES, LINES, conform
 
 SPORT = "basketball_nba"
 MON = dt.date(2024, 1, 1)

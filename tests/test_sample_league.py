@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import importlib.util
 
 import numpy as np
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from domain import sample_league as sl
-from domain.schemas import GAME_RESULTS, ODDS_SNAPSHOTS, PLAYER_BOX, TEAM_BOX
-from domain.teams import NBA_TEAMS
+from domain.formats import sample_league as sl
+from domain.sports.teams import NBA_TEAMS
+from domain.tables.schemas import GAME_RESULTS, ODDS_SNAPSHOTS, PLAYER_BOX, TEAM_BOX
 from resources.feeds import OddsFeed, StatsFeed
 from resources.sample_feed import SampleLeagueFeed, sample_season
 
@@ -267,11 +266,8 @@ def test_odds_api_events_look_like_v4_bodies(season) -> None:
     assert [o["name"] for o in markets["totals"]] == ["Over", "Under"]
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("domain.odds_api_v4") is None, reason="domain.odds_api_v4 not built yet"
-)
 def test_parsing_the_v4_bodies_gives_the_snapshot_frame(season) -> None:
-    from domain.odds_api_v4 import parse_odds
+    from domain.formats.odds_api_v4 import parse_odds
 
     busiest = max(season.odds_api_events, key=lambda snapshot: len(snapshot[1]))
     for when, events in [season.odds_api_events[0], busiest, season.odds_api_events[-1]]:

@@ -1,4 +1,4 @@
-"""Merging sources into tidy tables (domain/tidy.py), numbers checked by hand."""
+"""Merging sources into tidy tables (domain/tables/tidy.py), numbers checked by hand."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import datetime as dt
 
 import polars as pl
 
-from domain import tidy
-from domain.schemas import GAME_RESULTS, ODDS_SNAPSHOTS, conform
+from domain.tables import tidy
+from domain.tables.schemas import GAME_RESULTS, ODDS_SNAPSHOTS, conform
 
 UTC = dt.UTC
 DAY = dt.date(2025, 11, 2)

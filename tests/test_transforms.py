@@ -15,17 +15,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from domain.datasets import typed_frame
-from domain.engine import score_day
-from domain.engine.scoring import CUSTOM_SCORES
-from domain.formula import check_formula
-from domain.model_config import DataType, parse_model_config
-from domain.schemas import GAMES, conform
-from domain.transforms import DatasetRows, custom_scores, custom_sources
-from resources.custom_scores import dataset_rows, load_custom_scores
-from resources.dataset_store import DatasetStore
-from resources.lake import Lake
-from resources.sandbox import evaluate_checked, make_interpreter
+from domain.datasets.formula import check_formula
+from domain.datasets.transforms import DatasetRows, custom_scores, custom_sources
+from domain.datasets.validation import typed_frame
+from domain.models.config import DataType, parse_model_config
+from domain.models.engine import score_day
+from domain.models.engine.scoring import CUSTOM_SCORES
+from domain.tables.schemas import GAMES, conform
+from services.custom_scores import dataset_rows, load_custom_scores
+from services.sandbox import evaluate_checked, make_interpreter
+from stores.datasets import DatasetStore
+from stores.lake import Lake
 from tests.test_engine import D3, G3, G4, model, only, tiny_league
 
 SPORT = "basketball_nba"

@@ -2,7 +2,7 @@
 
 Read from the lake's ``ledger`` and ``payouts`` tables (``assets/payments.py`` writes them; the
 sensor posts a verified webhook within a minute), filtered to the caller, with the same functions
-as the ``creator_balances`` table (``domain.earnings``). A user who never earned anything gets zeros.
+as the ``creator_balances`` table (``domain.money.earnings``). A user who never earned anything gets zeros.
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ from starlette.concurrency import run_in_threadpool
 
 from api.auth import CurrentUser, current_user
 from api.errors import ERROR_RESPONSES
-from domain.earnings import earnings_summary, monthly_earnings
-from domain.payouts import PAYOUT_MINIMUM_CENTS
-from resources.lake import Lake
-from resources.ledger_store import read_ledger
-from resources.payout_store import read_payout_records
+from domain.money.earnings import earnings_summary, monthly_earnings
+from domain.money.payouts import PAYOUT_MINIMUM_CENTS
+from stores.lake import Lake
+from stores.ledger import read_ledger
+from stores.payouts import read_payout_records
 
 router = APIRouter(
     prefix="/creators",

@@ -1,7 +1,7 @@
 """Users' datasets: upload, dry run, list, read, edit, refresh and delete, and what the pipeline made of
 each version (status, preview, stats, quality report and Data Docs, key lookups).
 
-Uploads go to the inbox (``resources/dataset_store.py``); the pipeline (``assets/datasets.py``)
+Uploads go to the inbox (``stores/datasets.py``); the pipeline (``assets/datasets.py``)
 validates and stores them. So a new version reads ``processing`` until the pipeline has recorded it
 as ``active`` or ``error``; reads merge the inbox (versions, edits, deletion: the caller's own writes
 show at once) with the ``datasets`` table. A dataset is its owner's alone, even when a shared model
@@ -14,7 +14,7 @@ Limits (SPEC 7) answer with the limit named and nothing stored:
   the body is read), and the bearer token is checked before the body is read, so nobody can make
   the server take in more than the limit.
 * ``422 dataset_rejected``: unreadable, over 100,000 rows or 50 fields, a cell over 1 MB, a missing
-  key field, an unknown declared type (what ``resources/dataset_files.py`` refuses).
+  key field, an unknown declared type (what ``domain/datasets/files.py`` refuses).
 * ``429 upload_rate_exceeded`` (with ``Retry-After``): 10 uploads (new datasets and refreshes) in 24 hours.
 * ``429 dataset_quota_exceeded`` / ``413 storage_quota_exceeded``: the tier's number of datasets and
   total bytes. The tier is the token's ``tier`` claim (``free``, ``pro`` or ``enterprise``; absent
@@ -43,7 +43,8 @@ from starlette.types import Message, Receive
 from api.auth import CurrentUser, current_user
 from api.errors import ERROR_RESPONSES, ApiError, ErrorBody, ErrorDetail
 from api.pagination import Page, Pagination, decode_cursor, page_of
-from domain.dataset_registry import (
+from domain.datasets.files import ParsedDataset, export_csv, read_dataset
+from domain.datasets.registry import (
     LimitExceeded,
     Status,
     Storage,
@@ -56,12 +57,11 @@ from domain.dataset_registry import (
     new_dataset_id,
     tier_of,
 )
-from domain.datasets import KEY_FIELDS, DatasetRejected, FieldType, check_keys
-from domain.model_config import DataType
-from domain.registry import ENTROPY_BYTES, UnusableUserIdError
+from domain.datasets.validation import KEY_FIELDS, DatasetRejected, FieldType, check_keys
+from domain.models.config import DataType
+from domain.models.registry import ENTROPY_BYTES, UnusableUserIdError
 from domain.sports import SPORTS
-from resources.dataset_files import ParsedDataset, export_csv, read_dataset
-from resources.dataset_store import DatasetState, DatasetStore, assess
+from stores.datasets import DatasetState, DatasetStore, assess
 
 FORM_ALLOWANCE = 65_536
 """Bytes a request body may carry beyond the file limit: the other form fields and part headers."""

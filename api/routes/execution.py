@@ -4,7 +4,7 @@
 Shared models with more than 10 subscribers are analysed on the daily schedule; any model the
 caller may read is analysed on demand here (the seed's hybrid). An on-demand run scores the model's
 latest version for one slate with the daily pipeline's engine, and its result is reused for an hour
-per (model version, slate date) by every API worker (``resources/on_demand.py``). Uncached runs are
+per (model version, slate date) by every API worker (``services/on_demand.py``). Uncached runs are
 limited per user (30 an hour by default); a cached answer is free.
 """
 
@@ -27,13 +27,13 @@ from api.pagination import Page, Pagination, decode_cursor, page_of
 from api.routes.games import SportKey, UtcDatetime
 from api.snapshot_cache import SnapshotCache
 from api.visibility import ModelView, browsable, readable, snapshot_rows
-from domain.engine import ANALYSES, ANALYSIS_KEY
-from domain.model_config import ModelConfig
-from domain.odds_api_v4 import LOCAL_TZ
-from domain.performance import MODEL_PERFORMANCE, ROLLING_DAYS, SETTLED_PICKS, rolling_performance
-from domain.registry import UnusableUserIdError
-from resources.lake import Lake
-from resources.on_demand import ExecutionLimits, RunLimiter, cached_analyses, run_on_demand
+from domain.formats.odds_api_v4 import LOCAL_TZ
+from domain.marketplace.performance import MODEL_PERFORMANCE, ROLLING_DAYS, SETTLED_PICKS, rolling_performance
+from domain.models.config import ModelConfig
+from domain.models.engine import ANALYSES, ANALYSIS_KEY
+from domain.models.registry import UnusableUserIdError
+from services.on_demand import ExecutionLimits, RunLimiter, cached_analyses, run_on_demand
+from stores.lake import Lake
 
 router = APIRouter(
     prefix="/models",
@@ -193,7 +193,8 @@ def window(
 
 
 def figures(rows: pl.DataFrame, version: int, last: dt.date, days: int) -> Figures | None:
-    """The version's :func:`domain.performance.rolling_performance` over ``days`` ending at ``last``."""
+    """The version's :func:`domain.marketplace.performance.rolling_performance` over ``days``
+    ending at ``last``."""
     found = rolling_performance(rows, last, days).filter(pl.col("version") == version)
     if found.is_empty():
         return None

@@ -4,7 +4,7 @@ one's notifications (the seed's "Model Marketplace" endpoints).
 Listings come from the serving snapshot: ``model_status`` says which models are listed (public,
 reviewed when paid, not suspended) and the dbt marts give their rolling figures (``leaderboard``)
 and subscriber counts (``model_subscribers``). Free subscriptions are events in the inbox, so a
-subscriber sees their change at once; paid ones go through Stripe (``resources.paid_subscriptions``)
+subscriber sees their change at once; paid ones go through Stripe (``services.paid_subscriptions``)
 and their state follows Stripe's webhooks into the ``subscriptions`` table.
 """
 
@@ -26,11 +26,11 @@ from api.routes.games import SportKey, UtcDatetime
 from api.serving import Store
 from api.snapshot_cache import SnapshotCache
 from api.visibility import browsable, load_view, not_found, paid_access, snapshot_rows, subscribed
-from domain.marketplace import ListingStatus, NotificationKind
-from domain.registry import UnusableUserIdError
-from domain.subscriptions import Status as SubscriptionStatus
-from resources.subscription_store import FreeSubscription, SubscriptionStore
-from resources.warehouse import LISTING_TABLE
+from domain.marketplace.listing import ListingStatus, NotificationKind
+from domain.models.registry import UnusableUserIdError
+from domain.money.subscriptions import Status as SubscriptionStatus
+from stores.subscriptions import FreeSubscription, SubscriptionStore
+from stores.warehouse import LISTING_TABLE
 
 router = APIRouter(
     prefix="/marketplace",
@@ -276,7 +276,7 @@ def _paid_row(row: dict[str, Any]) -> Subscription:
 
 
 def _paid_answer(answer: dict[str, Any], creator_id: str | None, price_cents: int | None) -> Subscription:
-    """A Stripe subscription as ``resources.paid_subscriptions`` reports it."""
+    """A Stripe subscription as ``services.paid_subscriptions`` reports it."""
     return Subscription(
         model_id=answer["model_id"],
         creator_id=answer.get("creator_user_id", creator_id),
@@ -290,11 +290,11 @@ def _paid_answer(answer: dict[str, Any], creator_id: str | None, price_cents: in
 
 
 def _stripe(request: Request) -> tuple[Any, Any]:
-    """``resources.paid_subscriptions`` and the app's Stripe resource; 402 while payments are not
+    """``services.paid_subscriptions`` and the app's Stripe resource; 402 while payments are not
     part of this deployment (imported lazily: the free marketplace works without Stripe)."""
     try:
         from api.payments import get_payments
-        from resources import paid_subscriptions
+        from services import paid_subscriptions
     except ImportError:
         raise ApiError(
             402, "payment_required", "paid subscriptions need Stripe, which this server does not offer"

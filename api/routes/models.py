@@ -1,6 +1,6 @@
 """Users' models: create, read, update (a new immutable version) and archive.
 
-Writes go to the inbox as immutable objects (``resources/registry_store.py``); reads come from the
+Writes go to the inbox as immutable objects (``stores/registry.py``); reads come from the
 same inbox, so a creator sees their new version at once, before any pipeline run. A model the caller
 may not read answers 404, exactly like a model that does not exist, so private model ids never
 leak; writes to a model the caller does not own answer 404 too.
@@ -22,9 +22,9 @@ from api.auth import CurrentUser, current_user
 from api.errors import ERROR_RESPONSES, ApiError, ErrorBody, ErrorDetail
 from api.pagination import Page, Pagination, decode_cursor, page_of
 from api.visibility import readable
-from domain.model_config import ConfigError, ModelConfig, validate_against
-from domain.performance import can_publish
-from domain.registry import (
+from domain.marketplace.performance import can_publish
+from domain.models.config import ConfigError, ModelConfig, validate_against
+from domain.models.registry import (
     ENTROPY_BYTES,
     SERVER_FIELDS,
     Status,
@@ -33,10 +33,10 @@ from domain.registry import (
     new_model_id,
     owner_of,
 )
-from resources.backtests import MAX_SPAN_DAYS, backtest_model, best_backtest_graded, record_backtest
-from resources.dataset_store import dataset_infos
-from resources.lake import Lake
-from resources.registry_store import ModelState, RegistryStore
+from services.backtests import MAX_SPAN_DAYS, backtest_model, best_backtest_graded, record_backtest
+from stores.datasets import dataset_infos
+from stores.lake import Lake
+from stores.registry import ModelState, RegistryStore
 
 _CREATE_ATTEMPTS = 3
 """Fresh ids tried when a new id clashes with one of the caller's existing ids."""

@@ -2,7 +2,7 @@
 
 Stripe signs the raw body (``Stripe-Signature``); the signature is checked on exactly the bytes
 received, within 300 seconds of its timestamp, before anything is stored. A verified event is
-stored once under its id (``resources.webhooks.store_event``): a redelivery, or the same event
+stored once under its id (``stores.stripe_events.store_event``): a redelivery, or the same event
 arriving twice at once, is a 200 no-op. The answer goes back at once; the ledger and the
 subscriptions table pick the event up from the inbox (``assets/payments.py``), so a slow pipeline
 never makes Stripe time out and retry. No bearer token: the signature is the authentication.
@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.errors import ApiError, ErrorBody
 from api.payments import get_payments
-from resources.webhooks import DEFAULT_TOLERANCE_SECONDS, event_key, store_event, verify_stripe_signature
+from stores.stripe_events import DEFAULT_TOLERANCE_SECONDS, event_key, store_event, verify_stripe_signature
 
 log = logging.getLogger(__name__)
 

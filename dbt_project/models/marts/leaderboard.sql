@@ -1,7 +1,7 @@
 -- Listed models (latest version, public, active) with their figures over the rolling window ending on
 -- the latest performance date, ranked within sport and bet type: windows of at least `min_graded`
 -- graded picks first, then the Wilson lower bound of accuracy, ties by ROI. The same rules as
--- domain.performance.leaderboard; counts are summed over daily rows, never means of means.
+-- domain.marketplace.performance.leaderboard; counts are summed over daily rows, never means of means.
 with performance as (
     select * from {{ ref('stg_model_performance') }}
 ),

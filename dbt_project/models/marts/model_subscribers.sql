@@ -1,5 +1,5 @@
 -- Subscribers per model: subscriptions in trial or active give access
--- (domain.subscriptions.ACCESS_STATUSES); cancelled and expired ones do not count.
+-- (domain.money.subscriptions.ACCESS_STATUSES); cancelled and expired ones do not count.
 select
     models.model_id,
     models.owner_user_id as creator_id,

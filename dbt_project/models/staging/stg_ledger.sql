@@ -1,4 +1,4 @@
--- Every ledger entry (domain.ledger.LEDGER): one object per month of bookings, integer cents.
+-- Every ledger entry (domain.money.ledger.LEDGER): one object per month of bookings, integer cents.
 {{ lake_select('ledger', 'tables/ledger/*.parquet', {
     'entry_id': 'varchar',
     'txn_id': 'varchar',

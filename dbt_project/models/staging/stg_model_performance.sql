@@ -1,4 +1,4 @@
--- One row per model version and day with settled picks (domain.performance.MODEL_PERFORMANCE).
+-- One row per model version and day with settled picks (domain.marketplace.performance.MODEL_PERFORMANCE).
 {{ lake_select('model_performance', 'tables/model_performance/*/*.parquet', {
     'model_id': 'varchar',
     'version': 'integer',

@@ -1,4 +1,4 @@
--- One row per model version (domain.registry.MODEL_VERSIONS without the config JSON).
+-- One row per model version (domain.models.registry.MODEL_VERSIONS without the config JSON).
 {{ lake_select('model_versions', 'tables/model_versions.parquet', {
     'model_id': 'varchar',
     'version': 'integer',

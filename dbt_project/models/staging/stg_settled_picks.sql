@@ -1,4 +1,4 @@
--- Every analysis of a completed game (domain.performance.SETTLED_PICKS without the source lists).
+-- Every analysis of a completed game (domain.marketplace.performance.SETTLED_PICKS without the source lists).
 {{ lake_select('settled_picks', 'tables/settled_picks/*/*.parquet', {
     'model_id': 'varchar',
     'version': 'integer',

@@ -1,4 +1,4 @@
--- The latest state of every subscription (domain.subscriptions.SUBSCRIPTIONS, Stripe ordering keys left out).
+-- The latest state of every subscription (domain.money.subscriptions.SUBSCRIPTIONS, Stripe ordering keys left out).
 {{ lake_select('subscriptions', 'tables/subscriptions.parquet', {
     'subscription_id': 'varchar',
     'user_id': 'varchar',

@@ -1,0 +1,498 @@
+"""The ``oddsforge`` command line: demo, ui, api, import-history, sql, token, payouts, review."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, get_args
+
+from cli.instance import ensure_instance_yaml
+from domain.errors import UserError
+
+if TYPE_CHECKING:
+    from domain.models.config import ModelConfig
+
+DEFAULT_DAGSTER_HOME = ".dagster_home"
+LOG_FORMAT = {"value": "text"}
+"""The ``--log-format`` of this invocation (progress lines go through JSON logging when ``json``)."""
+
+
+def _dagster_home() -> Path:
+    """The Dagster instance directory shared by ``demo`` and ``ui`` (created on first use)."""
+    home = Path(os.environ.setdefault("DAGSTER_HOME", str(Path(DEFAULT_DAGSTER_HOME).resolve())))
+    home.mkdir(parents=True, exist_ok=True)
+    ensure_instance_yaml(home)
+    return home
+
+
+def _emit(args: argparse.Namespace, payload: dict[str, Any], human: Callable[[], None]) -> None:
+    if getattr(args, "json", False):
+        print(json.dumps(payload, indent=2, default=str))
+    else:
+        human()
+
+
+def _progress(message: str) -> None:
+    if LOG_FORMAT["value"] == "json":
+        logging.getLogger("oddsforge").info(message)
+    else:
+        print(f"[oddsforge] {message}", file=sys.stderr, flush=True)
+
+
+# -- commands --------------------------------------------------------------------------------------
+def cmd_demo(args: argparse.Namespace) -> int:
+    from cli.runner import run_demo
+
+    _dagster_home()
+    report = run_demo(progress=_progress)
+
+    def human() -> None:
+        print("\nOddsForge demo: built on the embedded sample league")
+        width = max(len(stage["name"]) for stage in report["stages"])
+        for stage in report["stages"]:
+            print(f"  {stage['name']:<{width}} {stage['seconds']:>7.1f} s")
+        print("\nTables in the lake (rows):")
+        for table, rows in report["tables"].items():
+            print(f"  {table:<28} {rows:>10,}")
+        print("\nSample users' models over the season (qualifying picks, graded against final scores):")
+        print(f"  {'model':<26} {'owner':<6} {'market':<8} {'picks':>6} {'acc':>6} {'ROI':>7}")
+        for m in report["models"]:
+            acc = "-" if m["accuracy"] is None else f"{m['accuracy']:.1%}"
+            roi = "-" if m["roi"] is None else f"{m['roi']:+.1%}"
+            who = f"{m['name']:<26} {m['owner_user_id']:<6} {m['market']:<8}"
+            print(f"  {who} {m['qualifying'] or 0:>6} {acc:>6} {roi:>7}")
+        print("\nLeaderboard (dbt mart, rolling 30 days, as served by GET /marketplace/models):")
+        print(f"  {'#':>2} {'model':<26} {'graded':>6} {'acc':>6} {'ROI':>7} {'score':>6}")
+        for r in report["leaderboard"]:
+            acc = "-" if r["accuracy"] is None else f"{r['accuracy']:.1%}"
+            roi = "-" if r["roi"] is None else f"{r['roi']:+.1%}"
+            score = f"{r['performance_score']:.3f}"
+            print(f"  {r['rank']:>2} {r['name']:<26} {r['graded']:>6} {acc:>6} {roi:>7} {score:>6}")
+        market = report["marketplace"]
+        print("\nMarketplace (model_status; shared after a backtest of 50+ graded picks, paid after review):")
+        for m in market["models"]:
+            subs = market["subscriptions"].get(m["model_id"], 0)
+            price = "free" if not m["price_cents"] else f"${m['price_cents'] / 100:.2f}"
+            who = f"{m['name']:<26} {m['owner_user_id']:<6} {price:>6}"
+            print(f"  {who} {m['status']:<15} {subs:>3} subscribers")
+        hooks = report["payments"]["webhooks"]
+        print(
+            f"\nPaid subscriptions ({hooks['month']}): {hooks['delivered']} Stripe webhooks signed and "
+            f"verified, {hooks['stored']} stored (redeliveries ignored: {hooks['duplicates']})"
+        )
+        _print_payouts(report["payments"])
+        print(f"\nLake: {report['lake']}\nServing snapshot: {report['snapshot']}")
+        print("\nLook at it:")
+        print('  oddsforge sql "SELECT * FROM games ORDER BY commence_time LIMIT 5"')
+        print("  oddsforge ui          # Dagster UI on http://127.0.0.1:3000")
+        print("  oddsforge api         # API on http://127.0.0.1:8000/docs (token: oddsforge token USER)")
+        print(f"  oddsforge payouts --month {report['payments']['month']}   # re-run: nobody is paid twice")
+
+    _emit(args, report, human)
+    return 0
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    _dagster_home()
+    root = Path(__file__).resolve().parents[1]
+    cmd = [
+        sys.executable,
+        "-m",
+        "dagster",
+        "dev",
+        "-w",
+        str(root / "workspace.yaml"),
+        "-h",
+        args.host,
+        "-p",
+        str(args.port),
+    ]
+    return subprocess.call(cmd)
+
+
+def cmd_api(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from cli.logs import uvicorn_log_config
+
+    uvicorn.run(
+        "api.app:app",
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_config=uvicorn_log_config(args.log_format) if args.log_format else uvicorn.config.LOGGING_CONFIG,
+    )
+    return 0
+
+
+def cmd_import_history(args: argparse.Namespace) -> int:
+    from cli.runner import import_history
+
+    report = import_history(args.format, [Path(p) for p in args.files], progress=_progress)
+
+    def human() -> None:
+        print(f"Imported {len(args.files)} file(s) as {args.format} ({report['sport']}):")
+        print(f"  games      {report['games']:>9,}")
+        print(f"  lines      {report['lines']:>9,}  (odds snapshots {report['snapshots']:,})")
+        team, player = report["team_rows"], report["player_rows"]
+        print(f"  stat rows  {report['stat_rows']:>9,}  (team {team:,}, player {player:,})")
+        print(f"  game dates {report['first_date']} .. {report['last_date']} ({report['days']} days)")
+
+    _emit(args, report, human)
+    return 0
+
+
+def _load_model_file(path: Path, sport: str | None) -> ModelConfig:
+    """A model JSON from a file; server-set fields get local defaults, ``--sport`` fills or must match."""
+    from domain.models.config import parse_model_config
+
+    try:
+        payload = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise UserError(f"{path}: cannot read a model JSON document: {exc}") from None
+    payload.setdefault("model_id", "local--backtest")
+    payload.setdefault("creator_user_id", "local")
+    payload.setdefault("name", path.stem)
+    if sport and payload.setdefault("sport", sport) != sport:
+        raise UserError(f"{path}: the model's sport is {payload['sport']!r} but --sport says {sport!r}")
+    return parse_model_config(payload)
+
+
+def cmd_backtest(args: argparse.Namespace) -> int:
+    from services.backtests import backtest_model
+    from stores.lake import Lake
+
+    config = _load_model_file(Path(args.model), args.sport)
+    step = max(1, (args.to - getattr(args, "from")).days // 20)
+
+    def progress(day: dt.date, done: int, total: int) -> None:
+        if done % step == 0 or done == total:
+            _progress(f"backtest {done}/{total} game days (at {day})")
+
+    report = backtest_model(Lake.from_env(), config, getattr(args, "from"), args.to, progress)
+
+    def human() -> None:
+        s = report["summary"]
+        span = f"{report['from']} .. {report['to']}"
+        print(f"Backtest of {config.name!r} ({config.sport}, {config.market}) {span}")
+        print(
+            f"  games in span {report['games_in_span']:,}, analyses {s['analyses']:,}, qualifying picks "
+            f"{s['qualifying']:,}"
+        )
+        acc = "-" if s["accuracy"] is None else f"{s['accuracy']:.1%}"
+        roi = "-" if s["roi"] is None else f"{s['roi']:+.1%}"
+        brier = "-" if s["brier"] is None else f"{s['brier']:.4f}"
+        print(f"  graded {s['graded']:,}: {s['wins']:,} won, {s['losses']:,} lost, {s['pushes']:,} pushes")
+        print(f"  accuracy {acc}   ROI {roi}   profit {s['profit']:+.2f} units   Brier {brier}")
+        sides = ", ".join(
+            f"{k.removeprefix('picks_')} {v}" for k, v in s.items() if k.startswith("picks_") and v
+        )
+        print(f"  picks per side: {sides or 'none'}")
+        print("\n  month      picks  graded  accuracy      ROI")
+        for m in report["monthly"]:
+            acc = "-" if m["accuracy"] is None else f"{m['accuracy']:.1%}"
+            roi = "-" if m["roi"] is None else f"{m['roi']:+.1%}"
+            print(f"  {m['month']}  {m['qualifying']:>7,}  {m['graded']:>6,}  {acc:>8}  {roi:>7}")
+
+    _emit(args, report, human)
+    return 0
+
+
+def cmd_formula(args: argparse.Namespace) -> int:
+    from services.sandbox import cli_check, cli_eval
+
+    if args.formula_command == "check":
+        code, payload = cli_check(args.expr, [f for f in args.fields.split(",") if f])
+    else:
+        code, payload = cli_eval(args.expr, args.row)
+    print(json.dumps(payload, indent=2))
+    return code
+
+
+def cmd_sql(args: argparse.Namespace) -> int:
+    from stores.lake import Lake
+    from stores.warehouse import lake_connection
+
+    con = lake_connection(Lake.from_env())
+    rel = con.sql(args.query)
+    if rel is None:
+        return 0
+    if args.json:
+        print(json.dumps(rel.pl().to_dicts(), indent=2, default=str))
+    else:
+        rel.show(max_rows=args.max_rows, max_width=200)
+    return 0
+
+
+def cmd_dataset_validate(args: argparse.Namespace) -> int:
+    """Exit 0 for a usable file, 1 for a readable but unusable one, 2 for a rejected one (SPEC 7)."""
+    from domain.datasets.registry import DatasetLimits, check_file_size
+    from stores.datasets import assess
+
+    path = Path(args.file)
+    try:
+        schema = json.loads(args.schema) if args.schema else None
+    except json.JSONDecodeError as exc:
+        raise UserError(f"--schema is not JSON: {exc}") from None
+    if schema is not None and not isinstance(schema, dict):
+        raise UserError('--schema must be a JSON object of field names to types, e.g. {"x": "float"}')
+    try:
+        check_file_size(path.stat().st_size, DatasetLimits())  # before reading a huge file
+        today = dt.datetime.now(dt.UTC).date()  # the API's dry run dates reports in UTC too
+        found = assess(path.read_bytes(), path.name, schema, args.sport, args.data_type, today)
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read the file: {exc.strerror}") from None
+    except UserError as exc:  # rejected outright: over a limit, unreadable, a key field missing
+        if args.json:
+            print(json.dumps({"file": path.name, "rejected": True, "error": str(exc)}, indent=2))
+        else:
+            print(f"{path.name}: REJECTED: {exc}", file=sys.stderr)
+        return 2
+    report = found.as_dict()
+    quality = report["quality"]
+
+    def human() -> None:
+        print(f"{report['file']}: {report['format']}, {report['rows']:,} rows x {report['fields']} fields")
+        verdict = "usable" if quality["usable"] else "NOT usable (models need a score above 0.8)"
+        print(f"quality score {quality['score']:.3f}: {verdict}")
+        parts = ("schema_valid", "type_valid", "completeness", "uniqueness", "freshness")
+        print("  " + "  ".join(f"{p} {quality[p]:.3f}" for p in parts))
+        print("fields:")
+        for f in quality["fields"]:
+            print(f"  {f['name']:<24} {f['type']:<9} empty {f['empty']:>7,}  invalid {f['invalid']:>7,}")
+        for failure in quality["failures"]:
+            print(f"  - {failure['rule']}: {failure['message']}")
+        for warning in report["warnings"]:
+            print(f"warning: {warning}")
+
+    _emit(args, report, human)
+    return 0 if quality["usable"] else 1
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    from api.auth import mint_token
+    from api.settings import ApiSettings
+
+    settings = ApiSettings.from_env()
+    print(mint_token(args.user_id, settings.jwt_secret, ttl_seconds=args.ttl_hours * 3600))
+    return 0
+
+
+def _dollars(cents: int | None) -> str:
+    return "-" if cents is None else f"{cents / 100:,.2f}"
+
+
+def _print_payouts(report: dict[str, Any]) -> None:
+    """The month's creators (earned, payout, carried over) and its payouts, as a person reads them."""
+    month = report["month"]
+    print(f"Creators' earnings in {month} (USD; 70% of paid invoices, refunds taken back):")
+    print(f"  {'creator':<12} {'revenue':>9} {'refunds':>9} {'earned':>9} {'payout':>9} {'carried':>9}")
+    for c in report["creators"]:
+        cells = (c["revenue_cents"], c["reversed_cents"], c["earned_cents"], c["payout_cents"])
+        money = " ".join(f"{_dollars(v):>9}" for v in cells)
+        print(f"  {c['creator_id']:<12} {money} {_dollars(c['carried_over_cents']):>9}")
+    print(f"Payouts for {month} (balance >= $50 at the month's end; paid on the 1st after it):")
+    if not report["payouts"]:
+        print("  none: no creator's balance reached $50 (balances carry over)")
+    for p in report["payouts"]:
+        line = f"  {p['creator_id']:<12} {_dollars(p['amount_cents']):>9}  {p['status']:<15}"
+        print(line + (f" {p['transfer_id'] or p['detail']}" if p["status"] != "pending_stripe" else ""))
+    if report["stripe"] != "configured":
+        print(f"  NOTE: {report['stripe']}.")
+
+
+def cmd_payouts(args: argparse.Namespace) -> int:
+    from cli.runner import run_payouts
+
+    _dagster_home()
+    report = run_payouts(args.month, progress=_progress)
+    _emit(args, report, lambda: _print_payouts(report))
+    return 0 if report["succeeded"] else 1
+
+
+def cmd_review(args: argparse.Namespace) -> int:
+    from stores.lake import Lake
+    from stores.reviews import decide, review_queue
+
+    lake = Lake.from_env()
+    if args.review_command == "list":
+        queue = review_queue(lake, include_decided=args.all)
+        rows = queue.select("model_id", "version", "owner_user_id", "name", "price_cents", "status", "reason")
+
+        def human() -> None:
+            if rows.is_empty():
+                print("No paid model is waiting for review." if not args.all else "No paid public models.")
+            for r in rows.iter_rows(named=True):
+                print(
+                    f"{r['model_id']}  v{r['version']}  {r['owner_user_id']}  {r['name']!r}  "
+                    f"${_dollars(r['price_cents'])}/month  {r['status']}: {r['reason']}"
+                )
+
+        _emit(args, {"models": rows.to_dicts()}, human)
+        return 0
+    decision = "approve" if args.review_command == "approve" else "reject"
+    review = decide(lake, args.model_id, decision, args.reason or "", args.reviewer, dt.datetime.now(dt.UTC))
+
+    def done() -> None:
+        verb = "Approved" if decision == "approve" else "Rejected"
+        print(
+            f"{verb} {review['model_id']} v{review['version']} at ${_dollars(review['price_cents'])}/month; "
+            "the marketplace updates on the next model_status run."
+        )
+
+    _emit(args, review, done)
+    return 0
+
+
+# -- parser ----------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="oddsforge",
+        description="OddsForge: user-defined sports-betting models on Dagster. "
+        "Lake root from ODDSFORGE_LAKE (default ./data/lake, or s3://bucket/prefix).",
+    )
+    parser.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        default=os.environ.get("ODDSFORGE_LOG_FORMAT") or None,
+        help="log lines as text or one JSON object per line (default: ODDSFORGE_LOG_FORMAT, else "
+        "Python's default warnings-only logging)",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("demo", help="ingest the embedded sample league and publish it (the main job)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("ui", help="start the Dagster UI (dagster dev) on this project")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=3000)
+    p.set_defaults(func=cmd_ui)
+
+    p = sub.add_parser("api", help="serve the HTTP API with uvicorn")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--workers", type=int, default=1)
+    p.set_defaults(func=cmd_api)
+
+    from services.history_files import HISTORY_FORMATS
+
+    p = sub.add_parser("import-history", help="load real history files into the lake")
+    p.add_argument("--format", required=True, choices=sorted(HISTORY_FORMATS), help="the files' format")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--json", action="store_true", help="print the counts as JSON")
+    p.set_defaults(func=cmd_import_history)
+
+    p = sub.add_parser("backtest", help="replay a model JSON over the lake's history as if live")
+    p.add_argument("model", metavar="MODEL.json")
+    p.add_argument("--sport", help="sport key (fills or must match the model's sport)")
+    p.add_argument("--from", required=True, type=dt.date.fromisoformat, metavar="YYYY-MM-DD")
+    p.add_argument("--to", required=True, type=dt.date.fromisoformat, metavar="YYYY-MM-DD")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=cmd_backtest)
+
+    p = sub.add_parser("formula", help="check or evaluate a custom-data formula (prints JSON)")
+    fsub = p.add_subparsers(dest="formula_command", required=True, metavar="ACTION")
+    f = fsub.add_parser("check", help="parse EXPR under the formula grammar; exit 1 on rejection")
+    f.add_argument("expr", metavar="EXPR")
+    f.add_argument("--fields", default="", help="comma-separated field names the formula may use")
+    f.set_defaults(func=cmd_formula)
+    f = fsub.add_parser("eval", help="evaluate EXPR on one row in the sandbox; exit 1 on failure")
+    f.add_argument("expr", metavar="EXPR")
+    f.add_argument("--row", required=True, help="the row as JSON, e.g. '{\"a\": 1}'")
+    f.set_defaults(func=cmd_formula)
+
+    p = sub.add_parser("sql", help="run SQL over the lake's tables (a view per table)")
+    p.add_argument("query")
+    p.add_argument("--json", action="store_true", help="print rows as JSON")
+    p.add_argument("--max-rows", type=int, default=40)
+    p.set_defaults(func=cmd_sql)
+
+    p = sub.add_parser("token", help="mint a development JWT for USER_ID (ODDSFORGE_JWT_SECRET)")
+    p.add_argument("user_id")
+    p.add_argument("--ttl-hours", type=int, default=24)
+    p.set_defaults(func=cmd_token)
+
+    p = sub.add_parser(
+        "payouts",
+        help="post pending Stripe events, then run (or re-run) a month's creator payouts",
+        description="Without STRIPE_API_KEY the payouts are recorded as pending_stripe and no money moves; "
+        "re-running a month never pays anyone twice. Exit status 1 when Stripe refused a transfer.",
+    )
+    p.add_argument("--month", required=True, metavar="YYYY-MM", help="the month whose earnings are paid")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=cmd_payouts)
+
+    from domain.models.config import DataType
+    from domain.sports import SPORTS
+
+    p = sub.add_parser("dataset", help="user datasets")
+    datasets = p.add_subparsers(dest="dataset_command", required=True, metavar="ACTION")
+    p = datasets.add_parser(
+        "validate",
+        help="the quality report of a dataset file, as the API's dry run gives it",
+        description="Exit status: 0 usable (score above 0.8), 1 readable but unusable, 2 rejected.",
+    )
+    p.add_argument("file", metavar="FILE", help="CSV, JSON (records or lines), .xlsx or Parquet")
+    p.add_argument("--schema", metavar="JSON", help='declared field types, e.g. \'{"temperature": "float"}\'')
+    p.add_argument("--sport", choices=sorted(SPORTS), help="freshness uses this sport's seasons")
+    p.add_argument("--data-type", default="game_level", choices=get_args(DataType))
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=cmd_dataset_validate)
+    p = sub.add_parser("review", help="operators: review paid models before they are listed")
+    reviews = p.add_subparsers(dest="review_command", required=True, metavar="ACTION")
+    r = reviews.add_parser("list", help="paid public models waiting for review")
+    r.add_argument("--all", action="store_true", help="every paid public model, reviewed or not")
+    r.add_argument("--json", action="store_true", help="print the models as JSON")
+    r.set_defaults(func=cmd_review)
+    for action, text in (("approve", "list the model's latest version"), ("reject", "keep it unlisted")):
+        r = reviews.add_parser(action, help=f"{action} a paid model: {text}")
+        r.add_argument("model_id", metavar="MODEL_ID")
+        r.add_argument("--reason", required=action == "reject", help="why (shown to the creator)")
+        r.add_argument("--reviewer", default=os.environ.get("USER", "operator"), help="who decided")
+        r.add_argument("--json", action="store_true", help="print the decision as JSON")
+        r.set_defaults(func=cmd_review)
+    return parser
+
+
+def _quiet_dagster_notices() -> None:
+    """Dagster's beta and preview notices are about this code's use of its API, for its developers
+    (the test suite shows them), not for the person running a command."""
+    from dagster import BetaWarning, PreviewWarning
+
+    for category in (BetaWarning, PreviewWarning):
+        warnings.filterwarnings("ignore", category=category)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _quiet_dagster_notices()
+    if args.log_format:
+        from cli.logs import configure_logging
+
+        configure_logging(args.log_format)
+        LOG_FORMAT["value"] = args.log_format
+    started = time.monotonic()
+    try:
+        return args.func(args)
+    except UserError as exc:
+        print(f"oddsforge {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        if os.environ.get("ODDSFORGE_TIMING"):
+            _progress(f"{args.command} took {time.monotonic() - started:.1f} s")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

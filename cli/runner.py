@@ -1,0 +1,315 @@
+"""Running jobs in-process for the CLI: the demo and history imports.
+
+Runs go through the Dagster instance in ``DAGSTER_HOME`` so that the UI shows what the command did.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import io
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import duckdb
+import polars as pl
+
+from assets.analyses import read_model_versions
+from domain.errors import UserError
+from domain.formats.sample_league import SEASON_END, SEASON_START
+from domain.models.engine import ANALYSES, grade_analyses, performance
+from domain.tables.schemas import GAMES
+from pipelines.jobs import range_tags
+from stores.lake import Lake, raw_key
+from stores.warehouse import LAKE_TABLES, Warehouse, lake_connection
+
+Progress = Callable[[str], None]
+QUIET = {"console": {"config": {"log_level": "WARNING"}}}
+"""Run config for in-process runs of the CLI: the instance keeps every event; the terminal stays readable."""
+QUIET_RUN = {"loggers": QUIET}
+
+
+def execute_range(
+    job_name: str,
+    start: dt.date,
+    last: dt.date,
+    sports: list[str] | None = None,
+    instance: dg.DagsterInstance | None = None,
+) -> dg.ExecuteInProcessResult:
+    """Materialise ``job_name`` for game dates ``start..last`` (inclusive) in one run."""
+    from pipelines.definitions import defs
+
+    job = defs.resolve_job_def(job_name)
+    run_config: dict[str, Any] = {"loggers": QUIET}
+    if sports is not None:
+        ops = {node.name for node in job.graph.node_defs}
+        run_config["ops"] = {op: {"config": {"sports": sports}} for op in sorted(ops)}
+    result = job.execute_in_process(
+        instance=instance or dg.DagsterInstance.get(),
+        run_config=run_config,
+        tags=range_tags(start, last),
+        raise_on_error=True,
+    )
+    return result
+
+
+def _timed(stages: list[dict[str, Any]], name: str, progress: Progress, fn: Callable[[], Any]) -> Any:
+    progress(f"{name} ...")
+    started = time.monotonic()
+    out = fn()
+    seconds = time.monotonic() - started
+    stages.append({"name": name, "seconds": round(seconds, 2)})
+    progress(f"{name} done in {seconds:.1f} s")
+    return out
+
+
+def table_counts(lake: Lake) -> dict[str, int]:
+    with lake_connection(lake) as con:
+        return {t: con.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in LAKE_TABLES}
+
+
+def run_job(job_name: str) -> dg.ExecuteInProcessResult:
+    """An unpartitioned job, in-process, on the instance in ``DAGSTER_HOME``."""
+    from pipelines.definitions import defs
+
+    return defs.resolve_job_def(job_name).execute_in_process(
+        instance=dg.DagsterInstance.get(), run_config={"loggers": QUIET}
+    )
+
+
+def run_dbt_job(job_name: str, progress: Progress) -> dg.ExecuteInProcessResult:
+    """:func:`run_job` for a job with dbt assets. dagster-dbt echoes every dbt line to stdout (the
+    UI's compute log); a CLI's stdout carries its report or JSON, so here the echo is captured: dbt's
+    summary line goes to ``progress``, and everything to stderr if the run fails."""
+    echoed = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(echoed):
+            result = run_job(job_name)
+    except BaseException:
+        sys.stderr.write(echoed.getvalue())
+        raise
+    summary = [line for line in echoed.getvalue().splitlines() if line.startswith("Done. PASS=")]
+    if summary:
+        progress(f"dbt build: {summary[-1].removeprefix('Done. ')}")
+    return result
+
+
+def model_season_summary(
+    lake: Lake, model_ids: list[str], start: dt.date, end: dt.date
+) -> list[dict[str, Any]]:
+    """Each demo model's record over the analysed season (graded with the backtests' own code)."""
+    sport = "basketball_nba"
+    analyses = lake.read_table("analyses", sport, start, end + dt.timedelta(days=1), ANALYSES)
+    games = lake.read_table("games", sport, start, end + dt.timedelta(days=1), GAMES)
+    record = performance(grade_analyses(analyses, games), ["model_id"])
+    names = read_model_versions(lake).select("model_id", "name", "owner_user_id", "market", "public")
+    table = names.unique("model_id").join(record, on="model_id", how="left")
+    order = {m: i for i, m in enumerate(model_ids)}
+    return sorted(table.to_dicts(), key=lambda r: order.get(r["model_id"], len(order)))
+
+
+def leaderboard_rows(warehouse: Warehouse) -> list[dict[str, Any]]:
+    """The leaderboard mart as served (read from the current serving snapshot)."""
+    path = warehouse.current()
+    if path is None:
+        return []
+    with duckdb.connect(str(path), read_only=True) as con:
+        return con.execute("SELECT * FROM leaderboard ORDER BY sport, bet_type, rank").pl().to_dicts()
+
+
+def marketplace_rows(warehouse: Warehouse) -> dict[str, Any]:
+    """Every model's listing status and the subscriptions with access, as served."""
+    path = warehouse.current()
+    if path is None:
+        return {"models": [], "subscriptions": {}}
+    with duckdb.connect(str(path), read_only=True) as con:
+        models = con.execute(
+            "SELECT model_id, version, owner_user_id, name, price_cents, status, reason "
+            "FROM model_status ORDER BY status, model_id"
+        ).pl()
+        subs = con.execute(
+            "SELECT model_id, count(*) FROM subscriptions "
+            "WHERE status IN ('trial', 'active') GROUP BY model_id"
+        ).fetchall()
+    return {"models": models.to_dicts(), "subscriptions": dict(subs)}
+
+
+def paid_models(lake: Lake) -> list[dict[str, Any]]:
+    """The latest version of each paid model (model_id, owner_user_id, price_cents, trial_days)."""
+    versions = read_model_versions(lake).sort("version").unique("model_id", keep="last")
+    paid = versions.filter(pl.col("price_cents") > 0).sort("model_id")
+    return paid.select("model_id", "owner_user_id", "price_cents", "trial_days").to_dicts()
+
+
+def run_demo(progress: Progress) -> dict[str, Any]:
+    """The main job on the embedded default: a season of the sample league, ingested and served,
+    with a few users' models registered and analysed over it."""
+    from cli.demo import publish_demo_models, register_demo_models, subscribe_demo_users
+    from cli.demo_payments import DEMO_MONTH, deliver_demo_month
+    from pipelines.definitions import defs
+
+    stages: list[dict[str, Any]] = []
+    lake: Lake = defs.resources["lake"]
+    nba = ["basketball_nba"]
+    _timed(
+        stages,
+        f"ingest sample league {SEASON_START}..{SEASON_END}",
+        progress,
+        lambda: execute_range("ingest_job", SEASON_START, SEASON_END, sports=nba),
+    )
+    model_ids = _timed(stages, "register sample users' models", progress, lambda: register_demo_models(lake))
+    published = _timed(
+        stages,
+        "backtest and publish shared models",
+        progress,
+        lambda: publish_demo_models(lake, SEASON_START),
+    )
+    _timed(stages, "free subscriptions", progress, lambda: subscribe_demo_users(lake))
+    _timed(stages, "model_versions table", progress, lambda: run_job("models_job"))
+    webhooks = _timed(
+        stages,
+        f"paid subscriptions {DEMO_MONTH} (signed webhooks)",
+        progress,
+        lambda: deliver_demo_month(lake, paid_models(lake)),
+    )
+    payments = _timed(
+        stages, f"ledger and payouts {DEMO_MONTH}", progress, lambda: run_payouts(DEMO_MONTH, progress)
+    )
+    _timed(
+        stages,
+        f"analyses {SEASON_START}..{SEASON_END}",
+        progress,
+        lambda: execute_range("analyses_job", SEASON_START, SEASON_END, sports=nba),
+    )
+    _timed(
+        stages,
+        "settled picks and daily performance",
+        progress,
+        lambda: execute_range("performance_job", SEASON_START, SEASON_END, sports=nba),
+    )
+    _timed(stages, "calibration and dbt marts", progress, lambda: run_dbt_job("marts_job", progress))
+    _timed(stages, "publish serving snapshot", progress, lambda: run_job("serving_job"))
+    warehouse = defs.resources["warehouse"]
+    return {
+        "leaderboard": leaderboard_rows(warehouse),
+        "marketplace": marketplace_rows(warehouse) | {"published": published},
+        "payments": payments | {"webhooks": webhooks},
+        "stages": stages,
+        "tables": table_counts(lake),
+        "models": model_season_summary(lake, model_ids, SEASON_START, SEASON_END),
+        "lake": lake.uri(""),
+        "snapshot": str(warehouse.current()),
+    }
+
+
+def run_payouts(month: str, progress: Progress) -> dict[str, Any]:
+    """Post every unposted Stripe event onto the ledger, run (or re-run) ``month``'s payouts, post the
+    transfers they made, and report the month's payouts. Resources come from the environment now
+    (``STRIPE_API_KEY`` decides whether transfers are made)."""
+    from assets.models import _UNFINISHED
+    from assets.payments import NO_STRIPE, RUN_TAGS, creator_balances, ledger, monthly_partitions, payouts
+    from domain.money.earnings import monthly_earnings
+    from resources.settings import build_resources
+    from stores.ledger import read_ledger, unread_keys
+    from stores.payouts import read_payout_records
+
+    months = monthly_partitions.get_partition_keys()
+    if month not in months:
+        raise UserError(f"--month {month}: not an ended month in {months[0]} .. {months[-1]} (YYYY-MM)")
+    instance = dg.DagsterInstance.get()
+    if instance.get_runs(dg.RunsFilter(tags=RUN_TAGS, statuses=_UNFINISHED), limit=1):
+        raise UserError("a ledger run is in progress (the Stripe inbox sensor's): retry when it has ended")
+    resources = build_resources()
+    lake: Lake = resources["lake"]
+
+    def post_ledger() -> dg.ExecuteInProcessResult:
+        return dg.materialize(
+            [ledger, creator_balances],
+            instance=instance,
+            resources=resources,
+            tags=RUN_TAGS,
+            run_config=QUIET_RUN,
+        )
+
+    progress(f"ledger: posting {len(unread_keys(lake))} unposted inbox objects")
+    post_ledger()
+    progress(f"payouts {month}")
+    paid = dg.materialize(
+        [payouts],
+        partition_key=month,
+        instance=instance,
+        resources=resources,
+        run_config=QUIET_RUN,
+        raise_on_error=False,
+    )
+    if unread_keys(lake):  # the transfers just recorded
+        post_ledger()
+    records = read_payout_records(lake).filter(pl.col("month") == month)
+    entries = read_ledger(lake)
+    earned = monthly_earnings(entries, read_payout_records(lake)).filter(pl.col("month") == month)
+    stripe = resources["payments"] is not None
+    return {
+        "month": month,
+        "succeeded": paid.success,
+        "stripe": "configured" if stripe else NO_STRIPE,
+        "payouts": records.to_dicts(),
+        "total_cents": int(records["amount_cents"].sum()),
+        "creators": earned.to_dicts(),
+        "ledger": {
+            "entries": entries.height,
+            "sum_cents": int(entries["amount_cents"].sum()),
+            "unposted_objects": len(unread_keys(lake)),
+        },
+    }
+
+
+def import_history(fmt: str, files: list[Path], progress: Progress) -> dict[str, Any]:
+    """Parse history files, land them as raw partitions and rebuild the tidy tables of their dates.
+
+    Every file is parsed before anything is written, so a bad file leaves the lake untouched. The
+    tidy rebuild calls the same function as the tidy assets, for the imported game dates only (a
+    range run over 17 seasons would also rebuild thousands of empty days).
+    """
+    from assets.ingest import TIDY_BUILDERS, rebuild_table
+    from services.history_files import read_history
+
+    progress(f"reading {len(files)} file(s) as {fmt}")
+    batch = read_history(fmt, files)
+    for warning in batch.warnings:
+        progress(f"warning: {warning}")
+    lake = Lake.from_env()
+    days = sorted({d for df in batch.frames.values() for d in df.get_column("game_date").unique().to_list()})
+    for table, df in batch.frames.items():
+        if df.is_empty():
+            continue
+        table_days = sorted(df.get_column("game_date").unique().to_list())
+        progress(f"writing {df.height:,} raw {table} rows over {len(table_days):,} game dates")
+        lake.write_daily(df, lambda d, t=table: raw_key(t, batch.sport, d, fmt), table_days)
+    rebuilt: dict[str, int] = {}
+    if days:
+        for table in TIDY_BUILDERS:
+            out, _ = rebuild_table(lake, table, batch.sport, days)
+            rebuilt[table] = out.height
+            progress(f"rebuilt {table}: {out.height:,} rows")
+    frames = batch.frames
+    snapshots = frames.get("odds_snapshots")
+    return {
+        "format": fmt,
+        "sport": batch.sport,
+        "files": [str(f) for f in files],
+        "games": batch.games,
+        "lines": 0 if snapshots is None else snapshots.select("game_id", "bookmaker", "market").n_unique(),
+        "snapshots": 0 if snapshots is None else snapshots.height,
+        "team_rows": frames["team_box"].height if "team_box" in frames else 0,
+        "player_rows": frames["player_box"].height if "player_box" in frames else 0,
+        "stat_rows": batch.stat_rows,
+        "days": len(days),
+        "first_date": days[0].isoformat() if days else None,
+        "last_date": days[-1].isoformat() if days else None,
+        "warnings": batch.warnings,
+        "tables_rebuilt": rebuilt,
+    }

@@ -1,0 +1,594 @@
+"""The model configuration: the seed's JSON schema plus ``market``, with SPEC section 3's rules.
+
+A config is one immutable model *version*. Everything that can be checked from the config alone is
+checked when it is parsed (:func:`parse_model_config`); rules that need facts stored elsewhere (who
+owns a dataset, its quality score, the formula grammar) are checked by :func:`validate_against`.
+Both report every problem at once as a :class:`ConfigError` whose entries name the field path and say
+what is allowed, so the API can answer 422 with messages a model builder can act on.
+
+Data sources are keyed by name: the four built-in names select their kind; any other name is a
+custom source over a user dataset and must carry a ``dataset_id``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Annotated, Any, ClassVar, Literal, get_args
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    computed_field,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
+
+from domain.errors import UserError
+from domain.models.catalogue import CATALOGUES, FieldKind, fields_of, normalise_field_name
+from domain.money.pricing import CREATOR_SHARE_PERCENT, describe_price_tiers, dollars_to_cents, price_tier
+from domain.sports import SPORTS, sport_info
+
+MAX_ENABLED_SOURCES = 5
+MIN_DATASET_QUALITY = 0.8
+"""A dataset is usable in models only with a quality score *above* this (seed, SPEC section 7)."""
+
+BUILTIN_SOURCES = ("team_stats", "player_stats", "odds_movement", "historical_performance")
+Market = Literal["spreads", "h2h", "totals"]
+Transformation = Literal["linear", "threshold", "percentile", "custom_formula"]
+
+_SOURCE_NAME = re.compile(r"[A-Za-z0-9_]{1,64}")
+Identifier = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@|:+-]{0,127}$"),
+    Field(description="Letters, digits and _ . @ | : + - (no slashes: ids are parts of object keys)"),
+]
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+
+
+# ---- errors -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    path: str
+    """Dotted field path, e.g. ``data_sources.team_stats.fields[1]``; empty for the whole config."""
+    message: str
+
+
+class ConfigError(UserError, ValueError):
+    """Every problem found in a config. A ValueError, so pydantic validators may raise it; paths
+    raised inside a nested model are relative to that model and made absolute by
+    :func:`parse_model_config`."""
+
+    def __init__(self, problems: list[ConfigProblem]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(f"{p.path or '<config>'}: {p.message}" for p in problems))
+
+    def as_dicts(self) -> list[dict[str, str]]:
+        """JSON-ready problems for an HTTP 422 body."""
+        return [{"path": p.path, "message": p.message} for p in self.problems]
+
+
+def _join(prefix: str, path: str) -> str:
+    if not prefix or not path:
+        return prefix or path
+    return f"{prefix}{path}" if path.startswith("[") else f"{prefix}.{path}"
+
+
+# ---- sources ------------------------------------------------------------------------------------
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+def _normalise_fields(names: tuple[str, ...]) -> tuple[str, ...]:
+    normalised = tuple(normalise_field_name(n) for n in names)
+    problems = [
+        ConfigProblem(f"[{i}]", f"{names[i]!r} repeats a field listed earlier; list each field once")
+        for i, name in enumerate(normalised)
+        if name in normalised[:i]
+    ]
+    if problems:
+        raise ConfigError(problems)
+    return normalised
+
+
+FieldList = Annotated[
+    tuple[str, ...],
+    Field(min_length=1, description="Catalogue field names of the model's sport; case-insensitive"),
+    AfterValidator(_normalise_fields),
+]
+
+
+class SourceBase(_Frozen):
+    kind: ClassVar[str]
+    enabled: bool = True
+    weight: Annotated[float, Field(ge=0, allow_inf_nan=False, description="Relative weight, >= 0")]
+    dynamic_weighting: bool | None = Field(
+        default=None, description="Overrides the model's dynamic_weighting for this source when set"
+    )
+
+
+class TeamStatsSource(SourceBase):
+    """Team form: each field's mean over the team's last games, as a z-score against the league."""
+
+    kind: ClassVar[str] = "team_stats"
+    fields: FieldList
+    lookback_games: Annotated[int, Field(ge=1, le=82)] = 10
+
+
+class PlayerStatsSource(SourceBase):
+    """Player form summed over the players who reach ``min_minutes`` on average."""
+
+    kind: ClassVar[str] = "player_stats"
+    fields: FieldList
+    min_minutes: Annotated[float, Field(ge=0, le=48)] = 20
+    lookback_games: Annotated[int, Field(ge=1, le=82)] = 10
+
+
+class OddsMovementSource(SourceBase):
+    """Line movement between the opening and the current line inside the window."""
+
+    kind: ClassVar[str] = "odds_movement"
+    time_window_hours: Annotated[int, Field(ge=1, le=168)] = 24
+
+
+class HistoricalPerformanceSource(SourceBase):
+    """Each team's recent rate of covering, winning or going over."""
+
+    kind: ClassVar[str] = "historical_performance"
+    lookback_days: Annotated[int, Field(ge=1, le=365)] = 30
+
+
+class CustomDataSource(SourceBase):
+    """A field of one of the creator's datasets, transformed to a score in [0, 1]."""
+
+    kind: ClassVar[str] = "custom"
+    dataset_id: Identifier
+    field: str | None = Field(default=None, description="Required except for custom_formula")
+    transformation: Transformation
+    min_value: Finite | None = Field(default=None, description="linear: value scored 0")
+    max_value: Finite | None = Field(default=None, description="linear: value scored 1")
+    threshold: Finite | None = Field(default=None, description="threshold: values above it score 1")
+    formula: str | None = Field(default=None, description="custom_formula: expression over fields")
+    invert: bool = Field(default=False, description="Score 1 - s instead of s")
+
+    @model_validator(mode="after")
+    def _parameters_for_transformation(self) -> CustomDataSource:
+        problems: list[ConfigProblem] = []
+        t = self.transformation
+        if t != "custom_formula" and not self.field:
+            problems.append(ConfigProblem("field", f"transformation {t} needs the dataset field to score"))
+        if t == "linear":
+            if self.min_value is None or self.max_value is None:
+                problems.append(
+                    ConfigProblem(
+                        "max_value" if self.min_value is not None else "min_value",
+                        "linear needs both min_value and max_value, with min_value < max_value",
+                    )
+                )
+            elif not self.min_value < self.max_value:
+                problems.append(
+                    ConfigProblem(
+                        "max_value",
+                        f"linear needs min_value < max_value; got min_value {self.min_value} and "
+                        f"max_value {self.max_value}",
+                    )
+                )
+        elif t == "threshold" and self.threshold is None:
+            problems.append(ConfigProblem("threshold", "transformation threshold needs a threshold value"))
+        elif t == "custom_formula" and not self.formula:
+            problems.append(ConfigProblem("formula", "transformation custom_formula needs a formula"))
+        if problems:
+            raise ConfigError(problems)
+        return self
+
+
+SourceConfig = (
+    TeamStatsSource | PlayerStatsSource | OddsMovementSource | HistoricalPerformanceSource | CustomDataSource
+)
+
+
+class DataSources(BaseModel):
+    """Sources by name. Built-in names select their kind; every other name is a custom source."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    __pydantic_extra__: dict[str, CustomDataSource] = Field(init=False)
+
+    team_stats: TeamStatsSource | None = None
+    player_stats: PlayerStatsSource | None = None
+    odds_movement: OddsMovementSource | None = None
+    historical_performance: HistoricalPerformanceSource | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _custom_source_names(cls, data: Any) -> Any:
+        """Say what went wrong with a misspelt built-in name instead of 'dataset_id missing'."""
+        if not isinstance(data, Mapping):
+            return data
+        problems = []
+        for name, source in data.items():
+            if name in BUILTIN_SOURCES:
+                continue
+            if not _SOURCE_NAME.fullmatch(name):
+                problems.append(ConfigProblem(name, "source names use letters, digits and _ (1 to 64)"))
+            elif not (isinstance(source, Mapping) and "dataset_id" in source):
+                problems.append(
+                    ConfigProblem(
+                        name,
+                        f"unknown source {name!r}: the built-in sources are {', '.join(BUILTIN_SOURCES)}; "
+                        "any other name is a custom source and needs a dataset_id",
+                    )
+                )
+        if problems:
+            raise ConfigError(problems)
+        return data
+
+    def as_dict(self) -> dict[str, SourceConfig]:
+        """Every configured source by name: built-ins first, then custom sources in input order."""
+        builtins = {name: getattr(self, name) for name in BUILTIN_SOURCES}
+        return {name: s for name, s in builtins.items() if s is not None} | dict(self.__pydantic_extra__)
+
+
+# ---- sharing ------------------------------------------------------------------------------------
+
+
+class Sharing(_Frozen):
+    """Marketplace settings. Prices are dollars in the JSON (as in the seed) and cents in code."""
+
+    public: bool = False
+    price_per_month: Annotated[
+        Decimal,
+        Field(
+            ge=0,
+            decimal_places=2,
+            allow_inf_nan=False,
+            description=f"Dollars per month: {describe_price_tiers()}. price_cents is accepted too.",
+        ),
+    ] = Decimal(0)
+    revenue_share: Annotated[
+        float, Field(description=f"The creator's share; must be {CREATOR_SHARE_PERCENT / 100}")
+    ] = CREATOR_SHARE_PERCENT / 100
+    trial_days: Annotated[int, Field(ge=0, le=30)] = 0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _accept_cents(cls, data: Any) -> Any:
+        """Accept ``price_cents`` (as this model dumps it) when it agrees with ``price_per_month``."""
+        if not isinstance(data, Mapping) or "price_cents" not in data:
+            return data
+        data = dict(data)
+        cents = data.pop("price_cents")
+        if not isinstance(cents, int) or isinstance(cents, bool):
+            raise ConfigError(
+                [ConfigProblem("price_cents", f"must be a whole number of cents; got {cents!r}")]
+            )
+        dollars = Decimal(cents) / 100
+        given = data.setdefault("price_per_month", dollars)
+        if Decimal(str(given)) != dollars:
+            raise ConfigError(
+                [
+                    ConfigProblem(
+                        "price_cents",
+                        f"{cents} cents disagrees with price_per_month {given}; give one of them",
+                    )
+                ]
+            )
+        return data
+
+    @field_validator("price_per_month")
+    @classmethod
+    def _in_a_tier(cls, price: Decimal) -> Decimal:
+        if price_tier(dollars_to_cents(price)) is None:
+            raise ValueError(
+                f"{price} is neither 0 nor inside a pricing tier; allowed: {describe_price_tiers()}"
+            )
+        return price
+
+    @field_validator("revenue_share")
+    @classmethod
+    def _platform_share(cls, share: float) -> float:
+        if Decimal(str(share)) * 100 != CREATOR_SHARE_PERCENT:
+            raise ValueError(
+                f"must be {CREATOR_SHARE_PERCENT / 100}: creators receive the platform's fixed "
+                f"{CREATOR_SHARE_PERCENT}% share; got {share}"
+            )
+        return share
+
+    @field_serializer("price_per_month", when_used="json")
+    def _dollars_as_number(self, price: Decimal) -> float:
+        return float(price)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def price_cents(self) -> int:
+        """The monthly price in cents, exact (9.99 -> 999)."""
+        return dollars_to_cents(self.price_per_month)
+
+
+# ---- the model ----------------------------------------------------------------------------------
+
+
+class ModelConfig(_Frozen):
+    """One version of a user's betting model (seed "Model Configuration Schema", SPEC section 3)."""
+
+    model_id: Identifier
+    name: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+    description: Annotated[str, StringConstraints(max_length=2000)] = ""
+    creator_user_id: Identifier
+    version: Annotated[int, Field(ge=1)] = 1
+    sport: Annotated[str, Field(json_schema_extra={"enum": list(SPORTS)})]
+    bet_type: Literal["game"] = Field(default="game", description="'player' (props) is not supported yet")
+    market: Market = Field(default="spreads", description="The game market the model bets")
+    data_sources: DataSources
+    dynamic_weighting: bool = Field(
+        default=False, description="Scale each source's weight by its recent hit rate; per-source override"
+    )
+    min_confidence: Annotated[float, Field(ge=0.5, le=1, description="Picks below it do not qualify")] = 0.5
+    max_confidence: Annotated[float, Field(ge=0.5, le=1, description="Confidence is clamped to it")] = 1.0
+    sharing: Sharing = Sharing()
+    created_at: AwareDatetime | None = None
+    updated_at: AwareDatetime | None = None
+
+    @field_validator("sport")
+    @classmethod
+    def _known_sport(cls, sport: str) -> str:
+        return sport_info(sport).key
+
+    @field_validator("bet_type", mode="before")
+    @classmethod
+    def _no_props_yet(cls, bet_type: Any) -> Any:
+        if bet_type == "player":
+            raise ValueError("player props are not supported yet; bet_type must be 'game'")
+        return bet_type
+
+    @model_validator(mode="after")
+    def _cross_field_rules(self) -> ModelConfig:
+        problems = _source_problems(self) + _field_problems(self)
+        if not self.min_confidence < self.max_confidence:
+            problems.append(
+                ConfigProblem(
+                    "min_confidence",
+                    f"min_confidence {self.min_confidence} must be below "
+                    f"max_confidence {self.max_confidence}; "
+                    "allowed: 0.5 <= min_confidence < max_confidence <= 1",
+                )
+            )
+        if problems:
+            raise ConfigError(problems)
+        return self
+
+    def to_payload(self) -> dict[str, Any]:
+        """The config as seed-shaped JSON (absent options left out); parses back to an equal config."""
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+def _source_problems(config: ModelConfig) -> list[ConfigProblem]:
+    enabled = enabled_sources(config)
+    if len(enabled) > MAX_ENABLED_SOURCES:
+        return [
+            ConfigProblem(
+                "data_sources",
+                f"{len(enabled)} sources are enabled ({', '.join(enabled)}); "
+                f"at most {MAX_ENABLED_SOURCES} may be",
+            )
+        ]
+    if not enabled:
+        return [ConfigProblem("data_sources", "no source is enabled; enable at least one")]
+    if sum(s.weight for s in enabled.values()) <= 0:
+        return [
+            ConfigProblem(
+                "data_sources",
+                f"the weights of the enabled sources ({', '.join(enabled)}) sum to 0; "
+                "at least one must be > 0",
+            )
+        ]
+    return []
+
+
+def _field_problems(config: ModelConfig) -> list[ConfigProblem]:
+    """Fields must come from the sport's catalogue (disabled sources too, so enabling one later is safe)."""
+    problems = []
+    sources: list[tuple[str, FieldKind, TeamStatsSource | PlayerStatsSource | None]] = [
+        ("team_stats", "team", config.data_sources.team_stats),
+        ("player_stats", "player", config.data_sources.player_stats),
+    ]
+    for name, kind, source in sources:
+        if source is None:
+            continue
+        allowed = fields_of(config.sport, kind)
+        if not allowed:
+            problems.append(
+                ConfigProblem(
+                    f"data_sources.{name}",
+                    f"{name} is not available for {config.sport}: its history has no {kind} box scores; "
+                    f"remove the source",
+                )
+            )
+            continue
+        problems.extend(
+            ConfigProblem(
+                f"data_sources.{name}.fields[{i}]",
+                f"unknown {kind} field {field!r} for {config.sport}; allowed: {', '.join(allowed)}",
+            )
+            for i, field in enumerate(source.fields)
+            if field not in allowed
+        )
+    return problems
+
+
+# ---- helpers ------------------------------------------------------------------------------------
+
+
+def enabled_sources(config: ModelConfig) -> dict[str, SourceConfig]:
+    """The enabled sources by name, in config order."""
+    return {name: s for name, s in config.data_sources.as_dict().items() if s.enabled}
+
+
+def effective_dynamic_weighting(config: ModelConfig, source_name: str) -> bool:
+    """The source's own ``dynamic_weighting`` when set, else the model's."""
+    source = config.data_sources.as_dict()[source_name]
+    return config.dynamic_weighting if source.dynamic_weighting is None else source.dynamic_weighting
+
+
+def parse_model_config(payload: Mapping[str, Any]) -> ModelConfig:
+    """Validate a config payload; every problem is raised together as a :class:`ConfigError`."""
+    try:
+        return ModelConfig.model_validate(payload)
+    except ValidationError as exc:
+        raise ConfigError([p for err in exc.errors() for p in _problems_of(err)]) from None
+
+
+def _problems_of(err: Any) -> list[ConfigProblem]:
+    """Turn one pydantic error into problems with absolute paths and messages that say what is allowed."""
+    loc = tuple(err["loc"])
+    path = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc).lstrip(".")
+    cause = err.get("ctx", {}).get("error")
+    if isinstance(cause, ConfigError):
+        return [ConfigProblem(_join(path, p.path), p.message) for p in cause.problems]
+    if isinstance(cause, ValueError):
+        return [ConfigProblem(path, str(cause))]
+    if err["type"] == "extra_forbidden":
+        allowed = ", ".join(_model_at(loc[:-1]).model_fields)
+        return [ConfigProblem(path, f"unknown setting {loc[-1]!r}; allowed: {allowed}")]
+    if err["type"] == "missing":
+        return [ConfigProblem(path, "is required")]
+    shown = repr(err["input"])
+    return [ConfigProblem(path, f"{err['msg']}; got {shown if len(shown) <= 60 else shown[:57] + '...'}")]
+
+
+def _model_at(loc: tuple[Any, ...]) -> type[BaseModel]:
+    """The model class that validates the object at ``loc`` (for listing its allowed keys)."""
+    model: type[BaseModel] = ModelConfig
+    for part in loc:
+        info = model.model_fields.get(part)
+        if info is None:  # a custom source: any other key under data_sources
+            model = CustomDataSource
+            continue
+        model = next(
+            a
+            for a in (info.annotation, *get_args(info.annotation))
+            if isinstance(a, type) and issubclass(a, BaseModel)
+        )
+    return model
+
+
+# ---- rules that need stored facts ----------------------------------------------------------------
+
+
+DataType = Literal["game_level", "team_level", "player_level"]
+FormulaChecker = Callable[[str, list[str]], None]
+"""``check(formula, field_names)`` raises ValueError (or SyntaxError) when the formula is not allowed."""
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What config validation needs to know about a user dataset (its metadata lives outside)."""
+
+    dataset_id: str
+    owner_user_id: str
+    quality_score: float
+    fields: tuple[str, ...]
+    """The numeric value fields a transformation may score (key columns excluded)."""
+    sport: str | None
+    data_type: DataType
+
+
+def validate_against(
+    config: ModelConfig,
+    datasets: Mapping[str, DatasetInfo],
+    formula_checker: FormulaChecker | None = None,
+) -> None:
+    """Check custom sources against the datasets they name (all sources, enabled or not).
+
+    A dataset that does not exist and one owned by someone else get the same message, so a creator
+    cannot probe other users' dataset ids. Formulas are checked only when ``formula_checker`` is
+    given. Raises :class:`ConfigError` listing every problem.
+    """
+    problems: list[ConfigProblem] = []
+    for name, source in config.data_sources.as_dict().items():
+        if not isinstance(source, CustomDataSource):
+            continue
+        path = f"data_sources.{name}"
+        dataset = datasets.get(source.dataset_id)
+        if dataset is None or dataset.owner_user_id != config.creator_user_id:
+            problems.append(
+                ConfigProblem(
+                    f"{path}.dataset_id",
+                    f"dataset {source.dataset_id!r} is not one of {config.creator_user_id}'s datasets; "
+                    "a custom source must use a dataset its creator uploaded",
+                )
+            )
+            continue
+        problems.extend(_dataset_problems(config, source, dataset, path, formula_checker))
+    if problems:
+        raise ConfigError(problems)
+
+
+def _dataset_problems(
+    config: ModelConfig,
+    source: CustomDataSource,
+    dataset: DatasetInfo,
+    path: str,
+    formula_checker: FormulaChecker | None,
+) -> list[ConfigProblem]:
+    problems = []
+    if not dataset.quality_score > MIN_DATASET_QUALITY:
+        problems.append(
+            ConfigProblem(
+                f"{path}.dataset_id",
+                f"dataset {dataset.dataset_id!r} has quality score {dataset.quality_score:.3f}; models may "
+                f"only use datasets scoring above {MIN_DATASET_QUALITY} (see its quality report)",
+            )
+        )
+    if dataset.sport is not None and dataset.sport != config.sport:
+        problems.append(
+            ConfigProblem(
+                f"{path}.dataset_id",
+                f"dataset {dataset.dataset_id!r} is for {dataset.sport} but the model is for {config.sport}",
+            )
+        )
+    if dataset.data_type == "player_level":
+        problems.append(
+            ConfigProblem(
+                f"{path}.dataset_id",
+                "player-level datasets are not supported yet; use a game_level or team_level dataset",
+            )
+        )
+    if source.field is not None and source.field not in dataset.fields:
+        problems.append(
+            ConfigProblem(
+                f"{path}.field",
+                f"dataset {dataset.dataset_id!r} has no numeric field {source.field!r}; "
+                f"allowed: {', '.join(dataset.fields)}",
+            )
+        )
+    if source.transformation == "custom_formula" and source.formula and formula_checker is not None:
+        try:
+            formula_checker(source.formula, list(dataset.fields))
+        except (ValueError, SyntaxError) as exc:
+            problems.append(ConfigProblem(f"{path}.formula", str(exc)))
+    return problems
+
+
+def export_json_schema() -> dict[str, Any]:
+    """The JSON Schema of a config payload (committed as ``docs/model-config.schema.json``), with the
+    field catalogue per sport under ``x-field-catalogue`` since allowed fields depend on the sport."""
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "model-config.schema.json",
+        **ModelConfig.model_json_schema(mode="validation"),
+        "x-field-catalogue": {
+            sport: {"team": list(cat.team), "player": list(cat.player)} for sport, cat in CATALOGUES.items()
+        },
+    }

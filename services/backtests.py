@@ -1,0 +1,83 @@
+"""Backtests of one model over the lake's history, shared by ``oddsforge backtest`` and the API.
+
+Each completed backtest is recorded in the inbox (``inbox/backtests/{model_id}/v{version}/...``):
+publishing a model needs one with at least 50 graded predictions (SPEC 6).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable
+from typing import Any
+
+import polars as pl
+
+from domain.models.config import ModelConfig
+from domain.models.engine import ModelBatch, run_backtest
+from services.custom_scores import load_custom_scores
+from services.engine_tables import load_tables
+from stores.lake import Lake
+
+MAX_SPAN_DAYS = 366 * 6
+"""Longest backtest the API runs synchronously (six seasons)."""
+
+Progress = Callable[[dt.date, int, int], None]
+
+
+def backtest_key(model_id: str, version: int, start: dt.date, end: dt.date) -> str:
+    return f"inbox/backtests/{model_id}/v{version:06d}/{start.isoformat()}_{end.isoformat()}.json"
+
+
+def _records(df: pl.DataFrame) -> list[dict[str, Any]]:
+    return json.loads(df.write_json())
+
+
+def backtest_model(
+    lake: Lake, config: ModelConfig, start: dt.date, end: dt.date, progress: Progress | None = None
+) -> dict[str, Any]:
+    """Replay ``config`` over game dates ``start..end`` (inclusive) as if live; return the report."""
+    if end < start:
+        raise ValueError(f"the backtest ends ({end}) before it starts ({start})")
+    tables = load_tables(lake, config.sport, start, end + dt.timedelta(days=1))
+    span = tables.games.filter(pl.col("game_date").is_between(start, end))
+    custom = load_custom_scores(lake, [config], span)
+    result = run_backtest(
+        ModelBatch.from_configs([config]), tables, start, end, custom, progress=progress, keep_analyses=False
+    )
+    summary = _records(result.summary.drop("model_id", "version"))[0]
+    return {
+        "model_id": config.model_id,
+        "version": config.version,
+        "sport": config.sport,
+        "market": config.market,
+        "from": start.isoformat(),
+        "to": end.isoformat(),
+        "games_in_span": span.height,
+        "summary": summary,
+        "monthly": _records(result.monthly.drop("model_id", "version")),
+    }
+
+
+def record_backtest(lake: Lake, report: dict[str, Any]) -> str:
+    """Store a backtest report in the inbox (the latest run of the same span replaces the previous)."""
+    key = backtest_key(
+        report["model_id"],
+        report["version"],
+        dt.date.fromisoformat(report["from"]),
+        dt.date.fromisoformat(report["to"]),
+    )
+    lake.put_bytes(key, json.dumps(report, sort_keys=True).encode())
+    return key
+
+
+def recorded_backtests(lake: Lake, model_id: str) -> list[dict[str, Any]]:
+    """Every recorded backtest report of ``model_id``, of any of its versions."""
+    keys = [k for k in lake.list_keys(f"inbox/backtests/{model_id}/") if k.endswith(".json")]
+    return [json.loads(lake.get_bytes(key)) for key in keys]
+
+
+def best_backtest_graded(lake: Lake, model_id: str) -> int:
+    """The most graded predictions of any recorded backtest of the model (0 if none): what the
+    publishing rule (``domain.marketplace.performance.can_publish``) is checked against."""
+    return max((int(r["summary"]["graded"]) for r in recorded_backtests(lake, model_id)), default=0)

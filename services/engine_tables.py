@@ -1,0 +1,31 @@
+"""Loading the engine's inputs from the lake, once for the pipeline, the CLI and the API."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from domain.models.engine import Tables
+from domain.tables.schemas import GAMES, ODDS_SNAPSHOTS, PLAYER_BOX, TEAM_BOX
+from stores.lake import Lake
+
+HISTORY_DAYS = 400
+"""How far back stats are loaded: 82 games (the longest lookback) span a season plus an off-season."""
+
+
+def load_tables(
+    lake: Lake, sport: str, start: dt.date, end: dt.date, history_days: int = HISTORY_DAYS
+) -> Tables:
+    """The tidy tables the engine needs to score game dates ``[start, end)``.
+
+    Stats, results and odds snapshots reach back ``history_days`` before ``start`` (historical
+    performance grades past games at their closing lines, so a day scored alone sees the same
+    history as inside a season-long run). Rows after a cut-off may be present: the engine enforces
+    point in time itself.
+    """
+    since = start - dt.timedelta(days=history_days)
+    return Tables(
+        games=lake.read_table("games", sport, since, end, GAMES),
+        team_box=lake.read_table("team_box_scores", sport, since, end, TEAM_BOX),
+        player_box=lake.read_table("player_box_scores", sport, since, end, PLAYER_BOX),
+        snapshots=lake.read_table("odds_snapshots", sport, since, end, ODDS_SNAPSHOTS),
+    )

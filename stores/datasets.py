@@ -1,0 +1,409 @@
+"""User datasets in the lake and the warehouse: the inbox the API writes, what the pipeline stores, and
+the reads both share.
+
+Lake layout::
+
+    inbox/datasets/{user_id}/{dataset_id}/v{n:06d}/upload-{16 hex}.{ext}   version n's file, as sent
+    inbox/datasets/{user_id}/{dataset_id}/v{n:06d}/meta.json               version n exists (last write)
+    inbox/datasets/{user_id}/{dataset_id}/edits/{n:06d}.json               n-th name/description edit
+    inbox/datasets/{user_id}/{dataset_id}/deleted.json                     the owner deleted the dataset
+    tables/datasets.parquet                                the ``datasets`` table (one row per version)
+    tables/dataset_rows/{dataset_id}/v{n:06d}.parquet      typed rows of version n, sorted by key
+    datasets/{dataset_id}/v{n:06d}/report.json             quality report, preview and stats
+    datasets/{dataset_id}/v{n:06d}/ge_result.json          great-expectations result ...
+    datasets/{dataset_id}/v{n:06d}/data_docs.html          ... and its Data Docs page
+
+Warehouse directory: ``datasets/{dataset_id}/v{n:06d}.duckdb``, the typed rows of a *small* version
+(SPEC 7: < 1 MB and < 1,000 rows) in an indexed DuckDB table.
+
+The API only creates inbox objects (``Lake.put_new``, never overwritten): an upload under a fresh
+random name first, then ``meta.json``, whose create-if-absent decides which of two concurrent writers
+gets version n (the loser removes its upload). The pipeline (``assets/datasets.py``) is the only
+writer of everything else.
+
+"The warehouse" for small datasets means one immutable DuckDB file per version, written once to a
+temporary name and renamed, that the API opens read-only for key lookups (a point query on a DuckDB
+file is ~5x faster than through Parquet). No DuckDB file is ever opened for writing once another
+process may read it. Every version's rows are *also* kept as Parquet in the lake, sorted by key
+with small row groups whose statistics act as the key index: batch scoring
+(``services/custom_scores.py``) reads every dataset from there, and large datasets are looked up
+there. The sort is stable, so rows sharing a key keep their file order (the engine resolves
+duplicate keys to the last one in file order).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import os
+import re
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+import polars as pl
+
+from domain.datasets.files import ParsedDataset, read_dataset
+from domain.datasets.registry import (
+    DATASETS,
+    DatasetLimits,
+    Storage,
+    current_rows,
+    dataset_info,
+    dataset_owner,
+)
+from domain.datasets.validation import QualityReport, dataset_stats, preview, quality_report
+from domain.models.config import DatasetInfo, DataType
+from domain.tables.schemas import conform, empty
+from stores.lake import Lake, table_key
+
+if TYPE_CHECKING:  # great-expectations takes seconds to import: the API never needs it
+    from services.dataset_quality import GeValidation
+
+INBOX_PREFIX = "inbox/datasets/"
+TABLE_KEY = table_key("datasets")
+ROWS_PREFIX = "tables/dataset_rows/"
+REPORTS_PREFIX = "datasets/"
+WAREHOUSE_SUBDIR = "datasets"
+ROW_GROUP_ROWS = 8_192
+"""Rows per Parquet row group: a key lookup reads the few groups whose min/max can hold the key."""
+
+_KEY = re.compile(
+    r"inbox/datasets/(?P<user>[^/]+)/(?P<id>[^/]+)/"
+    r"(?:v(?P<version>\d{6})/(?:(?P<meta>meta\.json)|upload-[0-9a-f]{16}\.\w+)"
+    r"|edits/(?P<edit>\d{6})\.json|(?P<deleted>deleted\.json))"
+)
+
+
+# ---- keys -----------------------------------------------------------------------------------------
+
+
+def dataset_prefix(dataset_id: str) -> str:
+    owner = dataset_owner(dataset_id)
+    if owner is None:
+        raise ValueError(f"{dataset_id!r} is not a dataset id")
+    return f"{INBOX_PREFIX}{owner}/{dataset_id}/"
+
+
+def meta_key(dataset_id: str, version: int) -> str:
+    return f"{dataset_prefix(dataset_id)}v{version:06d}/meta.json"
+
+
+def upload_key(dataset_id: str, version: int, extension: str) -> str:
+    """A fresh name for an upload: concurrent writers of one version never touch each other's bytes."""
+    return f"{dataset_prefix(dataset_id)}v{version:06d}/upload-{uuid.uuid4().hex[:16]}.{extension}"
+
+
+def edit_key(dataset_id: str, number: int) -> str:
+    return f"{dataset_prefix(dataset_id)}edits/{number:06d}.json"
+
+
+def deleted_key(dataset_id: str) -> str:
+    return f"{dataset_prefix(dataset_id)}deleted.json"
+
+
+def rows_key(dataset_id: str, version: int) -> str:
+    return f"{ROWS_PREFIX}{dataset_id}/v{version:06d}.parquet"
+
+
+def report_key(dataset_id: str, version: int, name: str) -> str:
+    """``report.json``, ``ge_result.json`` or ``data_docs.html`` of one version."""
+    return f"{REPORTS_PREFIX}{dataset_id}/v{version:06d}/{name}"
+
+
+def warehouse_location(dataset_id: str, version: int) -> str:
+    """A small version's DuckDB file, relative to the warehouse directory."""
+    return f"{WAREHOUSE_SUBDIR}/{dataset_id}/v{version:06d}.duckdb"
+
+
+@dataclass(frozen=True)
+class InboxKey:
+    dataset_id: str
+    kind: str
+    """``meta``, ``upload``, ``edit`` or ``deleted``."""
+    number: int | None
+    """The version (``meta``, ``upload``) or edit number; None for the tombstone."""
+
+
+def parse_key(key: str) -> InboxKey | None:
+    """What an inbox key names; None for anything else (or a folder that disagrees with the id)."""
+    match = _KEY.fullmatch(key)
+    if match is None or dataset_owner(match["id"]) != match["user"]:
+        return None
+    if match["deleted"]:
+        return InboxKey(match["id"], "deleted", None)
+    if match["edit"]:
+        return InboxKey(match["id"], "edit", int(match["edit"]))
+    return InboxKey(match["id"], "meta" if match["meta"] else "upload", int(match["version"]))
+
+
+@dataclass(frozen=True)
+class DatasetState:
+    """A dataset's versions, edits and tombstone as listed in the inbox."""
+
+    dataset_id: str
+    versions: tuple[int, ...]
+    edits: tuple[int, ...]
+    deleted: bool
+
+    @property
+    def latest(self) -> int:
+        return self.versions[-1]
+
+
+def _states(keys: Iterator[str]) -> list[DatasetState]:
+    """Datasets (with at least one version) named by ``keys``, sorted by id."""
+    found: dict[str, dict[str, list[int]]] = {}
+    for key in keys:
+        parsed = parse_key(key)
+        if parsed is None or parsed.kind == "upload":
+            continue
+        entry = found.setdefault(parsed.dataset_id, {"meta": [], "edit": [], "deleted": []})
+        entry[parsed.kind].append(parsed.number or 0)
+    return [
+        DatasetState(dataset_id, tuple(sorted(e["meta"])), tuple(sorted(e["edit"])), bool(e["deleted"]))
+        for dataset_id, e in sorted(found.items())
+        if e["meta"]
+    ]
+
+
+# ---- the shared report (API dry run, CLI, pipeline) -----------------------------------------------
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """A file read and scored: what the dry run answers, the CLI prints and the pipeline keeps."""
+
+    parsed: ParsedDataset
+    report: QualityReport
+
+    def as_dict(self) -> dict[str, Any]:
+        frame = self.parsed.frame
+        return {
+            "file": self.parsed.display_name,
+            "format": self.parsed.format,
+            "rows": frame.height,
+            "fields": frame.width,
+            "schema": self.parsed.schema,
+            "warnings": list(self.parsed.warnings),
+            "quality": self.report.as_dict(),
+            "preview": preview(frame),
+            "stats": {name: asdict(s) for name, s in dataset_stats(frame, self.parsed.schema).items()},
+        }
+
+
+def assess(
+    data: bytes,
+    filename: str,
+    declared_schema: Mapping[str, str] | None,
+    sport: str | None,
+    data_type: DataType,
+    today: dt.date,
+) -> Assessment:
+    """Read ``data`` (every limit checked) and score it; raises ``DatasetRejected`` when refused."""
+    parsed = read_dataset(data, filename, dict(declared_schema) if declared_schema else None)
+    return Assessment(parsed, quality_report(parsed.frame, parsed.schema, sport, data_type, today))
+
+
+# ---- the table ------------------------------------------------------------------------------------
+
+
+def read_datasets_table(lake: Lake, where: pl.Expr | None = None) -> pl.DataFrame:
+    """Rows of the ``datasets`` table (all, or those matching ``where``); empty before the first run."""
+    if not lake.exists(TABLE_KEY):
+        return empty(DATASETS)
+    scan = pl.scan_parquet(lake.uri(TABLE_KEY), storage_options=lake.polars_storage_options())
+    return conform((scan if where is None else scan.filter(where)).collect(), DATASETS)
+
+
+def dataset_infos(lake: Lake, user_id: str) -> dict[str, DatasetInfo]:
+    """The user's datasets a model may name, as ``validate_against`` needs them: each dataset's newest
+    active version (quality and fields), minus datasets the user deleted since the last pipeline run.
+    A dataset still processing its first version is not among them."""
+    deleted = {
+        parsed.dataset_id
+        for key in lake.list_keys(f"{INBOX_PREFIX}{user_id}/")
+        if (parsed := parse_key(key)) is not None and parsed.kind == "deleted"
+    }
+    table = read_datasets_table(lake, pl.col("owner_user_id") == user_id)
+    return {
+        row["dataset_id"]: dataset_info(row)
+        for row in current_rows(table).iter_rows(named=True)
+        if row["dataset_id"] not in deleted
+    }
+
+
+# ---- the store ------------------------------------------------------------------------------------
+
+
+class DatasetStore:
+    """Datasets in one lake (and, for small ones, one warehouse directory)."""
+
+    def __init__(
+        self, lake: Lake, warehouse_dir: Path | str = "data/warehouse", limits: DatasetLimits | None = None
+    ) -> None:
+        self.lake = lake
+        self.warehouse_dir = Path(warehouse_dir)
+        self.limits = limits or DatasetLimits()
+        """The per-user limits the API applies to uploads."""
+
+    # -- inbox reads ------------------------------------------------------------------------------
+    def state(self, dataset_id: str) -> DatasetState | None:
+        """The dataset's versions, edits and tombstone; None if no such dataset (or not an id)."""
+        if dataset_owner(dataset_id) is None:
+            return None
+        found = _states(self.lake.list_keys(dataset_prefix(dataset_id)))
+        return found[0] if found else None
+
+    def datasets_of(self, user_id: str) -> list[DatasetState]:
+        """The user's datasets that are not deleted, sorted by id."""
+        found = _states(self.lake.list_keys(f"{INBOX_PREFIX}{user_id}/"))
+        # A user id is a key segment only if it is a valid owner ("a/b" must not list b's datasets).
+        return [s for s in found if not s.deleted and dataset_owner(s.dataset_id) == user_id]
+
+    def upload_times(self, user_id: str) -> list[float]:
+        """When each of the user's versions was stored (POSIX seconds), deleted datasets included."""
+        return [
+            mtime
+            for key, mtime in self.lake.list_objects(f"{INBOX_PREFIX}{user_id}/")
+            if (parsed := parse_key(key)) is not None and parsed.kind == "meta"
+        ]
+
+    def meta(self, dataset_id: str, version: int) -> dict[str, Any]:
+        return json.loads(self.lake.get_bytes(meta_key(dataset_id, version)))
+
+    def info(self, state: DatasetState, latest_meta: Mapping[str, Any]) -> dict[str, Any]:
+        """Current name and description: the latest edit's, else the latest version's (its meta)."""
+        if state.edits:
+            edit = json.loads(self.lake.get_bytes(edit_key(state.dataset_id, state.edits[-1])))
+            changed = edit["edited_at"]
+        else:
+            edit, changed = latest_meta, latest_meta["uploaded_at"]
+        return {
+            "name": edit["name"],
+            "description": edit["description"],
+            "updated_at": dt.datetime.fromisoformat(changed),
+        }
+
+    def event_keys(self) -> Iterator[tuple[str, float]]:
+        """Every version, edit and tombstone object with its time (what the sensor watches)."""
+        return (
+            (key, mtime)
+            for key, mtime in self.lake.list_objects(INBOX_PREFIX)
+            if (parsed := parse_key(key)) is not None and parsed.kind != "upload"
+        )
+
+    # -- inbox writes (create-if-absent only) -----------------------------------------------------
+    def create_version(self, meta: Mapping[str, Any], data: bytes, extension: str) -> bool:
+        """Store the upload, then its ``meta.json``; False (and nothing left behind) if that version
+        already exists. ``meta`` gets the upload's key as ``upload_key``."""
+        dataset_id, version = meta["dataset_id"], meta["version"]
+        key = upload_key(dataset_id, version, extension)
+        if not self.lake.put_new(key, data):  # 64 random bits: a clash is a bug, not a race
+            raise RuntimeError(f"upload key {key} already exists")
+        payload = json.dumps({**meta, "upload_key": key}, sort_keys=True).encode()
+        if self.lake.put_new(meta_key(dataset_id, version), payload):
+            return True
+        self.lake.delete(key)
+        return False
+
+    def edit(self, dataset_id: str, number: int, doc: Mapping[str, Any]) -> bool:
+        """Store the ``number``-th edit; False if a concurrent edit took that number."""
+        return self.lake.put_new(edit_key(dataset_id, number), json.dumps(doc, sort_keys=True).encode())
+
+    def mark_deleted(self, dataset_id: str, doc: Mapping[str, Any]) -> bool:
+        """Write the tombstone; False if the dataset was already deleted."""
+        return self.lake.put_new(deleted_key(dataset_id), json.dumps(doc, sort_keys=True).encode())
+
+    # -- pipeline outputs -------------------------------------------------------------------------
+    def table(self, where: pl.Expr | None = None) -> pl.DataFrame:
+        return read_datasets_table(self.lake, where)
+
+    def write_table(self, table: pl.DataFrame) -> None:
+        self.lake.write_parquet(TABLE_KEY, conform(table, DATASETS))
+
+    def report(self, dataset_id: str, version: int, name: str = "report.json") -> bytes | None:
+        """A stored report object of one version (see :func:`report_key`), or None if absent."""
+        key = report_key(dataset_id, version, name)
+        return self.lake.get_bytes(key) if self.lake.exists(key) else None
+
+    def write_report(self, dataset_id: str, version: int, report: Mapping[str, Any]) -> None:
+        self.lake.put_bytes(report_key(dataset_id, version, "report.json"), json.dumps(report).encode())
+
+    def write_ge(self, dataset_id: str, version: int, ge: GeValidation) -> None:
+        """The GE result and its Data Docs page (the page last: the API serves it once both exist)."""
+        self.lake.put_bytes(report_key(dataset_id, version, "ge_result.json"), json.dumps(ge.result).encode())
+        self.lake.put_bytes(report_key(dataset_id, version, "data_docs.html"), ge.html.encode())
+
+    def store_rows(
+        self, dataset_id: str, version: int, rows: pl.DataFrame, keys: tuple[str, ...], storage: Storage
+    ) -> str:
+        """Store a version's typed rows, stably sorted by key; return their location (see module doc)."""
+        rows = rows.sort(list(keys), maintain_order=True, nulls_last=True)
+        buf = io.BytesIO()
+        rows.write_parquet(buf, compression="zstd", statistics=True, row_group_size=ROW_GROUP_ROWS)
+        self.lake.put_bytes(rows_key(dataset_id, version), buf.getvalue())
+        if storage == "lake":
+            return rows_key(dataset_id, version)
+        location = warehouse_location(dataset_id, version)
+        path = self.warehouse_dir / location
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex}.duckdb")
+        try:
+            with duckdb.connect() as con:
+                # 16 kB blocks: a small table takes ~100 kB on disk instead of DuckDB's default ~800 kB.
+                con.execute("ATTACH " + _literal(str(tmp)) + " AS w (BLOCK_SIZE 16384)")
+                con.register("typed", rows)
+                con.execute('CREATE TABLE w."rows" AS SELECT * FROM typed')
+                con.execute(f'CREATE INDEX by_key ON w."rows" ({", ".join(_ident(k) for k in keys)})')
+                con.execute("DETACH w")
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+            Path(f"{tmp}.wal").unlink(missing_ok=True)
+        return location
+
+    def lookup(self, row: Mapping[str, Any], where: Mapping[str, Any], limit: int) -> pl.DataFrame:
+        """Rows of a stored version (its ``datasets`` row) whose fields equal ``where``'s values."""
+        if row["storage"] == "warehouse":
+            path = self.warehouse_dir / row["location"]
+            with duckdb.connect(str(path), read_only=True) as con:
+                condition = " AND ".join(f"{_ident(c)} = ?" for c in where) or "true"
+                return con.execute(
+                    f'SELECT * FROM "rows" WHERE {condition} LIMIT {int(limit)}', list(where.values())
+                ).pl()
+        scan = pl.scan_parquet(
+            self.lake.uri(row["location"]), storage_options=self.lake.polars_storage_options()
+        )
+        for column, value in where.items():
+            scan = scan.filter(pl.col(column) == value)
+        return scan.head(limit).collect()
+
+    def purge_version(self, dataset_id: str, version: int) -> None:
+        """Remove everything stored for a version except its ``meta.json`` (kept for the version list
+        and the upload rate): the upload, rows, warehouse file and reports."""
+        meta = self.meta(dataset_id, version)
+        for key in (
+            meta["upload_key"],
+            rows_key(dataset_id, version),
+            *(
+                report_key(dataset_id, version, n)
+                for n in ("report.json", "ge_result.json", "data_docs.html")
+            ),
+        ):
+            self.lake.delete(key)
+        (self.warehouse_dir / warehouse_location(dataset_id, version)).unlink(missing_ok=True)
+
+
+def _ident(name: str) -> str:
+    """A DuckDB identifier for a user's field name (quotes doubled)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _literal(text: str) -> str:
+    """A DuckDB string literal (for ATTACH, which takes no parameters)."""
+    return "'" + text.replace("'", "''") + "'"

@@ -1,0 +1,113 @@
+"""Operators' reviews of paid models (SPEC 6), kept in the inbox::
+
+    inbox/reviews/{model_id}/v{version:06d}.json   the decision on one version
+
+A decision names the version and the price it was made at (``domain.marketplace.listing`` decides what it
+covers). Re-deciding a version replaces its object: the operator's latest word on a version counts.
+``oddsforge review`` writes here; the ``model_status`` asset and the API read here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import polars as pl
+
+from domain.errors import UserError
+from domain.marketplace.listing import REVIEWS, SUSPENSIONS, Decision, latest_versions, listing_status
+from domain.models.registry import MODEL_VERSIONS, owner_of
+from stores.lake import Lake
+from stores.registry import RegistryStore
+
+INBOX_PREFIX = "inbox/reviews/"
+_KEY = re.compile(r"inbox/reviews/([^/]+)/v(\d{6})\.json")
+_READ_THREADS = 16
+
+
+def review_key(model_id: str, version: int) -> str:
+    if owner_of(model_id) is None:
+        raise ValueError(f"{model_id!r} is not a model id")
+    return f"{INBOX_PREFIX}{model_id}/v{version:06d}.json"
+
+
+class ReviewStore:
+    """Review decisions in the inbox of one lake."""
+
+    def __init__(self, lake: Lake) -> None:
+        self.lake = lake
+
+    def record(
+        self,
+        model_id: str,
+        version: int,
+        price_cents: int,
+        decision: Decision,
+        reason: str,
+        reviewer: str,
+        now: dt.datetime,
+    ) -> dict[str, Any]:
+        """Store the decision on ``version`` of ``model_id`` (made at ``price_cents``) and return it."""
+        review = {
+            "model_id": model_id,
+            "version": version,
+            "price_cents": price_cents,
+            "decision": decision,
+            "reason": reason,
+            "reviewer": reviewer,
+            "decided_at": now.isoformat(),
+        }
+        self.lake.put_bytes(review_key(model_id, version), json.dumps(review, sort_keys=True).encode())
+        return review
+
+    def decisions(self, keys: list[str]) -> pl.DataFrame:
+        """The decisions stored at ``keys`` (:data:`REVIEWS`)."""
+        with ThreadPoolExecutor(_READ_THREADS) as pool:
+            rows = [json.loads(blob) for blob in pool.map(self.lake.get_bytes, keys)]
+        for row in rows:
+            row["decided_at"] = dt.datetime.fromisoformat(row["decided_at"])
+        return pl.DataFrame(rows, schema=REVIEWS)
+
+    def listing(self, model_id: str) -> list[tuple[str, float]]:
+        """``(key, modification time)`` of the model's decisions: what changes when one is made."""
+        return [(k, t) for k, t in self.lake.list_objects(f"{INBOX_PREFIX}{model_id}/") if _KEY.fullmatch(k)]
+
+    def table(self) -> pl.DataFrame:
+        """Every decision (:data:`REVIEWS`)."""
+        return self.decisions([k for k in self.lake.list_keys(INBOX_PREFIX) if _KEY.fullmatch(k)])
+
+
+class ReviewError(UserError):
+    """The model cannot be reviewed (no such model, or nothing to review)."""
+
+
+def review_queue(lake: Lake, include_decided: bool = False) -> pl.DataFrame:
+    """Paid public models as the ``model_versions`` table last saw them, with their listing status
+    (:data:`domain.marketplace.listing.MODEL_STATUS` columns): those awaiting review, or every one."""
+    key = "tables/model_versions.parquet"
+    versions = lake.read_parquet([key]) if lake.exists(key) else pl.DataFrame(schema=MODEL_VERSIONS)
+    latest = latest_versions(versions).filter(pl.col("public") & (pl.col("price_cents") > 0))
+    status = listing_status(latest, ReviewStore(lake).table(), pl.DataFrame(schema=SUSPENSIONS))
+    return status if include_decided else status.filter(pl.col("status") == "pending_review")
+
+
+def decide(
+    lake: Lake, model_id: str, decision: Decision, reason: str, reviewer: str, now: dt.datetime
+) -> dict[str, Any]:
+    """Record an operator's decision on the latest version of a paid public model, at its price."""
+    registry = RegistryStore(lake)
+    state = registry.state(model_id)
+    if state is None:
+        raise ReviewError(f"no model with id {model_id!r}")
+    row = registry.read(state, state.latest).row()
+    if state.archived or not row["public"] or row["price_cents"] <= 0:
+        raise ReviewError(
+            f"model {model_id!r} v{state.latest} is not a paid public model (public={row['public']}, "
+            f"price_cents={row['price_cents']}, status={state.status}): only those are reviewed"
+        )
+    return ReviewStore(lake).record(
+        model_id, state.latest, row["price_cents"], decision, reason, reviewer, now
+    )

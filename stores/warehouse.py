@@ -1,0 +1,246 @@
+"""DuckDB over the lake: views for analysts and immutable serving snapshots for the API.
+
+DuckDB allows one writer per file and a read-only open fails while another process writes it. So
+nothing here ever writes a file that someone else reads: analysts' views live in connections of
+their own (in memory, over the lake's Parquet), and the API reads *serving snapshots*: a new DuckDB
+file per publication, then an atomic swap of the ``CURRENT`` pointer. Old snapshots are kept a
+while so readers that still hold them finish undisturbed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import polars as pl
+
+from domain.datasets.registry import DATASETS
+from domain.marketplace.listing import MODEL_STATUS, NOTIFICATIONS
+from domain.marketplace.performance import CALIBRATION, MODEL_PERFORMANCE, SETTLED_PICKS
+from domain.models.engine import ANALYSES
+from domain.models.engine.feature_tables import LINE_HISTORY, PLAYER_FORM, TEAM_FORM, TEAM_RATES
+from domain.models.registry import MODEL_VERSIONS
+from domain.money.earnings import CREATOR_BALANCES, PAYOUT_RECORDS
+from domain.money.ledger import LEDGER
+from domain.money.subscriptions import SUBSCRIPTIONS
+from domain.tables.schemas import GAMES, LINES, ODDS_SNAPSHOTS, PLAYER_BOX, TEAM_BOX
+from stores.lake import Lake, date_of_key
+from stores.ledger import LEDGER_INBOX
+
+DEFAULT_DIR = "data/warehouse"
+KEEP_SNAPSHOTS = 3
+
+LAKE_TABLES: dict[str, tuple[str, dict[str, pl.DataType]]] = {
+    "games": ("tables/games", GAMES),
+    "lines": ("tables/lines", LINES),
+    "odds_snapshots": ("tables/odds_snapshots", ODDS_SNAPSHOTS),
+    "team_box_scores": ("tables/team_box_scores", TEAM_BOX),
+    "player_box_scores": ("tables/player_box_scores", PLAYER_BOX),
+    "model_versions": ("tables/model_versions", MODEL_VERSIONS),
+    "datasets": ("tables/datasets", DATASETS),
+    "analyses": ("tables/analyses", ANALYSES),
+    "team_form": ("tables/team_form", TEAM_FORM),
+    "player_form": ("tables/player_form", PLAYER_FORM),
+    "line_history": ("tables/line_history", LINE_HISTORY),
+    "team_rates": ("tables/team_rates", TEAM_RATES),
+    "settled_picks": ("tables/settled_picks", SETTLED_PICKS),
+    "model_performance": ("tables/model_performance", MODEL_PERFORMANCE),
+    "model_calibration": ("tables/model_calibration", CALIBRATION),
+    "subscriptions": ("tables/subscriptions", SUBSCRIPTIONS),
+    "model_status": ("tables/model_status", MODEL_STATUS),
+    "notifications": ("tables/notifications", NOTIFICATIONS),
+    "ledger": ("tables/ledger", LEDGER),
+    "ledger_inbox": ("tables/ledger_inbox", LEDGER_INBOX),
+    "creator_balances": ("tables/creator_balances", CREATOR_BALANCES),
+    "payouts": ("tables/payouts", PAYOUT_RECORDS),
+}
+"""View name -> (lake prefix, schema): every table analysts, the API and dbt read."""
+
+SERVING_TABLES = [
+    "games",
+    "lines",
+    "model_versions",
+    "model_calibration",
+    "model_status",
+    "subscriptions",
+    "notifications",
+]
+"""Lake tables copied into each serving snapshot (what the API reads)."""
+
+DAILY_SERVED = ["analyses", "settled_picks", "model_performance"]
+"""Daily lake tables the API reads per model, straight from the lake (at 100,000 models a day of
+analyses is millions of rows: too much to copy into every snapshot)."""
+
+PARTITIONS_TABLE = "lake_partitions"
+PARTITIONS: dict[str, pl.DataType] = {
+    "table_name": pl.String,
+    "sport": pl.String,
+    "day": pl.Date,
+    "key": pl.String,
+    "modified": pl.Float64,
+}
+"""The manifest of :data:`DAILY_SERVED` at publication: one row per daily object (or per shard
+object of a day, ``{table}/{sport}/{day}/shard-k.parquet``), with its
+modification time (POSIX seconds). The API takes its days and keys from here, so it never lists the
+lake per request and every table it serves is as of the same publication."""
+
+MART_TABLES = ["leaderboard", "creator_summary", "model_subscribers", "monthly_revenue"]
+"""dbt marts copied into each serving snapshot when the marts file exists."""
+
+LISTING_TABLE = "marketplace_listing"
+LISTING_SQL = """
+WITH listed AS (
+    SELECT s.model_id, s.version, s.name, v.description, s.owner_user_id AS creator_id, s.sport,
+           s.bet_type, s.market, s.price_cents, v.trial_days,
+           coalesce(l.established, false) AS established, coalesce(l.graded, 0) AS graded,
+           coalesce(l.wins, 0) AS wins, l.accuracy, l.roi, coalesce(l.units, 0) AS units,
+           coalesce(l.profit, 0) AS profit, l.brier, coalesce(l.performance_score, 0) AS performance_score,
+           l.as_of, coalesce(m.subscribers, 0) AS subscribers, s.since AS listed_since
+    FROM model_status s
+    JOIN model_versions v ON v.model_id = s.model_id AND v.version = s.version
+    LEFT JOIN leaderboard l ON l.model_id = s.model_id AND l.version = s.version
+    LEFT JOIN model_subscribers m ON m.model_id = s.model_id
+    WHERE s.status = 'listed'
+)
+SELECT *, row_number() OVER (
+    PARTITION BY sport, bet_type
+    ORDER BY established DESC, performance_score DESC, roi DESC NULLS LAST, model_id
+) AS rank
+FROM listed
+"""
+"""Listed models with figures and a rank among listed models (the mart ranks every public model,
+so its own rank would count unlisted ones). Computed once per snapshot: the marketplace's hottest
+request then filters and pages one small table instead of joining four per request."""
+
+
+_DUCK_TYPES = {
+    pl.String: "VARCHAR",
+    pl.Date: "DATE",
+    pl.Int8: "TINYINT",
+    pl.Int16: "SMALLINT",
+    pl.Int32: "INTEGER",
+    pl.Int64: "BIGINT",
+    pl.UInt32: "UINTEGER",
+    pl.UInt64: "UBIGINT",
+    pl.Float32: "FLOAT",
+    pl.Float64: "DOUBLE",
+    pl.Boolean: "BOOLEAN",
+}
+
+
+def _duck_type(dtype: pl.DataType) -> str:
+    """The DuckDB type of a polars dtype (for typed empty views)."""
+    if isinstance(dtype, pl.Datetime):
+        return "TIMESTAMPTZ" if dtype.time_zone else "TIMESTAMP"
+    if isinstance(dtype, pl.List):
+        return f"{_duck_type(dtype.inner)}[]"
+    if isinstance(dtype, pl.Array):
+        return f"{_duck_type(dtype.inner)}[{dtype.size}]"
+    return _DUCK_TYPES[type(dtype)]
+
+
+def _empty_select(schema: Mapping[str, pl.DataType]) -> str:
+    cols = ", ".join(f'CAST(NULL AS {_duck_type(t)}) AS "{c}"' for c, t in schema.items())
+    return f"SELECT {cols} WHERE false"
+
+
+def view_sql(lake: Lake, name: str) -> str:
+    """``CREATE VIEW`` over every Parquet object of a lake table (typed and empty if none yet)."""
+    prefix, schema = LAKE_TABLES[name]
+    single = f"{prefix}.parquet"
+    if lake.exists(single):
+        source = f"SELECT * FROM read_parquet('{lake.uri(single)}')"
+    elif next(lake.list_keys(prefix + "/"), None) is not None:
+        source = f"SELECT * FROM read_parquet('{lake.glob(prefix)}', union_by_name = true)"
+    else:
+        source = _empty_select(schema)
+    return f'CREATE OR REPLACE VIEW "{name}" AS {source}'
+
+
+def partition_manifest(lake: Lake) -> pl.DataFrame:
+    """:data:`PARTITIONS` rows of every daily object of :data:`DAILY_SERVED` (one listing per table)."""
+    rows = []
+    for table in DAILY_SERVED:
+        for key, modified in lake.list_objects(f"tables/{table}/"):
+            parts = key.split("/")
+            day = date_of_key(key)
+            if len(parts) >= 4 and key.endswith(".parquet") and day is not None:  # shard objects too
+                rows.append((table, parts[2], day, key, modified))
+    return pl.DataFrame(rows, schema=PARTITIONS, orient="row")
+
+
+def lake_connection(lake: Lake, database: str = ":memory:") -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with a view per lake table, for analysts and builders."""
+    con = duckdb.connect(database)
+    lake.configure_duckdb(con)
+    for name in LAKE_TABLES:
+        con.execute(view_sql(lake, name))
+    return con
+
+
+class Warehouse(dg.ConfigurableResource):
+    """Where serving snapshots are published (always a local directory: DuckDB files need a disk)."""
+
+    directory: str = DEFAULT_DIR
+
+    @classmethod
+    def from_env(cls) -> Warehouse:
+        return cls(directory=os.environ.get("ODDSFORGE_WAREHOUSE_DIR", DEFAULT_DIR))
+
+    @property
+    def serving_dir(self) -> Path:
+        return Path(self.directory) / "serving"
+
+    def publish(self, lake: Lake, now: dt.datetime, marts: Path | None = None) -> tuple[Path, dict[str, int]]:
+        """Copy the serving tables (and the dbt marts of ``marts``) into a new snapshot file, then
+        point ``CURRENT`` at it."""
+        self.serving_dir.mkdir(parents=True, exist_ok=True)
+        name = f"serving-{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}.duckdb"
+        path = self.serving_dir / name
+        counts: dict[str, int] = {}
+        with lake_connection(lake, str(path)) as con:
+            for table in SERVING_TABLES:
+                con.execute(f'CREATE TABLE "{table}_t" AS SELECT * FROM "{table}"')
+                con.execute(f'DROP VIEW "{table}"')
+                con.execute(f'ALTER TABLE "{table}_t" RENAME TO "{table}"')
+                counts[table] = con.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]
+            manifest = partition_manifest(lake)
+            con.register("_manifest", manifest.to_arrow())
+            con.execute(f'CREATE TABLE "{PARTITIONS_TABLE}" AS SELECT * FROM _manifest ORDER BY ALL')
+            con.unregister("_manifest")
+            counts[PARTITIONS_TABLE] = manifest.height
+            for view in set(LAKE_TABLES) - set(SERVING_TABLES):
+                con.execute(f'DROP VIEW IF EXISTS "{view}"')
+            if marts is not None and marts.exists():
+                con.execute(f"ATTACH '{marts}' AS marts (READ_ONLY)")
+                for table in MART_TABLES:
+                    con.execute(f'CREATE TABLE "{table}" AS SELECT * FROM marts.main."{table}"')
+                    counts[table] = con.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]
+                con.execute("DETACH marts")
+            try:
+                con.execute(f'CREATE TABLE "{LISTING_TABLE}" AS {LISTING_SQL}')
+                counts[LISTING_TABLE] = con.execute(f'SELECT count(*) FROM "{LISTING_TABLE}"').fetchone()[0]
+            except duckdb.CatalogException:  # no marts yet (a fresh lake): the API lists nothing
+                pass
+            con.execute("CHECKPOINT")
+        pointer = self.serving_dir / "CURRENT"
+        tmp = self.serving_dir / f".CURRENT.{uuid.uuid4().hex}"
+        tmp.write_text(name)
+        os.replace(tmp, pointer)
+        self._prune(keep=name)
+        return path, counts
+
+    def current(self) -> Path | None:
+        pointer = self.serving_dir / "CURRENT"
+        return self.serving_dir / pointer.read_text().strip() if pointer.exists() else None
+
+    def _prune(self, keep: str) -> None:
+        old = sorted(p for p in self.serving_dir.glob("serving-*.duckdb") if p.name != keep)
+        for path in old[: max(0, len(old) - (KEEP_SNAPSHOTS - 1))]:
+            path.unlink(missing_ok=True)
+            Path(f"{path}.wal").unlink(missing_ok=True)
