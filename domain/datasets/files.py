@@ -304,12 +304,11 @@ def _read_json_like(data: bytes, name: str, lines: bool) -> pl.DataFrame:
     return frame.rename(dict(zip(frame.columns, header, strict=True)))
 
 
+def _loads_numbers_as_text(text: str) -> Any:
+    return json.loads(text, parse_float=str, parse_int=str, parse_constant=str)
+
+
 def _json_records_as_text(data: bytes, name: str, lines: bool) -> list[dict[str, Any]]:
-    numbers_as_text: dict[str, Callable[[str], Any]] = {
-        "parse_float": str,
-        "parse_int": str,
-        "parse_constant": str,
-    }
     text = data.decode()
     try:
         if lines:
@@ -317,13 +316,13 @@ def _json_records_as_text(data: bytes, name: str, lines: bool) -> list[dict[str,
             for number, line in enumerate(text.split("\n"), start=1):
                 if line.strip():
                     try:
-                        records.append(json.loads(line, **numbers_as_text))
+                        records.append(_loads_numbers_as_text(line))
                     except json.JSONDecodeError as exc:
                         raise DatasetRejected(
                             f"{name}: line {number:,} column {exc.colno}: not valid JSON ({exc.msg})"
                         ) from None
         else:
-            records = json.loads(text, **numbers_as_text)
+            records = _loads_numbers_as_text(text)
     except json.JSONDecodeError as exc:
         raise DatasetRejected(
             f"{name}: line {exc.lineno:,} column {exc.colno}: not valid JSON ({exc.msg})"
@@ -520,12 +519,12 @@ def _normalise_columns(frame: pl.DataFrame, name: str) -> pl.DataFrame:
                 "datasets must be flat tables"
             )
         if isinstance(dtype, pl.Decimal):
-            casts[column] = pl.Float64
+            casts[column] = pl.Float64()
         elif not (
             dtype.is_numeric() or dtype in (pl.Boolean, pl.Date, pl.String) or isinstance(dtype, pl.Datetime)
         ):
-            casts[column] = pl.String  # categoricals, times, durations, all-null columns
-    frame = frame.cast(casts) if casts else frame
+            casts[column] = pl.String()  # categoricals, times, durations, all-null columns
+    frame = frame.cast(pl.Schema(casts)) if casts else frame
     text = [c for c, dtype in frame.schema.items() if dtype == pl.String]
     if text:
         longest = frame.select(pl.col(text).str.len_bytes().max()).row(0, named=True)

@@ -52,7 +52,7 @@ import re
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import polars as pl
 
@@ -115,7 +115,8 @@ _BINARY: dict[type[ast.operator], Callable[[float, float], object]] = {
     ast.Mod: lambda a, b: a - b * math.floor(a / b),
 }
 _UNARY: dict[type[ast.unaryop], Callable[[float], float]] = {ast.UAdd: operator.pos, ast.USub: operator.neg}
-_COMPARE: dict[type[ast.cmpop], Callable[[float, float], bool]] = {
+_COMPARE: dict[type[ast.cmpop], Callable[[Any, Any], Any]] = {
+    # floats for single rows, polars expressions for bulk scoring
     ast.Lt: operator.lt,
     ast.LtE: operator.le,
     ast.Gt: operator.gt,
@@ -310,9 +311,9 @@ class _Checker:
                 if isinstance(op, ast.Pow):
                     self.check_exponent(right)
             case ast.Compare(left=left, ops=ops, comparators=comparators):
-                for op in ops:
-                    if type(op) not in _COMPARE:
-                        symbol = _SYMBOLS[type(op)]
+                for comparison in ops:
+                    if type(comparison) not in _COMPARE:
+                        symbol = _SYMBOLS[type(comparison)]
                         raise self.fail(
                             f"comparison '{symbol}' is not allowed; allowed: < <= > >= == !=", node
                         )
@@ -483,7 +484,7 @@ def _round_digits(x: pl.Expr, scale: pl.Expr) -> pl.Expr:
     return pl.when(x.abs() >= _INTEGRAL).then(x).otherwise(scaled)
 
 
-def _log10(x: pl.Expr, ln10: pl.Expr, ten: pl.Expr) -> pl.Expr:
+def _log10_expr(x: pl.Expr, ln10: pl.Expr, ten: pl.Expr) -> pl.Expr:
     ratio = x.log() / ln10
     power = ratio.round(0, mode="half_to_even")
     return _finite(pl.when(ten.pow(power) == x).then(power).otherwise(ratio))
@@ -541,10 +542,10 @@ class _Compiler:
                 return _share(lambda *values: _chain(ops, *values), parts)
             case ast.Call(func=ast.Name(id="round"), args=[x]):
                 return _Part(self.compile(x).expr.round(0, mode="half_to_even"), "computed")
-            case ast.Call(func=ast.Name(id="round"), args=[x, ast.Constant(value=ndigits)]):
+            case ast.Call(func=ast.Name(id="round"), args=[x, ast.Constant(value=int(ndigits))]):
                 return _share(_round_digits, [self.compile(x), _literal(10.0**ndigits)])
             case ast.Call(func=ast.Name(id="log10"), args=[x]):
-                return _share(_log10, [self.compile(x), _literal(_LN10), _literal(10.0)])
+                return _share(_log10_expr, [self.compile(x), _literal(_LN10), _literal(10.0)])
             case ast.Call(func=ast.Name(id=name), args=[x]) if name in _POLARS_SIMPLE:
                 return _Part(_POLARS_SIMPLE[name](self.compile(x).expr), "computed")
             case ast.Call(func=ast.Name(id=name), args=args):

@@ -168,7 +168,7 @@ def custom_scores(
             .alias("score")
         )
         .select(list(CUSTOM_SCORES))
-        .cast(CUSTOM_SCORES)
+        .cast(pl.Schema(CUSTOM_SCORES))
     )
 
 

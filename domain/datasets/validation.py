@@ -700,7 +700,7 @@ def pandera_schema(
         return _passes_or_rows(data, _duplicate_key(keys, data.lazyframe.collect_schema(), types))
 
     def checks(name: str, ftype: FieldType) -> list[pa.Check]:
-        dtype = (frame_schema or {}).get(name, pl.String)
+        dtype = (frame_schema or {}).get(name, pl.String())
         return [_column_check("type", ftype)] * (not _holds(dtype, ftype)) + [
             _column_check("finite", ftype)
         ] * (ftype in ("int", "float") and not dtype.is_integer())
@@ -747,7 +747,7 @@ def validate(frame: pl.DataFrame, schema: Mapping[str, str], data_type: DataType
     for rule, check_column, rows in groups.iter_rows():
         column = None if rule == "duplicate_key" else check_column
         listed = tuple(r + 1 for r in rows[:MAX_LISTED_ROWS])
-        what = _what(rule, column, types.get(column), keys)
+        what = _what(rule, column, None if column is None else types.get(column), keys)
         failures.append(
             RuleFailure(rule, column, len(rows), listed, f"{what}: {_rows_text(listed, len(rows))}")
         )

@@ -91,7 +91,7 @@ def creator_balances(entries: pl.DataFrame) -> pl.DataFrame:
             pl.col("booked_at").max().alias("last_booked_at"),
         )
         .select(list(CREATOR_BALANCES))
-        .cast(CREATOR_BALANCES)
+        .cast(pl.Schema(CREATOR_BALANCES))
         .sort("creator_id")
     )
 
@@ -133,7 +133,7 @@ def monthly_earnings(entries: pl.DataFrame, payouts: pl.DataFrame) -> pl.DataFra
             .alias("carried_over_cents")
         )
         .select(list(MONTHLY_EARNINGS))
-        .cast(MONTHLY_EARNINGS)
+        .cast(pl.Schema(MONTHLY_EARNINGS))
     )
 
 

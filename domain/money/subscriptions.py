@@ -159,7 +159,7 @@ def subscription_states(
     rows = [subscription_row(e) for e in events if str(e.get("type", "")).startswith(EVENT_PREFIX)]
     frames = [pl.DataFrame(rows, schema=SUBSCRIPTIONS)]
     if previous is not None:
-        frames.insert(0, previous.select(list(SUBSCRIPTIONS)).cast(SUBSCRIPTIONS))
+        frames.insert(0, previous.select(list(SUBSCRIPTIONS)).cast(pl.Schema(SUBSCRIPTIONS)))
     return (
         pl.concat(frames)
         .sort(_ORDER)
