@@ -27,7 +27,7 @@ import dagster as dg
 import polars as pl
 from pydantic import Field
 
-from assets._common import markdown_table
+from assets.common import markdown_table
 from assets.models import _UNFINISHED, MAX_KEYS_PER_RUN, new_inbox_objects
 from domain.datasets.registry import DATASETS, merge_datasets, storage_for
 from domain.datasets.validation import typed_frame, validate

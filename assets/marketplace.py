@@ -19,8 +19,8 @@ import dagster as dg
 import polars as pl
 from pydantic import Field
 
-from assets._common import SportsConfig, markdown_table
 from assets.analyses import read_model_versions
+from assets.common import SportsConfig, markdown_table
 from assets.models import new_inbox_objects
 from domain.marketplace.listing import (
     MODEL_STATUS,

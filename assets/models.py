@@ -17,7 +17,7 @@ import dagster as dg
 import polars as pl
 from pydantic import Field
 
-from assets._common import markdown_table
+from assets.common import markdown_table
 from domain.models.registry import MODEL_VERSIONS, merge_model_versions
 from domain.tables.schemas import empty
 from stores.lake import Lake, table_key

@@ -16,7 +16,7 @@ import hashlib
 import dagster as dg
 import polars as pl
 
-from assets._common import markdown_table
+from assets.common import markdown_table
 from assets.models import _UNFINISHED, new_inbox_objects
 from domain.money.earnings import creator_balances as balances_of
 from domain.money.ledger import balances, unbalanced
