@@ -91,6 +91,7 @@ class Inbox:
         return bool(instance.get_runs(dg.RunsFilter(tags=self.tags, statuses=UNFINISHED), limit=1))
 
     def run_config(self, keys: list[str]) -> dict:
+        """The run's config: the new keys, or none (a full rebuild) above ``max_keys_per_run``."""
         if self.keys_into is None:
             return {}
         run_keys = keys if len(keys) <= self.max_keys_per_run else []
