@@ -12,7 +12,7 @@ import dagster as dg
 import polars as pl
 from pydantic import Field
 
-from assets._common import daily_partitions, partition_days, table_metadata
+from assets.common import daily_partitions, partition_days, table_metadata
 from domain.models.engine import ANALYSES, ModelBatch, clustered, multipliers_from_history, score_day
 from domain.models.engine.scoring import DYNAMIC_WINDOW_DAYS
 from domain.models.registry import MODEL_VERSIONS

@@ -1,5 +1,5 @@
 """User datasets: the ``datasets`` table and each version's stored rows, built from the inbox; the
-sensor that feeds them; the great-expectations suite as the asset's check.
+great-expectations suite as the asset's check.
 
 The API stores an upload and its ``meta.json`` under ``inbox/datasets/`` (``stores/datasets``)
 and answers ``processing`` until the table has the version. Each sensor tick asks for one run over
@@ -18,7 +18,6 @@ unevaluated and cannot resolve a string to the Config class.
 """
 
 import datetime as dt
-import hashlib
 import json
 from dataclasses import asdict
 from typing import Any
@@ -27,8 +26,7 @@ import dagster as dg
 import polars as pl
 from pydantic import Field
 
-from assets._common import markdown_table
-from assets.models import _UNFINISHED, MAX_KEYS_PER_RUN, new_inbox_objects
+from assets.common import markdown_table
 from domain.datasets.registry import DATASETS, merge_datasets, storage_for
 from domain.datasets.validation import typed_frame, validate
 from domain.errors import UserError
@@ -38,8 +36,6 @@ from stores.lake import Lake
 from stores.warehouse import Warehouse
 
 TABLE = "datasets"
-RUN_TAGS = {"oddsforge/inbox": "datasets"}
-"""Tags the sensor's runs, so a tick can see that one is still going."""
 PROCESSED = "processed_versions"
 """Materialisation metadata: the versions this run stored, which the GE check then validates."""
 
@@ -226,29 +222,5 @@ def great_expectations_suite(
     )
 
 
-@dg.sensor(
-    target=dg.AssetSelection.assets(datasets),
-    minimum_interval_seconds=30,
-    description="Processes new dataset uploads, edits and deletions from the inbox into the datasets table.",
-)
-def dataset_inbox_sensor(context: dg.SensorEvaluationContext, lake: Lake) -> dg.SensorResult | dg.SkipReason:
-    # A run reads, then rewrites the table: two at once would lose one's rows. The tick after the
-    # running one ends takes every object that arrived meanwhile.
-    if context.instance.get_runs(dg.RunsFilter(tags=RUN_TAGS, statuses=_UNFINISHED), limit=1):
-        return dg.SkipReason("the previous datasets run has not finished")
-    keys, cursor = new_inbox_objects(DatasetStore(lake).event_keys(), context.cursor)
-    if not keys:
-        return dg.SkipReason("no new dataset uploads, edits or deletions")
-    # The same new keys at the same cursor give the same run key, so a restarted tick never repeats.
-    digest = hashlib.sha256("\n".join([*keys, str(cursor)]).encode()).hexdigest()
-    request = dg.RunRequest(
-        run_key=f"datasets-{digest[:32]}",
-        run_config={"ops": {TABLE: {"config": {"keys": keys if len(keys) <= MAX_KEYS_PER_RUN else []}}}},
-        tags=RUN_TAGS | {"oddsforge/new_objects": str(len(keys))},
-    )
-    return dg.SensorResult(run_requests=[request], cursor=cursor)
-
-
 dataset_assets = [datasets]
 dataset_checks = [great_expectations_suite]
-dataset_sensors = [dataset_inbox_sensor]

@@ -11,7 +11,7 @@ from collections.abc import Callable
 import dagster as dg
 import polars as pl
 
-from assets._common import SportsConfig, daily_partitions, partition_days, table_metadata
+from assets.common import SportsConfig, daily_partitions, partition_days, table_metadata
 from domain.models.engine import Tables
 from domain.models.engine import feature_tables as ft
 from services.engine_tables import load_tables

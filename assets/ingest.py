@@ -13,7 +13,7 @@ from collections.abc import Callable
 import dagster as dg
 import polars as pl
 
-from assets._common import SportsConfig, daily_partitions, partition_days, table_metadata
+from assets.common import SportsConfig, daily_partitions, partition_days, table_metadata
 from domain.tables import tidy
 from domain.tables.schemas import GAMES, ODDS_SNAPSHOTS, PLAYER_BOX, RAW_TABLES, TEAM_BOX
 from resources.feeds import FeedRejectedError, FeedResult, OddsFeed, StatsFeed

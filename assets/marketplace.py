@@ -2,7 +2,8 @@
 
 - ``subscriptions`` folds free subscription events (``inbox/subscriptions/``, written by the API) and
   Stripe's subscription webhooks (``inbox/stripe/events/``) into one table, the latest state of every
-  subscription; a sensor asks for a run that merges exactly the new objects.
+  subscription; an inbox sensor (``pipelines/sensors.py``) asks for a run that merges exactly the new
+  objects.
 - ``model_status`` applies SPEC 6 after each performance update: listing (public, reviewed when
   paid), automatic suspension (three consecutive failing daily evaluations) and notifications to
   subscribers (a new version of a shared model, a suspension) appended to ``tables/notifications``.
@@ -12,16 +13,13 @@ No ``from __future__ import annotations`` here: Dagster reads the ``config`` ann
 """
 
 import datetime as dt
-import hashlib
-from collections.abc import Callable, Iterator
 
 import dagster as dg
 import polars as pl
 from pydantic import Field
 
-from assets._common import SportsConfig, markdown_table
 from assets.analyses import read_model_versions
-from assets.models import new_inbox_objects
+from assets.common import SportsConfig, markdown_table
 from domain.marketplace.listing import (
     MODEL_STATUS,
     NOTIFICATIONS,
@@ -37,11 +35,10 @@ from domain.marketplace.listing import (
 from domain.marketplace.performance import MODEL_PERFORMANCE, ROLLING_DAYS
 from domain.money.subscriptions import ACCESS_STATUSES, SUBSCRIPTIONS
 from stores.lake import Lake, table_key
-from stores.reviews import INBOX_PREFIX as REVIEWS_PREFIX
 from stores.reviews import ReviewStore
 from stores.stripe_events import EVENTS_PREFIX, read_events
 from stores.subscriptions import INBOX_PREFIX as FREE_PREFIX
-from stores.subscriptions import SubscriptionStore, parse_key
+from stores.subscriptions import SubscriptionStore
 
 SUBSCRIPTIONS_KEY = table_key("subscriptions")
 MODEL_STATUS_KEY = table_key("model_status")
@@ -52,16 +49,6 @@ EVALUATION_DAYS = 7
 asset did not run is still judged."""
 HISTORY_DAYS = 2 * ROLLING_DAYS
 """Performance rows read before the latest date: long enough for three evaluations of a weekly sport."""
-MAX_KEYS_PER_RUN = 5_000
-SUBSCRIPTION_RUN_TAGS = {"oddsforge/inbox": "subscriptions"}
-REVIEW_RUN_TAGS = {"oddsforge/inbox": "reviews"}
-_UNFINISHED = [
-    dg.DagsterRunStatus.QUEUED,
-    dg.DagsterRunStatus.NOT_STARTED,
-    dg.DagsterRunStatus.STARTING,
-    dg.DagsterRunStatus.STARTED,
-    dg.DagsterRunStatus.CANCELING,
-]
 
 
 def read_table(lake: Lake, key: str, schema: dict[str, pl.DataType]) -> pl.DataFrame:
@@ -187,63 +174,4 @@ def model_status(context: dg.AssetExecutionContext, config: SportsConfig, lake: 
     )
 
 
-def _inbox_request(
-    context: dg.SensorEvaluationContext,
-    objects: Iterator[tuple[str, float]],
-    tags: dict[str, str],
-    run_config: Callable[[list[str]], dict] | None = None,
-) -> dg.SensorResult | dg.SkipReason:
-    """One run for the new keys among ``objects`` (keyed by the keys and the cursor, so a restarted
-    tick never repeats), unless a previous run with ``tags`` is unfinished: runs read, then rewrite a
-    table, and the tick after one ends takes everything that arrived meanwhile."""
-    if context.instance.get_runs(dg.RunsFilter(tags=tags, statuses=_UNFINISHED), limit=1):
-        return dg.SkipReason(f"the previous {tags['oddsforge/inbox']} run has not finished")
-    keys, cursor = new_inbox_objects(objects, context.cursor)
-    if not keys:
-        return dg.SkipReason(f"no new {tags['oddsforge/inbox']} objects")
-    digest = hashlib.sha256("\n".join([*keys, str(cursor)]).encode()).hexdigest()
-    request = dg.RunRequest(
-        run_key=f"{tags['oddsforge/inbox']}-{digest[:32]}",
-        run_config=run_config(keys) if run_config else {},
-        tags=tags | {"oddsforge/new_objects": str(len(keys))},
-    )
-    return dg.SensorResult(run_requests=[request], cursor=cursor)
-
-
-def _subscription_objects(lake: Lake) -> Iterator[tuple[str, float]]:
-    for key, mtime in lake.list_objects(FREE_PREFIX):
-        if parse_key(key) is not None:
-            yield key, mtime
-    for key, mtime in lake.list_objects(EVENTS_PREFIX):
-        if key.endswith(".json"):
-            yield key, mtime
-
-
-@dg.sensor(
-    target=subscriptions,
-    minimum_interval_seconds=30,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Folds new free subscription events and Stripe events into the subscriptions table.",
-)
-def subscriptions_inbox_sensor(
-    context: dg.SensorEvaluationContext, lake: Lake
-) -> dg.SensorResult | dg.SkipReason:
-    def run_config(keys: list[str]) -> dict:
-        run_keys = keys if len(keys) <= MAX_KEYS_PER_RUN else []  # a huge backlog: full rebuild
-        return {"ops": {"subscriptions": {"config": {"keys": run_keys}}}}
-
-    return _inbox_request(context, _subscription_objects(lake), SUBSCRIPTION_RUN_TAGS, run_config)
-
-
-@dg.sensor(
-    target=model_status,
-    minimum_interval_seconds=30,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Re-evaluates listing statuses when an operator records a review of a paid model.",
-)
-def review_inbox_sensor(context: dg.SensorEvaluationContext, lake: Lake) -> dg.SensorResult | dg.SkipReason:
-    return _inbox_request(context, lake.list_objects(REVIEWS_PREFIX), REVIEW_RUN_TAGS)
-
-
 marketplace_assets = [subscriptions, model_status]
-marketplace_sensors = [subscriptions_inbox_sensor, review_inbox_sensor]

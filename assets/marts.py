@@ -35,7 +35,7 @@ _GENERATED = {"target", "logs"}
 dbt_project = DbtProject(project_dir=DBT_DIR, profiles_dir=DBT_DIR)
 
 
-def _stale(project: DbtProject) -> bool:
+def manifest_stale(project: DbtProject) -> bool:
     """Whether the manifest is missing or older than a file of the project (models, macros, YAML)."""
     if not project.manifest_path.exists():
         return True
@@ -60,7 +60,7 @@ def prepare_manifest(project: DbtProject) -> Path:
     ``definitions validate`` on a fresh clone) and runs whichever ``dbt`` is on ``PATH`` (none when
     the virtual environment is not activated, as with ``.venv/bin/dagster``).
     """
-    if _stale(project):
+    if manifest_stale(project):
         dbt_resource(project).cli(["parse", "--quiet"], target_path=project.target_path).wait()
     return project.manifest_path
 

@@ -1,7 +1,7 @@
 """Money: the ledger posted from verified Stripe webhooks, creators' balances, and monthly payouts.
 
 The API stores each verified Stripe event under ``inbox/stripe/events/`` and answers at once; the
-sensor here asks for a ``ledger`` run when new events (or recorded payout transfers) arrive. Each run
+inbox sensor asks for a ``ledger`` run when new events (or recorded payout transfers) arrive. Each run
 posts exactly the objects it has not posted yet (``stores.ledger``), retries events that
 could not be attributed last time, and is checked to balance before anything downstream reads it.
 ``payouts`` runs per month on the 1st for the month before (``stores.payouts``): intents are
@@ -11,19 +11,17 @@ No ``from __future__ import annotations`` here: Dagster reads resource annotatio
 """
 
 import datetime as dt
-import hashlib
 
 import dagster as dg
 import polars as pl
 
-from assets._common import markdown_table
-from assets.models import _UNFINISHED, new_inbox_objects
+from assets.common import markdown_table
 from domain.money.earnings import creator_balances as balances_of
 from domain.money.ledger import balances, unbalanced
 from domain.money.payouts import PAYOUT_MINIMUM_CENTS
 from resources.payments import Payments
 from stores.lake import Lake, table_key
-from stores.ledger import ledger_sources, post_inbox, read_ledger, unread_keys
+from stores.ledger import post_inbox, read_ledger, unread_keys
 from stores.payouts import pay_month
 from stores.stripe_events import EVENTS_PREFIX
 
@@ -32,8 +30,6 @@ PAYOUTS_START = "2025-01"
 """The first month the platform could take payments; monthly payout partitions start here."""
 monthly_partitions = dg.MonthlyPartitionsDefinition(start_date=PAYOUTS_START, fmt="%Y-%m")
 """``YYYY-MM`` partitions of completed months (the current month is not a partition until it ends)."""
-RUN_TAGS = {"oddsforge/inbox": "ledger"}
-"""Tags ledger runs (the sensor's and the CLI's), so that only one writes the ledger at a time."""
 NO_STRIPE = "STRIPE_API_KEY is not configured: payouts are recorded as pending_stripe and no money moves"
 
 
@@ -156,26 +152,4 @@ def payouts(
     return dg.MaterializeResult(metadata=metadata)
 
 
-@dg.sensor(
-    target=dg.AssetSelection.assets(ledger, creator_balances),
-    minimum_interval_seconds=30,
-    description="Posts new verified Stripe events and recorded payout transfers onto the ledger.",
-)
-def stripe_inbox_sensor(context: dg.SensorEvaluationContext, lake: Lake) -> dg.SensorResult | dg.SkipReason:
-    # A run reads the ledger, then rewrites the months it adds to: two at once could lose entries.
-    if context.instance.get_runs(dg.RunsFilter(tags=RUN_TAGS, statuses=_UNFINISHED), limit=1):
-        return dg.SkipReason("the previous ledger run has not finished")
-    keys, cursor = new_inbox_objects(ledger_sources(lake), context.cursor)
-    if not keys:
-        return dg.SkipReason("no new Stripe events or payout transfers")
-    # The run posts whatever it has not posted yet: the keys only name the request, so a restarted
-    # tick (same keys, same cursor) never asks twice.
-    digest = hashlib.sha256("\n".join([*keys, str(cursor)]).encode()).hexdigest()
-    request = dg.RunRequest(
-        run_key=f"ledger-{digest[:32]}", tags=RUN_TAGS | {"oddsforge/new_objects": str(len(keys))}
-    )
-    return dg.SensorResult(run_requests=[request], cursor=cursor)
-
-
 payment_assets = [ledger, creator_balances, payouts]
-payment_sensors = [stripe_inbox_sensor]

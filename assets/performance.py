@@ -11,7 +11,7 @@ import datetime as dt
 import dagster as dg
 import polars as pl
 
-from assets._common import SportsConfig, daily_partitions, markdown_table, partition_days, table_metadata
+from assets.common import SportsConfig, daily_partitions, markdown_table, partition_days, table_metadata
 from domain.marketplace.performance import (
     MODEL_PERFORMANCE,
     ROLLING_DAYS,

@@ -210,9 +210,9 @@ def run_payouts(month: str, progress: Progress) -> dict[str, Any]:
     """Post every unposted Stripe event onto the ledger, run (or re-run) ``month``'s payouts, post the
     transfers they made, and report the month's payouts. Resources come from the environment now
     (``STRIPE_API_KEY`` decides whether transfers are made)."""
-    from assets.models import _UNFINISHED
-    from assets.payments import NO_STRIPE, RUN_TAGS, creator_balances, ledger, monthly_partitions, payouts
+    from assets.payments import NO_STRIPE, creator_balances, ledger, monthly_partitions, payouts
     from domain.money.earnings import monthly_earnings
+    from pipelines.sensors import LEDGER_INBOX
     from resources.settings import build_resources
     from stores.ledger import read_ledger, unread_keys
     from stores.payouts import read_payout_records
@@ -221,7 +221,7 @@ def run_payouts(month: str, progress: Progress) -> dict[str, Any]:
     if month not in months:
         raise UserError(f"--month {month}: not an ended month in {months[0]} .. {months[-1]} (YYYY-MM)")
     instance = dg.DagsterInstance.get()
-    if instance.get_runs(dg.RunsFilter(tags=RUN_TAGS, statuses=_UNFINISHED), limit=1):
+    if LEDGER_INBOX.running(instance):
         raise UserError("a ledger run is in progress (the Stripe inbox sensor's): retry when it has ended")
     resources = build_resources()
     lake: Lake = resources["lake"]
@@ -231,7 +231,7 @@ def run_payouts(month: str, progress: Progress) -> dict[str, Any]:
             [ledger, creator_balances],
             instance=instance,
             resources=resources,
-            tags=RUN_TAGS,
+            tags=LEDGER_INBOX.tags,
             run_config=QUIET_RUN,
         )
 

@@ -21,7 +21,7 @@ from functools import partial
 
 import dagster as dg
 
-from assets._common import SportsConfig, daily_partitions
+from assets.common import SportsConfig, daily_partitions
 from stores.alerts import Alert, raise_alert
 from stores.lake import Lake
 

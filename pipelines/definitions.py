@@ -5,13 +5,13 @@ from __future__ import annotations
 import dagster as dg
 
 from assets.analyses import analysis_assets
-from assets.datasets import dataset_assets, dataset_checks, dataset_sensors
+from assets.datasets import dataset_assets, dataset_checks
 from assets.features import feature_assets
 from assets.ingest import ingest_assets
-from assets.marketplace import marketplace_assets, marketplace_sensors
+from assets.marketplace import marketplace_assets
 from assets.marts import dbt_resource, mart_assets
-from assets.models import model_assets, model_sensors
-from assets.payments import payment_assets, payment_sensors
+from assets.models import model_assets
+from assets.payments import payment_assets
 from assets.performance import performance_assets
 from assets.serving import serving_snapshot
 from pipelines.automation import asset_checks, sensors, with_freshness_policies
@@ -29,6 +29,7 @@ from pipelines.jobs import (
     serving_job,
     tables_job,
 )
+from pipelines.sensors import inbox_sensors
 from resources.settings import build_resources, executor_from_env, loggers_from_env
 
 defs = with_freshness_policies(
@@ -62,11 +63,8 @@ defs = with_freshness_policies(
         schedules=[*ingest_schedules, payouts_schedule, *execution_schedules],
         asset_checks=[*dataset_checks, *asset_checks],
         sensors=[
-            *model_sensors,
-            *dataset_sensors,
+            *inbox_sensors,
             *sensors,
-            *payment_sensors,
-            *marketplace_sensors,
             *execution_sensors,
         ],
         resources={**build_resources(), "dbt": dbt_resource()},

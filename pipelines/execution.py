@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 import dagster as dg
 
-from assets._common import daily_partitions
+from assets.common import daily_partitions
 from assets.marketplace import MODEL_STATUS_KEY, SUBSCRIPTIONS_KEY, read_table
 from domain.marketplace.listing import MODEL_STATUS, POPULAR_ABOVE, popular_models
 from domain.money.subscriptions import SUBSCRIPTIONS

@@ -7,7 +7,7 @@ from typing import Any
 import dagster as dg
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
-from assets._common import daily_partitions
+from assets.common import daily_partitions
 from assets.ingest import TIDY_BUILDERS
 from domain.sports import sport_info
 from pipelines.automation import freshness_checks, odds_api_quota

@@ -15,7 +15,7 @@ import polars as pl
 import pyarrow.parquet as pq
 import pytest
 
-from assets.datasets import dataset_inbox_sensor, datasets, great_expectations_suite
+from assets.datasets import datasets, great_expectations_suite
 from cli.main import main
 from domain.datasets.registry import (
     DATASETS,
@@ -35,6 +35,7 @@ from domain.datasets.registry import (
 from domain.datasets.validation import QualityReport
 from domain.models.registry import new_model_id
 from domain.tables.schemas import empty
+from pipelines.sensors import dataset_inbox_sensor
 from services.custom_scores import dataset_rows
 from services.dataset_quality import fast_verdicts, ge_verdicts
 from stores.datasets import (

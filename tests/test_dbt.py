@@ -19,9 +19,9 @@ from dbt.cli.main import dbtRunner
 from assets.marts import (
     DBT_DIR,
     MARTS_ENV,
-    _stale,
     dbt_build_args,
     dbt_resource,
+    manifest_stale,
     marts,
     prepare_manifest,
 )
@@ -301,10 +301,10 @@ def test_manifest_is_parsed_when_missing_or_stale(tmp_path: Path) -> None:
     copy = tmp_path / "dbt_project"
     shutil.copytree(DBT_DIR, copy, ignore=shutil.ignore_patterns("target", "logs"))
     project = DbtProject(project_dir=copy, profiles_dir=copy)
-    assert _stale(project)
+    assert manifest_stale(project)
     manifest = prepare_manifest(project)
-    assert manifest.exists() and not _stale(project)
+    assert manifest.exists() and not manifest_stale(project)
     model = copy / "models" / "marts" / "leaderboard.sql"
     later = manifest.stat().st_mtime + 10
     os.utime(model, (later, later))
-    assert _stale(project)
+    assert manifest_stale(project)

@@ -27,3 +27,32 @@ def test_nba_schedule_ingests_yesterday_and_today_in_one_run_for_nba_only() -> N
     assert request.tags["dagster/asset_partition_range_end"] == "2026-01-10"
     assert request.run_key == "ingest:basketball_nba:2026-01-09:2026-01-10"
     assert request.run_config["ops"] == {op: {"config": {"sports": ["basketball_nba"]}} for op in INGEST_OPS}
+
+
+STARTS_RUNNING = {
+    # The API's write path: a model version, a dataset, a payment, a subscription or a review reaches
+    # the tables only through these, so nothing the API accepts waits for an operator.
+    "model_inbox_sensor": True,
+    "dataset_inbox_sensor": True,
+    "stripe_inbox_sensor": True,
+    "subscriptions_inbox_sensor": True,
+    "review_inbox_sensor": True,
+    # Alerting and the automation from new analyses to the leaderboard.
+    "alert_on_run_failure": True,
+    "results_to_leaderboard": True,
+    # A demo or test lake is never fresh: turned on in production.
+    "freshness_checks_sensor": False,
+    # They spend The Odds API's quota, score the slates the ingest brings, or move money.
+    "nba_ingest_schedule": False,
+    "nfl_ingest_schedule": False,
+    "popular_models_schedule": False,
+    "daily_record_schedule": False,
+    "monthly_payouts_schedule": False,
+}
+"""Every sensor and schedule, and whether it runs on a fresh instance (docs/operations.md)."""
+
+
+def test_every_sensor_and_schedule_starts_as_listed() -> None:
+    repository = defs.get_repository_def()
+    automations = [*repository.sensor_defs, *repository.schedule_defs]
+    assert {a.name: a.default_status.value == "RUNNING" for a in automations} == STARTS_RUNNING

@@ -27,9 +27,7 @@ from assets.marketplace import (
     NOTIFICATIONS_KEY,
     SUBSCRIPTIONS_KEY,
     model_status,
-    review_inbox_sensor,
     subscriptions,
-    subscriptions_inbox_sensor,
 )
 from assets.marts import MARTS_ENV, dbt_resource, marts
 from assets.models import model_versions
@@ -58,6 +56,7 @@ from pipelines.execution import (
     popular_models_schedule,
 )
 from pipelines.jobs import range_tags
+from pipelines.sensors import review_inbox_sensor, subscriptions_inbox_sensor
 from resources.sample_feed import SampleLeagueFeed
 from services.on_demand import ExecutionLimits, cache_key
 from stores.lake import Lake, table_key

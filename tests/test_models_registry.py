@@ -9,6 +9,7 @@ import os
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +21,7 @@ from pydantic import PrivateAttr
 
 from api.app import create_app
 from api.auth import mint_token
-from assets import models as model_assets_module
-from assets.models import TABLE_KEY, model_assets, model_inbox_sensor, new_inbox_objects
+from assets.models import TABLE_KEY, model_assets
 from domain.models.config import ConfigError
 from domain.models.registry import (
     MODEL_ID_MAX,
@@ -34,6 +34,7 @@ from domain.models.registry import (
     owner_of,
     version_record,
 )
+from pipelines.sensors import MODEL_INBOX, inbox_sensor, model_inbox_sensor, new_inbox_objects
 from services.backtests import record_backtest
 from stores.lake import Lake
 from stores.registry import RegistryStore, archived_key, parse_key, version_key
@@ -476,12 +477,15 @@ def _store_version(store: RegistryStore, model_id: str, version: int, **override
 
 
 def _tick(
-    lake: Lake, cursor: str | None, instance: dg.DagsterInstance | None = None
+    lake: Lake,
+    cursor: str | None,
+    instance: dg.DagsterInstance | None = None,
+    sensor: dg.SensorDefinition = model_inbox_sensor,
 ) -> dg.SensorResult | dg.SkipReason:
     context = dg.build_sensor_context(
         cursor=cursor, instance=instance or dg.DagsterInstance.ephemeral(), resources={"lake": lake}
     )
-    return model_inbox_sensor(context)
+    return sensor(context)
 
 
 def test_sensor_requests_each_new_object_once(tmp_path: Path) -> None:
@@ -534,9 +538,7 @@ def test_sensor_waits_for_the_running_merge(tmp_path: Path) -> None:
     assert again.run_requests[0].run_config["ops"]["model_versions"]["config"]["keys"] == [key]
 
 
-def test_cursor_window_and_full_rebuild_for_a_backlog(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_cursor_window_and_full_rebuild_for_a_backlog(tmp_path: Path) -> None:
     objects = [("k1", 100.0), ("k2", 200.0), ("k3", 200.0)]
     keys, cursor = new_inbox_objects(objects, None)
     assert keys == ["k1", "k2", "k3"]
@@ -549,8 +551,7 @@ def test_cursor_window_and_full_rebuild_for_a_backlog(
     store = RegistryStore(lake)
     for i in range(3):
         _store_version(store, f"u--m-00000{i}", 1)
-    monkeypatch.setattr(model_assets_module, "MAX_KEYS_PER_RUN", 2)
-    tick = _tick(lake, None)
+    tick = _tick(lake, None, sensor=inbox_sensor(replace(MODEL_INBOX, max_keys_per_run=2)))
     assert isinstance(tick, dg.SensorResult)
     assert tick.run_requests[0].run_config["ops"]["model_versions"]["config"]["keys"] == []
 

@@ -24,10 +24,11 @@ from api.auth import mint_token
 from api.settings import DEV_JWT_SECRET
 from assets.analyses import analyses
 from assets.ingest import TIDY_BUILDERS, ingest_assets, raw_feeds, rebuild_table
-from assets.models import TABLE_KEY, model_inbox_sensor, model_versions
+from assets.models import TABLE_KEY, model_versions
 from cli.demo import register_demo_models
 from domain.models.engine import ANALYSES
 from pipelines.automation import alert_on_run_failure
+from pipelines.sensors import model_inbox_sensor
 from resources.feeds import NoStatsFeed
 from resources.odds_api import OddsApiFeed
 from resources.sample_feed import SampleLeagueFeed

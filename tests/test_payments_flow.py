@@ -26,11 +26,12 @@ import pytest
 from api.app import create_app
 from api.auth import mint_token
 from assets.marts import dbt_build_args
-from assets.payments import creator_balances, ledger, payouts, stripe_inbox_sensor
+from assets.payments import creator_balances, ledger, payouts
 from cli.demo_payments import DEMO_WEBHOOK_SECRET, deliver, demo_events
 from cli.main import main
 from domain.money.ledger import PLATFORM, unbalanced
 from domain.money.subscriptions import subscription_metadata, subscription_states
+from pipelines.sensors import stripe_inbox_sensor
 from resources.payments import Payments
 from services.paid_subscriptions import (
     NoPaidSubscriptionError,

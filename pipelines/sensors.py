@@ -1,0 +1,229 @@
+"""The inbox sensors: the API writes immutable objects under ``inbox/``, and one sensor per inbox asks
+for a run of the assets that fold the new objects into tables.
+
+Each sensor is made by :func:`inbox_sensor` from an :class:`Inbox` declaration, so all five behave
+alike:
+
+- a settle-window cursor (:func:`new_inbox_objects`): each object is processed once, even when a slow
+  write becomes visible after a quicker, later one;
+- a run key digested from the new keys and the cursor: a restarted tick never asks twice;
+- no run while the previous one of the same inbox is unfinished: a run reads, then rewrites its
+  table, and two at once would lose one's rows; the tick after it ends takes everything that arrived;
+- they start RUNNING: the API's writes wait for them (a dataset answers ``processing``, a model
+  version, a subscription, a review or a payment reaches the tables only through them), so a fresh
+  deployment must not wait for an operator to switch them on.
+
+Adding an inbox: a lister of its ``(key, modification time)`` objects in ``stores/``, an asset that
+merges the keys it is given (and rebuilds from every object when given none), one declaration here.
+
+No ``from __future__ import annotations`` here: Dagster reads resource annotations unevaluated.
+"""
+
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+import dagster as dg
+
+from assets.datasets import datasets
+from assets.marketplace import model_status, subscriptions
+from assets.models import model_versions
+from assets.payments import creator_balances, ledger
+from stores.datasets import DatasetStore
+from stores.lake import Lake
+from stores.ledger import ledger_sources
+from stores.registry import INBOX_PREFIX as MODELS_PREFIX
+from stores.reviews import INBOX_PREFIX as REVIEWS_PREFIX
+from stores.stripe_events import EVENTS_PREFIX
+from stores.subscriptions import INBOX_PREFIX as FREE_PREFIX
+from stores.subscriptions import parse_key as parse_subscription_key
+
+SETTLE_SECONDS = 60.0
+"""How far back a sensor re-checks modification times. An object's time is when its write started
+(S3 ``LastModified``, the temp file's mtime locally), so a slow write can become visible after a
+quicker, later one; keys seen inside this window are kept in the cursor instead of trusting the
+newest time alone."""
+MAX_KEYS_PER_RUN = 5_000
+"""Above this many new objects (a first deployment over a full inbox), a tick asks for a full
+rebuild instead of passing every key in the run config."""
+INBOX_TAG = "oddsforge/inbox"
+"""Run tag naming the inbox a run folds, so a tick (or the CLI) can see that one is still going."""
+UNFINISHED = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,
+]
+"""Run statuses of a run that may still write its table."""
+
+InboxObjects = Callable[[Lake], Iterable[tuple[str, float]]]
+
+
+@dataclass(frozen=True)
+class Inbox:
+    """What one inbox sensor watches, what it asks for, and how it says so."""
+
+    sensor_name: str
+    name: str
+    """The run tag's value and the run keys' prefix."""
+    objects: InboxObjects
+    """``(key, modification time)`` of every object the sensor watches."""
+    target: dg.AssetSelection
+    description: str
+    previous_run: str
+    """What the skip reason calls an unfinished run: "the previous {previous_run} has not finished"."""
+    new_objects: str
+    """What the skip reason calls the objects: "no new {new_objects}"."""
+    keys_into: dg.AssetsDefinition | None = None
+    """The asset whose ``keys`` config takes the new keys (none: a full rebuild); None when the run
+    finds what is new by itself."""
+    max_keys_per_run: int = MAX_KEYS_PER_RUN
+    minimum_interval_seconds: int = 30
+
+    @property
+    def tags(self) -> dict[str, str]:
+        return {INBOX_TAG: self.name}
+
+    def running(self, instance: dg.DagsterInstance) -> bool:
+        """Whether a run of this inbox (the sensor's or one tagged alike) is unfinished."""
+        return bool(instance.get_runs(dg.RunsFilter(tags=self.tags, statuses=UNFINISHED), limit=1))
+
+    def run_config(self, keys: list[str]) -> dict:
+        """The run's config: the new keys, or none (a full rebuild) above ``max_keys_per_run``."""
+        if self.keys_into is None:
+            return {}
+        run_keys = keys if len(keys) <= self.max_keys_per_run else []
+        return {"ops": {self.keys_into.op.name: {"config": {"keys": run_keys}}}}
+
+
+def new_inbox_objects(
+    objects: Iterable[tuple[str, float]], cursor: str | None
+) -> tuple[list[str], str | None]:
+    """The keys among ``objects`` (key, modification time) not processed yet, and the next cursor.
+
+    The cursor is JSON ``{"mtime": newest time processed, "keys": [keys whose time lies within
+    SETTLE_SECONDS of it]}``: an object older than that window was processed, one inside it is new
+    unless listed, so nothing is missed or repeated. With nothing new the cursor stays as it is.
+    """
+    listed = list(objects)
+    if cursor is None:
+        new, watermark = listed, float("-inf")
+    else:
+        state = json.loads(cursor)
+        seen, watermark = set(state["keys"]), state["mtime"]
+        new = [(k, m) for k, m in listed if m >= watermark - SETTLE_SECONDS and k not in seen]
+    if not new:
+        return [], cursor
+    newest = max(watermark, *(m for _, m in new))
+    window = sorted(k for k, m in listed if m >= newest - SETTLE_SECONDS)
+    return sorted(k for k, _ in new), json.dumps({"mtime": newest, "keys": window})
+
+
+def inbox_tick(
+    inbox: Inbox, context: dg.SensorEvaluationContext, lake: Lake
+) -> dg.SensorResult | dg.SkipReason:
+    """One run for the new objects of ``inbox``, or why there is none."""
+    if inbox.running(context.instance):
+        return dg.SkipReason(f"the previous {inbox.previous_run} has not finished")
+    keys, cursor = new_inbox_objects(inbox.objects(lake), context.cursor)
+    if not keys:
+        return dg.SkipReason(f"no new {inbox.new_objects}")
+    digest = hashlib.sha256("\n".join([*keys, str(cursor)]).encode()).hexdigest()
+    request = dg.RunRequest(
+        run_key=f"{inbox.name}-{digest[:32]}",
+        run_config=inbox.run_config(keys),
+        tags=inbox.tags | {"oddsforge/new_objects": str(len(keys))},
+    )
+    return dg.SensorResult(run_requests=[request], cursor=cursor)
+
+
+def inbox_sensor(inbox: Inbox) -> dg.SensorDefinition:
+    """The sensor of ``inbox``, started RUNNING (see the module docstring)."""
+
+    @dg.sensor(
+        name=inbox.sensor_name,
+        target=inbox.target,
+        minimum_interval_seconds=inbox.minimum_interval_seconds,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description=inbox.description,
+    )
+    def _sensor(context: dg.SensorEvaluationContext, lake: Lake) -> dg.SensorResult | dg.SkipReason:
+        return inbox_tick(inbox, context, lake)
+
+    return _sensor
+
+
+def subscription_objects(lake: Lake) -> Iterator[tuple[str, float]]:
+    """Free subscription events and Stripe events: the ``subscriptions`` table folds both."""
+    for key, mtime in lake.list_objects(FREE_PREFIX):
+        if parse_subscription_key(key) is not None:
+            yield key, mtime
+    for key, mtime in lake.list_objects(EVENTS_PREFIX):
+        if key.endswith(".json"):
+            yield key, mtime
+
+
+MODEL_INBOX = Inbox(
+    sensor_name="model_inbox_sensor",
+    name="models",
+    objects=lambda lake: lake.list_objects(MODELS_PREFIX),
+    target=dg.AssetSelection.assets(model_versions),
+    description="Merges new model versions and archive markers from the inbox into model_versions.",
+    previous_run="model_versions merge",
+    new_objects=f"objects under {MODELS_PREFIX}",
+    keys_into=model_versions,
+)
+DATASET_INBOX = Inbox(
+    sensor_name="dataset_inbox_sensor",
+    name="datasets",
+    objects=lambda lake: DatasetStore(lake).event_keys(),
+    target=dg.AssetSelection.assets(datasets),
+    description="Processes new dataset uploads, edits and deletions from the inbox into the datasets table.",
+    previous_run="datasets run",
+    new_objects="dataset uploads, edits or deletions",
+    keys_into=datasets,
+)
+LEDGER_INBOX = Inbox(
+    sensor_name="stripe_inbox_sensor",
+    name="ledger",
+    objects=ledger_sources,
+    target=dg.AssetSelection.assets(ledger, creator_balances),
+    description="Posts new verified Stripe events and recorded payout transfers onto the ledger.",
+    previous_run="ledger run",
+    new_objects="Stripe events or payout transfers",
+    # A ledger run posts whatever it has not posted yet: the keys only name the request.
+)
+SUBSCRIPTIONS_INBOX = Inbox(
+    sensor_name="subscriptions_inbox_sensor",
+    name="subscriptions",
+    objects=subscription_objects,
+    target=dg.AssetSelection.assets(subscriptions),
+    description="Folds new free subscription events and Stripe events into the subscriptions table.",
+    previous_run="subscriptions run",
+    new_objects="subscriptions objects",
+    keys_into=subscriptions,
+)
+REVIEW_INBOX = Inbox(
+    sensor_name="review_inbox_sensor",
+    name="reviews",
+    objects=lambda lake: lake.list_objects(REVIEWS_PREFIX),
+    target=dg.AssetSelection.assets(model_status),
+    description="Re-evaluates listing statuses when an operator records a review of a paid model.",
+    previous_run="reviews run",
+    new_objects="reviews objects",
+)
+
+model_inbox_sensor = inbox_sensor(MODEL_INBOX)
+dataset_inbox_sensor = inbox_sensor(DATASET_INBOX)
+stripe_inbox_sensor = inbox_sensor(LEDGER_INBOX)
+subscriptions_inbox_sensor = inbox_sensor(SUBSCRIPTIONS_INBOX)
+review_inbox_sensor = inbox_sensor(REVIEW_INBOX)
+inbox_sensors = [
+    model_inbox_sensor,
+    dataset_inbox_sensor,
+    stripe_inbox_sensor,
+    subscriptions_inbox_sensor,
+    review_inbox_sensor,
+]
