@@ -20,7 +20,7 @@ import polars as pl
 
 from assets.analyses import read_model_versions
 from domain.errors import UserError
-from domain.formats.sample_league import SEASON_END, SEASON_START
+from domain.formats.sample_league import SEASON_END, SEASON_START, SPORT
 from domain.models.engine import ANALYSES, grade_analyses, performance
 from domain.tables.schemas import GAMES
 from pipelines.jobs import range_tags
@@ -102,9 +102,8 @@ def model_season_summary(
     lake: Lake, model_ids: list[str], start: dt.date, end: dt.date
 ) -> list[dict[str, Any]]:
     """Each demo model's record over the analysed season (graded with the backtests' own code)."""
-    sport = "basketball_nba"
-    analyses = lake.read_table("analyses", sport, start, end + dt.timedelta(days=1), ANALYSES)
-    games = lake.read_table("games", sport, start, end + dt.timedelta(days=1), GAMES)
+    analyses = lake.read_table("analyses", SPORT, start, end + dt.timedelta(days=1), ANALYSES)
+    games = lake.read_table("games", SPORT, start, end + dt.timedelta(days=1), GAMES)
     record = performance(grade_analyses(analyses, games), ["model_id"])
     names = read_model_versions(lake).select("model_id", "name", "owner_user_id", "market", "public")
     table = names.unique("model_id").join(record, on="model_id", how="left")
@@ -154,12 +153,11 @@ def run_demo(progress: Progress) -> dict[str, Any]:
 
     stages: list[dict[str, Any]] = []
     lake: Lake = defs.resources["lake"]
-    nba = ["basketball_nba"]
     _timed(
         stages,
         f"ingest sample league {SEASON_START}..{SEASON_END}",
         progress,
-        lambda: execute_range("ingest_job", SEASON_START, SEASON_END, sports=nba),
+        lambda: execute_range("ingest_job", SEASON_START, SEASON_END, sports=[SPORT]),
     )
     model_ids = _timed(stages, "register sample users' models", progress, lambda: register_demo_models(lake))
     published = _timed(
@@ -183,13 +181,13 @@ def run_demo(progress: Progress) -> dict[str, Any]:
         stages,
         f"analyses {SEASON_START}..{SEASON_END}",
         progress,
-        lambda: execute_range("analyses_job", SEASON_START, SEASON_END, sports=nba),
+        lambda: execute_range("analyses_job", SEASON_START, SEASON_END, sports=[SPORT]),
     )
     _timed(
         stages,
         "settled picks and daily performance",
         progress,
-        lambda: execute_range("performance_job", SEASON_START, SEASON_END, sports=nba),
+        lambda: execute_range("performance_job", SEASON_START, SEASON_END, sports=[SPORT]),
     )
     _timed(stages, "calibration and dbt marts", progress, lambda: run_dbt_job("marts_job", progress))
     _timed(stages, "publish serving snapshot", progress, lambda: run_job("serving_job"))

@@ -1,7 +1,6 @@
 """Jobs and schedules of the ingest stage."""
 
 import datetime as dt
-from dataclasses import dataclass
 from typing import Any
 
 import dagster as dg
@@ -9,7 +8,7 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 
 from assets.common import daily_partitions
 from assets.ingest import TIDY_BUILDERS
-from domain.sports import sport_info
+from domain.sports import SPORTS, Sport
 from pipelines.automation import freshness_checks, odds_api_quota
 
 SENSOR_ONLY_CHECKS = dg.AssetSelection.checks(*freshness_checks)
@@ -71,24 +70,6 @@ def range_tags(first: dt.date, last: dt.date) -> dict[str, str]:
     }
 
 
-@dataclass(frozen=True)
-class IngestSchedule:
-    """When a sport's odds and results are fetched: ``weekdays`` in cron numbering (0 = Sunday), at
-    ``hour`` UTC. Each run covers the game dates since the previous scheduled day, up to today: final
-    scores of the games played in between and today's odds."""
-
-    sport: str
-    hour: int
-    weekdays: tuple[int, ...]
-
-
-INGEST_SCHEDULES = (
-    IngestSchedule("basketball_nba", 11, (0, 1, 2, 3, 4, 5, 6)),
-    # NFL games are on Thursday, Sunday and Monday (Saturday late in the season): Tuesday fetches the
-    # weekend's and Monday's scores, Thursday that night's odds, Sunday Thursday's score and the
-    # weekend's odds. 11:00 UTC is before any US kick-off.
-    IngestSchedule("americanfootball_nfl", 11, (0, 2, 4)),
-)
 INGEST_OPS = ("raw_feeds", *TIDY_BUILDERS, odds_api_quota.node_def.name)
 """Every op of ``ingest_job`` (the quota check included): each takes the ``sports`` of its run config."""
 
@@ -104,31 +85,33 @@ def days_since_previous_run(weekdays: tuple[int, ...], today: dt.date) -> int:
     return min((cron_day - d - 1) % 7 + 1 for d in weekdays)
 
 
-def _ingest_schedule(spec: IngestSchedule) -> dg.ScheduleDefinition:
-    short = sport_info(spec.sport).prefix
-    days = ",".join(str(d) for d in spec.weekdays) if len(spec.weekdays) < 7 else "*"
+def _ingest_schedule(sport: Sport) -> dg.ScheduleDefinition:
+    """The sport's ingest cadence as a schedule. Each run covers the game dates since the previous
+    scheduled day, up to today: final scores of the games played in between and today's odds."""
+    hour, weekdays = sport.ingest.hour, sport.ingest.weekdays
+    days = ",".join(str(d) for d in weekdays) if len(weekdays) < 7 else "*"
 
     @dg.schedule(
         job=ingest_job,
-        cron_schedule=f"0 {spec.hour} * * {days}",
+        cron_schedule=f"0 {hour} * * {days}",
         execution_timezone="UTC",
-        name=f"{short}_ingest_schedule",
-        description=f"{sport_info(spec.sport).title} at {spec.hour:02d}:00 UTC: final scores since the "
+        name=f"{sport.prefix}_ingest_schedule",
+        description=f"{sport.title} at {hour:02d}:00 UTC: final scores since the "
         "previous run and today's odds, in one run.",
     )
     def _schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
         today = context.scheduled_execution_time.date()
-        first = today - dt.timedelta(days=days_since_previous_run(spec.weekdays, today))
+        first = today - dt.timedelta(days=days_since_previous_run(weekdays, today))
         return dg.RunRequest(
-            run_key=f"ingest:{spec.sport}:{first}:{today}",
-            run_config=sports_run_config([spec.sport]),
-            tags=range_tags(first, today) | {"oddsforge/sport": spec.sport},
+            run_key=f"ingest:{sport.key}:{first}:{today}",
+            run_config=sports_run_config([sport.key]),
+            tags=range_tags(first, today) | {"oddsforge/sport": sport.key},
         )
 
     return _schedule
 
 
-ingest_schedules = [_ingest_schedule(spec) for spec in INGEST_SCHEDULES]
+ingest_schedules = [_ingest_schedule(sport) for sport in SPORTS.values()]
 
 
 ledger_job = dg.define_asset_job(

@@ -14,14 +14,12 @@ import logging
 import re
 import time
 from typing import Any, ClassVar, cast
-from zoneinfo import ZoneInfo
 
 import httpx
 import polars as pl
 from pydantic import Field
 
 from domain.formats.odds_api_v4 import (
-    LOCAL_TZ,
     OddsFormat,
     parse_odds,
     parse_scores,
@@ -149,7 +147,7 @@ class OddsApiFeed(OddsFeed):
     snapshot per day at each hour of ``historical_hours_utc`` (12:00 UTC = morning lines before any
     US game; add e.g. 23 for near-closing lines of evening games, at 10x quota per request); days
     from today on come from the live ``/odds``. ``/scores?daysFrom=3`` is read when the window
-    reaches into the last three days. Games with team names outside ``domain.sports.teams`` are dropped and
+    reaches into the last three days. Games with team names outside the sport's ``aliases`` are dropped and
     listed in the metadata (``unknown_teams``).
     """
 
@@ -178,7 +176,7 @@ class OddsApiFeed(OddsFeed):
         Live snapshots are capped at ``now`` plus the time the request took (see
         ``domain.formats.odds_api_v4.parse_odds_records``).
         """
-        sport_info(sport)  # an unknown sport fails before any quota is spent
+        info = sport_info(sport)  # an unknown sport fails before any quota is spent
         if self.odds_format not in ("american", "decimal"):
             raise ValueError(f"odds_format must be 'american' or 'decimal', not {self.odds_format!r}")
         if now.tzinfo is None:
@@ -186,7 +184,7 @@ class OddsApiFeed(OddsFeed):
         if end <= start:
             raise ValueError(f"empty window [{start}, {end})")
         odds_format = cast(OddsFormat, self.odds_format)
-        today = now.astimezone(ZoneInfo(LOCAL_TZ)).date()
+        today = info.local_date(now)
         started = time.monotonic()
         odds_params = {"markets": self.markets, "oddsFormat": self.odds_format, "dateFormat": "iso"}
         odds_params |= {"bookmakers": self.bookmakers} if self.bookmakers else {"regions": self.regions}

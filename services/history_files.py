@@ -15,6 +15,8 @@ import polars as pl
 
 from domain.formats import history
 from domain.formats.history import HistoryBatch, HistoryImportError
+from domain.sports.nba import NBA
+from domain.sports.nfl import NFL
 
 
 @dataclass(frozen=True)
@@ -27,15 +29,15 @@ class HistoryFormat:
 
 
 HISTORY_FORMATS: dict[str, HistoryFormat] = {
-    "kaggle-nba": HistoryFormat(history.NBA, history.parse_kaggle_nba, "nba_2008-2025.csv"),
+    "kaggle-nba": HistoryFormat(NBA.key, history.parse_kaggle_nba, "nba_2008-2025.csv"),
     "sbr-nba": HistoryFormat(
-        history.NBA, history.parse_sbr_nba, "nba_sbr_games_2016_2022.csv or raw/sbr_nba_odds_2016-17.csv"
+        NBA.key, history.parse_sbr_nba, "nba_sbr_games_2016_2022.csv or raw/sbr_nba_odds_2016-17.csv"
     ),
-    "nba-team-box": HistoryFormat(history.NBA, history.parse_nba_team_box, "nba_team_box_2018_2025.csv"),
+    "nba-team-box": HistoryFormat(NBA.key, history.parse_nba_team_box, "nba_team_box_2018_2025.csv"),
     "nba-player-logs": HistoryFormat(
-        history.NBA, history.parse_nba_player_logs, "nba_player_gamelogs_2024_25.csv"
+        NBA.key, history.parse_nba_player_logs, "nba_player_gamelogs_2024_25.csv"
     ),
-    "nfl-lines": HistoryFormat(history.NFL, history.parse_nfl_lines, "nfl_games_scores_lines_1999_2022.csv"),
+    "nfl-lines": HistoryFormat(NFL.key, history.parse_nfl_lines, "nfl_games_scores_lines_1999_2022.csv"),
 }
 
 

@@ -26,8 +26,8 @@ from api.app import create_app
 from api.auth import AUDIENCE, ISSUER, mint_token, verify_token
 from api.serving import ServingStore
 from api.settings import ApiSettings, SettingsError
+from domain.sports import sport_info
 from domain.sports.ids import game_id
-from domain.sports.teams import NBA_TEAMS
 from domain.tables.schemas import GAMES, LINES, conform
 
 SECRET = "test-secret-" + "x" * 60
@@ -92,7 +92,7 @@ def opening_day_games() -> pl.DataFrame:
         game_row(OPENING_DAY + dt.timedelta(days=1), "CHA", "MIL", utc(OPENING_DAY, 23, 30)),
         game_row(OPENING_DAY, "PHI", "ATL", utc(OPENING_DAY, 23, 0), sport="americanfootball_nfl"),
     ]
-    teams = sorted(NBA_TEAMS)
+    teams = sorted(sport_info(NBA).teams)
     for i in range(15):  # every team plays on the busy day, with kick-off times that tie
         rows.append(game_row(BUSY_DAY, teams[2 * i], teams[2 * i + 1], utc(BUSY_DAY, 22 + i % 3)))
     return pl.DataFrame(rows)

@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 
 from domain.formats.history import HistoryBatch, HistoryImportError
-from domain.sports.teams import TEAM_ALIASES, TEAMS, team_code_expr
+from domain.sports import SPORTS, sport_info
 from domain.tables.schemas import RAW_TABLES
 from services.history_files import HISTORY_FORMATS, read_cells, read_history
 
@@ -100,7 +100,7 @@ def test_real_file_counts(real, fmt, games, lines, stat_rows):
         assert frame["source"].unique().to_list() == [fmt]
         assert frame["sport"].unique().to_list() == [batch.sport]
         assert frame.select(pl.all().exclude(_optional(table)).null_count()).sum_horizontal().item() == 0
-        assert set(frame["game_id"].str.split("_").list.get(2)) <= set(TEAMS[batch.sport])
+        assert set(frame["game_id"].str.split("_").list.get(2)) <= set(sport_info(batch.sport).teams)
 
 
 def _optional(table: str) -> list[str]:
@@ -445,8 +445,8 @@ def test_nfl_readme_ats_and_swapped_games(real):
 
 
 def test_team_aliases_point_at_canonical_codes():
-    for sport, aliases in TEAM_ALIASES.items():
-        assert set(aliases.values()) == set(TEAMS[sport])
+    for sport in SPORTS.values():
+        assert set(sport.aliases.values()) == set(sport.teams)
 
 
 @pytest.mark.parametrize(
@@ -522,7 +522,7 @@ def test_team_aliases_point_at_canonical_codes():
     ],
 )
 def test_team_code_expr(sport, names, codes):
-    got = pl.DataFrame({"n": names}).select(team_code_expr(sport, pl.col("n")))["n"].to_list()
+    got = pl.DataFrame({"n": names}).select(sport_info(sport).team_code_expr(pl.col("n")))["n"].to_list()
     assert got == codes
 
 

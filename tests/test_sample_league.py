@@ -11,7 +11,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from domain.formats import sample_league as sl
-from domain.sports.teams import NBA_TEAMS
+from domain.sports.nba import NBA
 from domain.tables.schemas import GAME_RESULTS, ODDS_SNAPSHOTS, PLAYER_BOX, TEAM_BOX
 from resources.feeds import OddsFeed, StatsFeed
 from resources.sample_feed import SampleLeagueFeed, sample_season
@@ -61,7 +61,7 @@ def test_frames_follow_the_contracts(season) -> None:
     assert results["game_id"].is_unique().all()
     assert results["season"].unique().to_list() == ["2025-26"]
     assert results["completed"].all() and not results["neutral"].any()
-    assert set(results["home_team"]) == set(NBA_TEAMS)
+    assert set(results["home_team"]) == set(NBA.teams)
 
 
 def test_tip_off_is_evening_eastern_and_game_date_is_the_eastern_date(season) -> None:
@@ -254,7 +254,7 @@ def test_odds_api_events_look_like_v4_bodies(season) -> None:
         "away_team",
         "bookmakers",
     }
-    assert event["sport_key"] == "basketball_nba" and event["home_team"] in NBA_TEAMS.values()
+    assert event["sport_key"] == "basketball_nba" and event["home_team"] in NBA.teams.values()
     assert len(event["id"]) == 32 and event["commence_time"].endswith("Z")
     book = event["bookmakers"][0]
     assert book["title"] == sl.BOOKMAKERS[book["key"]]

@@ -14,7 +14,6 @@ import datetime as dt
 import math
 from collections.abc import Callable
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo
 
 import polars as pl
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
@@ -27,11 +26,11 @@ from api.pagination import Page, Pagination, decode_cursor, page_of
 from api.routes.games import SportKey, UtcDatetime
 from api.snapshot_cache import SnapshotCache
 from api.visibility import ModelView, browsable, readable, snapshot_rows
-from domain.formats.odds_api_v4 import LOCAL_TZ
 from domain.marketplace.performance import MODEL_PERFORMANCE, ROLLING_DAYS, SETTLED_PICKS, rolling_performance
 from domain.models.config import ModelConfig
 from domain.models.engine import ANALYSES, ANALYSIS_KEY
 from domain.models.registry import UnusableUserIdError
+from domain.sports import sport_info
 from services.on_demand import ExecutionLimits, RunLimiter, cached_analyses, run_on_demand
 from stores.lake import Lake
 
@@ -50,11 +49,6 @@ MAX_DAYS = 366
 def _clock(request: Request) -> dt.datetime:
     clock: Callable[[], dt.datetime] = request.app.state.clock
     return clock()
-
-
-def local_today(now: dt.datetime) -> dt.date:
-    """Today's game date: the US (Eastern) date, as game dates are."""
-    return now.astimezone(ZoneInfo(LOCAL_TZ)).date()
 
 
 # ---- response shapes ----------------------------------------------------------------------------
@@ -187,7 +181,7 @@ def window(
     of ``table`` up to today (so a finished season still shows its last days), and the partitions."""
     sport = view.latest.payload["sport"]
     parts = partitions(request.app.state.store, table, sport)
-    today = local_today(_clock(request))
+    today = sport_info(sport).local_date(_clock(request))
     last = to or parts.latest(today) or today
     return last - dt.timedelta(days=days - 1), last, parts
 
@@ -286,7 +280,7 @@ def analyze(
         detail = ErrorDetail(field="body.sport", message=f"the model's sport is {config.sport}", type="sport")
         raise ApiError(422, "validation_error", "invalid request: body.sport", [detail])
     now = _clock(request)
-    day = body.date or local_today(now)
+    day = body.date or sport_info(config.sport).local_date(now)
     lake: Lake = request.app.state.lake
     limits: ExecutionLimits = request.app.state.execution
     result = cached_analyses(lake, config, day, now, limits)

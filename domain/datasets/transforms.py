@@ -31,7 +31,7 @@ Which rows a game sees:
 - **team-level** (keys ``team``, ``date``): per team, the latest row with ``date <= game_date``
   ("joined as of the game date": a row dated on the game day describes the team on that day, e.g.
   rest days); a row dated after the game is never used. Team names are mapped to the sport's
-  canonical codes (:func:`domain.sports.teams.team_code_expr`; unknown names are kept as written), so
+  canonical codes (``Sport.team_code_expr``; unknown names are kept as written), so
   ``Boston Celtics`` and ``BOS`` both reach Boston's games. Duplicate (team, date) rows resolve to
   the last in file order.
 - **player-level** data is not supported by models yet (config validation refuses it): no score.
@@ -57,7 +57,7 @@ from domain.datasets.formula import FormulaError, check_formula, to_polars
 from domain.datasets.validation import KEY_FIELDS
 from domain.models.config import BUILTIN_SOURCES, CustomDataSource, DataType, ModelConfig
 from domain.models.engine.scoring import CUSTOM_SCORES
-from domain.sports.teams import TEAM_ALIASES, team_code_expr
+from domain.sports import SPORTS
 
 CUSTOM_SOURCES: dict[str, pl.DataType] = {
     "model_id": pl.String(),
@@ -272,8 +272,8 @@ def _team_rows(frame: pl.DataFrame, games: pl.DataFrame) -> pl.DataFrame:
         [
             keyed.with_columns(
                 pl.lit(sport, dtype=pl.String).alias("sport"),
-                pl.coalesce(team_code_expr(sport, pl.col("team")), pl.col("team")).alias("team")
-                if sport in TEAM_ALIASES
+                pl.coalesce(SPORTS[sport].team_code_expr(pl.col("team")), pl.col("team")).alias("team")
+                if sport in SPORTS
                 else pl.col("team"),
             )
             for sport in sides["sport"].unique().to_list()

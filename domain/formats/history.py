@@ -10,12 +10,13 @@ Each ``parse_*`` function takes one file's cells as strings plus the file's name
   required value, a game listed twice, an empty file. **Garbled but parseable values** that the real
   files do contain (a total of ``1955.5``, a spread of ``-2.5115``, a moneyline of ``8``) are dropped
   with a warning on the batch instead, so the rest of a real file still imports: a line must be a
-  multiple of 0.5 inside the sport's range (:data:`LINE_RANGES`), an American price must have
+  multiple of 0.5 inside the sport's range (``Sport.line_ranges``), an American price must have
   ``|price| >= 100``.
-- **Times.** Files give dates only. A game starts at :data:`LOCAL_START` on its local date (NBA 19:00,
-  NFL 13:00, US/Eastern), converted to UTC. A source with opening and closing lines gives two
-  snapshots per game, bookmaker and market: opening at ``commence_time - 1 day``, closing at
-  ``commence_time - 1 minute``; a source with closing lines only gives the closing one.
+- **Times.** Files give dates only. A game starts at the sport's ``local_start`` on its local date
+  in the sport's ``time_zone`` (NBA 19:00, NFL 13:00, US/Eastern), converted to UTC. A source with
+  opening and closing lines gives two snapshots per game, bookmaker and market: opening at
+  ``commence_time - 1 day``, closing at ``commence_time - 1 minute``; a source with closing lines
+  only gives the closing one.
 - **Prices** are decimal. A spread or total without a price (or with one side's price missing) gets
   -110 on both sides and ``priced_by_assumption = True``. Moneylines are market ``h2h`` (home price
   first, no line) and are dropped when either side is missing. Spread ``line`` = the home team's
@@ -26,12 +27,12 @@ Each ``parse_*`` function takes one file's cells as strings plus the file's name
   with prices where the file has them; no opener before 2007 because nfelo's "open" there is a copy of
   the close) and ``spreadspoke`` (closing spread and total, never priced). ``nba-team-box``'s spread
   column is Kaggle's closing line, imported by ``kaggle-nba``, so that format yields no odds.
-- **Seasons** come from the file's own season column, labelled by ``SportInfo.season_of`` at the
-  season's start, not from the game date: the 2019-20 NBA finals were played in October 2020.
+- **Seasons** come from the file's own season column, labelled by the sport's ``season_label`` rule,
+  not from the game date: the 2019-20 NBA finals were played in October 2020.
 - **neutral** is taken from files that flag it (``sbr-nba``, ``nfl-lines``) and is null (unknown)
   elsewhere. Playoff and play-in games are real games and are kept; preseason and All-Star rows
   are left out where a file marks them.
-- **Teams** map through ``domain.sports.teams.team_code_expr``: historical names and codes (Seattle,
+- **Teams** map through ``Sport.team_code_expr``: historical names and codes (Seattle,
   New Jersey, St. Louis, Oakland, ...) map to the franchise's current code.
 """
 
@@ -47,26 +48,14 @@ import polars as pl
 
 from domain.errors import UserError
 from domain.markets.odds import ASSUMED_AMERICAN, american_to_decimal_expr
-from domain.sports import sport_info
 from domain.sports.ids import game_id_expr
-from domain.sports.teams import team_code_expr
+from domain.sports.nba import NBA
+from domain.sports.nfl import NFL
+from domain.sports.sport import LineMarket, Sport
 from domain.tables.schemas import GAME_RESULTS, ODDS_SNAPSHOTS, PLAYER_BOX, TEAM_BOX, conform
-
-NBA = "basketball_nba"
-NFL = "americanfootball_nfl"
-
-LOCAL_TZ = "America/New_York"
-LOCAL_START: dict[str, dt.time] = {NBA: dt.time(19, 0), NFL: dt.time(13, 0)}
-"""Assumed local (US/Eastern) start of a game whose file gives only its date."""
 
 OPENING_LEAD = dt.timedelta(days=1)
 CLOSING_LEAD = dt.timedelta(minutes=1)
-
-LINE_RANGES: dict[str, dict[str, tuple[float, float]]] = {
-    NBA: {"spreads": (-50.0, 50.0), "totals": (100.0, 400.0)},
-    NFL: {"spreads": (-50.0, 50.0), "totals": (10.0, 100.0)},
-}
-"""Plausible home spreads and totals per sport; values outside are typos and are dropped."""
 
 NFELO_FIRST_REAL_OPENER = 2007
 """nfelo's opening lines before this season are copies of the closing line, not observations."""
@@ -196,12 +185,11 @@ class _Cells:
         self.fail_at(d.is_null(), col, "{value} is not a date (" + " or ".join(formats) + ")")
         return d
 
-    def team(self, col: str, sport: str, names: pl.Series | None = None) -> pl.Series:
+    def team(self, col: str, sport: Sport, names: pl.Series | None = None) -> pl.Series:
         """Team codes of ``col``'s names, or of ``names`` when they are a part of ``col``'s cells."""
         names = self.text(col) if names is None else names
-        codes = names.to_frame("name").select(team_code_expr(sport, pl.col("name"))).to_series()
-        title = sport_info(sport).title
-        self.fail_at(codes.is_null(), col, "{value} is not a known " + title + " team", shown=names)
+        codes = names.to_frame("name").select(sport.team_code_expr(pl.col("name"))).to_series()
+        self.fail_at(codes.is_null(), col, "{value} is not a known " + sport.title + " team", shown=names)
         return codes
 
     def choice(self, col: str, allowed: list[str], *, required: bool = True) -> pl.Series:
@@ -219,10 +207,10 @@ class _Cells:
             )
         return x.scatter(bad.arg_true(), None)
 
-    def line(self, col: str, sport: str, market: str, x: pl.Series | None = None) -> pl.Series:
+    def line(self, col: str, sport: Sport, market: LineMarket, x: pl.Series | None = None) -> pl.Series:
         """A spread or total (``x`` if already derived from ``col``), garbled values dropped."""
         x = self.number(col) if x is None else x
-        lo, hi = LINE_RANGES[sport][market]
+        lo, hi = sport.line_ranges[market]
         ok = ((x * 2).round() == x * 2) & x.is_between(lo, hi)
         return self.screen(x, col, ok, f"not a {market} line: not a multiple of 0.5 in [{lo:g}, {hi:g}]")
 
@@ -238,26 +226,25 @@ def _parse_date(s: pl.Series, fmt: str) -> pl.Series:
     return s.str.to_date(fmt, strict=False)
 
 
-def _season_labels(sport: str, start_year: pl.Series) -> pl.Series:
-    """Season labels of start years, via ``SportInfo.season_of`` at each season's first day."""
-    info = sport_info(sport)
-    labels = {y: info.season_of(dt.date(y, *info.season_start)) for y in start_year.unique().to_list()}
+def _season_labels(sport: Sport, start_year: pl.Series) -> pl.Series:
+    """Season labels of start years, by the sport's ``season_label`` rule."""
+    labels = {y: sport.season_label(y) for y in start_year.unique().to_list()}
     return start_year.replace_strict(labels, return_dtype=pl.String)
 
 
 def _games(
-    cells: _Cells, sport: str, source: str, date_col: str, columns: dict[str, pl.Series]
+    cells: _Cells, sport: Sport, source: str, date_col: str, columns: dict[str, pl.Series]
 ) -> pl.DataFrame:
     """The per-game frame every parser builds on: typed ``columns`` (at least game_date, home_team,
     away_team) plus game_id, commence_time and the source line; a game listed twice raises."""
     games = pl.DataFrame(columns).with_columns(
         _line=cells.lines,
-        game_id=game_id_expr(sport, pl.col("game_date"), pl.col("away_team"), pl.col("home_team")),
+        game_id=game_id_expr(sport.key, pl.col("game_date"), pl.col("away_team"), pl.col("home_team")),
         commence_time=pl.col("game_date")
-        .dt.combine(LOCAL_START[sport])
-        .dt.replace_time_zone(LOCAL_TZ)
+        .dt.combine(sport.local_start)
+        .dt.replace_time_zone(sport.time_zone)
         .dt.convert_time_zone("UTC"),
-        sport=pl.lit(sport),
+        sport=pl.lit(sport.key),
         source=pl.lit(source),
     )
     dup = games.filter(pl.col("game_id").is_duplicated()).head(2)
@@ -319,8 +306,8 @@ def _snapshots(games: pl.DataFrame, quotes: list[_Quote]) -> pl.DataFrame:
     return conform(pl.concat(frames), ODDS_SNAPSHOTS).sort("game_id", "bookmaker", "market", "snapshot_time")
 
 
-def _batch(cells: _Cells, source: str, sport: str, frames: dict[str, pl.DataFrame]) -> HistoryBatch:
-    return HistoryBatch(source=source, sport=sport, frames=frames, warnings=cells.warnings)
+def _batch(cells: _Cells, source: str, sport: Sport, frames: dict[str, pl.DataFrame]) -> HistoryBatch:
+    return HistoryBatch(source=source, sport=sport.key, frames=frames, warnings=cells.warnings)
 
 
 # --- kaggle-nba -------------------------------------------------------------------------------------
@@ -496,7 +483,7 @@ def _sbr_quote(cells: _Cells, col: str) -> pl.Series:
         col,
         "{value} is not a number, pk or NL",
     )
-    lo, hi = LINE_RANGES[NBA]["totals"]
+    lo, hi = NBA.line_ranges["totals"]
     ok = ((x * 2).round() == x * 2) & ((x < _SBR_SPREAD_BELOW) | x.is_between(lo, hi))
     return cells.screen(x + 0.0, col, ok, "not a line: not a multiple of 0.5, or an implausible total")
 
@@ -629,8 +616,8 @@ def parse_nba_player_logs(raw: pl.DataFrame, name: str) -> HistoryBatch:
             "_line": cells.lines,
         }
     ).with_columns(
-        game_id=game_id_expr(NBA, pl.col("game_date"), pl.col("away"), pl.col("home")),
-        sport=pl.lit(NBA),
+        game_id=game_id_expr(NBA.key, pl.col("game_date"), pl.col("away"), pl.col("home")),
+        sport=pl.lit(NBA.key),
         source=pl.lit("nba-player-logs"),
     )
     dup = frame.filter(pl.struct("game_id", "player_id").is_duplicated()).head(2)

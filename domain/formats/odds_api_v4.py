@@ -24,14 +24,11 @@ import polars as pl
 from domain.markets.odds import american_to_decimal_expr
 from domain.sports import sport_info
 from domain.sports.ids import game_id_expr
-from domain.sports.teams import TEAM_ALIASES, team_code_expr, team_key
+from domain.sports.teams import team_key
 from domain.tables.schemas import GAME_RESULTS, ODDS_SNAPSHOTS, UTC_TS, conform
 
 MARKETS = ("h2h", "spreads", "totals")
 """Game markets the lake keeps; others in a body (``h2h_lay``, props, alternates) are ignored."""
-
-LOCAL_TZ = "America/New_York"
-"""The game date is the US Eastern date of ``commence_time`` (``domain.sports.ids``: local game date)."""
 
 OddsFormat = Literal["american", "decimal", "auto"]
 UnknownTeams = Literal["raise", "drop"]
@@ -88,12 +85,12 @@ def unwrap_historical(body: dict[str, Any]) -> HistoricalSnapshot:
 
 
 def _unknown(names: set[str], sport: str) -> list[str]:
-    sport_info(sport)
-    return sorted(name for name in names if team_key(name) not in TEAM_ALIASES[sport])
+    aliases = sport_info(sport).aliases
+    return sorted(name for name in names if team_key(name) not in aliases)
 
 
 def unknown_teams(events: list[dict[str, Any]], sport: str) -> list[str]:
-    """Team names in ``events`` without a canonical code in ``domain.sports.teams`` (historical names such
+    """Team names in ``events`` without a canonical code in the sport's ``aliases`` (historical names such
     as "Washington Football Team" have one); their events are refused or dropped."""
     return _unknown({e[side] for e in events for side in ("home_team", "away_team")}, sport)
 
@@ -215,8 +212,9 @@ def parse_score_records(events: list[dict[str, Any]]) -> pl.DataFrame:
 
 
 def _with_game_keys(records: pl.DataFrame, sport: str, on_unknown_team: UnknownTeams) -> pl.DataFrame:
-    """Add ``sport``, ``game_date`` (US Eastern date), team codes and ``game_id`` to raw records."""
-    sport_info(sport)
+    """Add ``sport``, ``game_date`` (the sport's local date of ``commence_time``), team codes and
+    ``game_id`` to raw records."""
+    info = sport_info(sport)
     others = sorted(set(records["sport_key"].unique().to_list()) - {sport})
     if others:
         raise ValueError(f"events of sport {others} in a body parsed as {sport!r}")
@@ -225,9 +223,9 @@ def _with_game_keys(records: pl.DataFrame, sport: str, on_unknown_team: UnknownT
         raise ValueError(f"{sport}: team names without a canonical code: {unknown}")
     keyed = records.with_columns(
         pl.lit(sport).alias("sport"),
-        pl.col("commence_time").dt.convert_time_zone(LOCAL_TZ).dt.date().alias("game_date"),
-        team_code_expr(sport, pl.col("home_team")),
-        team_code_expr(sport, pl.col("away_team")),
+        pl.col("commence_time").dt.convert_time_zone(info.time_zone).dt.date().alias("game_date"),
+        info.team_code_expr(pl.col("home_team")),
+        info.team_code_expr(pl.col("away_team")),
     ).filter(pl.col("home_team").is_not_null(), pl.col("away_team").is_not_null())
     return keyed.with_columns(
         game_id_expr(sport, pl.col("game_date"), pl.col("away_team"), pl.col("home_team")).alias("game_id")

@@ -46,12 +46,11 @@ import numpy as np
 import polars as pl
 
 from domain.markets.odds import american_to_decimal_expr
-from domain.sports import sport_info
 from domain.sports.ids import game_id_expr
-from domain.sports.teams import NBA_TEAMS
+from domain.sports.nba import NBA
 from domain.tables.schemas import GAME_RESULTS, ODDS_SNAPSHOTS, PLAYER_BOX, TEAM_BOX, UTC_TS, conform
 
-SPORT = "basketball_nba"
+SPORT = NBA.key
 SOURCE = "sample"
 """``source`` of every row, and the raw partition name of the sample feed."""
 SEASON_START = dt.date(2025, 10, 21)
@@ -68,7 +67,7 @@ HOME_EDGE = 2.5
 """Home advantage in points per game."""
 BACK_TO_BACK_COST = 1.5
 """Points per 100 possessions a team loses on the second night of a back-to-back."""
-REGULATION_MINUTES, OVERTIME_MINUTES = 48, 5
+REGULATION_MINUTES, OVERTIME_MINUTES = int(NBA.game_minutes), 5
 
 BOOKMAKERS: dict[str, str] = {
     "draftkings": "DraftKings",
@@ -137,7 +136,7 @@ _LAST_NAMES = [
 ]
 # fmt: on
 
-_TEAMS = np.array(list(NBA_TEAMS))
+_TEAMS = np.array(list(NBA.teams))
 _N_TEAMS = len(_TEAMS)
 
 
@@ -391,15 +390,14 @@ def _game_keys(
             "event_id": event_ids,
         }
     )
-    info = sport_info(SPORT)
-    seasons = {d: info.season_of(d) for d in frame["game_date"].unique().to_list()}
+    seasons = {d: NBA.season_of(d) for d in frame["game_date"].unique().to_list()}
     return frame.select(
         game_id_expr(SPORT, pl.col("game_date"), pl.col("away_team"), pl.col("home_team")).alias("game_id"),
         "sport",
         pl.col("game_date").replace_strict(seasons, return_dtype=pl.String).alias("season"),
         "game_date",
         pl.col("local_tip")
-        .dt.replace_time_zone("America/New_York")
+        .dt.replace_time_zone(NBA.time_zone)
         .dt.convert_time_zone("UTC")
         .cast(UTC_TS)
         .alias("commence_time"),
@@ -776,8 +774,8 @@ def _odds_api_events(odds: pl.DataFrame) -> list[tuple[dt.datetime, list[dict[st
         "snapshot_time", "event_id", "bookmaker", "market", "american_first", "american_second", "line",
         pl.col("snapshot_time").dt.strftime(iso).alias("stamp"),
         pl.col("commence_time").dt.strftime(iso).alias("commence"),
-        pl.col("home_team").replace_strict(NBA_TEAMS).alias("home"),
-        pl.col("away_team").replace_strict(NBA_TEAMS).alias("away"),
+        pl.col("home_team").replace_strict(NBA.teams).alias("home"),
+        pl.col("away_team").replace_strict(NBA.teams).alias("away"),
     )  # fmt: skip
     per_book, per_event = len(MARKETS), len(MARKETS) * len(BOOKMAKERS)
     c = {
@@ -804,10 +802,9 @@ def _odds_api_events(odds: pl.DataFrame) -> list[tuple[dt.datetime, list[dict[st
             strict=True,
         )
     ]
-    sport_title = sport_info(SPORT).title
     events = [
         (time, {
-            "id": event_id, "sport_key": SPORT, "sport_title": sport_title, "commence_time": commence,
+            "id": event_id, "sport_key": SPORT, "sport_title": NBA.title, "commence_time": commence,
             "home_team": home, "away_team": away,
             "bookmakers": books[j * len(BOOKMAKERS) : (j + 1) * len(BOOKMAKERS)],
         })
