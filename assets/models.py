@@ -20,8 +20,9 @@ from pydantic import Field
 from assets._common import markdown_table
 from domain.models.registry import MODEL_VERSIONS, merge_model_versions
 from domain.tables.schemas import empty
-from stores.lake import Lake, table_key
-from stores.registry import INBOX_PREFIX, RegistryStore
+from stores.lake import Lake
+from stores.layout import MODELS_INBOX, table_key
+from stores.registry import RegistryStore
 
 TABLE = "model_versions"
 TABLE_KEY = table_key(TABLE)
@@ -121,9 +122,9 @@ def model_inbox_sensor(context: dg.SensorEvaluationContext, lake: Lake) -> dg.Se
     # running merge ends takes every object that arrived meanwhile.
     if context.instance.get_runs(dg.RunsFilter(tags=RUN_TAGS, statuses=_UNFINISHED), limit=1):
         return dg.SkipReason("the previous model_versions merge has not finished")
-    keys, cursor = new_inbox_objects(lake.list_objects(INBOX_PREFIX), context.cursor)
+    keys, cursor = new_inbox_objects(lake.list_objects(MODELS_INBOX), context.cursor)
     if not keys:
-        return dg.SkipReason(f"no new objects under {INBOX_PREFIX}")
+        return dg.SkipReason(f"no new objects under {MODELS_INBOX}")
     # The same new keys at the same cursor give the same run key, so a restarted tick never repeats.
     digest = hashlib.sha256("\n".join([*keys, str(cursor)]).encode()).hexdigest()
     run_keys = keys if len(keys) <= MAX_KEYS_PER_RUN else []
