@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import re
 import threading
 import time
 from collections.abc import Iterator
@@ -23,11 +22,9 @@ from typing import Annotated
 import duckdb
 from fastapi import Depends, Request
 
-log = logging.getLogger(__name__)
+from stores.layout import SERVING_POINTER, is_serving_snapshot
 
-POINTER = "CURRENT"
-SNAPSHOT_NAME = re.compile(r"serving-[A-Za-z0-9._-]+\.duckdb")
-"""A pointer may only name a snapshot file inside the serving directory."""
+log = logging.getLogger(__name__)
 
 
 class NoSnapshotError(LookupError):
@@ -99,7 +96,7 @@ class ServingStore:
         if now < self._next_check:
             return
         self._next_check = now + self._check_seconds
-        pointer = self.serving_dir / POINTER
+        pointer = self.serving_dir / SERVING_POINTER
         try:
             st = pointer.stat()
             stat_key = (st.st_ino, st.st_mtime_ns, st.st_size)
@@ -111,7 +108,7 @@ class ServingStore:
         self._pointer_stat = stat_key
         if self._current is not None and name == self._current.info.name:
             return
-        if not SNAPSHOT_NAME.fullmatch(name):
+        if not is_serving_snapshot(name):
             log.error("%s names %r, not a serving-*.duckdb file; ignored", pointer, name)
             return
         path = self.serving_dir / name

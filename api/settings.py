@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from stores.layout import SERVING_DIR
+
 DEV_JWT_SECRET = "oddsforge-development-secret-do-not-use-in-production"
 """Used when ``ODDSFORGE_JWT_SECRET`` is unset outside production, so a fresh checkout just works.
 Anyone with the source can mint tokens for it: the app logs a warning whenever it is in use."""
@@ -41,7 +43,7 @@ class ApiSettings:
     @property
     def serving_dir(self) -> Path:
         """Where the pipeline publishes ``serving-*.duckdb`` snapshots and the ``CURRENT`` pointer."""
-        return self.warehouse_dir / "serving"
+        return self.warehouse_dir / SERVING_DIR
 
     @property
     def uses_dev_secret(self) -> bool:

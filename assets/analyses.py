@@ -20,7 +20,8 @@ from domain.sports import SPORTS
 from domain.tables.schemas import conform
 from services.custom_scores import load_custom_scores
 from services.engine_tables import load_tables
-from stores.lake import Lake, table_key
+from stores.lake import Lake
+from stores.layout import table_key
 
 
 class AnalysesConfig(dg.Config):
@@ -45,7 +46,7 @@ def due_versions(model_versions: pl.DataFrame, model_ids: list[str]) -> pl.DataF
 
 
 def read_model_versions(lake: Lake) -> pl.DataFrame:
-    key = "tables/model_versions.parquet"
+    key = table_key("model_versions")
     return lake.read_parquet([key]) if lake.exists(key) else pl.DataFrame(schema=MODEL_VERSIONS)
 
 

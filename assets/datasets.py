@@ -31,8 +31,9 @@ from domain.datasets.registry import DATASETS, merge_datasets, storage_for
 from domain.datasets.validation import typed_frame, validate
 from domain.errors import UserError
 from domain.tables.schemas import empty
-from stores.datasets import DatasetStore, assess, meta_key, parse_key
+from stores.datasets import DatasetStore, assess
 from stores.lake import Lake
+from stores.layout import dataset_meta_key, parse_dataset_key
 from stores.warehouse import Warehouse
 
 TABLE = "datasets"
@@ -55,7 +56,7 @@ def _process(store: DatasetStore, dataset_id: str, version: int, now: dt.datetim
         "created_at": dt.datetime.fromisoformat(meta["created_at"]),
         "uploaded_at": uploaded,
         "updated_at": uploaded,
-        "inbox_key": meta_key(dataset_id, version),
+        "inbox_key": dataset_meta_key(dataset_id, version),
     }
     if not store.lake.exists(meta["upload_key"]):  # a full rebuild meets versions purged earlier
         return record | {"status": "superseded"}
@@ -103,7 +104,7 @@ def datasets(
     store = DatasetStore(lake, warehouse.directory)
     now = dt.datetime.now(dt.UTC)
     keys = config.keys or [key for key, _ in store.event_keys()]
-    parsed = {key: parse_key(key) for key in keys}
+    parsed = {key: parse_dataset_key(key) for key in keys}
     if bad := [key for key, p in parsed.items() if p is None or p.kind == "upload"]:
         raise ValueError(f"not dataset inbox events: {', '.join(bad)}")
     new_versions: dict[str, set[int]] = {}  # every dataset an event names, with its new versions

@@ -15,7 +15,8 @@ from assets.common import SportsConfig, daily_partitions, partition_days, table_
 from domain.models.engine import Tables
 from domain.models.engine import feature_tables as ft
 from services.engine_tables import load_tables
-from stores.lake import Lake, table_key
+from stores.lake import Lake
+from stores.layout import table_key
 
 FEATURES: dict[str, tuple[Callable[[Tables, str, list[dt.date]], pl.DataFrame], str]] = {
     "team_form": (

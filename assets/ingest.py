@@ -17,7 +17,8 @@ from assets.common import SportsConfig, daily_partitions, partition_days, table_
 from domain.tables import tidy
 from domain.tables.schemas import GAMES, ODDS_SNAPSHOTS, PLAYER_BOX, RAW_TABLES, TEAM_BOX
 from resources.feeds import FeedRejectedError, FeedResult, OddsFeed, StatsFeed
-from stores.lake import Lake, raw_key, table_key
+from stores.lake import Lake
+from stores.layout import raw_key, table_key
 
 RAW_ASSETS = {
     "odds_snapshots": "raw_odds_snapshots",

@@ -34,10 +34,16 @@ from domain.marketplace.listing import (
 )
 from domain.marketplace.performance import MODEL_PERFORMANCE, ROLLING_DAYS
 from domain.money.subscriptions import ACCESS_STATUSES, SUBSCRIPTIONS
-from stores.lake import Lake, table_key
+from stores.lake import Lake
+from stores.layout import (
+    STRIPE_EVENTS_INBOX,
+    SUBSCRIPTIONS_INBOX,
+    date_of_key,
+    table_key,
+    table_prefix,
+)
 from stores.reviews import ReviewStore
-from stores.stripe_events import EVENTS_PREFIX, read_events
-from stores.subscriptions import INBOX_PREFIX as FREE_PREFIX
+from stores.stripe_events import read_events
 from stores.subscriptions import SubscriptionStore
 
 SUBSCRIPTIONS_KEY = table_key("subscriptions")
@@ -74,15 +80,15 @@ def subscriptions(
 ) -> dg.MaterializeResult:
     store = SubscriptionStore(lake)
     if config.keys:
-        if bad := [k for k in config.keys if not k.startswith((FREE_PREFIX, EVENTS_PREFIX))]:
+        if bad := [k for k in config.keys if not k.startswith((SUBSCRIPTIONS_INBOX, STRIPE_EVENTS_INBOX))]:
             raise ValueError(f"not subscription or Stripe events: {', '.join(bad)}")
         previous: pl.DataFrame | None = read_table(lake, SUBSCRIPTIONS_KEY, SUBSCRIPTIONS)
-        free_keys = [k for k in config.keys if k.startswith(FREE_PREFIX)]
-        stripe_keys = [k for k in config.keys if k.startswith(EVENTS_PREFIX)]
+        free_keys = [k for k in config.keys if k.startswith(SUBSCRIPTIONS_INBOX)]
+        stripe_keys = [k for k in config.keys if k.startswith(STRIPE_EVENTS_INBOX)]
     else:
         previous = None
         free_keys = list(store.inbox_keys())
-        stripe_keys = [k for k in lake.list_keys(EVENTS_PREFIX) if k.endswith(".json")]
+        stripe_keys = [k for k in lake.list_keys(STRIPE_EVENTS_INBOX) if k.endswith(".json")]
     table = fold_subscriptions(previous, store.load(free_keys), read_events(lake, stripe_keys))
     lake.write_parquet(SUBSCRIPTIONS_KEY, table)
     context.log.info("folded %d free and %d Stripe events", len(free_keys), len(stripe_keys))
@@ -106,22 +112,22 @@ def subscriptions(
     )
 
 
-def _day_of(key: str) -> dt.date:
-    return dt.date.fromisoformat(key.rsplit("/", 1)[-1].removesuffix(".parquet"))
-
-
 def performance_history(lake: Lake, sports: list[str]) -> tuple[pl.DataFrame, list[dt.date]]:
     """``model_performance`` rows of the :data:`HISTORY_DAYS` up to each sport's latest day, and the
     days to evaluate: each sport's last :data:`EVALUATION_DAYS` days with rows."""
     frames, days = [], set()
     for sport in sports:
-        keys = [k for k in lake.list_keys(f"tables/model_performance/{sport}/") if k.endswith(".parquet")]
-        if not keys:
+        dated = [
+            (day, key)
+            for key in lake.list_keys(table_prefix("model_performance", sport))
+            if key.endswith(".parquet") and (day := date_of_key(key)) is not None
+        ]
+        if not dated:
             continue
-        latest = _day_of(keys[-1])
-        recent = [k for k in keys if _day_of(k) > latest - dt.timedelta(days=HISTORY_DAYS)]
-        frames.append(lake.read_parquet(recent, MODEL_PERFORMANCE))
-        days.update(_day_of(k) for k in recent[-EVALUATION_DAYS:])
+        latest = dated[-1][0]
+        recent = [(day, key) for day, key in dated if day > latest - dt.timedelta(days=HISTORY_DAYS)]
+        frames.append(lake.read_parquet([key for _, key in recent], MODEL_PERFORMANCE))
+        days.update(day for day, _ in recent[-EVALUATION_DAYS:])
     history = pl.concat(frames) if frames else pl.DataFrame(schema=MODEL_PERFORMANCE)
     return history, sorted(days)
 

@@ -16,7 +16,8 @@ from pydantic import Field
 from assets.common import markdown_table
 from domain.models.registry import MODEL_VERSIONS, merge_model_versions
 from domain.tables.schemas import empty
-from stores.lake import Lake, table_key
+from stores.lake import Lake
+from stores.layout import table_key
 from stores.registry import RegistryStore
 
 TABLE = "model_versions"

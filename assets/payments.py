@@ -20,10 +20,10 @@ from domain.money.earnings import creator_balances as balances_of
 from domain.money.ledger import balances, unbalanced
 from domain.money.payouts import PAYOUT_MINIMUM_CENTS
 from resources.payments import Payments
-from stores.lake import Lake, table_key
+from stores.lake import Lake
+from stores.layout import STRIPE_EVENTS_INBOX, table_key
 from stores.ledger import post_inbox, read_ledger, unread_keys
 from stores.payouts import pay_month
-from stores.stripe_events import EVENTS_PREFIX
 
 BALANCES_KEY = table_key("creator_balances")
 PAYOUTS_START = "2025-01"
@@ -126,7 +126,7 @@ def payouts(
     problems = ledger_problems(entries)
     if problems:
         raise dg.Failure(f"refusing to pay out of an unsound ledger: {'; '.join(problems)}")
-    unposted = sum(1 for k in unread_keys(lake) if k.startswith(EVENTS_PREFIX))
+    unposted = sum(1 for k in unread_keys(lake) if k.startswith(STRIPE_EVENTS_INBOX))
     if unposted:
         context.log.warning("%d Stripe events are not in the ledger yet: they count next month", unposted)
     run = pay_month(lake, payments, month, entries, dt.datetime.now(dt.UTC))

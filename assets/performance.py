@@ -23,9 +23,10 @@ from domain.marketplace.performance import (
 )
 from domain.models.engine import ANALYSES, clustered
 from domain.tables.schemas import GAMES, LINES
-from stores.lake import Lake, table_key
+from stores.lake import Lake
+from stores.layout import table_key
 
-CALIBRATION_KEY = "tables/model_calibration.parquet"
+CALIBRATION_KEY = table_key("model_calibration")
 CALIBRATION_WINDOW_DAYS = 365
 
 

@@ -50,6 +50,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from api.auth import mint_token  # noqa: E402
+from stores.layout import SERVING_DIR, SERVING_POINTER, table_prefix  # noqa: E402
 
 P99_RATIO_TARGET = 3.0
 LEADERBOARD_RPS_TARGET = 1000.0
@@ -72,7 +73,7 @@ def data_env(data: Path) -> dict[str, str]:
 
 
 def has_demo(data: Path) -> bool:
-    return (data / "warehouse" / "serving" / "CURRENT").exists()
+    return (data / "warehouse" / SERVING_DIR / SERVING_POINTER).exists()
 
 
 def build_demo(data: Path) -> float:
@@ -334,7 +335,7 @@ def uncached_results(data: Path, model_id: str) -> list[str]:
     of 5 to 8 days, shuffled (more distinct pages than a worker keeps, so each request is a miss that
     reads the lake, as the first visits after a publication are)."""
     days = sorted(
-        p.stem for p in (data / "lake" / "tables" / "analyses" / "basketball_nba").glob("*.parquet")
+        p.stem for p in (data / "lake" / table_prefix("analyses", "basketball_nba")).glob("*.parquet")
     )
     paths = [f"/models/{model_id}/results?to={day}&days={n}" for day in days for n in (5, 6, 7, 8)]
     random.Random(0).shuffle(paths)

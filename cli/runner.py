@@ -24,7 +24,8 @@ from domain.formats.sample_league import SEASON_END, SEASON_START, SPORT
 from domain.models.engine import ANALYSES, grade_analyses, performance
 from domain.tables.schemas import GAMES
 from pipelines.jobs import range_tags
-from stores.lake import Lake, raw_key
+from stores.lake import Lake
+from stores.layout import raw_key
 from stores.warehouse import LAKE_TABLES, Warehouse, lake_connection
 
 Progress = Callable[[str], None]

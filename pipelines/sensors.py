@@ -30,14 +30,10 @@ from assets.datasets import datasets
 from assets.marketplace import model_status, subscriptions
 from assets.models import model_versions
 from assets.payments import creator_balances, ledger
+from stores import layout
 from stores.datasets import DatasetStore
 from stores.lake import Lake
 from stores.ledger import ledger_sources
-from stores.registry import INBOX_PREFIX as MODELS_PREFIX
-from stores.reviews import INBOX_PREFIX as REVIEWS_PREFIX
-from stores.stripe_events import EVENTS_PREFIX
-from stores.subscriptions import INBOX_PREFIX as FREE_PREFIX
-from stores.subscriptions import parse_key as parse_subscription_key
 
 SETTLE_SECONDS = 60.0
 """How far back a sensor re-checks modification times. An object's time is when its write started
@@ -157,10 +153,10 @@ def inbox_sensor(inbox: Inbox) -> dg.SensorDefinition:
 
 def subscription_objects(lake: Lake) -> Iterator[tuple[str, float]]:
     """Free subscription events and Stripe events: the ``subscriptions`` table folds both."""
-    for key, mtime in lake.list_objects(FREE_PREFIX):
-        if parse_subscription_key(key) is not None:
+    for key, mtime in lake.list_objects(layout.SUBSCRIPTIONS_INBOX):
+        if layout.parse_subscription_key(key) is not None:
             yield key, mtime
-    for key, mtime in lake.list_objects(EVENTS_PREFIX):
+    for key, mtime in lake.list_objects(layout.STRIPE_EVENTS_INBOX):
         if key.endswith(".json"):
             yield key, mtime
 
@@ -168,11 +164,11 @@ def subscription_objects(lake: Lake) -> Iterator[tuple[str, float]]:
 MODEL_INBOX = Inbox(
     sensor_name="model_inbox_sensor",
     name="models",
-    objects=lambda lake: lake.list_objects(MODELS_PREFIX),
+    objects=lambda lake: lake.list_objects(layout.MODELS_INBOX),
     target=dg.AssetSelection.assets(model_versions),
     description="Merges new model versions and archive markers from the inbox into model_versions.",
     previous_run="model_versions merge",
-    new_objects=f"objects under {MODELS_PREFIX}",
+    new_objects=f"objects under {layout.MODELS_INBOX}",
     keys_into=model_versions,
 )
 DATASET_INBOX = Inbox(
@@ -208,7 +204,7 @@ SUBSCRIPTIONS_INBOX = Inbox(
 REVIEW_INBOX = Inbox(
     sensor_name="review_inbox_sensor",
     name="reviews",
-    objects=lambda lake: lake.list_objects(REVIEWS_PREFIX),
+    objects=lambda lake: lake.list_objects(layout.REVIEWS_INBOX),
     target=dg.AssetSelection.assets(model_status),
     description="Re-evaluates listing statuses when an operator records a review of a paid model.",
     previous_run="reviews run",

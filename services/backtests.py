@@ -1,6 +1,6 @@
 """Backtests of one model over the lake's history, shared by ``oddsforge backtest`` and the API.
 
-Each completed backtest is recorded in the inbox (``inbox/backtests/{model_id}/v{version}/...``):
+Each completed backtest is recorded in the inbox (``stores.layout.backtest_key``):
 publishing a model needs one with at least 50 graded predictions (SPEC 6).
 """
 
@@ -18,15 +18,12 @@ from domain.models.engine import ModelBatch, run_backtest
 from services.custom_scores import load_custom_scores
 from services.engine_tables import load_tables
 from stores.lake import Lake
+from stores.layout import backtest_key, backtests_prefix
 
 MAX_SPAN_DAYS = 366 * 6
 """Longest backtest the API runs synchronously (six seasons)."""
 
 Progress = Callable[[dt.date, int, int], None]
-
-
-def backtest_key(model_id: str, version: int, start: dt.date, end: dt.date) -> str:
-    return f"inbox/backtests/{model_id}/v{version:06d}/{start.isoformat()}_{end.isoformat()}.json"
 
 
 def _records(df: pl.DataFrame) -> list[dict[str, Any]]:
@@ -73,7 +70,7 @@ def record_backtest(lake: Lake, report: dict[str, Any]) -> str:
 
 def recorded_backtests(lake: Lake, model_id: str) -> list[dict[str, Any]]:
     """Every recorded backtest report of ``model_id``, of any of its versions."""
-    keys = [k for k in lake.list_keys(f"inbox/backtests/{model_id}/") if k.endswith(".json")]
+    keys = [k for k in lake.list_keys(backtests_prefix(model_id)) if k.endswith(".json")]
     return [json.loads(lake.get_bytes(key)) for key in keys]
 
 

@@ -2,7 +2,7 @@
 
 Datasets are read as ``stores.datasets`` keeps them: the ``datasets`` table names each
 dataset's current version (its newest active one, ``domain.datasets.registry.current_rows``) and its
-data type; that version's typed rows are Parquet in the lake (``rows_key``), whatever its serving
+data type; that version's typed rows are Parquet in the lake (``dataset_rows_key``), whatever its serving
 storage, stably sorted by key so rows sharing a key keep their file order.
 """
 
@@ -17,8 +17,9 @@ from domain.datasets.registry import current_rows
 from domain.datasets.transforms import DatasetRows, custom_scores, custom_sources
 from domain.models.config import ModelConfig
 from domain.models.engine.scoring import CUSTOM_SCORES
-from stores.datasets import read_datasets_table, rows_key
+from stores.datasets import read_datasets_table
 from stores.lake import Lake
+from stores.layout import dataset_rows_key
 
 
 def dataset_rows(lake: Lake, dataset_ids: Collection[str]) -> dict[str, DatasetRows]:
@@ -30,7 +31,7 @@ def dataset_rows(lake: Lake, dataset_ids: Collection[str]) -> dict[str, DatasetR
     table = current_rows(read_datasets_table(lake, pl.col("dataset_id").is_in(list(dataset_ids))))
     return {
         row["dataset_id"]: DatasetRows(
-            row["data_type"], lake.read_parquet([rows_key(row["dataset_id"], row["version"])])
+            row["data_type"], lake.read_parquet([dataset_rows_key(row["dataset_id"], row["version"])])
         )
         for row in table.filter(pl.col("usable")).iter_rows(named=True)
     }

@@ -1,11 +1,9 @@
 """On-demand execution (the seed's hybrid model): score one model version on one slate, cache the
 result for an hour, and limit how many uncached runs a user starts.
 
-Both the cache and the run log live in the lake, so every API worker (and a restarted one) shares
-them::
-
-    cache/analyses/{model_id}/v{version:06d}/{date}.parquet   analyses + computed_at (Parquet metadata)
-    cache/ratelimits/analyze/{user_id}/{epoch_ms}-{hex}       one empty object per uncached run
+Both the cache and the run log live in the lake under ``cache/`` (``stores/layout.py``), so every
+API worker (and a restarted one) shares them: one Parquet object of analyses per model version and
+slate, with ``computed_at`` in its metadata, and one empty object per uncached run.
 
 The run limit is checked, then the run recorded: two requests racing on the last slot may both
 start (a soft limit). Scoring is the daily asset's: the same engine over the same tables, with the
@@ -26,13 +24,11 @@ from domain.marketplace.listing import CACHE_SECONDS, cache_fresh, retry_after
 from domain.models.config import ModelConfig
 from domain.models.engine import ANALYSES, ModelBatch, multipliers_from_history, score_day
 from domain.models.engine.scoring import DYNAMIC_WINDOW_DAYS
-from domain.models.registry import check_user_id
 from services.custom_scores import load_custom_scores
 from services.engine_tables import load_tables
 from stores.lake import Lake
+from stores.layout import analyses_cache_key, analyze_run_key, analyze_runs_prefix, parse_analyze_run_key
 
-CACHE_PREFIX = "cache/analyses"
-RUNS_PREFIX = "cache/ratelimits/analyze"
 _COMPUTED_AT = "oddsforge:computed_at"
 
 
@@ -50,10 +46,6 @@ class SlateAnalyses:
     analyses: pl.DataFrame
     computed_at: dt.datetime
     cached: bool
-
-
-def cache_key(model_id: str, version: int, day: dt.date) -> str:
-    return f"{CACHE_PREFIX}/{model_id}/v{version:06d}/{day.isoformat()}.parquet"
 
 
 def score_model(lake: Lake, config: ModelConfig, day: dt.date, now: dt.datetime) -> pl.DataFrame:
@@ -92,7 +84,7 @@ def cached_analyses(
     lake: Lake, config: ModelConfig, day: dt.date, now: dt.datetime, limits: ExecutionLimits
 ) -> SlateAnalyses | None:
     """The cached analyses of the model version's slate if computed within the hour, else None."""
-    found = read_cached(lake, cache_key(config.model_id, config.version, day))
+    found = read_cached(lake, analyses_cache_key(config.model_id, config.version, day))
     if found is None or not cache_fresh(found[1], now, limits.cache_seconds):
         return None
     return SlateAnalyses(found[0], found[1], cached=True)
@@ -101,7 +93,7 @@ def cached_analyses(
 def run_on_demand(lake: Lake, config: ModelConfig, day: dt.date, now: dt.datetime) -> SlateAnalyses:
     """Score the slate now and cache the result."""
     analyses = score_model(lake, config, day, now)
-    write_cached(lake, cache_key(config.model_id, config.version, day), analyses, now)
+    write_cached(lake, analyses_cache_key(config.model_id, config.version, day), analyses, now)
     return SlateAnalyses(analyses, now, cached=False)
 
 
@@ -115,16 +107,17 @@ class RunLimiter:
     def acquire(self, user_id: str, now: dt.datetime) -> float | None:
         """Record a run for ``user_id`` and return None, or return the seconds to wait (nothing
         recorded) when the user already started the limit's number of runs in the window."""
-        prefix = f"{RUNS_PREFIX}/{check_user_id(user_id)}/"
         window = dt.timedelta(seconds=self.limits.window_seconds)
         runs = []
-        for key in self.lake.list_keys(prefix):
-            started = dt.datetime.fromtimestamp(int(key[len(prefix) :].split("-", 1)[0]) / 1000, dt.UTC)
+        for key in self.lake.list_keys(analyze_runs_prefix(user_id)):
+            started = parse_analyze_run_key(key)
+            if started is None:
+                continue
             if started <= now - window:
                 self.lake.delete(key)  # out of every future window
             else:
                 runs.append(started)
         wait = retry_after(runs, now, self.limits.runs_per_window, window)
         if wait is None:
-            self.lake.put_bytes(f"{prefix}{int(now.timestamp() * 1000):013d}-{os.urandom(4).hex()}", b"")
+            self.lake.put_bytes(analyze_run_key(user_id, now, os.urandom(4).hex()), b"")
         return wait

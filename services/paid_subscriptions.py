@@ -4,13 +4,10 @@ Stripe owns a paid subscription's state: these functions ask Stripe for it and r
 asked in the inbox; the ``subscriptions`` table then follows Stripe's ``customer.subscription.*``
 webhooks (:func:`domain.money.subscriptions.subscription_states`). Stripe keeps idempotency keys for 24
 hours only, so the ids Stripe returns are stored and reused (the seed's ``stripe_price_id``,
-``stripe_customer_id``, ``stripe_subscription_id``)::
-
-    inbox/stripe/prices/{model_id}/{price_cents}.json        product and price of a model at a price
-    inbox/stripe/customers/{user_id}.json                     the user's Stripe customer
-    inbox/stripe/subscriptions/{user_id}/{model_id}/{n}.json  subscription attempt n (1, 2, ...)
-    .../{n}.subscription.json                                 the subscription Stripe created for it
-    .../{n}.cancel.json                                       a cancellation the user asked for
+``stripe_customer_id``, ``stripe_subscription_id``) under ``inbox/stripe/`` (``stores/layout.py``):
+a model's product and price at each amount, the user's customer, and per user and model the
+numbered subscription attempts, each with the subscription Stripe created for it and a
+cancellation when the user asks for one.
 
 An attempt is recorded before Stripe is called and Stripe is called with the attempt's key
 (``sub:{user}:{model}:{n}``), so a retried request never creates a second subscription; a new
@@ -21,7 +18,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 from typing import Any
 
 from domain.errors import UserError
@@ -32,11 +28,14 @@ from domain.money.subscriptions import (
 )
 from resources.payments import Payments
 from stores.lake import Lake
-
-PRICES_PREFIX = "inbox/stripe/prices/"
-CUSTOMERS_PREFIX = "inbox/stripe/customers/"
-SUBSCRIPTIONS_PREFIX = "inbox/stripe/subscriptions/"
-_ATTEMPT = re.compile(r"(\d{6})\.json")
+from stores.layout import (
+    paid_attempt_key,
+    paid_attempts_prefix,
+    parse_paid_attempt_key,
+    stripe_customer_key,
+    stripe_price_key,
+    stripe_prices_prefix,
+)
 
 
 class NoPaidSubscriptionError(UserError):
@@ -62,9 +61,8 @@ def model_price(lake: Lake, payments: Payments, model_row: dict[str, Any]) -> st
     a new amount gets a new price and the previous one is archived (existing subscribers keep it).
     """
     model_id, cents = model_row["model_id"], int(model_row["price_cents"])
-    folder = f"{PRICES_PREFIX}{model_id}/"
-    key = f"{folder}{cents}.json"
-    stored = [_read(lake, k) for k in lake.list_keys(folder) if k.endswith(".json")]
+    key = stripe_price_key(model_id, cents)
+    stored = [_read(lake, k) for k in lake.list_keys(stripe_prices_prefix(model_id)) if k.endswith(".json")]
     mine = next((s for s in stored if s["price_cents"] == cents), None)
     latest = max(stored, key=lambda s: s["recorded_at"], default=None)
     current = latest["price_id"] if latest else None
@@ -85,24 +83,16 @@ def model_price(lake: Lake, payments: Payments, model_row: dict[str, Any]) -> st
 
 def customer(lake: Lake, payments: Payments, user_id: str) -> str:
     """The user's Stripe customer id, created once and stored."""
-    key = f"{CUSTOMERS_PREFIX}{user_id}.json"
+    key = stripe_customer_key(user_id)
     if not lake.exists(key):
         lake.put_new(key, _json({"user_id": user_id, "customer_id": payments.ensure_customer(user_id)}))
     return _read(lake, key)["customer_id"]
 
 
-def _attempts_prefix(user_id: str, model_id: str) -> str:
-    return f"{SUBSCRIPTIONS_PREFIX}{user_id}/{model_id}/"
-
-
 def _latest_attempt(lake: Lake, user_id: str, model_id: str) -> int:
-    prefix = _attempts_prefix(user_id, model_id)
-    found = [_ATTEMPT.fullmatch(k.removeprefix(prefix)) for k in lake.list_keys(prefix)]
-    return max((int(m.group(1)) for m in found if m), default=0)
-
-
-def _attempt_key(user_id: str, model_id: str, attempt: int, suffix: str = "") -> str:
-    return f"{_attempts_prefix(user_id, model_id)}{attempt:06d}{suffix}.json"
+    keys = lake.list_keys(paid_attempts_prefix(user_id, model_id))
+    found = (parse_paid_attempt_key(k, user_id, model_id) for k in keys)
+    return max((n for n in found if n is not None), default=0)
 
 
 def _stripe_status(payments: Payments, subscription_id: str) -> tuple[str, bool]:
@@ -121,7 +111,7 @@ def start_paid_subscription(
         raise ValueError(f"model {model_id} is free: it needs no Stripe subscription")
     attempt = _latest_attempt(lake, user_id, model_id)
     if attempt:
-        done = _attempt_key(user_id, model_id, attempt, ".subscription")
+        done = paid_attempt_key(user_id, model_id, attempt, "subscription")
         if lake.exists(done):
             sub_id = _read(lake, done)["subscription_id"]
             status, cancelling = _stripe_status(payments, sub_id)
@@ -130,7 +120,7 @@ def start_paid_subscription(
             attempt += 1
     else:
         attempt = 1
-    intent_key = _attempt_key(user_id, model_id, attempt)
+    intent_key = paid_attempt_key(user_id, model_id, attempt)
     if not lake.exists(intent_key):
         intent = {
             "user_id": user_id,
@@ -153,7 +143,7 @@ def start_paid_subscription(
         attempt=attempt,
     )
     lake.put_new(
-        _attempt_key(user_id, model_id, attempt, ".subscription"),
+        paid_attempt_key(user_id, model_id, attempt, "subscription"),
         _json({"subscription_id": sub_id, "recorded_at": _now()}),
     )
     status, cancelling = _stripe_status(payments, sub_id)
@@ -164,7 +154,7 @@ def cancel_paid_subscription(lake: Lake, payments: Payments, user_id: str, model
     """Cancel the user's subscription to a paid model at the end of the paid period (or of the
     trial); access continues until then. Raises :class:`NoPaidSubscriptionError` when there is none."""
     attempt = _latest_attempt(lake, user_id, model_id)
-    done = _attempt_key(user_id, model_id, attempt, ".subscription") if attempt else None
+    done = paid_attempt_key(user_id, model_id, attempt, "subscription") if attempt else None
     if done is None or not lake.exists(done):
         raise NoPaidSubscriptionError(f"user {user_id} has no paid subscription to model {model_id}")
     sub_id = _read(lake, done)["subscription_id"]
@@ -173,7 +163,7 @@ def cancel_paid_subscription(lake: Lake, payments: Payments, user_id: str, model
         raise NoPaidSubscriptionError(f"the subscription to model {model_id} has already ended")
     if not cancelling:
         lake.put_new(
-            _attempt_key(user_id, model_id, attempt, ".cancel"),
+            paid_attempt_key(user_id, model_id, attempt, "cancel"),
             _json({"subscription_id": sub_id, "requested_at": _now()}),
         )
         status = payments.cancel_subscription(sub_id, at_period_end=True)

@@ -1,10 +1,10 @@
 """Operator alerts: one immutable JSON object per alert in the lake, and an optional webhook.
 
-Alerts land as ``tables/alerts/{alert_id}.json``, written create-if-absent, so a sensor tick that is
-evaluated twice (a daemon restart, a duplicate tick) records its alert once and posts it once. The
-webhook (``ODDSFORGE_ALERT_WEBHOOK``, e.g. a Slack incoming webhook) gets the same JSON with a short
-timeout; a webhook that is down is logged and never fails the sensor or the check that raised it,
-because the lake copy is the record.
+Alerts land as ``tables/alerts/{alert_id}.json`` (``stores.layout.alert_key``), written
+create-if-absent, so a sensor tick that is evaluated twice (a daemon restart, a duplicate tick)
+records its alert once and posts it once. The webhook (``ODDSFORGE_ALERT_WEBHOOK``, e.g. a Slack
+incoming webhook) gets the same JSON with a short timeout; a webhook that is down is logged and
+never fails the sensor or the check that raised it, because the lake copy is the record.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from typing import Any
 import httpx
 
 from stores.lake import Lake
+from stores.layout import ALERTS_PREFIX, alert_key
 
-ALERTS_PREFIX = "tables/alerts"
 WEBHOOK_ENV = "ODDSFORGE_ALERT_WEBHOOK"
 WEBHOOK_TIMEOUT_SECONDS = 5.0
 _SAFE_ID = re.compile(r"[A-Za-z0-9_.-]{1,200}")
@@ -45,10 +45,6 @@ class Alert:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self) | {"raised_at": self.raised_at.isoformat()}
-
-
-def alert_key(alert_id: str) -> str:
-    return f"{ALERTS_PREFIX}/{alert_id}.json"
 
 
 def record_alert(lake: Lake, alert: Alert) -> bool:
@@ -82,9 +78,7 @@ def raise_alert(lake: Lake, alert: Alert, webhook: str | None = None) -> bool:
 
 def read_alerts(lake: Lake, since: dt.datetime | None = None) -> list[dict[str, Any]]:
     """Every recorded alert (newest first), optionally only those raised at or after ``since``."""
-    alerts = [
-        json.loads(lake.get_bytes(k)) for k in lake.list_keys(ALERTS_PREFIX + "/") if k.endswith(".json")
-    ]
+    alerts = [json.loads(lake.get_bytes(k)) for k in lake.list_keys(ALERTS_PREFIX) if k.endswith(".json")]
     if since is not None:
         alerts = [a for a in alerts if dt.datetime.fromisoformat(a["raised_at"]) >= since]
     return sorted(alerts, key=lambda a: a["raised_at"], reverse=True)

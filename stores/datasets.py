@@ -1,20 +1,11 @@
 """User datasets in the lake and the warehouse: the inbox the API writes, what the pipeline stores, and
 the reads both share.
 
-Lake layout::
-
-    inbox/datasets/{user_id}/{dataset_id}/v{n:06d}/upload-{16 hex}.{ext}   version n's file, as sent
-    inbox/datasets/{user_id}/{dataset_id}/v{n:06d}/meta.json               version n exists (last write)
-    inbox/datasets/{user_id}/{dataset_id}/edits/{n:06d}.json               n-th name/description edit
-    inbox/datasets/{user_id}/{dataset_id}/deleted.json                     the owner deleted the dataset
-    tables/datasets.parquet                                the ``datasets`` table (one row per version)
-    tables/dataset_rows/{dataset_id}/v{n:06d}.parquet      typed rows of version n, sorted by key
-    datasets/{dataset_id}/v{n:06d}/report.json             quality report, preview and stats
-    datasets/{dataset_id}/v{n:06d}/ge_result.json          great-expectations result ...
-    datasets/{dataset_id}/v{n:06d}/data_docs.html          ... and its Data Docs page
-
-Warehouse directory: ``datasets/{dataset_id}/v{n:06d}.duckdb``, the typed rows of a *small* version
-(SPEC 7: < 1 MB and < 1,000 rows) in an indexed DuckDB table.
+Keys (``stores/layout.py``): the API's inbox under ``inbox/datasets/{user_id}/{dataset_id}/``
+(each version's upload and ``meta.json``, name/description edits, the tombstone); the ``datasets``
+table, each version's typed rows under ``tables/dataset_rows/`` and its quality report, great-
+expectations result and Data Docs page under ``datasets/``. A *small* version (SPEC 7: < 1 MB and
+< 1,000 rows) also gets its typed rows in an indexed DuckDB table in the warehouse directory.
 
 The API only creates inbox objects (``Lake.put_new``, never overwritten): an upload under a fresh
 random name first, then ``meta.json``, whose create-if-absent decides which of two concurrent writers
@@ -37,7 +28,6 @@ import datetime as dt
 import io
 import json
 import os
-import re
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
@@ -59,86 +49,28 @@ from domain.datasets.registry import (
 from domain.datasets.validation import QualityReport, dataset_stats, preview, quality_report
 from domain.models.config import DatasetInfo, DataType
 from domain.tables.schemas import conform, empty
-from stores.lake import Lake, table_key
+from stores.lake import Lake
+from stores.layout import (
+    DATASETS_INBOX,
+    dataset_deleted_key,
+    dataset_edit_key,
+    dataset_meta_key,
+    dataset_prefix,
+    dataset_report_key,
+    dataset_rows_key,
+    dataset_upload_key,
+    dataset_warehouse_location,
+    parse_dataset_key,
+    table_key,
+    user_datasets_prefix,
+)
 
 if TYPE_CHECKING:  # great-expectations takes seconds to import: the API never needs it
     from services.dataset_quality import GeValidation
 
-INBOX_PREFIX = "inbox/datasets/"
 TABLE_KEY = table_key("datasets")
-ROWS_PREFIX = "tables/dataset_rows/"
-REPORTS_PREFIX = "datasets/"
-WAREHOUSE_SUBDIR = "datasets"
 ROW_GROUP_ROWS = 8_192
 """Rows per Parquet row group: a key lookup reads the few groups whose min/max can hold the key."""
-
-_KEY = re.compile(
-    r"inbox/datasets/(?P<user>[^/]+)/(?P<id>[^/]+)/"
-    r"(?:v(?P<version>\d{6})/(?:(?P<meta>meta\.json)|upload-[0-9a-f]{16}\.\w+)"
-    r"|edits/(?P<edit>\d{6})\.json|(?P<deleted>deleted\.json))"
-)
-
-
-# ---- keys -----------------------------------------------------------------------------------------
-
-
-def dataset_prefix(dataset_id: str) -> str:
-    owner = dataset_owner(dataset_id)
-    if owner is None:
-        raise ValueError(f"{dataset_id!r} is not a dataset id")
-    return f"{INBOX_PREFIX}{owner}/{dataset_id}/"
-
-
-def meta_key(dataset_id: str, version: int) -> str:
-    return f"{dataset_prefix(dataset_id)}v{version:06d}/meta.json"
-
-
-def upload_key(dataset_id: str, version: int, extension: str) -> str:
-    """A fresh name for an upload: concurrent writers of one version never touch each other's bytes."""
-    return f"{dataset_prefix(dataset_id)}v{version:06d}/upload-{uuid.uuid4().hex[:16]}.{extension}"
-
-
-def edit_key(dataset_id: str, number: int) -> str:
-    return f"{dataset_prefix(dataset_id)}edits/{number:06d}.json"
-
-
-def deleted_key(dataset_id: str) -> str:
-    return f"{dataset_prefix(dataset_id)}deleted.json"
-
-
-def rows_key(dataset_id: str, version: int) -> str:
-    return f"{ROWS_PREFIX}{dataset_id}/v{version:06d}.parquet"
-
-
-def report_key(dataset_id: str, version: int, name: str) -> str:
-    """``report.json``, ``ge_result.json`` or ``data_docs.html`` of one version."""
-    return f"{REPORTS_PREFIX}{dataset_id}/v{version:06d}/{name}"
-
-
-def warehouse_location(dataset_id: str, version: int) -> str:
-    """A small version's DuckDB file, relative to the warehouse directory."""
-    return f"{WAREHOUSE_SUBDIR}/{dataset_id}/v{version:06d}.duckdb"
-
-
-@dataclass(frozen=True)
-class InboxKey:
-    dataset_id: str
-    kind: str
-    """``meta``, ``upload``, ``edit`` or ``deleted``."""
-    number: int | None
-    """The version (``meta``, ``upload``) or edit number; None for the tombstone."""
-
-
-def parse_key(key: str) -> InboxKey | None:
-    """What an inbox key names; None for anything else (or a folder that disagrees with the id)."""
-    match = _KEY.fullmatch(key)
-    if match is None or dataset_owner(match["id"]) != match["user"]:
-        return None
-    if match["deleted"]:
-        return InboxKey(match["id"], "deleted", None)
-    if match["edit"]:
-        return InboxKey(match["id"], "edit", int(match["edit"]))
-    return InboxKey(match["id"], "meta" if match["meta"] else "upload", int(match["version"]))
 
 
 @dataclass(frozen=True)
@@ -159,7 +91,7 @@ def _states(keys: Iterator[str]) -> list[DatasetState]:
     """Datasets (with at least one version) named by ``keys``, sorted by id."""
     found: dict[str, dict[str, list[int]]] = {}
     for key in keys:
-        parsed = parse_key(key)
+        parsed = parse_dataset_key(key)
         if parsed is None or parsed.kind == "upload":
             continue
         entry = found.setdefault(parsed.dataset_id, {"meta": [], "edit": [], "deleted": []})
@@ -226,8 +158,8 @@ def dataset_infos(lake: Lake, user_id: str) -> dict[str, DatasetInfo]:
     A dataset still processing its first version is not among them."""
     deleted = {
         parsed.dataset_id
-        for key in lake.list_keys(f"{INBOX_PREFIX}{user_id}/")
-        if (parsed := parse_key(key)) is not None and parsed.kind == "deleted"
+        for key in lake.list_keys(user_datasets_prefix(user_id))
+        if (parsed := parse_dataset_key(key)) is not None and parsed.kind == "deleted"
     }
     table = read_datasets_table(lake, pl.col("owner_user_id") == user_id)
     return {
@@ -261,7 +193,7 @@ class DatasetStore:
 
     def datasets_of(self, user_id: str) -> list[DatasetState]:
         """The user's datasets that are not deleted, sorted by id."""
-        found = _states(self.lake.list_keys(f"{INBOX_PREFIX}{user_id}/"))
+        found = _states(self.lake.list_keys(user_datasets_prefix(user_id)))
         # A user id is a key segment only if it is a valid owner ("a/b" must not list b's datasets).
         return [s for s in found if not s.deleted and dataset_owner(s.dataset_id) == user_id]
 
@@ -269,17 +201,17 @@ class DatasetStore:
         """When each of the user's versions was stored (POSIX seconds), deleted datasets included."""
         return [
             mtime
-            for key, mtime in self.lake.list_objects(f"{INBOX_PREFIX}{user_id}/")
-            if (parsed := parse_key(key)) is not None and parsed.kind == "meta"
+            for key, mtime in self.lake.list_objects(user_datasets_prefix(user_id))
+            if (parsed := parse_dataset_key(key)) is not None and parsed.kind == "meta"
         ]
 
     def meta(self, dataset_id: str, version: int) -> dict[str, Any]:
-        return json.loads(self.lake.get_bytes(meta_key(dataset_id, version)))
+        return json.loads(self.lake.get_bytes(dataset_meta_key(dataset_id, version)))
 
     def info(self, state: DatasetState, latest_meta: Mapping[str, Any]) -> dict[str, Any]:
         """Current name and description: the latest edit's, else the latest version's (its meta)."""
         if state.edits:
-            edit = json.loads(self.lake.get_bytes(edit_key(state.dataset_id, state.edits[-1])))
+            edit = json.loads(self.lake.get_bytes(dataset_edit_key(state.dataset_id, state.edits[-1])))
             changed = edit["edited_at"]
         else:
             edit, changed = latest_meta, latest_meta["uploaded_at"]
@@ -293,8 +225,8 @@ class DatasetStore:
         """Every version, edit and tombstone object with its time (what the sensor watches)."""
         return (
             (key, mtime)
-            for key, mtime in self.lake.list_objects(INBOX_PREFIX)
-            if (parsed := parse_key(key)) is not None and parsed.kind != "upload"
+            for key, mtime in self.lake.list_objects(DATASETS_INBOX)
+            if (parsed := parse_dataset_key(key)) is not None and parsed.kind != "upload"
         )
 
     # -- inbox writes (create-if-absent only) -----------------------------------------------------
@@ -302,22 +234,24 @@ class DatasetStore:
         """Store the upload, then its ``meta.json``; False (and nothing left behind) if that version
         already exists. ``meta`` gets the upload's key as ``upload_key``."""
         dataset_id, version = meta["dataset_id"], meta["version"]
-        key = upload_key(dataset_id, version, extension)
+        key = dataset_upload_key(dataset_id, version, extension, uuid.uuid4().hex[:16])
         if not self.lake.put_new(key, data):  # 64 random bits: a clash is a bug, not a race
             raise RuntimeError(f"upload key {key} already exists")
         payload = json.dumps({**meta, "upload_key": key}, sort_keys=True).encode()
-        if self.lake.put_new(meta_key(dataset_id, version), payload):
+        if self.lake.put_new(dataset_meta_key(dataset_id, version), payload):
             return True
         self.lake.delete(key)
         return False
 
     def edit(self, dataset_id: str, number: int, doc: Mapping[str, Any]) -> bool:
         """Store the ``number``-th edit; False if a concurrent edit took that number."""
-        return self.lake.put_new(edit_key(dataset_id, number), json.dumps(doc, sort_keys=True).encode())
+        return self.lake.put_new(
+            dataset_edit_key(dataset_id, number), json.dumps(doc, sort_keys=True).encode()
+        )
 
     def mark_deleted(self, dataset_id: str, doc: Mapping[str, Any]) -> bool:
         """Write the tombstone; False if the dataset was already deleted."""
-        return self.lake.put_new(deleted_key(dataset_id), json.dumps(doc, sort_keys=True).encode())
+        return self.lake.put_new(dataset_deleted_key(dataset_id), json.dumps(doc, sort_keys=True).encode())
 
     # -- pipeline outputs -------------------------------------------------------------------------
     def table(self, where: pl.Expr | None = None) -> pl.DataFrame:
@@ -327,17 +261,22 @@ class DatasetStore:
         self.lake.write_parquet(TABLE_KEY, conform(table, DATASETS))
 
     def report(self, dataset_id: str, version: int, name: str = "report.json") -> bytes | None:
-        """A stored report object of one version (see :func:`report_key`), or None if absent."""
-        key = report_key(dataset_id, version, name)
+        """A stored report object of one version (``report.json``, ``ge_result.json`` or
+        ``data_docs.html``), or None if absent."""
+        key = dataset_report_key(dataset_id, version, name)
         return self.lake.get_bytes(key) if self.lake.exists(key) else None
 
     def write_report(self, dataset_id: str, version: int, report: Mapping[str, Any]) -> None:
-        self.lake.put_bytes(report_key(dataset_id, version, "report.json"), json.dumps(report).encode())
+        self.lake.put_bytes(
+            dataset_report_key(dataset_id, version, "report.json"), json.dumps(report).encode()
+        )
 
     def write_ge(self, dataset_id: str, version: int, ge: GeValidation) -> None:
         """The GE result and its Data Docs page (the page last: the API serves it once both exist)."""
-        self.lake.put_bytes(report_key(dataset_id, version, "ge_result.json"), json.dumps(ge.result).encode())
-        self.lake.put_bytes(report_key(dataset_id, version, "data_docs.html"), ge.html.encode())
+        self.lake.put_bytes(
+            dataset_report_key(dataset_id, version, "ge_result.json"), json.dumps(ge.result).encode()
+        )
+        self.lake.put_bytes(dataset_report_key(dataset_id, version, "data_docs.html"), ge.html.encode())
 
     def store_rows(
         self, dataset_id: str, version: int, rows: pl.DataFrame, keys: tuple[str, ...], storage: Storage
@@ -346,10 +285,10 @@ class DatasetStore:
         rows = rows.sort(list(keys), maintain_order=True, nulls_last=True)
         buf = io.BytesIO()
         rows.write_parquet(buf, compression="zstd", statistics=True, row_group_size=ROW_GROUP_ROWS)
-        self.lake.put_bytes(rows_key(dataset_id, version), buf.getvalue())
+        self.lake.put_bytes(dataset_rows_key(dataset_id, version), buf.getvalue())
         if storage == "lake":
-            return rows_key(dataset_id, version)
-        location = warehouse_location(dataset_id, version)
+            return dataset_rows_key(dataset_id, version)
+        location = dataset_warehouse_location(dataset_id, version)
         path = self.warehouse_dir / location
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex}.duckdb")
@@ -389,14 +328,14 @@ class DatasetStore:
         meta = self.meta(dataset_id, version)
         for key in (
             meta["upload_key"],
-            rows_key(dataset_id, version),
+            dataset_rows_key(dataset_id, version),
             *(
-                report_key(dataset_id, version, n)
+                dataset_report_key(dataset_id, version, n)
                 for n in ("report.json", "ge_result.json", "data_docs.html")
             ),
         ):
             self.lake.delete(key)
-        (self.warehouse_dir / warehouse_location(dataset_id, version)).unlink(missing_ok=True)
+        (self.warehouse_dir / dataset_warehouse_location(dataset_id, version)).unlink(missing_ok=True)
 
 
 def _ident(name: str) -> str:

@@ -1,12 +1,8 @@
 """The lake: Parquet objects under one root, a local folder or ``s3://bucket/prefix``.
 
 Each partition is one object written atomically (temp file + ``os.replace`` locally, a single PUT on
-S3), so a reader sees the old or the new version of a partition, never a torn one. Layout::
-
-    raw/{table}/{sport}/{YYYY-MM-DD}/{source}.parquet   what one feed or importer delivered
-    tables/{table}/{sport}/{YYYY-MM-DD}.parquet         tidy daily partitions built from raw
-    tables/{table}.parquet                              unpartitioned tables
-    inbox/...                                           immutable objects written by the API
+S3), so a reader sees the old or the new version of a partition, never a torn one. The keys, and
+what lives under them, are :mod:`stores.layout`'s.
 
 S3 credentials, region and endpoint come from the standard AWS variables (``AWS_ENDPOINT_URL``,
 ``AWS_ACCESS_KEY_ID``, ...) through dagster-aws's ``S3Resource``.
@@ -29,29 +25,11 @@ import polars as pl
 from dagster_aws.s3 import S3Resource
 from pydantic import PrivateAttr
 
+from stores.layout import date_of_key, raw_prefix, table_prefix
+
 DEFAULT_ROOT = "data/lake"
 STAMP_SETTLE_SECONDS = 1
 """How long a folder must have stayed unchanged before :meth:`Lake.folder_stamp` vouches for it."""
-
-
-def raw_key(table: str, sport: str, day: dt.date, source: str) -> str:
-    return f"raw/{table}/{sport}/{day.isoformat()}/{source}.parquet"
-
-
-def table_key(table: str, sport: str | None = None, day: dt.date | None = None) -> str:
-    if sport is None:
-        return f"tables/{table}.parquet"
-    return f"tables/{table}/{sport}/{day.isoformat()}.parquet" if day else f"tables/{table}/{sport}"
-
-
-def date_of_key(key: str) -> dt.date | None:
-    """The ``YYYY-MM-DD`` path segment (raw keys) or file stem (tidy keys) of a partition key."""
-    for part in reversed(key.removesuffix(".parquet").split("/")):
-        try:
-            return dt.date.fromisoformat(part)
-        except ValueError:
-            continue
-    return None
 
 
 class Lake(dg.ConfigurableResource):
@@ -259,13 +237,13 @@ class Lake(dg.ConfigurableResource):
         self, table: str, sport: str, start: dt.date, end: dt.date, schema: dict[str, pl.DataType]
     ) -> pl.DataFrame:
         """Every source's raw rows of ``table`` for game dates in ``[start, end)``."""
-        return self.read_parquet(self.partition_keys(f"raw/{table}/{sport}/", start, end), schema)
+        return self.read_parquet(self.partition_keys(raw_prefix(table, sport), start, end), schema)
 
     def read_table(
         self, table: str, sport: str, start: dt.date, end: dt.date, schema: dict[str, pl.DataType]
     ) -> pl.DataFrame:
         """A tidy daily table's rows for game dates in ``[start, end)``."""
-        return self.read_parquet(self.partition_keys(f"tables/{table}/{sport}/", start, end), schema)
+        return self.read_parquet(self.partition_keys(table_prefix(table, sport), start, end), schema)
 
     def write_daily(
         self,

@@ -1,11 +1,8 @@
 """The ledger in the lake, and the posting of new inbox objects onto it.
 
-Layout::
-
-    tables/ledger/{YYYY-MM}.parquet        entries booked in that month (UTC), append-only
-    tables/ledger_inbox.parquet            every inbox object the ledger has read, and what came of it
-    inbox/stripe/events/{event_id}.json    verified Stripe events (the API's webhook)
-    inbox/payouts/{YYYY-MM}/transfers/{creator_id}.json   recorded payout transfers
+The ledger is ``tables/ledger/{YYYY-MM}.parquet``, the entries booked in that month (UTC),
+append-only; ``tables/ledger_inbox.parquet`` records every inbox object the ledger has read (verified
+Stripe events, recorded payout transfers) and what came of it. Keys: ``stores/layout.py``.
 
 :func:`post_inbox` reads the objects listed under those inbox prefixes that are new or were pending
 last time, posts them with :func:`domain.money.ledger.post_events` (Stripe events) and
@@ -26,11 +23,17 @@ import polars as pl
 from domain.money.ledger import LEDGER, empty_ledger, post, post_events, to_frame
 from domain.money.payouts import PayoutPlan, payout_entries
 from domain.tables.schemas import UTC_TS
-from stores.lake import Lake, table_key
-from stores.payouts import PAYOUTS_INBOX, is_transfer_key
-from stores.stripe_events import EVENTS_PREFIX, read_events
+from stores.lake import Lake
+from stores.layout import (
+    LEDGER_PREFIX,
+    PAYOUTS_INBOX,
+    STRIPE_EVENTS_INBOX,
+    is_payout_transfer_key,
+    ledger_key,
+    table_key,
+)
+from stores.stripe_events import read_events
 
-LEDGER_PREFIX = "tables/ledger/"
 INBOX_STATE_KEY = table_key("ledger_inbox")
 
 LEDGER_INBOX: dict[str, pl.DataType] = {
@@ -46,14 +49,10 @@ LEDGER_INBOX: dict[str, pl.DataType] = {
 already) or ``pending`` (it cannot be attributed yet: read again next run, ``reason`` says why)."""
 
 
-def ledger_key(month: str) -> str:
-    return f"{LEDGER_PREFIX}{month}.parquet"
-
-
 def ledger_sources(lake: Lake) -> list[tuple[str, float]]:
     """``(key, mtime)`` of every inbox object the ledger posts from, sorted by key."""
-    events = lake.list_objects(EVENTS_PREFIX)
-    transfers = (o for o in lake.list_objects(PAYOUTS_INBOX) if is_transfer_key(o[0]))
+    events = lake.list_objects(STRIPE_EVENTS_INBOX)
+    transfers = (o for o in lake.list_objects(PAYOUTS_INBOX) if is_payout_transfer_key(o[0]))
     return sorted([*events, *transfers])
 
 
@@ -103,8 +102,8 @@ def post_inbox(lake: Lake, now: dt.datetime) -> LedgerRun:
     """Post every unread inbox object onto the ledger (see the module notes)."""
     state = read_inbox_state(lake)
     keys = unread_keys(lake, state)
-    event_keys = [k for k in keys if k.startswith(EVENTS_PREFIX)]
-    transfer_keys = [k for k in keys if is_transfer_key(k)]
+    event_keys = [k for k in keys if k.startswith(STRIPE_EVENTS_INBOX)]
+    transfer_keys = [k for k in keys if is_payout_transfer_key(k)]
     events = read_events(lake, event_keys)
     transfers = [json.loads(lake.get_bytes(k)) for k in transfer_keys]
 

@@ -1,12 +1,9 @@
 """Monthly creator payouts: records in the lake first, then Stripe Transfers under the same key.
 
-Layout (every object created once with ``Lake.put_new``)::
-
-    inbox/payouts/{YYYY-MM}/{creator_id}.json             the payout's intent: key, creator, amount
-    inbox/payouts/{YYYY-MM}/attempts/{creator_id}.json    written just before Stripe is first called
-    inbox/payouts/{YYYY-MM}/transfers/{creator_id}.json   the Transfer Stripe returned
-    inbox/stripe/accounts/{creator_id}.json               the creator's Connect account id
-    tables/payouts/{YYYY-MM}.parquet                      the month's records with their status
+Every object is created once with ``Lake.put_new``: a payout's intent (key, creator, amount), an
+attempt marker written just before Stripe is first called, the Transfer Stripe returned, and the
+creator's Connect account id; the month's records with their status go to
+``tables/payouts/{YYYY-MM}.parquet``. Keys: ``stores/layout.py``.
 
 A run of a month (:func:`pay_month`) plans with :func:`domain.money.payouts.plan_payouts` against every
 intent already recorded, writes the new intents, then completes every intent of the month that has
@@ -31,38 +28,20 @@ from domain.money.earnings import PAYOUT_RECORDS, records_frame
 from domain.money.payouts import PAYOUTS, PayoutPlan, month_bounds, payout_key, plan_payouts
 from resources.payments import Payments
 from stores.lake import Lake
+from stores.layout import (
+    PAYOUTS_INBOX,
+    PAYOUTS_TABLE_PREFIX,
+    is_payout_intent_key,
+    payout_attempt_key,
+    payout_intent_key,
+    payout_transfer_key,
+    payouts_month_prefix,
+    payouts_table_key,
+    stripe_account_key,
+)
 
-PAYOUTS_INBOX = "inbox/payouts/"
-ACCOUNTS_PREFIX = "inbox/stripe/accounts/"
-PAYOUTS_TABLE_PREFIX = "tables/payouts/"
 STRIPE_KEY_MEMORY = dt.timedelta(hours=23)
 """Stripe keeps idempotency keys for at least 24 hours; an hour of margin."""
-
-
-def intent_key(month: str, creator_id: str) -> str:
-    return f"{PAYOUTS_INBOX}{month}/{creator_id}.json"
-
-
-def attempt_key(month: str, creator_id: str) -> str:
-    return f"{PAYOUTS_INBOX}{month}/attempts/{creator_id}.json"
-
-
-def transfer_key(month: str, creator_id: str) -> str:
-    return f"{PAYOUTS_INBOX}{month}/transfers/{creator_id}.json"
-
-
-def is_transfer_key(key: str) -> bool:
-    parts = key.removeprefix(PAYOUTS_INBOX).split("/")
-    return key.startswith(PAYOUTS_INBOX) and len(parts) == 3 and parts[1] == "transfers"
-
-
-def payouts_table_key(month: str) -> str:
-    return f"{PAYOUTS_TABLE_PREFIX}{month}.parquet"
-
-
-def _is_intent(key: str) -> bool:
-    parts = key.removeprefix(PAYOUTS_INBOX).split("/")
-    return key.startswith(PAYOUTS_INBOX) and len(parts) == 2 and parts[1].endswith(".json")
 
 
 def _json(data: dict[str, Any]) -> bytes:
@@ -83,8 +62,8 @@ def recorded_payouts(lake: Lake) -> pl.DataFrame:
     still counts."""
     tables = [k for k in lake.list_keys(PAYOUTS_TABLE_PREFIX) if k.endswith(".parquet")]
     known = lake.read_parquet(tables, PAYOUT_RECORDS).select(list(PAYOUTS)).cast(PAYOUTS)
-    keys = {intent_key(m, c) for m, c in known.select("month", "creator_id").iter_rows()}
-    missing = [k for k in lake.list_keys(PAYOUTS_INBOX) if _is_intent(k) and k not in keys]
+    keys = {payout_intent_key(m, c) for m, c in known.select("month", "creator_id").iter_rows()}
+    missing = [k for k in lake.list_keys(PAYOUTS_INBOX) if is_payout_intent_key(k) and k not in keys]
     rows = [_read(lake, k) for k in missing]
     extra = pl.DataFrame([{c: r[c] for c in PAYOUTS} for r in rows], schema=PAYOUTS)
     return pl.concat([known, extra])
@@ -99,7 +78,7 @@ def read_payout_records(lake: Lake, creator_id: str | None = None) -> pl.DataFra
 
 def connect_account(lake: Lake, payments: Payments, creator_id: str) -> str:
     """The creator's Connect account id: stored once created (Stripe forgets idempotency keys)."""
-    key = f"{ACCOUNTS_PREFIX}{creator_id}.json"
+    key = stripe_account_key(creator_id)
     if lake.exists(key):
         return _read(lake, key)["account_id"]
     account = payments.ensure_connect_account(creator_id)
@@ -139,9 +118,9 @@ def pay_month(
             "amount_cents": plan.amount_cents,
             "planned_at": now.isoformat(),
         }
-        if lake.put_new(intent_key(month, plan.creator_id), _json(intent)):
+        if lake.put_new(payout_intent_key(month, plan.creator_id), _json(intent)):
             run.planned.append(plan)
-    intents = [_read(lake, k) for k in lake.list_keys(f"{PAYOUTS_INBOX}{month}/") if _is_intent(k)]
+    intents = [_read(lake, k) for k in lake.list_keys(payouts_month_prefix(month)) if is_payout_intent_key(k)]
     run.records = records_frame(_complete(lake, payments, intent, now, run) for intent in intents)
     lake.write_parquet(payouts_table_key(month), run.records)
     return run
@@ -153,7 +132,7 @@ def _complete(
     """The record of one intent, calling Stripe when its Transfer is not recorded yet."""
     month, creator = intent["month"], intent["creator_id"]
     record = {c: intent[c] for c in PAYOUTS} | {"planned_at": _ts(intent["planned_at"])}
-    done = transfer_key(month, creator)
+    done = payout_transfer_key(month, creator)
     if lake.exists(done):
         result = _read(lake, done)
         return record | _paid(result)
@@ -161,8 +140,8 @@ def _complete(
         return record | {"status": "pending_stripe", "detail": "STRIPE_API_KEY is not configured"}
     try:
         destination = connect_account(lake, payments, creator)
-        lake.put_new(attempt_key(month, creator), _json({"first_attempt_at": now.isoformat()}))
-        first = dt.datetime.fromisoformat(_read(lake, attempt_key(month, creator))["first_attempt_at"])
+        lake.put_new(payout_attempt_key(month, creator), _json({"first_attempt_at": now.isoformat()}))
+        first = dt.datetime.fromisoformat(_read(lake, payout_attempt_key(month, creator))["first_attempt_at"])
         if now - first > STRIPE_KEY_MEMORY:
             detail = f"Stripe first called at {first:%Y-%m-%d %H:%M} UTC and no transfer recorded: check it"
             return record | {"status": "unconfirmed", "detail": detail}

@@ -1,9 +1,8 @@
 """The registry's inbox: immutable model version objects and archive markers in the lake.
 
-Keys follow the seed's key design (``USER_MODEL#{user_id}#{model_id}`` / ``CONFIG#v{version}``)::
-
-    inbox/models/{user_id}/{model_id}/v{version:06d}.json   one version, created once
-    inbox/models/{user_id}/{model_id}/archived.json         present once the owner archived the model
+Keys follow the seed's key design (``USER_MODEL#{user_id}#{model_id}`` / ``CONFIG#v{version}``):
+one object per version and an archive marker under ``inbox/models/{user_id}/{model_id}/``
+(``stores/layout.py``).
 
 Objects are only ever created (``Lake.put_new``), never overwritten or deleted: two updates that
 both want version n+1 race on one create-if-absent and exactly one wins. Model ids encode their
@@ -16,7 +15,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 import threading
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -27,42 +25,17 @@ from typing import Any
 from domain.models.config import ModelConfig
 from domain.models.registry import Status, owner_of, version_bytes, version_record
 from stores.lake import Lake
+from stores.layout import (
+    MODELS_INBOX,
+    model_archived_key,
+    model_prefix,
+    model_version_key,
+    parse_model_key,
+    user_models_prefix,
+)
 
-INBOX_PREFIX = "inbox/models/"
-_KEY = re.compile(r"inbox/models/([^/]+)/([^/]+)/(?:v(\d{6})|archived)\.json")
 _READ_THREADS = 16
 """Parallel GETs when many objects are read at once (a full rebuild on S3)."""
-
-
-def model_prefix(model_id: str) -> str:
-    owner = owner_of(model_id)
-    if owner is None:
-        raise ValueError(f"{model_id!r} is not a model id")
-    return f"{INBOX_PREFIX}{owner}/{model_id}/"
-
-
-def version_key(model_id: str, version: int) -> str:
-    return f"{model_prefix(model_id)}v{version:06d}.json"
-
-
-def archived_key(model_id: str) -> str:
-    return f"{model_prefix(model_id)}archived.json"
-
-
-@dataclass(frozen=True)
-class InboxKey:
-    model_id: str
-    version: int | None
-    """None for the archive marker."""
-
-
-def parse_key(key: str) -> InboxKey | None:
-    """What a registry key names; None for anything else (including a folder that disagrees with
-    the owner encoded in the model id)."""
-    match = _KEY.fullmatch(key)
-    if match is None or owner_of(match[2]) != match[1]:
-        return None
-    return InboxKey(match[2], int(match[3]) if match[3] else None)
 
 
 @dataclass(frozen=True)
@@ -99,7 +72,7 @@ def _states(keys: Iterable[str]) -> list[ModelState]:
     versions: dict[str, list[int]] = {}
     archived: set[str] = set()
     for key in keys:
-        parsed = parse_key(key)
+        parsed = parse_model_key(key)
         if parsed is None:
             continue
         if parsed.version is None:
@@ -150,23 +123,23 @@ class RegistryStore:
 
     def models_of(self, user_id: str) -> list[ModelState]:
         """Every model ``user_id`` owns, sorted by model id."""
-        found = _states(self.lake.list_keys(f"{INBOX_PREFIX}{user_id}/"))
+        found = _states(self.lake.list_keys(user_models_prefix(user_id)))
         # A user id is a key segment only if it is a valid owner ("a/b" must not list b's models).
         return [state for state in found if owner_of(state.model_id) == user_id]
 
     def read(self, state: ModelState, version: int) -> StoredVersion:
         """One stored version of a listed model."""
-        key = version_key(state.model_id, version)
+        key = model_version_key(state.model_id, version)
         return StoredVersion(self._payload(key), key, state.status)
 
     def inbox_keys(self) -> Iterator[str]:
         """Every registry object, for a full rebuild of the table."""
-        return (key for key in self.lake.list_keys(INBOX_PREFIX) if parse_key(key) is not None)
+        return (key for key in self.lake.list_keys(MODELS_INBOX) if parse_model_key(key) is not None)
 
     def load(self, keys: Iterable[str]) -> tuple[list[dict[str, Any]], set[str]]:
         """The ``model_versions`` rows of the version objects among ``keys`` and the ids of the models
         whose archive markers are among them. A key that is not a registry object raises."""
-        parsed = {key: parse_key(key) for key in dict.fromkeys(keys)}
+        parsed = {key: parse_model_key(key) for key in dict.fromkeys(keys)}
         if bad := [key for key, p in parsed.items() if p is None]:
             raise ValueError(f"not model registry objects: {', '.join(bad)}")
         version_keys = [key for key, p in parsed.items() if p is not None and p.version is not None]
@@ -181,9 +154,9 @@ class RegistryStore:
     # -- writes (create-if-absent only) -----------------------------------------------------------
     def create_version(self, config: ModelConfig) -> bool:
         """Store a new version; False if that version already exists (a concurrent writer won)."""
-        return self.lake.put_new(version_key(config.model_id, config.version), version_bytes(config))
+        return self.lake.put_new(model_version_key(config.model_id, config.version), version_bytes(config))
 
     def archive(self, model_id: str, archived_by: str, at: dt.datetime) -> bool:
         """Mark the model archived; False if it already was (archiving is idempotent)."""
         marker = {"model_id": model_id, "archived_by": archived_by, "archived_at": at.isoformat()}
-        return self.lake.put_new(archived_key(model_id), json.dumps(marker, sort_keys=True).encode())
+        return self.lake.put_new(model_archived_key(model_id), json.dumps(marker, sort_keys=True).encode())

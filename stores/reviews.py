@@ -1,6 +1,5 @@
-"""Operators' reviews of paid models (SPEC 6), kept in the inbox::
-
-    inbox/reviews/{model_id}/v{version:06d}.json   the decision on one version
+"""Operators' reviews of paid models (SPEC 6), kept in the inbox: one object per decided version
+(``inbox/reviews/{model_id}/``, see ``stores/layout.py``).
 
 A decision names the version and the price it was made at (``domain.marketplace.listing`` decides what it
 covers). Re-deciding a version replaces its object: the operator's latest word on a version counts.
@@ -11,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -19,19 +17,12 @@ import polars as pl
 
 from domain.errors import UserError
 from domain.marketplace.listing import REVIEWS, SUSPENSIONS, Decision, latest_versions, listing_status
-from domain.models.registry import MODEL_VERSIONS, owner_of
+from domain.models.registry import MODEL_VERSIONS
 from stores.lake import Lake
+from stores.layout import REVIEWS_INBOX, parse_review_key, review_key, reviews_prefix, table_key
 from stores.registry import RegistryStore
 
-INBOX_PREFIX = "inbox/reviews/"
-_KEY = re.compile(r"inbox/reviews/([^/]+)/v(\d{6})\.json")
 _READ_THREADS = 16
-
-
-def review_key(model_id: str, version: int) -> str:
-    if owner_of(model_id) is None:
-        raise ValueError(f"{model_id!r} is not a model id")
-    return f"{INBOX_PREFIX}{model_id}/v{version:06d}.json"
 
 
 class ReviewStore:
@@ -73,11 +64,14 @@ class ReviewStore:
 
     def listing(self, model_id: str) -> list[tuple[str, float]]:
         """``(key, modification time)`` of the model's decisions: what changes when one is made."""
-        return [(k, t) for k, t in self.lake.list_objects(f"{INBOX_PREFIX}{model_id}/") if _KEY.fullmatch(k)]
+        listed = self.lake.list_objects(reviews_prefix(model_id))
+        return [(k, t) for k, t in listed if parse_review_key(k) is not None]
 
     def table(self) -> pl.DataFrame:
         """Every decision (:data:`REVIEWS`)."""
-        return self.decisions([k for k in self.lake.list_keys(INBOX_PREFIX) if _KEY.fullmatch(k)])
+        return self.decisions(
+            [k for k in self.lake.list_keys(REVIEWS_INBOX) if parse_review_key(k) is not None]
+        )
 
 
 class ReviewError(UserError):
@@ -87,7 +81,7 @@ class ReviewError(UserError):
 def review_queue(lake: Lake, include_decided: bool = False) -> pl.DataFrame:
     """Paid public models as the ``model_versions`` table last saw them, with their listing status
     (:data:`domain.marketplace.listing.MODEL_STATUS` columns): those awaiting review, or every one."""
-    key = "tables/model_versions.parquet"
+    key = table_key("model_versions")
     versions = lake.read_parquet([key]) if lake.exists(key) else pl.DataFrame(schema=MODEL_VERSIONS)
     latest = latest_versions(versions).filter(pl.col("public") & (pl.col("price_cents") > 0))
     status = listing_status(latest, ReviewStore(lake).table(), pl.DataFrame(schema=SUSPENSIONS))

@@ -7,7 +7,7 @@ secret is being rolled). The scheme is implemented here rather than through
 to pass ``now``; the errors are the SDK's :class:`stripe.SignatureVerificationError`, and the test suite
 checks both implementations agree.
 
-Verified events go to ``inbox/stripe/events/{event_id}.json`` with create-if-absent, so Stripe's
+Verified events go to the inbox (``stores.layout.stripe_event_key``) with create-if-absent, so Stripe's
 retries and concurrent deliveries of one event store it once (SPEC section 8: deduplicated by event id).
 """
 
@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import re
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -24,10 +23,9 @@ from typing import Any
 import stripe
 
 from stores.lake import Lake
+from stores.layout import stripe_event_key
 
 DEFAULT_TOLERANCE_SECONDS = 300
-EVENTS_PREFIX = "inbox/stripe/events/"
-_EVENT_ID = re.compile(r"evt_[A-Za-z0-9_]{1,200}")
 
 
 def _signature(payload: bytes, secret: str, timestamp: int) -> str:
@@ -84,19 +82,12 @@ def verify_stripe_signature(
     return event
 
 
-def event_key(event_id: str) -> str:
-    """The inbox key of an event; the id is checked so a payload cannot choose another path."""
-    if not _EVENT_ID.fullmatch(event_id):
-        raise ValueError(f"{event_id!r} is not a Stripe event id")
-    return f"{EVENTS_PREFIX}{event_id}.json"
-
-
 def store_event(lake: Lake, event: dict[str, Any]) -> bool:
     """Store a verified event in the inbox; False when it was already there (a redelivery)."""
     body = json.dumps(event, sort_keys=True, separators=(",", ":")).encode()
-    return lake.put_new(event_key(event["id"]), body)
+    return lake.put_new(stripe_event_key(event["id"]), body)
 
 
 def read_events(lake: Lake, keys: Iterable[str]) -> list[dict[str, Any]]:
-    """The events stored under ``keys`` (as listed under :data:`EVENTS_PREFIX`)."""
+    """The events stored under ``keys`` (as listed under :data:`stores.layout.STRIPE_EVENTS_INBOX`)."""
     return [json.loads(lake.get_bytes(key)) for key in keys]

@@ -1,8 +1,7 @@
 """Free subscriptions in the inbox: one immutable event object per subscribe or unsubscribe.
 
-Keys follow the seed's ``MODEL_SUBSCRIPTION#{user_id}`` / ``{model_id}`` design::
-
-    inbox/subscriptions/{user_id}/{model_id}/{n:06d}.json   event n of the user's subscription
+Keys follow the seed's ``MODEL_SUBSCRIPTION#{user_id}`` / ``{model_id}`` design: event n of the
+user's subscription is ``inbox/subscriptions/{user_id}/{model_id}/{n:06d}.json`` (``stores/layout.py``).
 
 Events are created with create-if-absent, so of two concurrent changes exactly one takes number
 n+1 and the other re-reads and retries. A subscription's state is its greatest event; the API reads
@@ -13,25 +12,25 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from domain.models.registry import UnusableUserIdError, check_user_id, owner_of
+from domain.models.registry import UnusableUserIdError, check_user_id
 from stores.lake import Lake
+from stores.layout import (
+    SUBSCRIPTIONS_INBOX,
+    parse_subscription_key,
+    subscription_event_key,
+    subscription_prefix,
+    user_subscriptions_prefix,
+)
 
-INBOX_PREFIX = "inbox/subscriptions/"
-_KEY = re.compile(r"inbox/subscriptions/([^/]+)/([^/]+)/(\d{6})\.json")
 _ATTEMPTS = 5
 _READ_THREADS = 16
 
 Action = Literal["subscribe", "unsubscribe"]
-
-
-def event_key(user_id: str, model_id: str, n: int) -> str:
-    return f"{INBOX_PREFIX}{check_user_id(user_id)}/{model_id}/{n:06d}.json"
 
 
 def _usable(user_id: str) -> bool:
@@ -40,14 +39,6 @@ def _usable(user_id: str) -> bool:
     except UnusableUserIdError:
         return False
     return True
-
-
-def parse_key(key: str) -> tuple[str, str, int] | None:
-    """``(user_id, model_id, n)`` of an event key; None for anything else."""
-    match = _KEY.fullmatch(key)
-    if match is None or owner_of(match[2]) is None:
-        return None
-    return match[1], match[2], int(match[3])
 
 
 @dataclass(frozen=True)
@@ -90,12 +81,12 @@ class SubscriptionStore:
     def _latest_keys(self, prefix: str) -> dict[tuple[str, str], str]:
         latest: dict[tuple[str, str], tuple[int, str]] = {}
         for key in self.lake.list_keys(prefix):
-            parsed = parse_key(key)
+            parsed = parse_subscription_key(key)
             if parsed is None:
                 continue
-            user, model, n = parsed
-            if n > latest.get((user, model), (0, ""))[0]:
-                latest[(user, model)] = (n, key)
+            pair = (parsed.user_id, parsed.model_id)
+            if parsed.n > latest.get(pair, (0, ""))[0]:
+                latest[pair] = (parsed.n, key)
         return {pair: key for pair, (_, key) in latest.items()}
 
     def _read(self, key: str) -> dict[str, Any]:
@@ -106,7 +97,7 @@ class SubscriptionStore:
         their id cannot be a key segment)."""
         if not _usable(user_id):
             return None
-        keys = self._latest_keys(f"{INBOX_PREFIX}{user_id}/{model_id}/")
+        keys = self._latest_keys(subscription_prefix(user_id, model_id))
         key = keys.get((user_id, model_id))
         return None if key is None else _state(self._read(key))
 
@@ -114,19 +105,21 @@ class SubscriptionStore:
         """Every model the user ever subscribed to, latest state each, sorted by model id."""
         if not _usable(user_id):
             return []
-        keys = self._latest_keys(f"{INBOX_PREFIX}{user_id}/")
+        keys = self._latest_keys(user_subscriptions_prefix(user_id))
         ordered = [keys[pair] for pair in sorted(keys) if pair[0] == user_id]
         with ThreadPoolExecutor(_READ_THREADS) as pool:
             return [_state(event) for event in pool.map(self._read, ordered)]
 
     def inbox_keys(self) -> Iterator[str]:
         """Every event object, for a full rebuild of the table."""
-        return (key for key in self.lake.list_keys(INBOX_PREFIX) if parse_key(key) is not None)
+        return (
+            key for key in self.lake.list_keys(SUBSCRIPTIONS_INBOX) if parse_subscription_key(key) is not None
+        )
 
     def load(self, keys: Iterable[str]) -> list[tuple[str, dict[str, Any]]]:
         """``(key, event)`` of each event key; a key that is not an event raises."""
         wanted = list(dict.fromkeys(keys))
-        if bad := [key for key in wanted if parse_key(key) is None]:
+        if bad := [key for key in wanted if parse_subscription_key(key) is None]:
             raise ValueError(f"not subscription events: {', '.join(bad)}")
         with ThreadPoolExecutor(_READ_THREADS) as pool:
             return list(zip(wanted, pool.map(self._read, wanted), strict=True))
@@ -151,7 +144,7 @@ class SubscriptionStore:
                 "n": n,
             }
             body = json.dumps(event, sort_keys=True).encode()
-            if self.lake.put_new(event_key(user_id, model_id, n), body):
+            if self.lake.put_new(subscription_event_key(user_id, model_id, n), body):
                 return _state(event)
         raise SubscriptionConflictError(
             f"the subscription of {user_id!r} to {model_id!r} keeps changing; retry"

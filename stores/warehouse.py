@@ -29,37 +29,46 @@ from domain.money.earnings import CREATOR_BALANCES, PAYOUT_RECORDS
 from domain.money.ledger import LEDGER
 from domain.money.subscriptions import SUBSCRIPTIONS
 from domain.tables.schemas import GAMES, LINES, ODDS_SNAPSHOTS, PLAYER_BOX, TEAM_BOX
-from stores.lake import Lake, date_of_key
+from stores.lake import Lake
+from stores.layout import (
+    SERVING_DIR,
+    SERVING_POINTER,
+    SERVING_SNAPSHOT_GLOB,
+    parse_daily_key,
+    serving_snapshot_name,
+    table_key,
+    table_prefix,
+)
 from stores.ledger import LEDGER_INBOX
 
 DEFAULT_DIR = "data/warehouse"
 KEEP_SNAPSHOTS = 3
 
-LAKE_TABLES: dict[str, tuple[str, dict[str, pl.DataType]]] = {
-    "games": ("tables/games", GAMES),
-    "lines": ("tables/lines", LINES),
-    "odds_snapshots": ("tables/odds_snapshots", ODDS_SNAPSHOTS),
-    "team_box_scores": ("tables/team_box_scores", TEAM_BOX),
-    "player_box_scores": ("tables/player_box_scores", PLAYER_BOX),
-    "model_versions": ("tables/model_versions", MODEL_VERSIONS),
-    "datasets": ("tables/datasets", DATASETS),
-    "analyses": ("tables/analyses", ANALYSES),
-    "team_form": ("tables/team_form", TEAM_FORM),
-    "player_form": ("tables/player_form", PLAYER_FORM),
-    "line_history": ("tables/line_history", LINE_HISTORY),
-    "team_rates": ("tables/team_rates", TEAM_RATES),
-    "settled_picks": ("tables/settled_picks", SETTLED_PICKS),
-    "model_performance": ("tables/model_performance", MODEL_PERFORMANCE),
-    "model_calibration": ("tables/model_calibration", CALIBRATION),
-    "subscriptions": ("tables/subscriptions", SUBSCRIPTIONS),
-    "model_status": ("tables/model_status", MODEL_STATUS),
-    "notifications": ("tables/notifications", NOTIFICATIONS),
-    "ledger": ("tables/ledger", LEDGER),
-    "ledger_inbox": ("tables/ledger_inbox", LEDGER_INBOX),
-    "creator_balances": ("tables/creator_balances", CREATOR_BALANCES),
-    "payouts": ("tables/payouts", PAYOUT_RECORDS),
+LAKE_TABLES: dict[str, dict[str, pl.DataType]] = {
+    "games": GAMES,
+    "lines": LINES,
+    "odds_snapshots": ODDS_SNAPSHOTS,
+    "team_box_scores": TEAM_BOX,
+    "player_box_scores": PLAYER_BOX,
+    "model_versions": MODEL_VERSIONS,
+    "datasets": DATASETS,
+    "analyses": ANALYSES,
+    "team_form": TEAM_FORM,
+    "player_form": PLAYER_FORM,
+    "line_history": LINE_HISTORY,
+    "team_rates": TEAM_RATES,
+    "settled_picks": SETTLED_PICKS,
+    "model_performance": MODEL_PERFORMANCE,
+    "model_calibration": CALIBRATION,
+    "subscriptions": SUBSCRIPTIONS,
+    "model_status": MODEL_STATUS,
+    "notifications": NOTIFICATIONS,
+    "ledger": LEDGER,
+    "ledger_inbox": LEDGER_INBOX,
+    "creator_balances": CREATOR_BALANCES,
+    "payouts": PAYOUT_RECORDS,
 }
-"""View name -> (lake prefix, schema): every table analysts, the API and dbt read."""
+"""Table (and view) name -> schema: every lake table analysts, the API and dbt read."""
 
 SERVING_TABLES = [
     "games",
@@ -151,14 +160,13 @@ def _empty_select(schema: Mapping[str, pl.DataType]) -> str:
 
 def view_sql(lake: Lake, name: str) -> str:
     """``CREATE VIEW`` over every Parquet object of a lake table (typed and empty if none yet)."""
-    prefix, schema = LAKE_TABLES[name]
-    single = f"{prefix}.parquet"
+    single, folder = table_key(name), table_prefix(name)
     if lake.exists(single):
         source = f"SELECT * FROM read_parquet('{lake.uri(single)}')"
-    elif next(lake.list_keys(prefix + "/"), None) is not None:
-        source = f"SELECT * FROM read_parquet('{lake.glob(prefix)}', union_by_name = true)"
+    elif next(lake.list_keys(folder), None) is not None:
+        source = f"SELECT * FROM read_parquet('{lake.glob(folder)}', union_by_name = true)"
     else:
-        source = _empty_select(schema)
+        source = _empty_select(LAKE_TABLES[name])
     return f'CREATE OR REPLACE VIEW "{name}" AS {source}'
 
 
@@ -166,11 +174,9 @@ def partition_manifest(lake: Lake) -> pl.DataFrame:
     """:data:`PARTITIONS` rows of every daily object of :data:`DAILY_SERVED` (one listing per table)."""
     rows = []
     for table in DAILY_SERVED:
-        for key, modified in lake.list_objects(f"tables/{table}/"):
-            parts = key.split("/")
-            day = date_of_key(key)
-            if len(parts) >= 4 and key.endswith(".parquet") and day is not None:  # shard objects too
-                rows.append((table, parts[2], day, key, modified))
+        for key, modified in lake.list_objects(table_prefix(table)):
+            if (daily := parse_daily_key(key)) is not None:  # shard objects too
+                rows.append((table, daily.sport, daily.day, key, modified))
     return pl.DataFrame(rows, schema=PARTITIONS, orient="row")
 
 
@@ -194,13 +200,13 @@ class Warehouse(dg.ConfigurableResource):
 
     @property
     def serving_dir(self) -> Path:
-        return Path(self.directory) / "serving"
+        return Path(self.directory) / SERVING_DIR
 
     def publish(self, lake: Lake, now: dt.datetime, marts: Path | None = None) -> tuple[Path, dict[str, int]]:
         """Copy the serving tables (and the dbt marts of ``marts``) into a new snapshot file, then
         point ``CURRENT`` at it."""
         self.serving_dir.mkdir(parents=True, exist_ok=True)
-        name = f"serving-{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}.duckdb"
+        name = serving_snapshot_name(now, uuid.uuid4().hex[:8])
         path = self.serving_dir / name
         counts: dict[str, int] = {}
         with lake_connection(lake, str(path)) as con:
@@ -228,19 +234,19 @@ class Warehouse(dg.ConfigurableResource):
             except duckdb.CatalogException:  # no marts yet (a fresh lake): the API lists nothing
                 pass
             con.execute("CHECKPOINT")
-        pointer = self.serving_dir / "CURRENT"
-        tmp = self.serving_dir / f".CURRENT.{uuid.uuid4().hex}"
+        pointer = self.serving_dir / SERVING_POINTER
+        tmp = self.serving_dir / f".{SERVING_POINTER}.{uuid.uuid4().hex}"
         tmp.write_text(name)
         os.replace(tmp, pointer)
         self._prune(keep=name)
         return path, counts
 
     def current(self) -> Path | None:
-        pointer = self.serving_dir / "CURRENT"
+        pointer = self.serving_dir / SERVING_POINTER
         return self.serving_dir / pointer.read_text().strip() if pointer.exists() else None
 
     def _prune(self, keep: str) -> None:
-        old = sorted(p for p in self.serving_dir.glob("serving-*.duckdb") if p.name != keep)
+        old = sorted(p for p in self.serving_dir.glob(SERVING_SNAPSHOT_GLOB) if p.name != keep)
         for path in old[: max(0, len(old) - (KEEP_SNAPSHOTS - 1))]:
             path.unlink(missing_ok=True)
             Path(f"{path}.wal").unlink(missing_ok=True)

@@ -38,16 +38,9 @@ from domain.tables.schemas import empty
 from pipelines.sensors import dataset_inbox_sensor
 from services.custom_scores import dataset_rows
 from services.dataset_quality import fast_verdicts, ge_verdicts
-from stores.datasets import (
-    TABLE_KEY,
-    DatasetStore,
-    assess,
-    dataset_infos,
-    meta_key,
-    report_key,
-    rows_key,
-)
+from stores.datasets import TABLE_KEY, DatasetStore, assess, dataset_infos
 from stores.lake import Lake
+from stores.layout import dataset_meta_key, dataset_report_key, dataset_rows_key
 from stores.warehouse import Warehouse, lake_connection
 
 NBA = "basketball_nba"
@@ -238,7 +231,7 @@ def test_sensor_asks_once_for_each_version_edit_and_deletion(store: DatasetStore
     tick1 = tick(store.lake, None)
     assert isinstance(tick1, dg.SensorResult)
     assert tick1.run_requests[0].run_config == {
-        "ops": {"datasets": {"config": {"keys": [meta_key(first, 1)]}}}  # never the upload itself
+        "ops": {"datasets": {"config": {"keys": [dataset_meta_key(first, 1)]}}}  # never the upload itself
     }
     assert tick1.run_requests[0].tags["oddsforge/inbox"] == "datasets"
     assert isinstance(tick(store.lake, tick1.cursor), dg.SkipReason)
@@ -279,7 +272,7 @@ def test_small_in_the_warehouse_large_in_the_lake_both_indexed_by_key(store: Dat
     s, g = row_of(lake, small, 1), row_of(lake, large, 1)
     assert (s["status"], s["storage"], s["row_count"], s["usable"]) == ("active", "warehouse", 40, True)
     assert (g["status"], g["storage"], g["row_count"], g["field_count"]) == ("active", "lake", 20_000, 3)
-    assert s["location"] == f"datasets/{small}/v000001.duckdb" and g["location"] == rows_key(large, 1)
+    assert s["location"] == f"datasets/{small}/v000001.duckdb" and g["location"] == dataset_rows_key(large, 1)
     assert json.loads(g["schema_json"]) == {"team": "string", "date": "date", "rest_days": "int"}
     assert s["quality_score"] == pytest.approx(1.0)
 
@@ -318,7 +311,7 @@ def test_a_refused_version_is_recorded_as_error(store: DatasetStore) -> None:
     row = row_of(store.lake, dataset_id, 1)
     assert row["status"] == "error"
     assert "missing key field 'game_id'" in row["error"]
-    assert not store.lake.exists(rows_key(dataset_id, 1))
+    assert not store.lake.exists(dataset_rows_key(dataset_id, 1))
     assert dataset_infos(store.lake, "u1") == {}
 
 
@@ -335,9 +328,9 @@ def test_refresh_supersedes_edits_apply_and_delete_purges(store: DatasetStore) -
         (1, "superseded", "Renamed", 30),
         (2, "active", "Renamed", 60),
     ]
-    assert not lake.exists(v1_upload) and not lake.exists(rows_key(dataset_id, 1))
+    assert not lake.exists(v1_upload) and not lake.exists(dataset_rows_key(dataset_id, 1))
     assert not (store.warehouse_dir / f"datasets/{dataset_id}/v000001.duckdb").exists()
-    assert lake.exists(meta_key(dataset_id, 1))  # the version list and the upload rate keep it
+    assert lake.exists(dataset_meta_key(dataset_id, 1))  # the version list and the upload rate keep it
     assert dataset_rows(lake, [dataset_id])[dataset_id].frame.height == 60
 
     # A full rebuild from the inbox gives the same table.
@@ -359,8 +352,8 @@ def test_refresh_supersedes_edits_apply_and_delete_purges(store: DatasetStore) -
     assert left == [
         f"inbox/datasets/u1/{dataset_id}/deleted.json",
         f"inbox/datasets/u1/{dataset_id}/edits/000001.json",
-        meta_key(dataset_id, 1),
-        meta_key(dataset_id, 2),
+        dataset_meta_key(dataset_id, 1),
+        dataset_meta_key(dataset_id, 2),
         TABLE_KEY,
     ]
     assert not any(store.warehouse_dir.rglob("*.duckdb"))
@@ -385,8 +378,8 @@ def test_ge_asset_check_agrees_with_the_fast_path_and_keeps_its_data_docs(store:
     failing = {rule for rule, ok in checked[flawed]["ge"].items() if not ok}
     assert failing == {"completeness", "outliers", "types"}
     for dataset_id in (clean, flawed):
-        ge = json.loads(lake.get_bytes(report_key(dataset_id, 1, "ge_result.json")))
-        report = json.loads(lake.get_bytes(report_key(dataset_id, 1, "report.json")))
+        ge = json.loads(lake.get_bytes(dataset_report_key(dataset_id, 1, "ge_result.json")))
+        report = json.loads(lake.get_bytes(dataset_report_key(dataset_id, 1, "report.json")))
         # The stored GE result and the stored fast-path report give the same verdict, rule by rule.
         stored_fast = {
             "completeness": not any(f["rule"] == "missing_values" for f in report["quality"]["failures"]),
@@ -396,10 +389,10 @@ def test_ge_asset_check_agrees_with_the_fast_path_and_keeps_its_data_docs(store:
             "date_range": not any(f["rule"] == "date_range" for f in report["quality"]["failures"]),
         }
         assert ge_verdicts(ge) == stored_fast == checked[dataset_id]["fast"]
-        html = lake.get_bytes(report_key(dataset_id, 1, "data_docs.html")).decode()
+        html = lake.get_bytes(dataset_report_key(dataset_id, 1, "data_docs.html")).decode()
         assert html.lstrip().startswith("<!DOCTYPE html>")
     # pandera's validation is kept with the report and names the same bad cell.
-    report = json.loads(lake.get_bytes(report_key(flawed, 1, "report.json")))
+    report = json.loads(lake.get_bytes(dataset_report_key(flawed, 1, "report.json")))
     assert [(f["rule"], f["field"], f["rows"]) for f in report["validation"]] == [("type", "value", [9])]
 
 

@@ -37,7 +37,8 @@ from domain.marketplace.performance import (
 from domain.models.registry import MODEL_VERSIONS
 from domain.money.subscriptions import SUBSCRIPTIONS
 from domain.tables.schemas import conform
-from stores.lake import Lake, table_key
+from stores.lake import Lake
+from stores.layout import table_key
 
 NBA, NFL = "basketball_nba", "americanfootball_nfl"
 AS_OF = dt.date(2024, 3, 31)

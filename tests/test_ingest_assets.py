@@ -13,7 +13,8 @@ from assets.ingest import ingest_assets
 from assets.serving import serving_snapshot
 from resources.feeds import NoStatsFeed
 from resources.sample_feed import SampleLeagueFeed
-from stores.lake import Lake, table_key
+from stores.lake import Lake
+from stores.layout import table_key
 from stores.warehouse import Warehouse, lake_connection
 
 DAY = "2025-11-02"

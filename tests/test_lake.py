@@ -10,7 +10,8 @@ import textwrap
 
 import polars as pl
 
-from stores.lake import Lake, raw_key, table_key
+from stores.lake import Lake
+from stores.layout import raw_key, table_key
 
 DAY = dt.date(2025, 11, 2)
 

@@ -58,8 +58,9 @@ from pipelines.execution import (
 from pipelines.jobs import range_tags
 from pipelines.sensors import review_inbox_sensor, subscriptions_inbox_sensor
 from resources.sample_feed import SampleLeagueFeed
-from services.on_demand import ExecutionLimits, cache_key
-from stores.lake import Lake, table_key
+from services.on_demand import ExecutionLimits
+from stores.lake import Lake
+from stores.layout import analyses_cache_key, table_key
 from stores.registry import RegistryStore
 from stores.warehouse import Warehouse
 from tests.test_api import SECRET, serve, settings_for
@@ -496,7 +497,7 @@ def test_analyze_is_cached_for_an_hour_and_equals_the_daily_run(
     )
     assert served == stored
 
-    cached_object = Path(world.lake.root) / cache_key(model_id, 2, day)
+    cached_object = Path(world.lake.root) / analyses_cache_key(model_id, 2, day)
     written = cached_object.stat().st_mtime_ns
     clock[0] += dt.timedelta(minutes=59)
     hit = ok(world.client("zoe").post(f"/models/{model_id}/analyze", json={"date": day.isoformat()}))

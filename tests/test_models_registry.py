@@ -37,7 +37,8 @@ from domain.models.registry import (
 from pipelines.sensors import MODEL_INBOX, inbox_sensor, model_inbox_sensor, new_inbox_objects
 from services.backtests import record_backtest
 from stores.lake import Lake
-from stores.registry import RegistryStore, archived_key, parse_key, version_key
+from stores.layout import model_archived_key, model_version_key, parse_model_key
+from stores.registry import RegistryStore
 from stores.warehouse import lake_connection
 from tests.test_api import SECRET, serve, settings_for
 
@@ -171,7 +172,7 @@ def _record(model_id: str, version: int, **overrides: Any) -> dict[str, Any]:
         created_at=T0,
         updated_at=T0 + dt.timedelta(days=version),
     )
-    return version_record(config.to_payload(), version_key(model_id, version))
+    return version_record(config.to_payload(), model_version_key(model_id, version))
 
 
 def test_merge_is_an_idempotent_upsert_and_archives_every_version() -> None:
@@ -198,12 +199,12 @@ def test_merge_is_an_idempotent_upsert_and_archives_every_version() -> None:
 
 def test_inbox_keys_and_store(tmp_path: Path) -> None:
     model_id = "alice--m-abcdef"
-    assert version_key(model_id, 12) == "inbox/models/alice/alice--m-abcdef/v000012.json"
-    assert parse_key(version_key(model_id, 12)) is not None
-    assert parse_key(archived_key(model_id)).version is None  # type: ignore[union-attr]
+    assert model_version_key(model_id, 12) == "inbox/models/alice/alice--m-abcdef/v000012.json"
+    assert parse_model_key(model_version_key(model_id, 12)) is not None
+    assert parse_model_key(model_archived_key(model_id)).version is None  # type: ignore[union-attr]
     # A folder that disagrees with the owner in the id is not a registry object.
-    assert parse_key("inbox/models/bob/alice--m-abcdef/v000001.json") is None
-    assert parse_key("inbox/models/alice/alice--m-abcdef/v1.json") is None
+    assert parse_model_key("inbox/models/bob/alice--m-abcdef/v000001.json") is None
+    assert parse_model_key("inbox/models/alice/alice--m-abcdef/v1.json") is None
 
     store = RegistryStore(Lake(root=str(tmp_path)))
     config = build_version(
@@ -439,7 +440,7 @@ def test_concurrent_updates_exactly_one_wins(as_user: Any, registry_api: tuple[s
     _, lake = registry_api
     erin = as_user("erin")
     model_id = _ok(erin.post("/models", json=config_body()), 201)["model_id"]
-    lake.race_on(version_key(model_id, 2))
+    lake.race_on(model_version_key(model_id, 2))
     with ThreadPoolExecutor(2) as pool:
         responses = list(
             pool.map(lambda n: erin.put(f"/models/{model_id}", json=config_body(name=f"edit {n}")), range(2))
@@ -473,7 +474,7 @@ def _store_version(store: RegistryStore, model_id: str, version: int, **override
         updated_at=T0 + dt.timedelta(hours=version),
     )
     assert store.create_version(config)
-    return version_key(model_id, version)
+    return model_version_key(model_id, version)
 
 
 def _tick(
@@ -510,11 +511,11 @@ def test_sensor_requests_each_new_object_once(tmp_path: Path) -> None:
     # An object whose write started before the newest one but became visible after it is not missed.
     store.archive("u2--b-bbbbbb", "u2", T0)
     newest = json.loads(tick3.cursor)["mtime"]
-    os.utime(tmp_path / archived_key("u2--b-bbbbbb"), (newest - 5, newest - 5))
+    os.utime(tmp_path / model_archived_key("u2--b-bbbbbb"), (newest - 5, newest - 5))
     tick4 = _tick(lake, tick3.cursor)
     assert isinstance(tick4, dg.SensorResult)
     assert tick4.run_requests[0].run_config["ops"]["model_versions"]["config"]["keys"] == [
-        archived_key("u2--b-bbbbbb")
+        model_archived_key("u2--b-bbbbbb")
     ]
     assert json.loads(tick4.cursor)["mtime"] == newest
     assert isinstance(_tick(lake, tick4.cursor), dg.SkipReason)
@@ -587,7 +588,7 @@ def test_model_versions_table_from_the_inbox(tmp_path: Path) -> None:
     )
     b1 = _store_version(store, "u2--b-bbbbbb", 1, market="totals")
     store.archive("u2--b-bbbbbb", "u2", T0)
-    merged, meta = _materialize(lake, [a2, b1, archived_key("u2--b-bbbbbb")])
+    merged, meta = _materialize(lake, [a2, b1, model_archived_key("u2--b-bbbbbb")])
     assert merged.select(
         "model_id", "version", "public", "price_cents", "trial_days", "market", "status"
     ).rows() == [

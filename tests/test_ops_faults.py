@@ -33,7 +33,8 @@ from resources.feeds import NoStatsFeed
 from resources.odds_api import OddsApiFeed
 from resources.sample_feed import SampleLeagueFeed
 from stores.alerts import read_alerts
-from stores.lake import Lake, raw_key, table_key
+from stores.lake import Lake
+from stores.layout import raw_key, table_key
 from stores.registry import RegistryStore
 from stores.warehouse import Warehouse, lake_connection
 from tests.services import VENV_BIN, free_port, service_env, start_process, stop_process, wait_until

@@ -18,7 +18,8 @@ from assets.analyses import analyses
 from assets.ingest import ingest_assets
 from pipelines.automation import odds_api_quota
 from resources.sample_feed import SampleLeagueFeed
-from stores.lake import Lake, table_key
+from stores.lake import Lake
+from stores.layout import table_key
 from stores.warehouse import Warehouse, lake_connection
 from tests.s3 import CREDS
 from tests.services import (

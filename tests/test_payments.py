@@ -18,9 +18,8 @@ import stripe
 from domain.money.subscriptions import subscription_metadata
 from resources.payments import Payments
 from stores.lake import Lake
+from stores.layout import STRIPE_EVENTS_INBOX, stripe_event_key
 from stores.stripe_events import (
-    EVENTS_PREFIX,
-    event_key,
     read_events,
     sign_payload,
     store_event,
@@ -109,14 +108,14 @@ def test_store_event_once_even_concurrently(tmp_path: Path) -> None:
         t.join()
     assert sorted(results) == [False] * 7 + [True]
     assert store_event(lake, EVENT) is False
-    keys = list(lake.list_keys(EVENTS_PREFIX))
+    keys = list(lake.list_keys(STRIPE_EVENTS_INBOX))
     assert keys == ["inbox/stripe/events/evt_1Abc.json"]
     assert read_events(lake, keys) == [EVENT]
 
 
 def test_event_id_cannot_choose_the_inbox_path() -> None:
     with pytest.raises(ValueError, match="not a Stripe event id"):
-        event_key("evt_1/../../tables/x")
+        stripe_event_key("evt_1/../../tables/x")
 
 
 # -- the local Stripe server ---------------------------------------------------------------------

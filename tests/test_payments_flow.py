@@ -39,9 +39,10 @@ from services.paid_subscriptions import (
     start_paid_subscription,
 )
 from stores.lake import Lake
+from stores.layout import STRIPE_EVENTS_INBOX, is_payout_transfer_key
 from stores.ledger import post_inbox, read_inbox_state, read_ledger
-from stores.payouts import is_transfer_key, pay_month, read_payout_records
-from stores.stripe_events import EVENTS_PREFIX, read_events, sign_payload
+from stores.payouts import pay_month, read_payout_records
+from stores.stripe_events import read_events, sign_payload
 from tests.test_api import SECRET as JWT_SECRET
 from tests.test_api import serve, settings_for
 from tests.test_dbt import query, run_dbt
@@ -173,7 +174,7 @@ def test_bad_signature_or_stale_timestamp_is_refused_and_nothing_stored(
         "type": "invoice.paid",
         "duplicate": False,
     }
-    assert list(lake.list_keys(EVENTS_PREFIX)) == [f"{EVENTS_PREFIX}{evt['id']}.json"]
+    assert list(lake.list_keys(STRIPE_EVENTS_INBOX)) == [f"{STRIPE_EVENTS_INBOX}{evt['id']}.json"]
 
 
 def test_webhook_without_stripe_configured_is_503(
@@ -225,7 +226,7 @@ def test_invoice_paid_before_the_subscription_exists_ends_right(api: httpx.Clien
     assert first.new_entries.filter(pl.col("account") == "creator:c1")["amount_cents"].to_list() == [699]
     assert deliver_http(api, created).status_code == 200
     post_inbox(lake, NOW)
-    states = subscription_states(read_events(lake, list(lake.list_keys(EVENTS_PREFIX))))
+    states = subscription_states(read_events(lake, list(lake.list_keys(STRIPE_EVENTS_INBOX))))
     assert states.select("subscription_id", "status", "model_id", "creator_id").rows() == [
         ("sub_1", "active", "m1", "c1")
     ]
@@ -322,7 +323,7 @@ class CrashingLake(Lake):
     """The lake of a process that dies right after Stripe answered a transfer, before recording it."""
 
     def put_new(self, key: str, data: bytes) -> bool:
-        if is_transfer_key(key):
+        if is_payout_transfer_key(key):
             raise Killed("between Stripe's answer and the record")
         return super().put_new(key, data)
 
@@ -463,7 +464,7 @@ def test_demo_webhooks_are_signed_verified_and_book_the_month(lake: Lake) -> Non
     assert creator.sum() == 10 * 699  # 11 paid the month, one was refunded; the 12th cancelled in trial
     plan = pay_month(lake, None, "2025-11", run.ledger, NOW).records
     assert plan.select("creator_id", "amount_cents", "status").rows() == [("bob", 6_990, "pending_stripe")]
-    states = subscription_states(read_events(lake, list(lake.list_keys(EVENTS_PREFIX))))
+    states = subscription_states(read_events(lake, list(lake.list_keys(STRIPE_EVENTS_INBOX))))
     assert states.group_by("status").len().sort("status").rows() == [("active", 10), ("cancelled", 2)]
 
 

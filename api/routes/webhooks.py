@@ -19,7 +19,8 @@ from starlette.concurrency import run_in_threadpool
 
 from api.errors import ApiError, ErrorBody
 from api.payments import get_payments
-from stores.stripe_events import DEFAULT_TOLERANCE_SECONDS, event_key, store_event, verify_stripe_signature
+from stores.layout import stripe_event_key
+from stores.stripe_events import DEFAULT_TOLERANCE_SECONDS, store_event, verify_stripe_signature
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ async def stripe_webhook(request: Request) -> WebhookReceipt:
         event = verify_stripe_signature(
             payload, request.headers.get("stripe-signature"), secret, DEFAULT_TOLERANCE_SECONDS
         )
-        event_key(str(event.get("id")))
+        stripe_event_key(str(event.get("id")))
     except (stripe.SignatureVerificationError, ValueError) as exc:
         log.warning("Stripe webhook refused: %s", exc)
         raise ApiError(400, "invalid_webhook", str(exc)) from None

@@ -1,0 +1,457 @@
+"""The lake's key layout: every object key and folder prefix is built and parsed here, nowhere else.
+
+Keys are paths relative to the lake's root (a local folder or ``s3://bucket/prefix``); ``{n:06d}`` is
+a version or sequence number, ``{day}`` an ISO date, ``{month}`` ``YYYY-MM``. What lives where, and
+who writes it::
+
+    raw/{table}/{sport}/{day}/{source}.parquet        one feed's or importer's rows   ingest, CLI import
+    tables/{table}.parquet                            an unpartitioned table          pipeline
+    tables/{table}/{sport}/{day}.parquet              a tidy daily partition          pipeline
+    tables/ledger/{month}.parquet                     entries booked that month       ledger asset
+    tables/payouts/{month}.parquet                    the month's payout records      payouts asset
+    tables/dataset_rows/{dataset_id}/v{n:06d}.parquet a dataset version's typed rows  datasets asset
+    tables/alerts/{alert_id}.json                     an operator alert               sensors, checks
+    datasets/{dataset_id}/v{n:06d}/{name}             a version's report.json,        datasets asset
+                                                      ge_result.json, data_docs.html
+    inbox/                                            immutable objects, see below    API, CLI
+        models/{user_id}/{model_id}/v{n:06d}.json     model version n                 API
+        models/{user_id}/{model_id}/archived.json     the owner archived the model    API
+        datasets/{user_id}/{dataset_id}/
+            v{n:06d}/upload-{16 hex}.{ext}            version n's file, as sent       API
+            v{n:06d}/meta.json                        version n exists (written last) API
+            edits/{n:06d}.json                        the n-th name/description edit  API
+            deleted.json                              the owner deleted the dataset   API
+        subscriptions/{user_id}/{model_id}/{n:06d}.json   a free subscription's event n   API
+        reviews/{model_id}/v{n:06d}.json              the decision on version n       ``oddsforge review``
+        backtests/{model_id}/v{n:06d}/{from}_{to}.json    a backtest report           CLI, API
+        stripe/events/{event_id}.json                 a verified Stripe event         API webhook
+        stripe/accounts/{creator_id}.json             a creator's Connect account     payouts asset
+        stripe/prices/{model_id}/{price_cents}.json   a model's product and price     API
+        stripe/customers/{user_id}.json               a user's Stripe customer        API
+        stripe/subscriptions/{user_id}/{model_id}/
+            {n:06d}.json                              paid subscription attempt n     API
+            {n:06d}.subscription.json                 what Stripe created for it      API
+            {n:06d}.cancel.json                       the user's cancellation         API
+        payouts/{month}/{creator_id}.json             a payout's intent               payouts asset
+        payouts/{month}/attempts/{creator_id}.json    before Stripe is first called   payouts asset
+        payouts/{month}/transfers/{creator_id}.json   the Transfer Stripe returned    payouts asset
+    cache/analyses/{model_id}/v{n:06d}/{day}.parquet  an on-demand run's analyses     API
+    cache/ratelimits/analyze/{user_id}/{ms:013d}-{8 hex}  one uncached on-demand run  API
+
+``inbox/`` objects are created once (create-if-absent), except review decisions, prices and
+backtests, where the latest write counts; ``raw/``, ``tables/`` and ``datasets/`` are the pipeline's
+alone; ``cache/`` may be emptied at any time.
+
+The warehouse directory (a local disk: DuckDB files need one) has a layout of its own::
+
+    serving/serving-{YYYYMMDDTHHMMSS}-{8 hex}.duckdb  an immutable serving snapshot   serving asset
+    serving/CURRENT                                   the snapshot to serve           serving asset
+    datasets/{dataset_id}/v{n:06d}.duckdb             a small version's typed rows    datasets asset
+
+Owner-checked ids (model and dataset ids encode their owner) are refused by the builders when
+malformed, and parsers return None for a key that is not of their kind, so a listing can be filtered
+by parsing it. Everything here is a pure function of strings, dates and numbers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+from domain.models.registry import check_user_id, owner_of
+
+RAW = "raw/"
+TABLES = "tables/"
+REPORTS = "datasets/"
+INBOX = "inbox/"
+CACHE = "cache/"
+
+MODELS_INBOX = f"{INBOX}models/"
+DATASETS_INBOX = f"{INBOX}datasets/"
+SUBSCRIPTIONS_INBOX = f"{INBOX}subscriptions/"
+REVIEWS_INBOX = f"{INBOX}reviews/"
+BACKTESTS_INBOX = f"{INBOX}backtests/"
+STRIPE_EVENTS_INBOX = f"{INBOX}stripe/events/"
+STRIPE_ACCOUNTS_INBOX = f"{INBOX}stripe/accounts/"
+STRIPE_PRICES_INBOX = f"{INBOX}stripe/prices/"
+STRIPE_CUSTOMERS_INBOX = f"{INBOX}stripe/customers/"
+STRIPE_SUBSCRIPTIONS_INBOX = f"{INBOX}stripe/subscriptions/"
+PAYOUTS_INBOX = f"{INBOX}payouts/"
+LEDGER_PREFIX = f"{TABLES}ledger/"
+PAYOUTS_TABLE_PREFIX = f"{TABLES}payouts/"
+ALERTS_PREFIX = f"{TABLES}alerts/"
+ANALYSES_CACHE = f"{CACHE}analyses/"
+ANALYZE_RUNS = f"{CACHE}ratelimits/analyze/"
+
+SERVING_DIR = "serving"
+"""The serving snapshots' folder inside the warehouse directory."""
+SERVING_POINTER = "CURRENT"
+"""The file in :data:`SERVING_DIR` naming the snapshot to serve (replaced atomically)."""
+SERVING_SNAPSHOT_GLOB = "serving-*.duckdb"
+WAREHOUSE_DATASETS = "datasets"
+
+_DATASET_KEY = re.compile(
+    rf"{DATASETS_INBOX}(?P<user>[^/]+)/(?P<id>[^/]+)/"
+    r"(?:v(?P<version>\d{6})/(?:(?P<meta>meta\.json)|upload-[0-9a-f]{16}\.\w+)"
+    r"|edits/(?P<edit>\d{6})\.json|(?P<deleted>deleted\.json))"
+)
+_MODEL_KEY = re.compile(rf"{MODELS_INBOX}([^/]+)/([^/]+)/(?:v(\d{{6}})|archived)\.json")
+_SUBSCRIPTION_KEY = re.compile(rf"{SUBSCRIPTIONS_INBOX}([^/]+)/([^/]+)/(\d{{6}})\.json")
+_REVIEW_KEY = re.compile(rf"{REVIEWS_INBOX}([^/]+)/v(\d{{6}})\.json")
+_STRIPE_EVENT_ID = re.compile(r"evt_[A-Za-z0-9_]{1,200}")
+_PAID_ATTEMPT = re.compile(r"(\d{6})\.json")
+_ANALYZE_RUN_KEY = re.compile(rf"{ANALYZE_RUNS}[^/]+/(\d+)-[0-9a-f]+")
+_SERVING_SNAPSHOT = re.compile(r"serving-[A-Za-z0-9._-]+\.duckdb")
+
+
+# ---- raw deliveries and tables --------------------------------------------------------------------
+
+
+def raw_key(table: str, sport: str, day: dt.date, source: str) -> str:
+    return f"{raw_prefix(table, sport)}{day.isoformat()}/{source}.parquet"
+
+
+def raw_prefix(table: str, sport: str) -> str:
+    """Every source's raw objects of ``table`` for one sport."""
+    return f"{RAW}{table}/{sport}/"
+
+
+def table_key(table: str, sport: str | None = None, day: dt.date | None = None) -> str:
+    """An unpartitioned table's object, or with ``sport`` and ``day`` a daily partition's."""
+    if sport is None:
+        return f"{TABLES}{table}.parquet"
+    if day is None:
+        raise ValueError(f"a daily partition of {table!r} needs its day")
+    return f"{table_prefix(table, sport)}{day.isoformat()}.parquet"
+
+
+def table_prefix(table: str, sport: str | None = None) -> str:
+    """The folder of a table's objects (partitions, months, shards), or of one sport's."""
+    return f"{TABLES}{table}/" if sport is None else f"{TABLES}{table}/{sport}/"
+
+
+def date_of_key(key: str) -> dt.date | None:
+    """The ``YYYY-MM-DD`` path segment (raw keys) or file stem (tidy keys) of a partition key."""
+    for part in reversed(key.removesuffix(".parquet").split("/")):
+        try:
+            return dt.date.fromisoformat(part)
+        except ValueError:
+            continue
+    return None
+
+
+@dataclass(frozen=True)
+class DailyKey:
+    table: str
+    sport: str
+    day: dt.date
+
+
+def parse_daily_key(key: str) -> DailyKey | None:
+    """What a daily partition key names, or a shard object of a day
+    (``tables/{table}/{sport}/{day}/shard-k.parquet``); None for anything else."""
+    parts = key.split("/")
+    day = date_of_key(key)
+    if len(parts) < 4 or not key.startswith(TABLES) or not key.endswith(".parquet") or day is None:
+        return None
+    return DailyKey(parts[1], parts[2], day)
+
+
+def ledger_key(month: str) -> str:
+    return f"{LEDGER_PREFIX}{month}.parquet"
+
+
+def payouts_table_key(month: str) -> str:
+    return f"{PAYOUTS_TABLE_PREFIX}{month}.parquet"
+
+
+def alert_key(alert_id: str) -> str:
+    return f"{ALERTS_PREFIX}{alert_id}.json"
+
+
+# ---- models ---------------------------------------------------------------------------------------
+
+
+def user_models_prefix(user_id: str) -> str:
+    """Every model ``user_id`` owns (and, for a user id that is a prefix of others, theirs too)."""
+    return f"{MODELS_INBOX}{user_id}/"
+
+
+def model_prefix(model_id: str) -> str:
+    owner = owner_of(model_id)
+    if owner is None:
+        raise ValueError(f"{model_id!r} is not a model id")
+    return f"{MODELS_INBOX}{owner}/{model_id}/"
+
+
+def model_version_key(model_id: str, version: int) -> str:
+    return f"{model_prefix(model_id)}v{version:06d}.json"
+
+
+def model_archived_key(model_id: str) -> str:
+    return f"{model_prefix(model_id)}archived.json"
+
+
+@dataclass(frozen=True)
+class ModelKey:
+    model_id: str
+    version: int | None
+    """None for the archive marker."""
+
+
+def parse_model_key(key: str) -> ModelKey | None:
+    """What a registry key names; None for anything else (including a folder that disagrees with
+    the owner encoded in the model id)."""
+    match = _MODEL_KEY.fullmatch(key)
+    if match is None or owner_of(match[2]) != match[1]:
+        return None
+    return ModelKey(match[2], int(match[3]) if match[3] else None)
+
+
+# ---- datasets -------------------------------------------------------------------------------------
+
+
+def _dataset_owner(dataset_id: str) -> str | None:
+    # Imported on first use: the dataset rules import pandera (a second or more), which the lake and
+    # every other key must not pay for.
+    from domain.datasets.registry import dataset_owner
+
+    return dataset_owner(dataset_id)
+
+
+def user_datasets_prefix(user_id: str) -> str:
+    return f"{DATASETS_INBOX}{user_id}/"
+
+
+def dataset_prefix(dataset_id: str) -> str:
+    owner = _dataset_owner(dataset_id)
+    if owner is None:
+        raise ValueError(f"{dataset_id!r} is not a dataset id")
+    return f"{DATASETS_INBOX}{owner}/{dataset_id}/"
+
+
+def dataset_meta_key(dataset_id: str, version: int) -> str:
+    return f"{dataset_prefix(dataset_id)}v{version:06d}/meta.json"
+
+
+def dataset_upload_key(dataset_id: str, version: int, extension: str, token: str) -> str:
+    """An upload's name; ``token`` (16 random hex digits) keeps concurrent writers of one version
+    from ever touching each other's bytes."""
+    return f"{dataset_prefix(dataset_id)}v{version:06d}/upload-{token}.{extension}"
+
+
+def dataset_edit_key(dataset_id: str, number: int) -> str:
+    return f"{dataset_prefix(dataset_id)}edits/{number:06d}.json"
+
+
+def dataset_deleted_key(dataset_id: str) -> str:
+    return f"{dataset_prefix(dataset_id)}deleted.json"
+
+
+@dataclass(frozen=True)
+class DatasetKey:
+    dataset_id: str
+    kind: Literal["meta", "upload", "edit", "deleted"]
+    number: int | None
+    """The version (``meta``, ``upload``) or edit number; None for the tombstone."""
+
+
+def parse_dataset_key(key: str) -> DatasetKey | None:
+    """What an inbox key names; None for anything else (or a folder that disagrees with the id)."""
+    match = _DATASET_KEY.fullmatch(key)
+    if match is None or _dataset_owner(match["id"]) != match["user"]:
+        return None
+    if match["deleted"]:
+        return DatasetKey(match["id"], "deleted", None)
+    if match["edit"]:
+        return DatasetKey(match["id"], "edit", int(match["edit"]))
+    return DatasetKey(match["id"], "meta" if match["meta"] else "upload", int(match["version"]))
+
+
+def dataset_rows_key(dataset_id: str, version: int) -> str:
+    return f"{TABLES}dataset_rows/{dataset_id}/v{version:06d}.parquet"
+
+
+def dataset_report_key(dataset_id: str, version: int, name: str) -> str:
+    """``report.json``, ``ge_result.json`` or ``data_docs.html`` of one version."""
+    return f"{REPORTS}{dataset_id}/v{version:06d}/{name}"
+
+
+def dataset_warehouse_location(dataset_id: str, version: int) -> str:
+    """A small version's DuckDB file, relative to the warehouse directory."""
+    return f"{WAREHOUSE_DATASETS}/{dataset_id}/v{version:06d}.duckdb"
+
+
+# ---- free subscriptions, reviews, backtests -------------------------------------------------------
+
+
+def user_subscriptions_prefix(user_id: str) -> str:
+    return f"{SUBSCRIPTIONS_INBOX}{user_id}/"
+
+
+def subscription_prefix(user_id: str, model_id: str) -> str:
+    return f"{SUBSCRIPTIONS_INBOX}{user_id}/{model_id}/"
+
+
+def subscription_event_key(user_id: str, model_id: str, n: int) -> str:
+    return f"{subscription_prefix(check_user_id(user_id), model_id)}{n:06d}.json"
+
+
+@dataclass(frozen=True)
+class SubscriptionKey:
+    user_id: str
+    model_id: str
+    n: int
+
+
+def parse_subscription_key(key: str) -> SubscriptionKey | None:
+    """What a free subscription event key names; None for anything else."""
+    match = _SUBSCRIPTION_KEY.fullmatch(key)
+    if match is None or owner_of(match[2]) is None:
+        return None
+    return SubscriptionKey(match[1], match[2], int(match[3]))
+
+
+def reviews_prefix(model_id: str) -> str:
+    return f"{REVIEWS_INBOX}{model_id}/"
+
+
+def review_key(model_id: str, version: int) -> str:
+    if owner_of(model_id) is None:
+        raise ValueError(f"{model_id!r} is not a model id")
+    return f"{reviews_prefix(model_id)}v{version:06d}.json"
+
+
+@dataclass(frozen=True)
+class ReviewKey:
+    model_id: str
+    version: int
+
+
+def parse_review_key(key: str) -> ReviewKey | None:
+    """The version a review decision's key names; None for anything else."""
+    match = _REVIEW_KEY.fullmatch(key)
+    return None if match is None else ReviewKey(match[1], int(match[2]))
+
+
+def backtests_prefix(model_id: str) -> str:
+    return f"{BACKTESTS_INBOX}{model_id}/"
+
+
+def backtest_key(model_id: str, version: int, start: dt.date, end: dt.date) -> str:
+    return f"{backtests_prefix(model_id)}v{version:06d}/{start.isoformat()}_{end.isoformat()}.json"
+
+
+# ---- Stripe and payouts ---------------------------------------------------------------------------
+
+
+def stripe_event_key(event_id: str) -> str:
+    """The inbox key of an event; the id is checked so a payload cannot choose another path."""
+    if not _STRIPE_EVENT_ID.fullmatch(event_id):
+        raise ValueError(f"{event_id!r} is not a Stripe event id")
+    return f"{STRIPE_EVENTS_INBOX}{event_id}.json"
+
+
+def stripe_account_key(creator_id: str) -> str:
+    return f"{STRIPE_ACCOUNTS_INBOX}{creator_id}.json"
+
+
+def stripe_customer_key(user_id: str) -> str:
+    return f"{STRIPE_CUSTOMERS_INBOX}{user_id}.json"
+
+
+def stripe_prices_prefix(model_id: str) -> str:
+    return f"{STRIPE_PRICES_INBOX}{model_id}/"
+
+
+def stripe_price_key(model_id: str, price_cents: int) -> str:
+    return f"{stripe_prices_prefix(model_id)}{price_cents}.json"
+
+
+def paid_attempts_prefix(user_id: str, model_id: str) -> str:
+    return f"{STRIPE_SUBSCRIPTIONS_INBOX}{user_id}/{model_id}/"
+
+
+PaidAttemptRecord = Literal["attempt", "subscription", "cancel"]
+
+
+def paid_attempt_key(user_id: str, model_id: str, attempt: int, record: PaidAttemptRecord = "attempt") -> str:
+    """Attempt n itself (recorded before Stripe is called), the subscription Stripe created for it,
+    or the cancellation the user asked for."""
+    suffix = "" if record == "attempt" else f".{record}"
+    return f"{paid_attempts_prefix(user_id, model_id)}{attempt:06d}{suffix}.json"
+
+
+def parse_paid_attempt_key(key: str, user_id: str, model_id: str) -> int | None:
+    """The number of the pair's attempt that ``key`` records; None for anything else (what Stripe
+    created, a cancellation, another pair's objects). User ids are not checked here, so the pair's
+    folder is matched as a prefix rather than parsed."""
+    prefix = paid_attempts_prefix(user_id, model_id)
+    match = _PAID_ATTEMPT.fullmatch(key.removeprefix(prefix)) if key.startswith(prefix) else None
+    return None if match is None else int(match[1])
+
+
+def payouts_month_prefix(month: str) -> str:
+    return f"{PAYOUTS_INBOX}{month}/"
+
+
+def payout_intent_key(month: str, creator_id: str) -> str:
+    return f"{payouts_month_prefix(month)}{creator_id}.json"
+
+
+def payout_attempt_key(month: str, creator_id: str) -> str:
+    return f"{payouts_month_prefix(month)}attempts/{creator_id}.json"
+
+
+def payout_transfer_key(month: str, creator_id: str) -> str:
+    return f"{payouts_month_prefix(month)}transfers/{creator_id}.json"
+
+
+def is_payout_intent_key(key: str) -> bool:
+    parts = key.removeprefix(PAYOUTS_INBOX).split("/")
+    return key.startswith(PAYOUTS_INBOX) and len(parts) == 2 and parts[1].endswith(".json")
+
+
+def is_payout_transfer_key(key: str) -> bool:
+    parts = key.removeprefix(PAYOUTS_INBOX).split("/")
+    return key.startswith(PAYOUTS_INBOX) and len(parts) == 3 and parts[1] == "transfers"
+
+
+# ---- the on-demand cache --------------------------------------------------------------------------
+
+
+def analyses_cache_key(model_id: str, version: int, day: dt.date) -> str:
+    return f"{ANALYSES_CACHE}{model_id}/v{version:06d}/{day.isoformat()}.parquet"
+
+
+def analyze_runs_prefix(user_id: str) -> str:
+    return f"{ANALYZE_RUNS}{check_user_id(user_id)}/"
+
+
+def analyze_run_key(user_id: str, started: dt.datetime, token: str) -> str:
+    """One uncached run ``user_id`` started; ``token`` (8 random hex digits) keeps runs started in
+    the same millisecond apart."""
+    return f"{analyze_runs_prefix(user_id)}{int(started.timestamp() * 1000):013d}-{token}"
+
+
+def parse_analyze_run_key(key: str) -> dt.datetime | None:
+    """When the run a rate-limit key records started (to the millisecond); None for anything else."""
+    match = _ANALYZE_RUN_KEY.fullmatch(key)
+    return None if match is None else dt.datetime.fromtimestamp(int(match[1]) / 1000, dt.UTC)
+
+
+# ---- the warehouse directory ----------------------------------------------------------------------
+
+
+def serving_snapshot_name(published: dt.datetime, token: str) -> str:
+    """A new snapshot's file name in :data:`SERVING_DIR`; ``token`` (8 random hex digits) keeps two
+    publications in one second apart."""
+    return f"serving-{published:%Y%m%dT%H%M%S}-{token}.duckdb"
+
+
+def is_serving_snapshot(name: str) -> bool:
+    """Whether a pointer's content names a snapshot file inside the serving directory (and nothing
+    outside it)."""
+    return _SERVING_SNAPSHOT.fullmatch(name) is not None

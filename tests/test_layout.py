@@ -1,0 +1,269 @@
+"""The lake's key layout, pinned: real lakes hold these keys, so a builder that changes a byte strands
+every object written before. Each parser reads back what its builder wrote and refuses other kinds."""
+
+from __future__ import annotations
+
+import ast
+import datetime as dt
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from stores import layout
+
+MODEL = "alice--m-abcdef"
+DATASET = "alice--ds-3fa9c1"
+DAY = dt.date(2025, 1, 15)
+
+OTHER_KINDS = [
+    layout.raw_key("games", "basketball_nba", DAY, "odds_api"),
+    layout.table_key("games"),
+    layout.table_key("analyses", "basketball_nba", DAY),
+    layout.ledger_key("2025-01"),
+    layout.model_version_key(MODEL, 3),
+    layout.model_archived_key(MODEL),
+    layout.dataset_meta_key(DATASET, 2),
+    layout.dataset_edit_key(DATASET, 1),
+    layout.dataset_deleted_key(DATASET),
+    layout.subscription_event_key("bob", MODEL, 4),
+    layout.review_key(MODEL, 3),
+    layout.backtest_key(MODEL, 3, DAY, DAY),
+    layout.stripe_event_key("evt_1"),
+    layout.paid_attempt_key("bob", MODEL, 2),
+    layout.payout_intent_key("2025-01", "alice"),
+    layout.payout_transfer_key("2025-01", "alice"),
+    layout.analyses_cache_key(MODEL, 3, DAY),
+    layout.analyze_run_key("bob", dt.datetime(2025, 1, 15, 12, tzinfo=dt.UTC), "0a1b2c3d"),
+]
+
+
+def others(*own: str) -> list[str]:
+    return [key for key in OTHER_KINDS if key not in own]
+
+
+@pytest.mark.parametrize(
+    ("key", "expected"),
+    [
+        (
+            layout.raw_key("games", "basketball_nba", DAY, "odds_api"),
+            "raw/games/basketball_nba/2025-01-15/odds_api.parquet",
+        ),
+        (layout.table_key("games"), "tables/games.parquet"),
+        (
+            layout.table_key("analyses", "basketball_nba", DAY),
+            "tables/analyses/basketball_nba/2025-01-15.parquet",
+        ),
+        (layout.table_prefix("analyses", "basketball_nba"), "tables/analyses/basketball_nba/"),
+        (layout.ledger_key("2025-01"), "tables/ledger/2025-01.parquet"),
+        (layout.payouts_table_key("2025-01"), "tables/payouts/2025-01.parquet"),
+        (layout.dataset_rows_key(DATASET, 2), "tables/dataset_rows/alice--ds-3fa9c1/v000002.parquet"),
+        (layout.alert_key("quota-r1"), "tables/alerts/quota-r1.json"),
+        (
+            layout.dataset_report_key(DATASET, 2, "report.json"),
+            "datasets/alice--ds-3fa9c1/v000002/report.json",
+        ),
+        (layout.model_version_key(MODEL, 12), "inbox/models/alice/alice--m-abcdef/v000012.json"),
+        (layout.model_archived_key(MODEL), "inbox/models/alice/alice--m-abcdef/archived.json"),
+        (layout.dataset_meta_key(DATASET, 2), "inbox/datasets/alice/alice--ds-3fa9c1/v000002/meta.json"),
+        (
+            layout.dataset_upload_key(DATASET, 2, "csv", "0123456789abcdef"),
+            "inbox/datasets/alice/alice--ds-3fa9c1/v000002/upload-0123456789abcdef.csv",
+        ),
+        (layout.dataset_edit_key(DATASET, 1), "inbox/datasets/alice/alice--ds-3fa9c1/edits/000001.json"),
+        (layout.dataset_deleted_key(DATASET), "inbox/datasets/alice/alice--ds-3fa9c1/deleted.json"),
+        (
+            layout.subscription_event_key("bob", MODEL, 4),
+            "inbox/subscriptions/bob/alice--m-abcdef/000004.json",
+        ),
+        (layout.review_key(MODEL, 3), "inbox/reviews/alice--m-abcdef/v000003.json"),
+        (
+            layout.backtest_key(MODEL, 3, DAY, dt.date(2025, 2, 1)),
+            "inbox/backtests/alice--m-abcdef/v000003/2025-01-15_2025-02-01.json",
+        ),
+        (layout.stripe_event_key("evt_1Ab"), "inbox/stripe/events/evt_1Ab.json"),
+        (layout.stripe_account_key("alice"), "inbox/stripe/accounts/alice.json"),
+        (layout.stripe_price_key(MODEL, 999), "inbox/stripe/prices/alice--m-abcdef/999.json"),
+        (layout.stripe_customer_key("bob"), "inbox/stripe/customers/bob.json"),
+        (
+            layout.paid_attempt_key("bob", MODEL, 2),
+            "inbox/stripe/subscriptions/bob/alice--m-abcdef/000002.json",
+        ),
+        (
+            layout.paid_attempt_key("bob", MODEL, 2, "subscription"),
+            "inbox/stripe/subscriptions/bob/alice--m-abcdef/000002.subscription.json",
+        ),
+        (
+            layout.paid_attempt_key("bob", MODEL, 2, "cancel"),
+            "inbox/stripe/subscriptions/bob/alice--m-abcdef/000002.cancel.json",
+        ),
+        (layout.payout_intent_key("2025-01", "alice"), "inbox/payouts/2025-01/alice.json"),
+        (layout.payout_attempt_key("2025-01", "alice"), "inbox/payouts/2025-01/attempts/alice.json"),
+        (layout.payout_transfer_key("2025-01", "alice"), "inbox/payouts/2025-01/transfers/alice.json"),
+        (
+            layout.analyses_cache_key(MODEL, 3, DAY),
+            "cache/analyses/alice--m-abcdef/v000003/2025-01-15.parquet",
+        ),
+        (
+            layout.analyze_run_key(
+                "bob", dt.datetime(2025, 1, 15, 12, 0, 0, 250_000, tzinfo=dt.UTC), "0a1b2c3d"
+            ),
+            "cache/ratelimits/analyze/bob/1736942400250-0a1b2c3d",
+        ),
+        (layout.dataset_warehouse_location(DATASET, 2), "datasets/alice--ds-3fa9c1/v000002.duckdb"),
+        (
+            layout.serving_snapshot_name(dt.datetime(2025, 1, 15, 6, 30, 5), "0a1b2c3d"),
+            "serving-20250115T063005-0a1b2c3d.duckdb",
+        ),
+    ],
+)
+def test_every_builder_writes_the_key_existing_lakes_hold(key: str, expected: str) -> None:
+    assert key == expected
+
+
+def test_a_daily_key_and_its_shards_read_back_as_table_sport_and_day() -> None:
+    daily = layout.DailyKey("analyses", "basketball_nba", DAY)
+    assert layout.parse_daily_key(layout.table_key("analyses", "basketball_nba", DAY)) == daily
+    assert layout.parse_daily_key("tables/analyses/basketball_nba/2025-01-15/shard-0.parquet") == daily
+    assert layout.date_of_key(layout.raw_key("games", "basketball_nba", DAY, "odds_api")) == DAY
+    for key in [*others(layout.table_key("analyses", "basketball_nba", DAY)), "tables/x/y/not-a-day.parquet"]:
+        assert layout.parse_daily_key(key) is None, key
+
+
+def test_a_daily_key_needs_its_day() -> None:
+    with pytest.raises(ValueError, match="needs its day"):
+        layout.table_key("analyses", "basketball_nba")
+
+
+def test_model_keys_read_back_and_a_folder_must_match_the_owner() -> None:
+    assert layout.parse_model_key(layout.model_version_key(MODEL, 12)) == layout.ModelKey(MODEL, 12)
+    assert layout.parse_model_key(layout.model_archived_key(MODEL)) == layout.ModelKey(MODEL, None)
+    assert layout.parse_model_key("inbox/models/bob/alice--m-abcdef/v000001.json") is None
+    assert layout.parse_model_key("inbox/models/alice/alice--m-abcdef/v1.json") is None
+    for key in others(layout.model_version_key(MODEL, 3), layout.model_archived_key(MODEL)):
+        assert layout.parse_model_key(key) is None, key
+
+
+def test_dataset_inbox_keys_read_back_with_their_kind_and_number() -> None:
+    upload = layout.dataset_upload_key(DATASET, 2, "csv", "0123456789abcdef")
+    assert layout.parse_dataset_key(layout.dataset_meta_key(DATASET, 2)) == layout.DatasetKey(
+        DATASET, "meta", 2
+    )
+    assert layout.parse_dataset_key(upload) == layout.DatasetKey(DATASET, "upload", 2)
+    assert layout.parse_dataset_key(layout.dataset_edit_key(DATASET, 1)) == layout.DatasetKey(
+        DATASET, "edit", 1
+    )
+    assert layout.parse_dataset_key(layout.dataset_deleted_key(DATASET)) == layout.DatasetKey(
+        DATASET, "deleted", None
+    )
+    assert layout.parse_dataset_key("inbox/datasets/bob/alice--ds-3fa9c1/deleted.json") is None
+    own = (
+        layout.dataset_meta_key(DATASET, 2),
+        layout.dataset_edit_key(DATASET, 1),
+        layout.dataset_deleted_key(DATASET),
+    )
+    for key in [
+        *others(*own),
+        layout.dataset_rows_key(DATASET, 2),
+        layout.dataset_report_key(DATASET, 2, "report.json"),
+    ]:
+        assert layout.parse_dataset_key(key) is None, key
+
+
+def test_subscription_and_review_keys_read_back() -> None:
+    event = layout.subscription_event_key("bob", MODEL, 4)
+    assert layout.parse_subscription_key(event) == layout.SubscriptionKey("bob", MODEL, 4)
+    assert layout.parse_subscription_key("inbox/subscriptions/bob/not-a-model/000004.json") is None
+    for key in others(event):
+        assert layout.parse_subscription_key(key) is None, key
+    review = layout.review_key(MODEL, 3)
+    assert layout.parse_review_key(review) == layout.ReviewKey(MODEL, 3)
+    for key in others(review):
+        assert layout.parse_review_key(key) is None, key
+
+
+def test_a_paid_attempt_reads_back_as_its_number_within_its_pair_only() -> None:
+    assert layout.parse_paid_attempt_key(layout.paid_attempt_key("bob", MODEL, 2), "bob", MODEL) == 2
+    for key in [
+        layout.paid_attempt_key("bob", MODEL, 2, "subscription"),
+        layout.paid_attempt_key("bob", MODEL, 2, "cancel"),
+        layout.paid_attempt_key("carol", MODEL, 2),
+        *others(layout.paid_attempt_key("bob", MODEL, 2)),
+    ]:
+        assert layout.parse_paid_attempt_key(key, "bob", MODEL) is None, key
+
+
+def test_payout_intents_and_transfers_are_told_apart() -> None:
+    intent, transfer = (
+        layout.payout_intent_key("2025-01", "alice"),
+        layout.payout_transfer_key("2025-01", "alice"),
+    )
+    assert layout.is_payout_intent_key(intent) and not layout.is_payout_transfer_key(intent)
+    assert layout.is_payout_transfer_key(transfer) and not layout.is_payout_intent_key(transfer)
+    attempt = layout.payout_attempt_key("2025-01", "alice")
+    assert not layout.is_payout_intent_key(attempt) and not layout.is_payout_transfer_key(attempt)
+    for key in others(intent, transfer):
+        assert not layout.is_payout_intent_key(key) and not layout.is_payout_transfer_key(key), key
+
+
+def test_a_rate_limit_key_reads_back_as_the_millisecond_its_run_started() -> None:
+    started = dt.datetime(2025, 1, 15, 12, 0, 0, 250_000, tzinfo=dt.UTC)
+    key = layout.analyze_run_key("bob", started, "0a1b2c3d")
+    assert layout.parse_analyze_run_key(key) == started
+    for other in others(
+        layout.analyze_run_key("bob", dt.datetime(2025, 1, 15, 12, tzinfo=dt.UTC), "0a1b2c3d")
+    ):
+        assert layout.parse_analyze_run_key(other) is None, other
+
+
+def test_a_serving_pointer_may_only_name_a_snapshot_in_its_folder() -> None:
+    assert layout.is_serving_snapshot(layout.serving_snapshot_name(dt.datetime(2025, 1, 15), "0a1b2c3d"))
+    for name in [layout.SERVING_POINTER, "../serving-x.duckdb", "serving-a/b.duckdb", "marts.duckdb"]:
+        assert not layout.is_serving_snapshot(name), name
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: layout.model_prefix("not-a-model"),
+        lambda: layout.dataset_prefix(MODEL),
+        lambda: layout.review_key("a/b", 1),
+        lambda: layout.stripe_event_key("evt_1/../../tables/x"),
+        lambda: layout.subscription_event_key("a/b", MODEL, 1),
+        lambda: layout.analyze_runs_prefix("../bob"),
+    ],
+)
+def test_builders_refuse_ids_that_would_escape_their_folder(build: Callable[[], str]) -> None:
+    with pytest.raises(ValueError):
+        build()
+
+
+def test_no_other_module_spells_out_a_lake_key() -> None:
+    """Keys are built in ``stores/layout.py`` only: a string (or f-string) starting with a top-level
+    lake folder anywhere else is a key built around it. Docstrings may describe the layout."""
+    root = Path(__file__).resolve().parents[1]
+    folders = ("raw/", "tables/", "inbox/", "cache/")
+    found = set()
+    for package in ("api", "assets", "cli", "pipelines", "resources", "services", "stores", "bench"):
+        for path in sorted((root / package).rglob("*.py")):
+            if path == root / "stores" / "layout.py":
+                continue
+            tree = ast.parse(path.read_text())
+            docstrings = {
+                id(node.body[0].value)
+                for node in ast.walk(tree)
+                if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+                and node.body
+                and isinstance(node.body[0], ast.Expr)
+                and isinstance(node.body[0].value, ast.Constant)
+            }
+            for node in ast.walk(tree):
+                head = node.values[0] if isinstance(node, ast.JoinedStr) and node.values else node
+                if (
+                    isinstance(head, ast.Constant)
+                    and isinstance(head.value, str)
+                    and id(head) not in docstrings
+                    and head.value.startswith(folders)
+                ):
+                    found.add(f"{path.relative_to(root)}:{node.lineno}: {head.value!r}")
+    assert not found, "\n".join(sorted(found))
