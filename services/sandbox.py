@@ -311,12 +311,13 @@ class SandboxPool:
             worker.stop()
 
     def _replace(self, worker: _Worker) -> _Worker:
-        """Kill ``worker`` and hand it to the reaper; a spare (or, when none is left, a new worker)
-        takes its place."""
+        """Kill ``worker`` and hand it to the reaper; a spare takes its place. Each retired worker
+        brings exactly one new spare, so there is one spare between kills; a kill right after
+        another waits for the reaper's next spare (a new worker if the reaper cannot start one)."""
         worker.kill()
         self._retired.put(worker)
         try:
-            return self._spares.get_nowait()
+            return self._spares.get(timeout=_START_TIMEOUT_S)
         except queue.Empty:
             return _Worker(self._context)
 
