@@ -16,7 +16,7 @@ import pytest
 from assets.analyses import analyses
 from assets.features import FEATURES, feature_assets
 from assets.models import model_versions
-from assets.performance import model_calibration, performance_assets
+from assets.performance import model_calibration, model_performance, performance_assets, settled_picks
 from cli.demo import demo_model_id, register_demo_models
 from cli.runner import import_history
 from domain.formats.sample_league import generate_season
@@ -27,7 +27,7 @@ from domain.models.registry import build_version
 from domain.sports import SPORTS
 from domain.tables import tidy
 from domain.tables.schemas import GAMES, ODDS_SNAPSHOTS, PLAYER_BOX, TEAM_BOX
-from pipelines.jobs import range_tags
+from pipelines.jobs import analyses_job, range_tags
 from stores.lake import Lake, table_key
 from stores.registry import RegistryStore
 
@@ -98,26 +98,27 @@ def _register(lake: Lake, body: dict) -> None:
 
 
 def _run_every_asset(lake: Lake, first: dt.date, last: dt.date) -> None:
-    """Features, analyses and performance for ``first..last`` with each job's default config."""
-    assets = [*feature_assets, analyses, *performance_assets]
+    """``analyses_job`` (features and analyses), then settlement and performance, then calibration,
+    for ``first..last`` with each job's default config (every sport)."""
     defs = dg.Definitions(
-        assets=assets,
+        assets=[*feature_assets, analyses, *performance_assets],
         jobs=[
-            dg.define_asset_job(
-                "daily",
-                dg.AssetSelection.groups("features", "analyses", "performance")
-                - dg.AssetSelection.assets(model_calibration),
+            analyses_job,
+            dg.define_asset_job(  # performance_job's assets, without its sensor-only freshness checks
+                "performance",
+                dg.AssetSelection.assets(settled_picks, model_performance),
                 partitions_def=analyses.partitions_def,
-            )
+            ),
         ],
         resources={"lake": lake},
     )
     instance = dg.DagsterInstance.ephemeral()
     assert dg.materialize([model_versions], resources={"lake": lake}, instance=instance).success
-    result = defs.resolve_job_def("daily").execute_in_process(
-        instance=instance, tags=range_tags(first, last), raise_on_error=True
-    )
-    assert result.success
+    for job in ("analyses_job", "performance"):
+        result = defs.resolve_job_def(job).execute_in_process(
+            instance=instance, tags=range_tags(first, last), raise_on_error=True
+        )
+        assert result.success, job
     assert dg.materialize([model_calibration], resources={"lake": lake}, instance=instance).success
 
 
