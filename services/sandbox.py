@@ -18,17 +18,15 @@ Three layers stand between a user's formula and the machine:
    64 MB arena), which RLIMIT_AS has already counted; RLIMIT_DATA counts memory when it becomes
    writable. (Setting both defeats the data check: Linux skips it when the address-space check fails
    as well.) The time budget (100 ms by default, pipe round-trip included) ends at a deadline on the
-   monotonic clock, which the parent sends with the task. The worker arms a real-time interval timer
-   for that deadline whose signal, ``SIGALRM``, keeps its default action, so the kernel ends the
-   worker at the deadline whatever it is doing (bytecode, a C loop, a system call) and however late
-   either process is scheduled; the parent waits for the same deadline and sends ``SIGKILL`` to a
-   worker still there (the backstop, for a worker whose timer could not fire). The parent answers
-   without waiting for the worker to exit: a spare worker started in advance takes its place, and a
-   background thread reaps it and starts the next spare, so neither the stopped call nor the next
-   one waits for a start-up. ``bench/sandbox_bench.py`` measures it: on 2 cores at load average 11,
-   hostile code never ran more than 1 ms past a 100 ms deadline (it used to run until the parent woke,
-   up to 130 ms), the caller hears of it after a median 102-107 ms (was 137-151) but the scheduler's
-   tail remains (worst 146-337 ms), and the next call takes a median 1-6 ms (was 71-83 ms). A
+   monotonic clock. The parent waits until then (an answer that has arrived by the time it runs
+   still counts) and sends ``SIGKILL`` to a worker that has not answered. A parent scheduled late
+   would let the worker run on until it wakes, so the worker also arms a real-time interval timer
+   for the deadline plus :data:`KILL_GRACE_MS`, whose signal, ``SIGALRM``, keeps its default action:
+   the kernel ends the worker then, whatever it is doing (bytecode, a C loop, a system call) and
+   however late either process is scheduled. The parent answers without waiting for the worker to
+   exit: a spare worker started in advance takes its place, and a background thread reaps it and
+   starts the next spare, so neither the stopped call nor the next one waits for a start-up.
+   ``bench/sandbox_bench.py`` measures it (figures in the README). A
    ``MemoryError`` or a worker that dies is reported the same way and the worker is replaced.
 
 Under the grammar no formula can be slow or large (every value is a float, every operation O(1),
@@ -81,6 +79,9 @@ from domain.datasets.formula import (
 
 DEFAULT_TIMEOUT_MS = 100
 DEFAULT_MEMORY_BYTES = 10_000_000
+KILL_GRACE_MS = 50
+"""How long after the deadline the worker's own timer ends it: the bound on a call's run when the
+parent is late. The grace keeps the parent's tolerance for an answer that arrived just late."""
 _START_TIMEOUT_S = 60.0
 """A new worker's start-up (the forkserver imports polars once) does not count against any budget."""
 _GRAMMAR_NODES = ("module", "expr", "constant", "name", "binop", "unaryop", "compare", "call")
@@ -188,16 +189,18 @@ def _data_size() -> int:
 
 
 def _serve(conn: Connection) -> None:
-    """A worker's loop: run ``fn(*args)`` under a memory limit and until a deadline (on
+    """A worker's loop: run ``fn(*args)`` under a memory limit and at most until ``kill_at`` (on
     ``time.monotonic``, shared with the parent), answer ``(status, payload)``."""
-    signal.signal(signal.SIGALRM, signal.SIG_DFL)  # the deadline's timer ends the process
+    # The timer ends the process, even if it was started with SIGALRM ignored or blocked.
+    signal.signal(signal.SIGALRM, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGALRM})
     _process_interpreter()
     _, hard = resource.getrlimit(resource.RLIMIT_DATA)
     modules, baseline = len(sys.modules), _data_size()
     conn.send(("ready", None))
     while True:
         try:
-            fn, args, memory_bytes, deadline = conn.recv()
+            fn, args, memory_bytes, kill_at = conn.recv()
         except EOFError:
             return
         if len(sys.modules) != modules:  # receiving the task imported its code: part of the baseline
@@ -207,8 +210,8 @@ def _serve(conn: Connection) -> None:
             limit = min(limit, hard)
         try:
             resource.setrlimit(resource.RLIMIT_DATA, (limit, hard))
-            # A deadline already past still arms the timer (0 would disarm it).
-            signal.setitimer(signal.ITIMER_REAL, max(deadline - time.monotonic(), 1e-6))
+            # A time already past still arms the timer (0 would disarm it).
+            signal.setitimer(signal.ITIMER_REAL, max(kill_at - time.monotonic(), 1e-6))
             outcome: tuple[str, object] = ("ok", fn(*args))
         except MemoryError:
             outcome = ("memory", None)
@@ -251,7 +254,7 @@ class _Worker:
             self.ready = True
         deadline = time.monotonic() + timeout_s
         try:
-            self.conn.send((fn, args, memory_bytes, deadline))
+            self.conn.send((fn, args, memory_bytes, deadline + KILL_GRACE_MS / 1000))
             if not self.conn.poll(max(deadline - time.monotonic(), 0.0)):
                 self.kill()
                 return ("timeout", None)
@@ -299,13 +302,14 @@ class SandboxPool:
             self._idle.put(_Worker(self._context))
         self._size = workers
         self._spares: queue.SimpleQueue[_Worker] = queue.SimpleQueue()
-        self._spares.put(_Worker(self._context))
         self._retired: queue.SimpleQueue[_Worker | None] = queue.SimpleQueue()
         self._reaper = threading.Thread(target=self._reap, daemon=True, name="formula-sandbox-reaper")
         self._reaper.start()
 
     def _reap(self) -> None:
-        """Start a spare for each retired worker, then reap it, off the callers' path."""
+        """Start the first spare, then a spare for each retired worker before reaping it: all off
+        the callers' path."""
+        self._spares.put(_Worker(self._context))
         while (worker := self._retired.get()) is not None:
             self._spares.put(_Worker(self._context))
             worker.stop()

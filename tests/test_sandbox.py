@@ -1,11 +1,12 @@
-"""The sandbox's watchdog (issue 12, item 10): a call that overruns its time budget is ended at the
-deadline by the worker's own timer (or by the parent's SIGKILL when that timer cannot fire), the
+"""The sandbox's watchdog (issue 12, item 10): a call that overruns its time budget is killed by the
+parent at the deadline, or by the worker's own timer a grace later when the parent is late; the
 caller hears of it at once, and the evaluation service stays healthy. Timings are asserted with
 generous bounds only (this machine is shared); ``bench/sandbox_bench.py`` gives the figures.
 """
 
 from __future__ import annotations
 
+import ctypes
 import mmap
 import operator
 import os
@@ -22,7 +23,7 @@ from typing import Any
 import pytest
 
 from domain.datasets.formula import FormulaError
-from services.sandbox import FormulaBudgetError, SandboxPool, default_pool, evaluate_row
+from services.sandbox import KILL_GRACE_MS, FormulaBudgetError, SandboxPool, default_pool, evaluate_row
 from tests.test_formula import HOSTILE
 
 BUDGET_MS = 100
@@ -49,8 +50,9 @@ def _stamp_forever(path: str) -> None:
 
 
 def _hold_the_gil() -> None:
-    """One long C call: this process's other threads cannot run Python until it returns."""
-    sum(range(2 * 10**7))
+    """Sleep 400 ms in C without releasing the GIL (``PyDLL`` keeps it): this process's other
+    threads cannot run Python until it returns."""
+    ctypes.PyDLL(None).usleep(400_000)
 
 
 OVERRUNS: dict[str, tuple[Callable[..., Any], tuple[Any, ...]]] = {
@@ -101,13 +103,13 @@ def test_an_overrunning_call_is_stopped_and_its_worker_replaced(
     assert _warm_pid(pool) != before
 
 
-def test_hostile_code_never_runs_past_its_deadline_however_late_the_parent(
+def test_hostile_code_never_runs_past_its_kill_time_however_late_the_parent(
     pool: SandboxPool, tmp_path: Path
 ) -> None:
-    """The worker's own timer ends it at the deadline: a parent that cannot run Python then (another
-    of its threads holds the GIL for hundreds of ms) does not give the call more time. The loop
-    starts after the task is sent and the deadline is the send time plus the budget, so the loop
-    ran at most the budget."""
+    """The worker's own timer ends it at the deadline plus the grace: a parent that cannot run
+    Python then (another of its threads holds the GIL for 400 ms) does not give the call more time.
+    The loop starts after the task is sent and the deadline is the send time plus the budget, so
+    the loop runs at most the budget plus the grace."""
     stamps = tmp_path / "stamps"
     for _ in range(3):
         stamps.write_bytes(STAMPS.pack(0.0, 0.0))
@@ -119,7 +121,8 @@ def test_hostile_code_never_runs_past_its_deadline_however_late_the_parent(
         hog.join()
         first, last = STAMPS.unpack(stamps.read_bytes())
         if first:  # 0.0: the worker never ran the loop before the deadline
-            assert last - first < BUDGET_MS / 1000 + 0.02, f"ran {(last - first) * 1000:.0f} ms"
+            ran_ms = (last - first) * 1000
+            assert ran_ms < BUDGET_MS + KILL_GRACE_MS + 20, f"ran {ran_ms:.0f} ms"
 
 
 def test_hostile_formulas_and_calls_leave_the_service_healthy() -> None:
