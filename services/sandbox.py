@@ -17,9 +17,17 @@ Three layers stand between a user's formula and the machine:
    allocation through, because glibc grew a heap inside address space it had reserved earlier (a
    64 MB arena), which RLIMIT_AS has already counted; RLIMIT_DATA counts memory when it becomes
    writable. (Setting both defeats the data check: Linux skips it when the address-space check fails
-   as well.) The parent waits at most the time budget (100 ms by default, pipe round-trip included)
-   and otherwise kills the worker and starts a fresh one. A ``MemoryError`` or a worker that dies is
-   reported the same way and the worker is replaced, so the next evaluation finds a healthy worker.
+   as well.) The time budget (100 ms by default, pipe round-trip included) ends at a deadline on the
+   monotonic clock. The parent waits until then (an answer that has arrived by the time it runs
+   still counts) and sends ``SIGKILL`` to a worker that has not answered. A parent scheduled late
+   would let the worker run on until it wakes, so the worker also arms a real-time interval timer
+   for the deadline plus :data:`KILL_GRACE_MS`, whose signal, ``SIGALRM``, keeps its default action:
+   the kernel ends the worker then, whatever it is doing (bytecode, a C loop, a system call) and
+   however late either process is scheduled. The parent answers without waiting for the worker to
+   exit: a spare worker started in advance takes its place, and a background thread reaps it and
+   starts the next spare, so neither the stopped call nor the next one waits for a start-up.
+   ``bench/sandbox_bench.py`` measures it (figures in the README). A
+   ``MemoryError`` or a worker that dies is reported the same way and the worker is replaced.
 
 Under the grammar no formula can be slow or large (every value is a float, every operation O(1),
 the tree at most 500 characters), so the budgets are a second line of defence; the tests drive
@@ -45,8 +53,10 @@ import numbers
 import os
 import queue
 import resource
+import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -69,6 +79,9 @@ from domain.datasets.formula import (
 
 DEFAULT_TIMEOUT_MS = 100
 DEFAULT_MEMORY_BYTES = 10_000_000
+KILL_GRACE_MS = 50
+"""How long after the deadline the worker's own timer ends it: the bound on a call's run when the
+parent is late. The grace keeps the parent's tolerance for an answer that arrived just late."""
 _START_TIMEOUT_S = 60.0
 """A new worker's start-up (the forkserver imports polars once) does not count against any budget."""
 _GRAMMAR_NODES = ("module", "expr", "constant", "name", "binop", "unaryop", "compare", "call")
@@ -176,14 +189,18 @@ def _data_size() -> int:
 
 
 def _serve(conn: Connection) -> None:
-    """A worker's loop: run ``fn(*args)`` under a memory limit, answer ``(status, payload)``."""
+    """A worker's loop: run ``fn(*args)`` under a memory limit and at most until ``kill_at`` (on
+    ``time.monotonic``, shared with the parent), answer ``(status, payload)``."""
+    # The timer ends the process, even if it was started with SIGALRM ignored or blocked.
+    signal.signal(signal.SIGALRM, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGALRM})
     _process_interpreter()
     _, hard = resource.getrlimit(resource.RLIMIT_DATA)
     modules, baseline = len(sys.modules), _data_size()
     conn.send(("ready", None))
     while True:
         try:
-            fn, args, memory_bytes = conn.recv()
+            fn, args, memory_bytes, kill_at = conn.recv()
         except EOFError:
             return
         if len(sys.modules) != modules:  # receiving the task imported its code: part of the baseline
@@ -193,12 +210,15 @@ def _serve(conn: Connection) -> None:
             limit = min(limit, hard)
         try:
             resource.setrlimit(resource.RLIMIT_DATA, (limit, hard))
+            # A time already past still arms the timer (0 would disarm it).
+            signal.setitimer(signal.ITIMER_REAL, max(kill_at - time.monotonic(), 1e-6))
             outcome: tuple[str, object] = ("ok", fn(*args))
         except MemoryError:
             outcome = ("memory", None)
         except Exception as exc:
             outcome = ("error", f"{type(exc).__name__}: {exc}")
         finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
             resource.setrlimit(resource.RLIMIT_DATA, (hard, hard))
         conn.send(outcome)
 
@@ -220,21 +240,34 @@ class _Worker:
         self.ready = False
         _LIVE_WORKERS.add(self)
 
-    def call(self, task: tuple[Any, ...], timeout_s: float) -> tuple[str, object]:
-        """Send a task and wait for its answer; ``("timeout", None)`` when none came in time.
-        Raises EOFError when the worker died."""
+    def call(
+        self, fn: Callable[..., Any], args: tuple[Any, ...], memory_bytes: int, timeout_s: float
+    ) -> tuple[str, object]:
+        """Run ``fn(*args)`` and wait for its answer until ``timeout_s`` from now: ``("timeout",
+        None)`` when none came by then (the worker is killed, or its own timer ended it: its pipe
+        closes no earlier than the deadline), ``("died", None)`` when it died before. Never waits
+        for the worker to exit."""
         if not self.ready:
             if not self.conn.poll(_START_TIMEOUT_S):
                 raise RuntimeError("the formula sandbox worker did not start")
             self.conn.recv()
             self.ready = True
-        self.conn.send(task)
-        if not self.conn.poll(timeout_s):
-            return ("timeout", None)
-        return self.conn.recv()
+        deadline = time.monotonic() + timeout_s
+        try:
+            self.conn.send((fn, args, memory_bytes, deadline + KILL_GRACE_MS / 1000))
+            if not self.conn.poll(max(deadline - time.monotonic(), 0.0)):
+                self.kill()
+                return ("timeout", None)
+            return self.conn.recv()
+        except (EOFError, OSError):
+            return ("timeout" if time.monotonic() >= deadline else "died", None)
+
+    def kill(self) -> None:
+        """``SIGKILL`` without waiting for the process to go (:meth:`stop` reaps it)."""
+        self.process.kill()
 
     def stop(self) -> None:
-        self.process.kill()
+        self.kill()
         self.process.join()
         self.conn.close()
         _LIVE_WORKERS.discard(self)
@@ -258,7 +291,8 @@ class SandboxPool:
     """Worker processes that run functions under a wall-clock and a memory budget.
 
     Thread-safe: each call borrows one idle worker (waiting for one if all are busy). A worker
-    that overran or died is killed and replaced before the call returns.
+    that overran or died is killed and swapped for a spare started in advance before the call
+    returns; a background thread reaps it and starts the next spare.
     """
 
     def __init__(self, workers: int = 2) -> None:
@@ -267,6 +301,29 @@ class SandboxPool:
         for _ in range(workers):
             self._idle.put(_Worker(self._context))
         self._size = workers
+        self._spares: queue.SimpleQueue[_Worker] = queue.SimpleQueue()
+        self._retired: queue.SimpleQueue[_Worker | None] = queue.SimpleQueue()
+        self._reaper = threading.Thread(target=self._reap, daemon=True, name="formula-sandbox-reaper")
+        self._reaper.start()
+
+    def _reap(self) -> None:
+        """Start the first spare, then a spare for each retired worker before reaping it: all off
+        the callers' path."""
+        self._spares.put(_Worker(self._context))
+        while (worker := self._retired.get()) is not None:
+            self._spares.put(_Worker(self._context))
+            worker.stop()
+
+    def _replace(self, worker: _Worker) -> _Worker:
+        """Kill ``worker`` and hand it to the reaper; a spare takes its place. Each retired worker
+        brings exactly one new spare, so there is one spare between kills; a kill right after
+        another waits for the reaper's next spare (a new worker if the reaper cannot start one)."""
+        worker.kill()
+        self._retired.put(worker)
+        try:
+            return self._spares.get(timeout=_START_TIMEOUT_S)
+        except queue.Empty:
+            return _Worker(self._context)
 
     def run(
         self,
@@ -283,10 +340,7 @@ class SandboxPool:
         worker = self._idle.get()
         keep = False
         try:
-            try:
-                status, payload = worker.call((fn, args, memory_bytes), timeout_ms / 1000)
-            except (EOFError, OSError):
-                status, payload = "died", None
+            status, payload = worker.call(fn, args, memory_bytes, timeout_ms / 1000)
             keep = status in ("ok", "error")
             if status == "ok":
                 return payload
@@ -294,15 +348,19 @@ class SandboxPool:
                 raise RuntimeError(f"sandboxed call failed: {payload}")
             raise FormulaBudgetError(_budget_message(status, timeout_ms, memory_bytes))
         finally:
-            if not keep:
-                worker.stop()
-                worker = _Worker(self._context)
-            self._idle.put(worker)
+            self._idle.put(worker if keep else self._replace(worker))
 
     def close(self) -> None:
-        """Stop every worker (waits for running calls to hand theirs back)."""
+        """Stop every worker (waits for running calls to hand theirs back), then the spares."""
         for _ in range(self._size):
             self._idle.get().stop()
+        self._retired.put(None)
+        self._reaper.join()
+        while True:
+            try:
+                self._spares.get_nowait().stop()
+            except queue.Empty:
+                return
 
 
 def _budget_message(status: str, timeout_ms: int, memory_bytes: int) -> str:

@@ -83,12 +83,17 @@ class EntityHistory:
     def build(cls, frame: pl.DataFrame, entity: str, fields: Sequence[str]) -> EntityHistory:
         """Index ``frame`` (with ``entity``, ``game_date`` and ``game_id`` columns) by ``entity``."""
         names = np.sort(frame[entity].drop_nulls().unique().to_numpy().astype(str))
+        # With no names there are no rows; polars answers an empty mapping with the input column
+        # (String, whatever return_dtype says), and the index arithmetic below needs integers.
+        index = (
+            pl.col(entity).replace_strict(names.tolist(), np.arange(len(names)), return_dtype=pl.Int64)
+            if len(names)
+            else pl.lit(None, dtype=pl.Int64)
+        )
         rows = (
             frame.filter(pl.col(entity).is_not_null() & pl.col("game_date").is_not_null())
             .with_columns(
-                pl.col(entity)
-                .replace_strict(names.tolist(), np.arange(len(names)), return_dtype=pl.Int64)
-                .alias("entity"),
+                index.alias("entity"),
                 pl.col("game_date").cast(pl.Int64).alias("day"),
             )
             .sort(["entity", "game_date", "game_id"])
