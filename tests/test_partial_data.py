@@ -28,7 +28,8 @@ from domain.sports import SPORTS
 from domain.tables import tidy
 from domain.tables.schemas import GAMES, ODDS_SNAPSHOTS, PLAYER_BOX, TEAM_BOX
 from pipelines.jobs import analyses_job, range_tags
-from stores.lake import Lake, table_key
+from stores.lake import Lake
+from stores.layout import table_key
 from stores.registry import RegistryStore
 
 NBA, NFL = "basketball_nba", "americanfootball_nfl"
