@@ -101,7 +101,10 @@ def _process(store: DatasetStore, dataset_id: str, version: int, now: dt.datetim
     "the inbox; stores each version's typed rows, keyed, in the warehouse (small) or the lake.",
 )
 def datasets(
-    context: dg.AssetExecutionContext, config: DatasetsConfig, lake: Lake, warehouse: Warehouse
+    context: dg.AssetExecutionContext,
+    config: DatasetsConfig,
+    lake: dg.ResourceParam[Lake],
+    warehouse: dg.ResourceParam[Warehouse],
 ) -> dg.MaterializeResult:
     """Process the given inbox objects into the table, or rebuild it from every object."""
     store = DatasetStore(lake, warehouse.directory)
@@ -173,7 +176,9 @@ def datasets(
     "and Data Docs page, and fails if GE's verdict on any rule differs from the fast path's.",
 )
 def great_expectations_suite(
-    context: dg.AssetCheckExecutionContext, lake: Lake, warehouse: Warehouse
+    context: dg.AssetCheckExecutionContext,
+    lake: dg.ResourceParam[Lake],
+    warehouse: dg.ResourceParam[Warehouse],
 ) -> dg.AssetCheckResult:
     # Imported here: great-expectations takes seconds to import, and only this check needs it.
     from services.dataset_quality import fast_verdicts, ge_verdicts, validate_with_ge
@@ -231,7 +236,9 @@ def great_expectations_suite(
     minimum_interval_seconds=30,
     description="Processes new dataset uploads, edits and deletions from the inbox into the datasets table.",
 )
-def dataset_inbox_sensor(context: dg.SensorEvaluationContext, lake: Lake) -> dg.SensorResult | dg.SkipReason:
+def dataset_inbox_sensor(
+    context: dg.SensorEvaluationContext, lake: dg.ResourceParam[Lake]
+) -> dg.SensorResult | dg.SkipReason:
     # A run reads, then rewrites the table: two at once would lose one's rows. The tick after the
     # running one ends takes every object that arrived meanwhile.
     if context.instance.get_runs(dg.RunsFilter(tags=RUN_TAGS, statuses=_UNFINISHED), limit=1):

@@ -83,7 +83,7 @@ class SubscriptionsConfig(dg.Config):
     "(trial, active, cancelled, expired), start, trial end and next billing date.",
 )
 def subscriptions(
-    context: dg.AssetExecutionContext, config: SubscriptionsConfig, lake: Lake
+    context: dg.AssetExecutionContext, config: SubscriptionsConfig, lake: dg.ResourceParam[Lake]
 ) -> dg.MaterializeResult:
     store = SubscriptionStore(lake)
     if config.keys:
@@ -148,7 +148,9 @@ def performance_history(lake: Lake, sports: list[str]) -> tuple[pl.DataFrame, li
     "three consecutive failing daily evaluations. Appends subscribers' notifications (new versions, "
     "suspensions) to the notifications outbox.",
 )
-def model_status(context: dg.AssetExecutionContext, config: SportsConfig, lake: Lake) -> dg.MaterializeResult:
+def model_status(
+    context: dg.AssetExecutionContext, config: SportsConfig, lake: dg.ResourceParam[Lake]
+) -> dg.MaterializeResult:
     now = dt.datetime.now(dt.UTC)
     versions = read_model_versions(lake)
     latest = latest_versions(versions)
@@ -226,7 +228,7 @@ def _subscription_objects(lake: Lake) -> Iterator[tuple[str, float]]:
     description="Folds new free subscription events and Stripe events into the subscriptions table.",
 )
 def subscriptions_inbox_sensor(
-    context: dg.SensorEvaluationContext, lake: Lake
+    context: dg.SensorEvaluationContext, lake: dg.ResourceParam[Lake]
 ) -> dg.SensorResult | dg.SkipReason:
     def run_config(keys: list[str]) -> dict:
         run_keys = keys if len(keys) <= MAX_KEYS_PER_RUN else []  # a huge backlog: full rebuild
@@ -241,7 +243,9 @@ def subscriptions_inbox_sensor(
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Re-evaluates listing statuses when an operator records a review of a paid model.",
 )
-def review_inbox_sensor(context: dg.SensorEvaluationContext, lake: Lake) -> dg.SensorResult | dg.SkipReason:
+def review_inbox_sensor(
+    context: dg.SensorEvaluationContext, lake: dg.ResourceParam[Lake]
+) -> dg.SensorResult | dg.SkipReason:
     return _inbox_request(context, lake.list_objects(REVIEWS_PREFIX), REVIEW_RUN_TAGS)
 
 

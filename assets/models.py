@@ -57,7 +57,7 @@ class ModelVersionsConfig(dg.Config):
     description="One row per model version (configuration, sharing, status), built from the inbox.",
 )
 def model_versions(
-    context: dg.AssetExecutionContext, config: ModelVersionsConfig, lake: Lake
+    context: dg.AssetExecutionContext, config: ModelVersionsConfig, lake: dg.ResourceParam[Lake]
 ) -> dg.MaterializeResult:
     """Merge the given inbox objects into the table, or rebuild it from every object."""
     store = RegistryStore(lake)
@@ -116,7 +116,9 @@ def new_inbox_objects(
     minimum_interval_seconds=30,
     description="Merges new model versions and archive markers from the inbox into model_versions.",
 )
-def model_inbox_sensor(context: dg.SensorEvaluationContext, lake: Lake) -> dg.SensorResult | dg.SkipReason:
+def model_inbox_sensor(
+    context: dg.SensorEvaluationContext, lake: dg.ResourceParam[Lake]
+) -> dg.SensorResult | dg.SkipReason:
     # Merges read, then rewrite the table: two at once would lose one's rows. The tick after the
     # running merge ends takes every object that arrived meanwhile.
     if context.instance.get_runs(dg.RunsFilter(tags=RUN_TAGS, statuses=_UNFINISHED), limit=1):

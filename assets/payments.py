@@ -21,7 +21,7 @@ from assets.models import _UNFINISHED, new_inbox_objects
 from domain.money.earnings import creator_balances as balances_of
 from domain.money.ledger import balances, unbalanced
 from domain.money.payouts import PAYOUT_MINIMUM_CENTS
-from resources.payments import Payments
+from services.payments import Payments
 from stores.lake import Lake, table_key
 from stores.ledger import ledger_sources, post_inbox, read_ledger, unread_keys
 from stores.payouts import pay_month
@@ -67,7 +67,7 @@ def ledger_problems(entries: pl.DataFrame) -> list[str]:
         )
     ],
 )
-def ledger(context: dg.AssetExecutionContext, lake: Lake) -> dg.MaterializeResult:
+def ledger(context: dg.AssetExecutionContext, lake: dg.ResourceParam[Lake]) -> dg.MaterializeResult:
     run = post_inbox(lake, dt.datetime.now(dt.UTC))
     pending = run.pending
     for key, reason in pending.select("key", "reason").iter_rows():
@@ -100,7 +100,7 @@ def ledger(context: dg.AssetExecutionContext, lake: Lake) -> dg.MaterializeResul
     description="Per creator: revenue share earned, refunds and disputes, payouts transferred, balance "
     "(derived from the ledger, never stored anywhere else).",
 )
-def creator_balances(lake: Lake) -> dg.MaterializeResult:
+def creator_balances(lake: dg.ResourceParam[Lake]) -> dg.MaterializeResult:
     table = balances_of(read_ledger(lake))
     lake.write_parquet(BALANCES_KEY, table)
     return dg.MaterializeResult(
@@ -123,7 +123,9 @@ def creator_balances(lake: Lake) -> dg.MaterializeResult:
     "carry over and negative ones net off later payouts.",
 )
 def payouts(
-    context: dg.AssetExecutionContext, lake: Lake, payments: dg.ResourceParam[Payments | None]
+    context: dg.AssetExecutionContext,
+    lake: dg.ResourceParam[Lake],
+    payments: dg.ResourceParam[Payments | None],
 ) -> dg.MaterializeResult:
     month = context.partition_key
     entries = read_ledger(lake)
@@ -161,7 +163,9 @@ def payouts(
     minimum_interval_seconds=30,
     description="Posts new verified Stripe events and recorded payout transfers onto the ledger.",
 )
-def stripe_inbox_sensor(context: dg.SensorEvaluationContext, lake: Lake) -> dg.SensorResult | dg.SkipReason:
+def stripe_inbox_sensor(
+    context: dg.SensorEvaluationContext, lake: dg.ResourceParam[Lake]
+) -> dg.SensorResult | dg.SkipReason:
     # A run reads the ledger, then rewrites the months it adds to: two at once could lose entries.
     if context.instance.get_runs(dg.RunsFilter(tags=RUN_TAGS, statuses=_UNFINISHED), limit=1):
         return dg.SkipReason("the previous ledger run has not finished")

@@ -30,7 +30,7 @@ from domain.money.subscriptions import (
     status_of,
     subscription_metadata,
 )
-from resources.payments import Payments
+from services.payments import Payments
 from stores.lake import Lake
 
 PRICES_PREFIX = "inbox/stripe/prices/"

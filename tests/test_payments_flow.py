@@ -31,12 +31,12 @@ from cli.demo_payments import DEMO_WEBHOOK_SECRET, deliver, demo_events
 from cli.main import main
 from domain.money.ledger import PLATFORM, unbalanced
 from domain.money.subscriptions import subscription_metadata, subscription_states
-from resources.payments import Payments
 from services.paid_subscriptions import (
     NoPaidSubscriptionError,
     cancel_paid_subscription,
     start_paid_subscription,
 )
+from services.payments import Payments
 from stores.lake import Lake
 from stores.ledger import post_inbox, read_inbox_state, read_ledger
 from stores.payouts import is_transfer_key, pay_month, read_payout_records
