@@ -19,8 +19,8 @@ from api.errors import error_response, install_error_handlers
 from api.routes import creators, datasets, execution, games, health, marketplace, models, webhooks
 from api.serving import NoSnapshotError, ServingStore
 from api.settings import ApiSettings
-from resources.payments import Payments
 from services.on_demand import ExecutionLimits
+from services.payments import Payments
 from stores.datasets import DatasetStore
 from stores.lake import Lake
 from stores.registry import RegistryStore

@@ -1,4 +1,4 @@
-"""Stripe for the API: the ``Payments`` resource, built from the environment on first use.
+"""Stripe for the API: the plain ``Payments`` client, built from the environment on first use.
 
 ``create_app(payments=...)`` may pass one (tests do); otherwise the first request that needs Stripe
 builds it from ``STRIPE_API_KEY``, ``STRIPE_WEBHOOK_SECRET`` and ``STRIPE_API_BASE``, so importing
@@ -15,14 +15,14 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from api.errors import ApiError
-from resources.payments import Payments
+from services.payments import API_KEY_ENV, WEBHOOK_SECRET_ENV, Payments
 
-_SECRETS = ("STRIPE_API_KEY", "STRIPE_WEBHOOK_SECRET")
+_SECRETS = (API_KEY_ENV, WEBHOOK_SECRET_ENV)
 _build = threading.Lock()
 
 
 def get_payments(request: Request) -> Payments:
-    """FastAPI dependency: the app's Stripe resource (``app.state.payments``)."""
+    """FastAPI dependency: the app's Stripe client (``app.state.payments``)."""
     state = request.app.state
     with _build:
         if getattr(state, "payments", None) is None:
@@ -33,7 +33,7 @@ def get_payments(request: Request) -> Payments:
                     "payments_not_configured",
                     f"payments are not configured on this server: set {' and '.join(missing)}",
                 )
-            state.payments = Payments.from_env().process_config_and_initialize()
+            state.payments = Payments.from_env()
     return state.payments
 
 

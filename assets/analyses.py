@@ -115,7 +115,9 @@ models merge into a day's object, so two writers at once could lose one's rows."
     backfill_policy=dg.BackfillPolicy.single_run(),
     pool=ANALYSES_POOL,
 )
-def analyses(context: dg.AssetExecutionContext, config: AnalysesConfig, lake: Lake) -> dg.MaterializeResult:
+def analyses(
+    context: dg.AssetExecutionContext, config: AnalysesConfig, lake: dg.ResourceParam[Lake]
+) -> dg.MaterializeResult:
     _, _, days = partition_days(context)
     versions = due_versions(read_model_versions(lake), config.model_ids)
     started, now = time.monotonic(), dt.datetime.now(dt.UTC)

@@ -98,7 +98,10 @@ def _process(store: DatasetStore, dataset_id: str, version: int, now: dt.datetim
     "the inbox; stores each version's typed rows, keyed, in the warehouse (small) or the lake.",
 )
 def datasets(
-    context: dg.AssetExecutionContext, config: DatasetsConfig, lake: Lake, warehouse: Warehouse
+    context: dg.AssetExecutionContext,
+    config: DatasetsConfig,
+    lake: dg.ResourceParam[Lake],
+    warehouse: dg.ResourceParam[Warehouse],
 ) -> dg.MaterializeResult:
     """Process the given inbox objects into the table, or rebuild it from every object."""
     store = DatasetStore(lake, warehouse.directory)
@@ -170,7 +173,9 @@ def datasets(
     "and Data Docs page, and fails if GE's verdict on any rule differs from the fast path's.",
 )
 def great_expectations_suite(
-    context: dg.AssetCheckExecutionContext, lake: Lake, warehouse: Warehouse
+    context: dg.AssetCheckExecutionContext,
+    lake: dg.ResourceParam[Lake],
+    warehouse: dg.ResourceParam[Warehouse],
 ) -> dg.AssetCheckResult:
     # Imported here: great-expectations takes seconds to import, and only this check needs it.
     from services.dataset_quality import fast_verdicts, ge_verdicts, validate_with_ge

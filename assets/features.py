@@ -56,7 +56,7 @@ FEATURES: dict[str, tuple[Callable[[Tables, str, list[dt.date]], pl.DataFrame], 
     partitions_def=daily_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
 )
-def features(context: dg.AssetExecutionContext, config: SportsConfig, lake: Lake):
+def features(context: dg.AssetExecutionContext, config: SportsConfig, lake: dg.ResourceParam[Lake]):
     """All four feature tables from one load of the tidy tables per sport."""
     start, end, days = partition_days(context)
     outputs: dict[str, list[pl.DataFrame]] = {name: [] for name in FEATURES}

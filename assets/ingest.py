@@ -57,7 +57,7 @@ def write_raw(
 def raw_feeds(
     context: dg.AssetExecutionContext,
     config: SportsConfig,
-    lake: Lake,
+    lake: dg.ResourceParam[Lake],
     odds_feed: OddsFeed,
     stats_feed: StatsFeed,
 ):
@@ -152,7 +152,9 @@ def _tidy_asset(table: str) -> dg.AssetsDefinition:
         partitions_def=daily_partitions,
         backfill_policy=_backfill,
     )
-    def _asset(context: dg.AssetExecutionContext, config: SportsConfig, lake: Lake) -> dg.MaterializeResult:
+    def _asset(
+        context: dg.AssetExecutionContext, config: SportsConfig, lake: dg.ResourceParam[Lake]
+    ) -> dg.MaterializeResult:
         _, _, days = partition_days(context)
         frames, written = [], {}
         for sport in config.sports:

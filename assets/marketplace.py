@@ -76,7 +76,7 @@ class SubscriptionsConfig(dg.Config):
     "(trial, active, cancelled, expired), start, trial end and next billing date.",
 )
 def subscriptions(
-    context: dg.AssetExecutionContext, config: SubscriptionsConfig, lake: Lake
+    context: dg.AssetExecutionContext, config: SubscriptionsConfig, lake: dg.ResourceParam[Lake]
 ) -> dg.MaterializeResult:
     store = SubscriptionStore(lake)
     if config.keys:
@@ -141,7 +141,9 @@ def performance_history(lake: Lake, sports: list[str]) -> tuple[pl.DataFrame, li
     "three consecutive failing daily evaluations. Appends subscribers' notifications (new versions, "
     "suspensions) to the notifications outbox.",
 )
-def model_status(context: dg.AssetExecutionContext, config: SportsConfig, lake: Lake) -> dg.MaterializeResult:
+def model_status(
+    context: dg.AssetExecutionContext, config: SportsConfig, lake: dg.ResourceParam[Lake]
+) -> dg.MaterializeResult:
     now = dt.datetime.now(dt.UTC)
     versions = read_model_versions(lake)
     latest = latest_versions(versions)

@@ -2,9 +2,10 @@
 
 ``dbt build`` makes staging views over the lake's Parquet, the ``leaderboard``, ``creator_summary``,
 ``model_subscribers`` and ``monthly_revenue`` tables and runs their tests (Dagster asset checks), in
-the DuckDB file that ``ODDSFORGE_DBT_DUCKDB`` names (default ``data/warehouse/marts.duckdb``): one
-variable for the profile and this asset. dbt's sources map to the upstream assets ``model_versions``,
-``model_performance``, ``settled_picks``, ``subscriptions`` and ``ledger``.
+the DuckDB file of the ``marts_duckdb`` resource (dagster-duckdb's ``DuckDBResource``, whose path is
+``ODDSFORGE_DBT_DUCKDB``: one variable for the profile and the resource). dbt's sources map to the
+upstream assets ``model_versions``, ``model_performance``, ``settled_picks``, ``subscriptions`` and
+``ledger``.
 
 The manifest is never committed (``target/`` is ignored): loading this module parses the project
 when the manifest is missing or older than a project file (``dbt parse`` is offline and takes a few
@@ -15,7 +16,6 @@ No ``from __future__ import annotations`` here: Dagster reads resource annotatio
 """
 
 import json
-import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,13 +23,12 @@ from typing import Any
 
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
+from dagster_duckdb import DuckDBResource
 
 from domain.marketplace.performance import MIN_GRADED, ROLLING_DAYS, WILSON_Z
 from stores.lake import Lake, httpfs_extension_path
 
 DBT_DIR = Path(__file__).resolve().parents[1] / "dbt_project"
-MARTS_ENV = "ODDSFORGE_DBT_DUCKDB"
-DEFAULT_MARTS = "data/warehouse/marts.duckdb"
 _GENERATED = {"target", "logs"}
 
 dbt_project = DbtProject(project_dir=DBT_DIR, profiles_dir=DBT_DIR)
@@ -65,9 +64,9 @@ def prepare_manifest(project: DbtProject) -> Path:
     return project.manifest_path
 
 
-def marts_path() -> Path:
-    """The marts DuckDB file, absolute (read at run time; relative paths from the working folder)."""
-    return Path(os.environ.get(MARTS_ENV, DEFAULT_MARTS)).resolve()
+def marts_path(marts_duckdb: DuckDBResource) -> Path:
+    """The marts DuckDB file, absolute (relative paths from the working folder)."""
+    return Path(marts_duckdb.database).resolve()
 
 
 def dbt_vars(lake: Lake, duckdb_path: Path) -> dict[str, Any]:
@@ -115,9 +114,14 @@ class MartsTranslator(DagsterDbtTranslator):
     dagster_dbt_translator=MartsTranslator(),
     name="marts",
 )
-def marts(context: dg.AssetExecutionContext, dbt: DbtCliResource, lake: Lake) -> Iterator[Any]:
+def marts(
+    context: dg.AssetExecutionContext,
+    dbt: DbtCliResource,
+    lake: dg.ResourceParam[Lake],
+    marts_duckdb: DuckDBResource,
+) -> Iterator[Any]:
     """Staging views over the lake and the marketplace marts, with their dbt tests as checks."""
-    duckdb_path = marts_path()
+    duckdb_path = marts_path(marts_duckdb)
     duckdb_path.parent.mkdir(parents=True, exist_ok=True)
     yield from dbt.cli(dbt_build_args(lake, duckdb_path), context=context).stream()
 

@@ -36,7 +36,7 @@ class ModelVersionsConfig(dg.Config):
     description="One row per model version (configuration, sharing, status), built from the inbox.",
 )
 def model_versions(
-    context: dg.AssetExecutionContext, config: ModelVersionsConfig, lake: Lake
+    context: dg.AssetExecutionContext, config: ModelVersionsConfig, lake: dg.ResourceParam[Lake]
 ) -> dg.MaterializeResult:
     """Merge the given inbox objects into the table, or rebuild it from every object."""
     store = RegistryStore(lake)

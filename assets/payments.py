@@ -19,7 +19,7 @@ from assets.common import markdown_table
 from domain.money.earnings import creator_balances as balances_of
 from domain.money.ledger import balances, unbalanced
 from domain.money.payouts import PAYOUT_MINIMUM_CENTS
-from resources.payments import Payments
+from services.payments import Payments
 from stores.lake import Lake
 from stores.layout import STRIPE_EVENTS_INBOX, table_key
 from stores.ledger import post_inbox, read_ledger, unread_keys
@@ -63,7 +63,7 @@ def ledger_problems(entries: pl.DataFrame) -> list[str]:
         )
     ],
 )
-def ledger(context: dg.AssetExecutionContext, lake: Lake) -> dg.MaterializeResult:
+def ledger(context: dg.AssetExecutionContext, lake: dg.ResourceParam[Lake]) -> dg.MaterializeResult:
     run = post_inbox(lake, dt.datetime.now(dt.UTC))
     pending = run.pending
     for key, reason in pending.select("key", "reason").iter_rows():
@@ -96,7 +96,7 @@ def ledger(context: dg.AssetExecutionContext, lake: Lake) -> dg.MaterializeResul
     description="Per creator: revenue share earned, refunds and disputes, payouts transferred, balance "
     "(derived from the ledger, never stored anywhere else).",
 )
-def creator_balances(lake: Lake) -> dg.MaterializeResult:
+def creator_balances(lake: dg.ResourceParam[Lake]) -> dg.MaterializeResult:
     table = balances_of(read_ledger(lake))
     lake.write_parquet(BALANCES_KEY, table)
     return dg.MaterializeResult(
@@ -119,7 +119,9 @@ def creator_balances(lake: Lake) -> dg.MaterializeResult:
     "carry over and negative ones net off later payouts.",
 )
 def payouts(
-    context: dg.AssetExecutionContext, lake: Lake, payments: dg.ResourceParam[Payments | None]
+    context: dg.AssetExecutionContext,
+    lake: dg.ResourceParam[Lake],
+    payments: dg.ResourceParam[Payments | None],
 ) -> dg.MaterializeResult:
     month = context.partition_key
     entries = read_ledger(lake)

@@ -44,7 +44,7 @@ def _read(lake: Lake, table: str, sport: str, days: list[dt.date], schema: dict)
     backfill_policy=dg.BackfillPolicy.single_run(),
 )
 def settled_picks(
-    context: dg.AssetExecutionContext, config: SportsConfig, lake: Lake
+    context: dg.AssetExecutionContext, config: SportsConfig, lake: dg.ResourceParam[Lake]
 ) -> dg.MaterializeResult:
     _, _, days = partition_days(context)
     frames, written = [], {}
@@ -80,7 +80,7 @@ def settled_picks(
     backfill_policy=dg.BackfillPolicy.single_run(),
 )
 def model_performance(
-    context: dg.AssetExecutionContext, config: SportsConfig, lake: Lake
+    context: dg.AssetExecutionContext, config: SportsConfig, lake: dg.ResourceParam[Lake]
 ) -> dg.MaterializeResult:
     _, _, days = partition_days(context)
     frames, written = [], {}
@@ -128,7 +128,7 @@ def model_performance(
     description="Reliability table per model version: confidence bins against the observed win rate "
     "of qualifying picks settled over the last year (plot in the metadata).",
 )
-def model_calibration(config: SportsConfig, lake: Lake) -> dg.MaterializeResult:
+def model_calibration(config: SportsConfig, lake: dg.ResourceParam[Lake]) -> dg.MaterializeResult:
     today = dt.datetime.now(dt.UTC).date()
     since = today - dt.timedelta(days=CALIBRATION_WINDOW_DAYS)
     settled = pl.concat(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import dagster as dg
+from dagster_duckdb import DuckDBResource
 
 from assets.marts import marts_path
 from stores.lake import Lake
@@ -27,8 +28,10 @@ from stores.warehouse import DAILY_SERVED, MART_TABLES, Warehouse
     description="A new read-only DuckDB snapshot of the tables the API serves, swapped in atomically, "
     "with the manifest of the daily tables it reads from the lake.",
 )
-def serving_snapshot(lake: Lake, warehouse: Warehouse) -> dg.MaterializeResult:
-    path, counts = warehouse.publish(lake, dt.datetime.now(dt.UTC), marts_path())
+def serving_snapshot(
+    lake: dg.ResourceParam[Lake], warehouse: dg.ResourceParam[Warehouse], marts_duckdb: DuckDBResource
+) -> dg.MaterializeResult:
+    path, counts = warehouse.publish(lake, dt.datetime.now(dt.UTC), marts_path(marts_duckdb))
     return dg.MaterializeResult(
         metadata={"snapshot": path.name, **{f"rows/{t}": n for t, n in counts.items()}}
     )

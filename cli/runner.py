@@ -150,10 +150,9 @@ def run_demo(progress: Progress) -> dict[str, Any]:
     with a few users' models registered and analysed over it."""
     from cli.demo import publish_demo_models, register_demo_models, subscribe_demo_users
     from cli.demo_payments import DEMO_MONTH, deliver_demo_month
-    from pipelines.definitions import defs
 
     stages: list[dict[str, Any]] = []
-    lake: Lake = defs.resources["lake"]
+    lake = Lake.from_env()
     _timed(
         stages,
         f"ingest sample league {SEASON_START}..{SEASON_END}",
@@ -192,7 +191,7 @@ def run_demo(progress: Progress) -> dict[str, Any]:
     )
     _timed(stages, "calibration and dbt marts", progress, lambda: run_dbt_job("marts_job", progress))
     _timed(stages, "publish serving snapshot", progress, lambda: run_job("serving_job"))
-    warehouse = defs.resources["warehouse"]
+    warehouse = Warehouse.from_env()
     return {
         "leaderboard": leaderboard_rows(warehouse),
         "marketplace": marketplace_rows(warehouse) | {"published": published},
@@ -223,7 +222,7 @@ def run_payouts(month: str, progress: Progress) -> dict[str, Any]:
     if LEDGER_INBOX.running(instance):
         raise UserError("a ledger run is in progress (the Stripe inbox sensor's): retry when it has ended")
     resources = build_resources()
-    lake: Lake = resources["lake"]
+    lake = Lake.from_env()
 
     def post_ledger() -> dg.ExecuteInProcessResult:
         return dg.materialize(

@@ -79,7 +79,7 @@ def remaining_by_sport(metadata: dict[str, object], sports: list[str]) -> dict[s
     "(default 500); below it the check warns and an alert is raised.",
 )
 def odds_api_quota(
-    context: dg.AssetCheckExecutionContext, config: SportsConfig, lake: Lake
+    context: dg.AssetCheckExecutionContext, config: SportsConfig, lake: dg.ResourceParam[Lake]
 ) -> dg.AssetCheckResult:
     event = context.instance.get_latest_materialization_event(dg.AssetKey("raw_odds_snapshots"))
     metadata = dict(event.asset_materialization.metadata) if event and event.asset_materialization else {}
@@ -116,7 +116,7 @@ def odds_api_quota(
     description="Records every failed run as an alert in the lake (tables/alerts/{run_id}.json) and "
     "posts it to ODDSFORGE_ALERT_WEBHOOK when set.",
 )
-def alert_on_run_failure(context: dg.RunFailureSensorContext, lake: Lake) -> None:
+def alert_on_run_failure(context: dg.RunFailureSensorContext, lake: dg.ResourceParam[Lake]) -> None:
     run = context.dagster_run
     errors = {
         e.step_key: e.step_failure_data.error.message.strip() if e.step_failure_data.error else "no message"

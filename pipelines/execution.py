@@ -47,7 +47,7 @@ scheduled_analyses_job = dg.define_asset_job(
     "subscribers (the rest run on demand).",
 )
 def popular_models_schedule(
-    context: dg.ScheduleEvaluationContext, lake: Lake
+    context: dg.ScheduleEvaluationContext, lake: dg.ResourceParam[Lake]
 ) -> dg.RunRequest | dg.SkipReason:
     ids = popular_models(
         read_table(lake, SUBSCRIPTIONS_KEY, SUBSCRIPTIONS), read_table(lake, MODEL_STATUS_KEY, MODEL_STATUS)

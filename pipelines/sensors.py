@@ -145,7 +145,9 @@ def inbox_sensor(inbox: Inbox) -> dg.SensorDefinition:
         default_status=dg.DefaultSensorStatus.RUNNING,
         description=inbox.description,
     )
-    def _sensor(context: dg.SensorEvaluationContext, lake: Lake) -> dg.SensorResult | dg.SkipReason:
+    def _sensor(
+        context: dg.SensorEvaluationContext, lake: dg.ResourceParam[Lake]
+    ) -> dg.SensorResult | dg.SkipReason:
         return inbox_tick(inbox, context, lake)
 
     return _sensor

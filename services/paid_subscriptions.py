@@ -26,7 +26,7 @@ from domain.money.subscriptions import (
     status_of,
     subscription_metadata,
 )
-from resources.payments import Payments
+from services.payments import Payments
 from stores.lake import Lake
 from stores.layout import (
     paid_attempt_key,

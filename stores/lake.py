@@ -5,7 +5,9 @@ S3), so a reader sees the old or the new version of a partition, never a torn on
 what lives under them, are :mod:`stores.layout`'s.
 
 S3 credentials, region and endpoint come from the standard AWS variables (``AWS_ENDPOINT_URL``,
-``AWS_ACCESS_KEY_ID``, ...) through dagster-aws's ``S3Resource``.
+``AWS_ACCESS_KEY_ID``, ...): boto3 resolves them here, and dagster-aws's ``S3Resource`` in the
+pipeline (``resources/lake.py``). A plain class, so that the API and the CLI use the lake without
+importing Dagster.
 """
 
 from __future__ import annotations
@@ -19,33 +21,40 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-import dagster as dg
 import duckdb
 import polars as pl
-from dagster_aws.s3 import S3Resource
-from pydantic import PrivateAttr
 
 from stores.layout import date_of_key, raw_prefix, table_prefix
 
 DEFAULT_ROOT = "data/lake"
+S3_MAX_ATTEMPTS = 5
+"""Attempts per S3 call in boto3's ``standard`` retry mode (what ``S3Resource`` defaults to)."""
 STAMP_SETTLE_SECONDS = 1
 """How long a folder must have stayed unchanged before :meth:`Lake.folder_stamp` vouches for it."""
 
 
-class Lake(dg.ConfigurableResource):
+class Lake:
     """Object store for the lake; usable in assets, the CLI and the API alike."""
 
-    root: str = DEFAULT_ROOT
-    endpoint_url: str | None = None
-    """S3 endpoint; unset means boto3's own resolution (``AWS_ENDPOINT_URL`` or AWS)."""
-    region_name: str | None = None
-
-    _client: Any = PrivateAttr(default=None)
+    def __init__(
+        self,
+        root: str = DEFAULT_ROOT,
+        endpoint_url: str | None = None,
+        region_name: str | None = None,
+        client: Any = None,
+    ) -> None:
+        """``endpoint_url`` and ``region_name`` unset mean boto3's own resolution (``AWS_ENDPOINT_URL``,
+        ``AWS_REGION`` or AWS). ``client`` is an S3 client to use instead of building one (the
+        pipeline's, from ``S3Resource``); a local lake never builds one."""
+        self.root = root
+        self.endpoint_url = endpoint_url
+        self.region_name = region_name
+        self._client = client
 
     @classmethod
     def from_env(cls) -> Lake:
         """The lake that ``ODDSFORGE_LAKE`` names (default ``./data/lake``)."""
-        return cls(root=os.environ.get("ODDSFORGE_LAKE", DEFAULT_ROOT))
+        return cls(root=root_from_env())
 
     # -- addressing -------------------------------------------------------------------------------
     @property
@@ -73,9 +82,7 @@ class Lake(dg.ConfigurableResource):
     @property
     def client(self) -> Any:
         if self._client is None:
-            self._client = S3Resource(
-                endpoint_url=self.endpoint_url, region_name=self.region_name
-            ).get_client()
+            self._client = s3_client(self.endpoint_url, self.region_name)
         return self._client
 
     # -- bytes ------------------------------------------------------------------------------------
@@ -322,3 +329,25 @@ def httpfs_extension_path() -> str:
     if not found:
         raise RuntimeError(f"httpfs extension not found under {base}")
     return str(found[-1])
+
+
+def root_from_env() -> str:
+    """The lake root in ``ODDSFORGE_LAKE`` (default ``./data/lake``), for the lake and its resource."""
+    return os.environ.get("ODDSFORGE_LAKE", DEFAULT_ROOT)
+
+
+def s3_client(endpoint_url: str | None = None, region_name: str | None = None) -> Any:
+    """A boto3 S3 client built as dagster-aws's ``S3Resource`` builds one (default session and
+    credential chain, standard retries), so the lake reaches the same bucket with or without Dagster.
+
+    boto3 is imported here, not at the top: the API on a local lake never needs it.
+    """
+    import boto3
+    from botocore.config import Config
+
+    return boto3.session.Session().client(
+        "s3",
+        endpoint_url=endpoint_url,
+        region_name=region_name,
+        config=Config(retries={"max_attempts": S3_MAX_ATTEMPTS, "mode": "standard"}),
+    )

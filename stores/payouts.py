@@ -26,7 +26,7 @@ import stripe
 
 from domain.money.earnings import PAYOUT_RECORDS, records_frame
 from domain.money.payouts import PAYOUTS, PayoutPlan, month_bounds, payout_key, plan_payouts
-from resources.payments import Payments
+from services.payments import Payments
 from stores.lake import Lake
 from stores.layout import (
     PAYOUTS_INBOX,

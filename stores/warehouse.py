@@ -5,6 +5,11 @@ nothing here ever writes a file that someone else reads: analysts' views live in
 their own (in memory, over the lake's Parquet), and the API reads *serving snapshots*: a new DuckDB
 file per publication, then an atomic swap of the ``CURRENT`` pointer. Old snapshots are kept a
 while so readers that still hold them finish undisturbed.
+
+Each publication attaches its new file to one DuckDB connection that holds the lake's views; in the
+pipeline that connection comes from dagster-duckdb's ``DuckDBResource`` (``resources/warehouse.py``),
+so its DuckDB settings are configured like any other resource. A plain class: the API imports this
+module's table names without importing Dagster.
 """
 
 from __future__ import annotations
@@ -12,10 +17,10 @@ from __future__ import annotations
 import datetime as dt
 import os
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, suppress
 from pathlib import Path
 
-import dagster as dg
 import duckdb
 import polars as pl
 
@@ -180,23 +185,42 @@ def partition_manifest(lake: Lake) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=PARTITIONS, orient="row")
 
 
-def lake_connection(lake: Lake, database: str = ":memory:") -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection with a view per lake table, for analysts and builders."""
-    con = duckdb.connect(database)
+def create_lake_views(con: duckdb.DuckDBPyConnection, lake: Lake) -> None:
+    """A view per lake table in ``con``'s current database."""
     lake.configure_duckdb(con)
     for name in LAKE_TABLES:
         con.execute(view_sql(lake, name))
+
+
+def lake_connection(lake: Lake) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection with a view per lake table, for analysts and builders."""
+    con = duckdb.connect()
+    create_lake_views(con, lake)
     return con
 
 
-class Warehouse(dg.ConfigurableResource):
+def directory_from_env() -> str:
+    """The warehouse folder in ``ODDSFORGE_WAREHOUSE_DIR`` (default ``./data/warehouse``)."""
+    return os.environ.get("ODDSFORGE_WAREHOUSE_DIR", DEFAULT_DIR)
+
+
+Connect = Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]
+"""Opens the connection a publication works in (``duckdb.connect`` or ``DuckDBResource.get_connection``)."""
+
+
+class Warehouse:
     """Where serving snapshots are published (always a local directory: DuckDB files need a disk)."""
 
-    directory: str = DEFAULT_DIR
+    def __init__(self, directory: str = DEFAULT_DIR, connect: Connect = duckdb.connect) -> None:
+        """``connect()`` opens the connection each publication works in; its new snapshot file is
+        attached to it, so the connection's own database (in memory by default) only holds the
+        lake's views."""
+        self.directory = directory
+        self.connect = connect
 
     @classmethod
     def from_env(cls) -> Warehouse:
-        return cls(directory=os.environ.get("ODDSFORGE_WAREHOUSE_DIR", DEFAULT_DIR))
+        return cls(directory=directory_from_env())
 
     @property
     def serving_dir(self) -> Path:
@@ -209,31 +233,24 @@ class Warehouse(dg.ConfigurableResource):
         name = serving_snapshot_name(now, uuid.uuid4().hex[:8])
         path = self.serving_dir / name
         counts: dict[str, int] = {}
-        with lake_connection(lake, str(path)) as con:
+        with self.connect() as con:
+            create_lake_views(con, lake)
+            con.execute(f"ATTACH '{path}' AS snapshot")
             for table in SERVING_TABLES:
-                con.execute(f'CREATE TABLE "{table}_t" AS SELECT * FROM "{table}"')
-                con.execute(f'DROP VIEW "{table}"')
-                con.execute(f'ALTER TABLE "{table}_t" RENAME TO "{table}"')
-                counts[table] = con.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]
+                counts[table] = _copy(con, table, f'SELECT * FROM "{table}"')
             manifest = partition_manifest(lake)
             con.register("_manifest", manifest.to_arrow())
-            con.execute(f'CREATE TABLE "{PARTITIONS_TABLE}" AS SELECT * FROM _manifest ORDER BY ALL')
+            counts[PARTITIONS_TABLE] = _copy(con, PARTITIONS_TABLE, "SELECT * FROM _manifest ORDER BY ALL")
             con.unregister("_manifest")
-            counts[PARTITIONS_TABLE] = manifest.height
-            for view in set(LAKE_TABLES) - set(SERVING_TABLES):
-                con.execute(f'DROP VIEW IF EXISTS "{view}"')
             if marts is not None and marts.exists():
                 con.execute(f"ATTACH '{marts}' AS marts (READ_ONLY)")
                 for table in MART_TABLES:
-                    con.execute(f'CREATE TABLE "{table}" AS SELECT * FROM marts.main."{table}"')
-                    counts[table] = con.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]
+                    counts[table] = _copy(con, table, f'SELECT * FROM marts.main."{table}"')
                 con.execute("DETACH marts")
-            try:
-                con.execute(f'CREATE TABLE "{LISTING_TABLE}" AS {LISTING_SQL}')
-                counts[LISTING_TABLE] = con.execute(f'SELECT count(*) FROM "{LISTING_TABLE}"').fetchone()[0]
-            except duckdb.CatalogException:  # no marts yet (a fresh lake): the API lists nothing
-                pass
-            con.execute("CHECKPOINT")
+            con.execute("USE snapshot")  # the listing joins the snapshot's tables, not the lake's views
+            with suppress(duckdb.CatalogException):  # no marts yet (a fresh lake): the API lists nothing
+                counts[LISTING_TABLE] = _copy(con, LISTING_TABLE, LISTING_SQL)
+            con.execute("CHECKPOINT snapshot")
         pointer = self.serving_dir / SERVING_POINTER
         tmp = self.serving_dir / f".{SERVING_POINTER}.{uuid.uuid4().hex}"
         tmp.write_text(name)
@@ -250,3 +267,9 @@ class Warehouse(dg.ConfigurableResource):
         for path in old[: max(0, len(old) - (KEEP_SNAPSHOTS - 1))]:
             path.unlink(missing_ok=True)
             Path(f"{path}.wal").unlink(missing_ok=True)
+
+
+def _copy(con: duckdb.DuckDBPyConnection, table: str, query: str) -> int:
+    """Create ``table`` in the snapshot from ``query``; returns its row count."""
+    con.execute(f'CREATE TABLE snapshot."{table}" AS {query}')
+    return con.execute(f'SELECT count(*) FROM snapshot."{table}"').fetchone()[0]

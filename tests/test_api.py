@@ -7,6 +7,8 @@ import datetime as dt
 import json
 import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -531,6 +533,17 @@ def test_concurrent_requests_during_swaps_never_fail(tmp_path: Path) -> None:
     assert failures == []
     assert spreads[-1] in seen
     assert seen <= set(spreads)
+
+
+# --- imports ---
+
+
+def test_importing_the_api_does_not_import_dagster() -> None:
+    """The API uses the plain lake, warehouse and Stripe classes; Dagster (seconds to import) is the
+    pipeline's alone. A fresh interpreter: this session has imported Dagster long ago."""
+    script = "import api.app, sys; assert 'dagster' not in sys.modules"
+    proc = subprocess.run([sys.executable, "-c", script], cwd=os.getcwd(), capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
 
 
 # --- settings ---

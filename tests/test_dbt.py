@@ -18,7 +18,6 @@ from dbt.cli.main import dbtRunner
 
 from assets.marts import (
     DBT_DIR,
-    MARTS_ENV,
     dbt_build_args,
     dbt_resource,
     manifest_stale,
@@ -37,6 +36,7 @@ from domain.marketplace.performance import (
 from domain.models.registry import MODEL_VERSIONS
 from domain.money.subscriptions import SUBSCRIPTIONS
 from domain.tables.schemas import conform
+from resources.settings import MARTS_ENV, marts_duckdb
 from stores.lake import Lake
 from stores.layout import table_key
 
@@ -194,7 +194,8 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp / "warehouse" / "marts.duckdb"
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv(MARTS_ENV, str(path))
-        result = dg.materialize([marts], resources={"dbt": dbt_resource(), "lake": lake})
+        resources = {"dbt": dbt_resource(), "lake": lake, "marts_duckdb": marts_duckdb()}
+        result = dg.materialize([marts], resources=resources)
     assert result.success
     checks = result.get_asset_check_evaluations()
     assert checks and all(c.passed for c in checks)

@@ -13,6 +13,7 @@ from assets.ingest import ingest_assets
 from assets.serving import serving_snapshot
 from resources.feeds import NoStatsFeed
 from resources.sample_feed import SampleLeagueFeed
+from resources.settings import marts_duckdb
 from stores.lake import Lake
 from stores.layout import table_key
 from stores.warehouse import Warehouse, lake_connection
@@ -26,6 +27,7 @@ def _resources(lake: Lake, tmp_path) -> dict:
         "warehouse": Warehouse(directory=str(tmp_path / "wh")),
         "odds_feed": SampleLeagueFeed(),
         "stats_feed": SampleLeagueFeed(),
+        "marts_duckdb": marts_duckdb(),
     }
 
 

@@ -29,7 +29,7 @@ from assets.marketplace import (
     model_status,
     subscriptions,
 )
-from assets.marts import MARTS_ENV, dbt_resource, marts
+from assets.marts import dbt_resource, marts
 from assets.models import model_versions
 from assets.performance import model_performance, settled_picks
 from assets.serving import serving_snapshot
@@ -58,6 +58,7 @@ from pipelines.execution import (
 from pipelines.jobs import range_tags
 from pipelines.sensors import review_inbox_sensor, subscriptions_inbox_sensor
 from resources.sample_feed import SampleLeagueFeed
+from resources.settings import MARTS_ENV, marts_duckdb
 from services.on_demand import ExecutionLimits
 from stores.lake import Lake
 from stores.layout import analyses_cache_key, table_key
@@ -182,6 +183,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             "odds_feed": SampleLeagueFeed(),
             "stats_feed": SampleLeagueFeed(),
             "dbt": dbt_resource(),
+            "marts_duckdb": marts_duckdb(),
         },
     )
     app = create_app(settings_for(root / "warehouse"), lake=lake)
@@ -606,6 +608,7 @@ def test_new_analyses_flow_to_settlement_without_a_click(tmp_path: Path) -> None
             "warehouse": Warehouse(directory=str(tmp_path / "warehouse")),
             "odds_feed": SampleLeagueFeed(),
             "stats_feed": SampleLeagueFeed(),
+            "marts_duckdb": marts_duckdb(),
         },
     )
     instance = dg.DagsterInstance.ephemeral()

@@ -17,7 +17,6 @@ import dagster as dg
 import httpx
 import polars as pl
 import pytest
-from pydantic import PrivateAttr
 
 from api.app import create_app
 from api.auth import mint_token
@@ -233,7 +232,9 @@ class RacingLake(Lake):
     """A real local lake whose create of one chosen key waits until two writers arrive, so both
     concurrent requests have read the latest version before either creates the next one."""
 
-    _races: dict[str, threading.Barrier] = PrivateAttr(default_factory=dict)
+    def __init__(self, root: str) -> None:
+        super().__init__(root=root)
+        self._races: dict[str, threading.Barrier] = {}
 
     def race_on(self, key: str) -> None:
         self._races[key] = threading.Barrier(2, timeout=5)

@@ -1,4 +1,4 @@
-"""Stripe: webhook signatures, the event inbox, and the Payments resource through the official SDK
+"""Stripe: webhook signatures, the event inbox, and the Payments client through the official SDK
 against a local server that checks every request against Stripe's OpenAPI description."""
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ import pytest
 import stripe
 
 from domain.money.subscriptions import subscription_metadata
-from resources.payments import Payments
+from resources.payments import PaymentsResource
+from services.payments import Payments
 from stores.lake import Lake
 from stores.layout import STRIPE_EVENTS_INBOX, stripe_event_key
 from stores.stripe_events import (
@@ -271,14 +272,14 @@ def test_payments_from_env_resolves_secrets_at_run_time(
     monkeypatch.setenv("STRIPE_API_KEY", stripe_server.api_key)
     monkeypatch.setenv("STRIPE_WEBHOOK_SECRET", SECRET)
     monkeypatch.setenv("STRIPE_API_BASE", stripe_server.url)
-    unresolved = Payments.from_env()
-    with pytest.raises(RuntimeError, match="process_config_and_initialize"):
-        _ = unresolved.client
+    unresolved = PaymentsResource.from_env()
+    assert isinstance(unresolved.api_key, dg.EnvVar)  # the secret itself is read only when a run starts
 
     @dg.asset
-    def connect_account(payments: Payments) -> str:
+    def connect_account(payments: dg.ResourceParam[Payments]) -> str:
         return payments.ensure_connect_account("c7")
 
     result = dg.materialize([connect_account], resources={"payments": unresolved})
     assert result.output_for_node("connect_account") == stripe_server.objects("account")[0]["id"]
-    assert Payments.from_env().process_config_and_initialize().webhook_secret == SECRET
+    assert PaymentsResource.from_env().process_config_and_initialize().webhook_secret == SECRET
+    assert Payments.from_env().webhook_secret == SECRET  # the API's, without Dagster

@@ -32,12 +32,12 @@ from cli.main import main
 from domain.money.ledger import PLATFORM, unbalanced
 from domain.money.subscriptions import subscription_metadata, subscription_states
 from pipelines.sensors import stripe_inbox_sensor
-from resources.payments import Payments
 from services.paid_subscriptions import (
     NoPaidSubscriptionError,
     cancel_paid_subscription,
     start_paid_subscription,
 )
+from services.payments import Payments
 from stores.lake import Lake
 from stores.layout import STRIPE_EVENTS_INBOX, is_payout_transfer_key
 from stores.ledger import post_inbox, read_inbox_state, read_ledger
