@@ -19,6 +19,7 @@ from api.errors import error_response, install_error_handlers
 from api.routes import creators, datasets, execution, games, health, marketplace, models, webhooks
 from api.serving import NoSnapshotError, ServingStore
 from api.settings import ApiSettings
+from domain.datasets.registry import DatasetLimits
 from resources.payments import Payments
 from services.on_demand import ExecutionLimits
 from stores.datasets import DatasetStore
@@ -85,6 +86,7 @@ def create_app(
     app.state.registry = RegistryStore(lake)
     app.state.payments = payments
     app.state.datasets = DatasetStore(lake, settings.warehouse_dir)
+    app.state.dataset_limits = DatasetLimits()
     app.state.subscriptions = SubscriptionStore(lake)
     app.state.execution = ExecutionLimits()
     app.state.clock = utc_now  # the one clock of every route (api/clock.py); tests replace it
