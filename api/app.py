@@ -6,7 +6,6 @@ environment and opens nothing; the serving snapshot itself is opened by the firs
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,10 +14,12 @@ from importlib.metadata import PackageNotFoundError, version
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from api.clock import utc_now
 from api.errors import error_response, install_error_handlers
 from api.routes import creators, datasets, execution, games, health, marketplace, models, webhooks
 from api.serving import NoSnapshotError, ServingStore
 from api.settings import ApiSettings
+from domain.datasets.registry import DatasetLimits
 from services.on_demand import ExecutionLimits
 from services.payments import Payments
 from stores.datasets import DatasetStore
@@ -54,11 +55,6 @@ async def _no_snapshot(_: Request, exc: NoSnapshotError) -> JSONResponse:
     )
 
 
-def _utc_now() -> dt.datetime:
-    """The API's clock (``app.state.clock``; tests replace it to move time)."""
-    return dt.datetime.now(dt.UTC)
-
-
 def create_app(
     settings: ApiSettings | None = None, lake: Lake | None = None, payments: Payments | None = None
 ) -> FastAPI:
@@ -90,9 +86,10 @@ def create_app(
     app.state.registry = RegistryStore(lake)
     app.state.payments = payments
     app.state.datasets = DatasetStore(lake, settings.warehouse_dir)
+    app.state.dataset_limits = DatasetLimits()
     app.state.subscriptions = SubscriptionStore(lake)
     app.state.execution = ExecutionLimits()
-    app.state.clock = _utc_now
+    app.state.clock = utc_now  # the one clock of every route (api/clock.py); tests replace it
     install_error_handlers(app)
     app.add_exception_handler(NoSnapshotError, _no_snapshot)  # type: ignore[arg-type]
     app.include_router(health.router)

@@ -10,8 +10,10 @@ version supersedes the older ones (their data is removed); a deleted dataset's d
 
 The great-expectations suite is slow (seconds to a minute per dataset), so it never runs on a
 request: it is this asset's check, run after each materialisation on the versions it processed. It
-keeps GE's result and Data Docs page next to the report, and fails when GE's verdict on any rule
-differs from the fast path's (the two implementations must agree; the score is the fast path's).
+reads each version as the asset stored it (typed rows, with the text of the cells that did not
+parse), not the upload, keeps GE's result and Data Docs page next to the report, and fails when
+GE's verdict on any rule differs from the stored fast-path report's (the two implementations must
+agree; the score is the fast path's).
 
 No ``from __future__ import annotations`` here: Dagster reads the ``config`` parameter's annotation
 unevaluated and cannot resolve a string to the Config class.
@@ -27,11 +29,13 @@ import polars as pl
 from pydantic import Field
 
 from assets.common import markdown_table
-from domain.datasets.registry import DATASETS, merge_datasets, storage_for
-from domain.datasets.validation import typed_frame, validate
+from domain.datasets.documents import Naming
+from domain.datasets.registry import DATASETS, DatasetRow, merge_datasets, storage_for, version_row
+from domain.datasets.validation import typed_rows, validate
 from domain.errors import UserError
 from domain.tables.schemas import empty
-from stores.datasets import DatasetStore, assess
+from services.dataset_intake import assess
+from stores.datasets import DatasetStore
 from stores.lake import Lake
 from stores.layout import dataset_meta_key, parse_dataset_key
 from stores.warehouse import Warehouse
@@ -46,48 +50,42 @@ class DatasetsConfig(dg.Config):
     """Inbox keys (versions, edits, tombstones) to merge; empty rebuilds from the whole inbox."""
 
 
-def _process(store: DatasetStore, dataset_id: str, version: int, now: dt.datetime) -> dict[str, Any]:
+def _process(store: DatasetStore, dataset_id: str, version: int, now: dt.datetime) -> DatasetRow:
     """The ``datasets`` row of one version, storing its rows and report when it is readable."""
     meta = store.meta(dataset_id, version)
-    uploaded = dt.datetime.fromisoformat(meta["uploaded_at"])
-    record: dict[str, Any] = {
-        **{k: meta[k] for k in ("dataset_id", "version", "owner_user_id", "name", "description")},
-        **{k: meta[k] for k in ("sport", "data_type", "filename", "format", "size_bytes")},
-        "created_at": dt.datetime.fromisoformat(meta["created_at"]),
-        "uploaded_at": uploaded,
-        "updated_at": uploaded,
-        "inbox_key": dataset_meta_key(dataset_id, version),
-    }
-    if not store.lake.exists(meta["upload_key"]):  # a full rebuild meets versions purged earlier
-        return record | {"status": "superseded"}
+    inbox_key = dataset_meta_key(dataset_id, version)
+    if not store.lake.exists(meta.upload_key):  # a full rebuild meets versions purged earlier
+        return version_row(meta, inbox_key, "superseded")
     try:
         found = assess(
-            store.lake.get_bytes(meta["upload_key"]),
-            meta["filename"],
-            meta["declared_schema"],
-            meta["sport"],
-            meta["data_type"],
+            store.lake.get_bytes(meta.upload_key),
+            meta.filename,
+            meta.declared_schema,
+            meta.sport,
+            meta.data_type,
             now.date(),
         )
     except UserError as exc:  # the API checked the same rules; a limit may have changed since
-        return record | {"status": "error", "error": str(exc)}
+        return version_row(meta, inbox_key, "error", error=str(exc))
     frame, schema, report = found.parsed.frame, found.parsed.schema, found.report
-    storage = storage_for(meta["size_bytes"], frame.height)
-    location = store.store_rows(dataset_id, version, typed_frame(frame, schema), report.key_fields, storage)
-    pandera_failures = validate(frame, schema, meta["data_type"])
+    storage = storage_for(meta.size_bytes, frame.height)
+    location = store.store_rows(dataset_id, version, typed_rows(frame, schema), report.key_fields, storage)
+    pandera_failures = validate(frame, schema, meta.data_type)
     store.write_report(
         dataset_id, version, found.as_dict() | {"validation": [asdict(f) for f in pandera_failures]}
     )
-    return record | {
-        "status": "active",
-        "row_count": frame.height,
-        "field_count": frame.width,
-        "schema_json": json.dumps(schema),
-        "quality_score": report.score,
-        "usable": report.usable,
-        "storage": storage,
-        "location": location,
-    }
+    return version_row(
+        meta,
+        inbox_key,
+        "active",
+        row_count=frame.height,
+        field_count=frame.width,
+        schema_json=json.dumps(schema),
+        quality_score=report.score,
+        usable=report.usable,
+        storage=storage,
+        location=location,
+    )
 
 
 @dg.asset(
@@ -116,8 +114,8 @@ def datasets(
         if event.kind == "meta" and event.number is not None:
             versions.add(event.number)
 
-    records: list[dict[str, Any]] = []
-    infos: dict[str, dict[str, Any]] = {}
+    records: list[DatasetRow] = []
+    infos: dict[str, Naming] = {}
     deleted: set[str] = set()
     for dataset_id, versions in sorted(new_versions.items()):
         state = store.state(dataset_id)
@@ -141,10 +139,10 @@ def datasets(
         store.purge_version(dataset_id, version)
 
     active = set(table.filter(pl.col("status") == "active").select("dataset_id", "version").iter_rows())
-    stored = [r for r in records if (r["dataset_id"], r["version"]) in active]
-    errors = [r for r in records if r["status"] == "error"]
+    stored = [r for r in records if (r.dataset_id, r.version) in active]
+    errors = [r for r in records if r.status == "error"]
     for r in errors:
-        context.log.warning("dataset %s v%d refused: %s", r["dataset_id"], r["version"], r["error"])
+        context.log.warning("dataset %s v%d refused: %s", r.dataset_id, r.version, r.error)
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": table.height,
@@ -155,7 +153,7 @@ def datasets(
             "versions_refused": len(errors),
             "datasets_deleted": len(deleted),
             PROCESSED: dg.MetadataValue.json(
-                [{"dataset_id": r["dataset_id"], "version": r["version"]} for r in stored]
+                [{"dataset_id": r.dataset_id, "version": r.version} for r in stored]
             ),
             "preview": dg.MetadataValue.md(
                 markdown_table(
@@ -184,27 +182,19 @@ def great_expectations_suite(
     event = context.instance.get_latest_materialization_event(datasets.key)
     materialization = event.asset_materialization if event else None
     processed: list[dict[str, Any]] = materialization.metadata[PROCESSED].value if materialization else []
+    ids = [item["dataset_id"] for item in processed]
+    rows = {(r.dataset_id, r.version): r for r in store.rows(pl.col("dataset_id").is_in(ids))}
     checked: list[dict[str, Any]] = []
     for item in processed:
         dataset_id, version = item["dataset_id"], item["version"]
-        meta = store.meta(dataset_id, version)
-        report = store.report(dataset_id, version)
-        if report is None:  # superseded or deleted since
+        row = rows.get((dataset_id, version))
+        fast_report = store.quality(dataset_id, version)
+        stored = store.read_rows(dataset_id, version)
+        if row is None or fast_report is None or stored is None:  # superseded or deleted since
             continue
-        today = dt.date.fromisoformat(json.loads(report)["quality"]["today"])
-        found = assess(
-            lake.get_bytes(meta["upload_key"]),
-            meta["filename"],
-            meta["declared_schema"],
-            meta["sport"],
-            meta["data_type"],
-            today,
-        )
-        ge = validate_with_ge(
-            found.parsed.frame, found.parsed.schema, meta["sport"], meta["data_type"], today
-        )
+        ge = validate_with_ge(stored, row.field_types, row.sport, row.data_type, fast_report.today)
         store.write_ge(dataset_id, version, ge)
-        verdicts, fast = ge_verdicts(ge.result), fast_verdicts(found.report)
+        verdicts, fast = ge_verdicts(ge.result), fast_verdicts(fast_report)
         checked.append(
             {
                 "dataset_id": dataset_id,

@@ -236,7 +236,7 @@ def cmd_sql(args: argparse.Namespace) -> int:
 def cmd_dataset_validate(args: argparse.Namespace) -> int:
     """Exit 0 for a usable file, 1 for a readable but unusable one, 2 for a rejected one (SPEC 7)."""
     from domain.datasets.registry import DatasetLimits, check_file_size
-    from stores.datasets import assess
+    from services.dataset_intake import assess
 
     path = Path(args.file)
     try:

@@ -5,11 +5,14 @@ counts the same rules (completeness, key uniqueness, types, outliers over 5 stan
 date range) over the same cells with its own engine, and :func:`ge_verdicts` / :func:`fast_verdicts`
 reduce both to one pass/fail per rule so that tests can hold them to agreement.
 
-GE sees a pandas frame in which each field is an object column holding the parsed value where the
-cell parses, the original text where it does not and None where it is empty; numeric fields and the
-date field get helper columns (``<field> (number)``, ``<field> (date)``, ``<field> (month-day)``)
-for the range expectations. The bounds (mean ± 5 sd, today, the sport's season days) are computed
-from the data and the sport catalogue and written into the suite, so the Data Docs page shows them.
+GE reads a dataset as it is stored (``domain.datasets.validation.TypedRows``: the typed rows, and the
+text of the cells that did not parse), in the upload's row order, so the pipeline's check needs no
+second read of the upload. It sees a pandas frame in which each field is an object column holding
+the parsed value where the cell parses, the original text where it does not and None where it is
+empty; numeric fields and the date field get helper columns (``<field> (number)``, ``<field>
+(date)``, ``<field> (month-day)``) for the range expectations. The bounds (mean ± 5 sd, today, the
+sport's season days) are computed from the data and the sport catalogue and written into the suite,
+so the Data Docs page shows them.
 
 The context is ephemeral (nothing is written outside a temporary Data Docs folder, which is read and
 removed); progress bars, analytics and GE's logging are switched off.
@@ -39,14 +42,13 @@ from domain.datasets.validation import (
     MAX_MISSING_SHARE,
     OUTLIER_SIGMAS,
     QualityReport,
+    TypedRows,
     check_keys,
     complete_schema,
     dataset_stats,
     date_field,
     field_dates,
     in_season_days,
-    invalid_cells,
-    typed_frame,
 )
 from domain.models.config import DataType
 
@@ -64,24 +66,23 @@ class GeValidation:
     """GE's own Data Docs page for this validation run (a standalone HTML document)."""
 
 
-def _ge_frame(frame: pl.DataFrame, types: Mapping[str, str]) -> tuple[pd.DataFrame, dict[str, str]]:
+def _ge_frame(rows: TypedRows, types: Mapping[str, str]) -> tuple[pd.DataFrame, dict[str, str]]:
     """The pandas frame GE validates, and the helper column of each numeric field."""
-    typed = typed_frame(frame, types)
-    invalid = invalid_cells(frame, types)
+    typed, unparsed = rows.frame, rows.unparsed
     columns: dict[str, pd.Series] = {}
     helpers: dict[str, str] = {}
-    for c in frame.columns:
+    for c in typed.columns:
         if types[c] in ("date", "datetime"):
             stamps = pd.to_datetime(typed[c].to_pandas())
             cells = stamps.astype(object).where(stamps.notna(), None)
         else:  # to_list keeps Python ints and bools (pandas would turn them into floats or numpy bools)
             cells = pd.Series(typed[c].to_list(), dtype=object)
-        text = pd.Series(frame[c].cast(pl.String).to_list(), dtype=object)
-        columns[c] = cells.where(~invalid[c].to_numpy(), text)
+        text = pd.Series(unparsed[c].to_list(), dtype=object)
+        columns[c] = cells.where(unparsed[c].is_null().to_numpy(), text)
         if types[c] in ("int", "float"):
             helpers[c] = f"{c} (number)"
             columns[helpers[c]] = typed[c].cast(pl.Float64).to_pandas()
-    day = field_dates(frame, types)
+    day = field_dates(typed, types)
     if day is not None:
         ymd = day.dt.year() * 10_000 + day.dt.month().cast(pl.Int32) * 100 + day.dt.day()
         columns[f"{day.name} (date)"] = ymd.cast(pl.Float64).to_pandas()
@@ -143,17 +144,19 @@ def _suite(
 
 
 def validate_with_ge(
-    frame: pl.DataFrame,
+    rows: TypedRows,
     schema: Mapping[str, str],
     sport: str | None,
     data_type: DataType,
     today: dt.date,
 ) -> GeValidation:
-    """Run the dataset's GE suite in an ephemeral context; return the result JSON and its Data Docs page."""
+    """Run the GE suite of a dataset stored as ``rows`` with ``schema`` (the upload's declared and
+    detected types) in an ephemeral context; return the result JSON and its Data Docs page."""
+    frame = rows.frame
     keys = check_keys(frame.columns, data_type)
     types = complete_schema(frame, schema)
     when = date_field(frame, types)
-    data, helpers = _ge_frame(frame, types)
+    data, helpers = _ge_frame(rows, types)
     with tempfile.TemporaryDirectory(prefix="oddsforge-ge-") as docs:
         context = gx.get_context(
             mode="ephemeral",

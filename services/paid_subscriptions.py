@@ -11,7 +11,8 @@ cancellation when the user asks for one.
 
 An attempt is recorded before Stripe is called and Stripe is called with the attempt's key
 (``sub:{user}:{model}:{n}``), so a retried request never creates a second subscription; a new
-attempt starts only once the previous subscription has ended.
+attempt starts only once the previous subscription has ended. The caller gives the time (the API's
+clock) that the records carry.
 """
 
 from __future__ import annotations
@@ -50,11 +51,7 @@ def _read(lake: Lake, key: str) -> dict[str, Any]:
     return json.loads(lake.get_bytes(key))
 
 
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat()
-
-
-def model_price(lake: Lake, payments: Payments, model_row: dict[str, Any]) -> str:
+def model_price(lake: Lake, payments: Payments, model_row: dict[str, Any], now: dt.datetime) -> str:
     """The Stripe price id of the model at its current ``price_cents``.
 
     The price recorded last is the model's live price: Stripe keeps it while the amount is unchanged;
@@ -73,7 +70,7 @@ def model_price(lake: Lake, payments: Payments, model_row: dict[str, Any]) -> st
             "price_cents": cents,
             "product_id": product_id,
             "price_id": price_id,
-            "recorded_at": _now(),
+            "recorded_at": now.isoformat(),
         }
         # A pointer to the live price at this amount: replaced when the model returns to an amount
         # whose earlier price was archived.
@@ -101,7 +98,7 @@ def _stripe_status(payments: Payments, subscription_id: str) -> tuple[str, bool]
 
 
 def start_paid_subscription(
-    lake: Lake, payments: Payments, user_id: str, model_row: dict[str, Any]
+    lake: Lake, payments: Payments, user_id: str, model_row: dict[str, Any], now: dt.datetime
 ) -> dict[str, Any]:
     """Subscribe ``user_id`` to a paid model (``model_row``: model_id, version, owner_user_id, name,
     price_cents, trial_days, status) with the model's trial; idempotent while the user's previous
@@ -128,10 +125,10 @@ def start_paid_subscription(
             "version": model_row.get("version"),
             "creator_user_id": creator,
             "attempt": attempt,
-            "price_id": model_price(lake, payments, model_row),
+            "price_id": model_price(lake, payments, model_row, now),
             "customer_id": customer(lake, payments, user_id),
             "trial_days": int(model_row.get("trial_days") or 0),
-            "requested_at": _now(),
+            "requested_at": now.isoformat(),
         }
         lake.put_new(intent_key, _json(intent))
     intent = _read(lake, intent_key)  # a concurrent request's intent wins: same Stripe key, same call
@@ -144,13 +141,15 @@ def start_paid_subscription(
     )
     lake.put_new(
         paid_attempt_key(user_id, model_id, attempt, "subscription"),
-        _json({"subscription_id": sub_id, "recorded_at": _now()}),
+        _json({"subscription_id": sub_id, "recorded_at": now.isoformat()}),
     )
     status, cancelling = _stripe_status(payments, sub_id)
     return _answer(model_row, user_id, attempt, sub_id, status, cancelling, created=True)
 
 
-def cancel_paid_subscription(lake: Lake, payments: Payments, user_id: str, model_id: str) -> dict[str, Any]:
+def cancel_paid_subscription(
+    lake: Lake, payments: Payments, user_id: str, model_id: str, now: dt.datetime
+) -> dict[str, Any]:
     """Cancel the user's subscription to a paid model at the end of the paid period (or of the
     trial); access continues until then. Raises :class:`NoPaidSubscriptionError` when there is none."""
     attempt = _latest_attempt(lake, user_id, model_id)
@@ -164,7 +163,7 @@ def cancel_paid_subscription(lake: Lake, payments: Payments, user_id: str, model
     if not cancelling:
         lake.put_new(
             paid_attempt_key(user_id, model_id, attempt, "cancel"),
-            _json({"subscription_id": sub_id, "requested_at": _now()}),
+            _json({"subscription_id": sub_id, "requested_at": now.isoformat()}),
         )
         status = payments.cancel_subscription(sub_id, at_period_end=True)
     return {

@@ -3,14 +3,16 @@ the reads both share.
 
 Keys (``stores/layout.py``): the API's inbox under ``inbox/datasets/{user_id}/{dataset_id}/``
 (each version's upload and ``meta.json``, name/description edits, the tombstone); the ``datasets``
-table, each version's typed rows under ``tables/dataset_rows/`` and its quality report, great-
-expectations result and Data Docs page under ``datasets/``. A *small* version (SPEC 7: < 1 MB and
-< 1,000 rows) also gets its typed rows in an indexed DuckDB table in the warehouse directory.
+table, each version's typed rows under ``tables/dataset_rows/`` and, under ``datasets/``, the rows'
+original numbers and unparsed cells (``unparsed.parquet``), the quality report, great-expectations
+result and Data Docs page. A *small* version (SPEC 7: < 1 MB and < 1,000 rows) also gets its typed
+rows in an indexed DuckDB table in the warehouse directory.
 
-The API only creates inbox objects (``Lake.put_new``, never overwritten): an upload under a fresh
-random name first, then ``meta.json``, whose create-if-absent decides which of two concurrent writers
-gets version n (the loser removes its upload). The pipeline (``assets/datasets.py``) is the only
-writer of everything else.
+The inbox objects are the typed documents of ``domain.datasets.documents``. The API only creates
+them (``Lake.put_new``, never overwritten): an upload under a fresh random name first, then
+``meta.json``, whose create-if-absent decides which of two concurrent writers gets version n (the
+loser removes its upload). The pipeline (``assets/datasets.py``) is the only writer of everything
+else. What the API checks before it stores an upload is ``services/dataset_intake.py``'s business.
 
 "The warehouse" for small datasets means one immutable DuckDB file per version, written once to a
 temporary name and renamed, that the API opens read-only for key lookups (a point query on a DuckDB
@@ -19,46 +21,49 @@ process may read it. Every version's rows are *also* kept as Parquet in the lake
 with small row groups whose statistics act as the key index: batch scoring
 (``services/custom_scores.py``) reads every dataset from there, and large datasets are looked up
 there. The sort is stable, so rows sharing a key keep their file order (the engine resolves
-duplicate keys to the last one in file order).
+duplicate keys to the last one in file order). Beside them, ``unparsed.parquet`` keeps each stored
+row's data row number and the text of its cells that did not parse (``TypedRows.unparsed``), so the
+great-expectations check reads a version back as it was uploaded without reading the upload again.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import io
 import json
 import os
 import uuid
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import duckdb
 import polars as pl
 
-from domain.datasets.files import ParsedDataset, read_dataset
+from domain.datasets.documents import MetadataEdit, Naming, Tombstone, VersionMeta, current_naming
 from domain.datasets.registry import (
     DATASETS,
-    DatasetLimits,
+    DatasetRow,
     Storage,
     current_rows,
     dataset_info,
     dataset_owner,
+    rows_of,
 )
-from domain.datasets.validation import QualityReport, dataset_stats, preview, quality_report
-from domain.models.config import DatasetInfo, DataType
+from domain.datasets.validation import QualityReport, TypedRows
+from domain.models.config import DatasetInfo
 from domain.tables.schemas import conform, empty
+from stores.documents import document_bytes, read_document
 from stores.lake import Lake
 from stores.layout import (
     DATASETS_INBOX,
+    DatasetKey,
     dataset_deleted_key,
     dataset_edit_key,
     dataset_meta_key,
     dataset_prefix,
     dataset_report_key,
     dataset_rows_key,
-    dataset_upload_key,
     dataset_warehouse_location,
     parse_dataset_key,
     table_key,
@@ -71,6 +76,8 @@ if TYPE_CHECKING:  # great-expectations takes seconds to import: the API never n
 TABLE_KEY = table_key("datasets")
 ROW_GROUP_ROWS = 8_192
 """Rows per Parquet row group: a key lookup reads the few groups whose min/max can hold the key."""
+UNPARSED = "unparsed.parquet"
+"""The object (:func:`report_key`) beside a version's rows: each row's data row, its unparsed cells."""
 
 
 @dataclass(frozen=True)
@@ -103,44 +110,6 @@ def _states(keys: Iterator[str]) -> list[DatasetState]:
     ]
 
 
-# ---- the shared report (API dry run, CLI, pipeline) -----------------------------------------------
-
-
-@dataclass(frozen=True)
-class Assessment:
-    """A file read and scored: what the dry run answers, the CLI prints and the pipeline keeps."""
-
-    parsed: ParsedDataset
-    report: QualityReport
-
-    def as_dict(self) -> dict[str, Any]:
-        frame = self.parsed.frame
-        return {
-            "file": self.parsed.display_name,
-            "format": self.parsed.format,
-            "rows": frame.height,
-            "fields": frame.width,
-            "schema": self.parsed.schema,
-            "warnings": list(self.parsed.warnings),
-            "quality": self.report.as_dict(),
-            "preview": preview(frame),
-            "stats": {name: asdict(s) for name, s in dataset_stats(frame, self.parsed.schema).items()},
-        }
-
-
-def assess(
-    data: bytes,
-    filename: str,
-    declared_schema: Mapping[str, str] | None,
-    sport: str | None,
-    data_type: DataType,
-    today: dt.date,
-) -> Assessment:
-    """Read ``data`` (every limit checked) and score it; raises ``DatasetRejected`` when refused."""
-    parsed = read_dataset(data, filename, dict(declared_schema) if declared_schema else None)
-    return Assessment(parsed, quality_report(parsed.frame, parsed.schema, sport, data_type, today))
-
-
 # ---- the table ------------------------------------------------------------------------------------
 
 
@@ -163,9 +132,9 @@ def dataset_infos(lake: Lake, user_id: str) -> dict[str, DatasetInfo]:
     }
     table = read_datasets_table(lake, pl.col("owner_user_id") == user_id)
     return {
-        row["dataset_id"]: dataset_info(row)
-        for row in current_rows(table).iter_rows(named=True)
-        if row["dataset_id"] not in deleted
+        row.dataset_id: dataset_info(row)
+        for row in rows_of(current_rows(table))
+        if row.dataset_id not in deleted
     }
 
 
@@ -175,13 +144,9 @@ def dataset_infos(lake: Lake, user_id: str) -> dict[str, DatasetInfo]:
 class DatasetStore:
     """Datasets in one lake (and, for small ones, one warehouse directory)."""
 
-    def __init__(
-        self, lake: Lake, warehouse_dir: Path | str = "data/warehouse", limits: DatasetLimits | None = None
-    ) -> None:
+    def __init__(self, lake: Lake, warehouse_dir: Path | str = "data/warehouse") -> None:
         self.lake = lake
         self.warehouse_dir = Path(warehouse_dir)
-        self.limits = limits or DatasetLimits()
-        """The per-user limits the API applies to uploads."""
 
     # -- inbox reads ------------------------------------------------------------------------------
     def state(self, dataset_id: str) -> DatasetState | None:
@@ -205,21 +170,16 @@ class DatasetStore:
             if (parsed := parse_dataset_key(key)) is not None and parsed.kind == "meta"
         ]
 
-    def meta(self, dataset_id: str, version: int) -> dict[str, Any]:
-        return json.loads(self.lake.get_bytes(dataset_meta_key(dataset_id, version)))
+    def meta(self, dataset_id: str, version: int) -> VersionMeta:
+        """Version ``version``'s metadata; ``DocumentError`` names the key and field if it is malformed."""
+        return read_document(self.lake, dataset_meta_key(dataset_id, version), VersionMeta)
 
-    def info(self, state: DatasetState, latest_meta: Mapping[str, Any]) -> dict[str, Any]:
-        """Current name and description: the latest edit's, else the latest version's (its meta)."""
-        if state.edits:
-            edit = json.loads(self.lake.get_bytes(dataset_edit_key(state.dataset_id, state.edits[-1])))
-            changed = edit["edited_at"]
-        else:
-            edit, changed = latest_meta, latest_meta["uploaded_at"]
-        return {
-            "name": edit["name"],
-            "description": edit["description"],
-            "updated_at": dt.datetime.fromisoformat(changed),
-        }
+    def info(self, state: DatasetState, latest: VersionMeta) -> Naming:
+        """Current name and description, from the latest edit or else ``latest`` (the latest version)."""
+        if not state.edits:
+            return current_naming(latest, None)
+        edit = read_document(self.lake, dataset_edit_key(state.dataset_id, state.edits[-1]), MetadataEdit)
+        return current_naming(latest, edit)
 
     def event_keys(self) -> Iterator[tuple[str, float]]:
         """Every version, edit and tombstone object with its time (what the sensor watches)."""
@@ -230,32 +190,34 @@ class DatasetStore:
         )
 
     # -- inbox writes (create-if-absent only) -----------------------------------------------------
-    def create_version(self, meta: Mapping[str, Any], data: bytes, extension: str) -> bool:
-        """Store the upload, then its ``meta.json``; False (and nothing left behind) if that version
-        already exists. ``meta`` gets the upload's key as ``upload_key``."""
-        dataset_id, version = meta["dataset_id"], meta["version"]
-        key = dataset_upload_key(dataset_id, version, extension, uuid.uuid4().hex[:16])
+    def create_version(self, meta: VersionMeta, data: bytes) -> bool:
+        """Store the upload at ``meta.upload_key`` (from :func:`upload_key`), then ``meta.json``; False
+        (and nothing left behind) if that version already exists."""
+        key = meta.upload_key
+        if parse_dataset_key(key) != DatasetKey(meta.dataset_id, "upload", meta.version):
+            raise ValueError(f"{key} is not an upload key of version {meta.version} of {meta.dataset_id}")
         if not self.lake.put_new(key, data):  # 64 random bits: a clash is a bug, not a race
             raise RuntimeError(f"upload key {key} already exists")
-        payload = json.dumps({**meta, "upload_key": key}, sort_keys=True).encode()
-        if self.lake.put_new(dataset_meta_key(dataset_id, version), payload):
+        if self.lake.put_new(dataset_meta_key(meta.dataset_id, meta.version), document_bytes(meta)):
             return True
         self.lake.delete(key)
         return False
 
-    def edit(self, dataset_id: str, number: int, doc: Mapping[str, Any]) -> bool:
+    def edit(self, dataset_id: str, number: int, doc: MetadataEdit) -> bool:
         """Store the ``number``-th edit; False if a concurrent edit took that number."""
-        return self.lake.put_new(
-            dataset_edit_key(dataset_id, number), json.dumps(doc, sort_keys=True).encode()
-        )
+        return self.lake.put_new(dataset_edit_key(dataset_id, number), document_bytes(doc))
 
-    def mark_deleted(self, dataset_id: str, doc: Mapping[str, Any]) -> bool:
+    def mark_deleted(self, dataset_id: str, doc: Tombstone) -> bool:
         """Write the tombstone; False if the dataset was already deleted."""
-        return self.lake.put_new(dataset_deleted_key(dataset_id), json.dumps(doc, sort_keys=True).encode())
+        return self.lake.put_new(dataset_deleted_key(dataset_id), document_bytes(doc))
 
     # -- pipeline outputs -------------------------------------------------------------------------
     def table(self, where: pl.Expr | None = None) -> pl.DataFrame:
         return read_datasets_table(self.lake, where)
+
+    def rows(self, where: pl.Expr | None = None) -> list[DatasetRow]:
+        """The table's rows (all, or those matching ``where``), typed."""
+        return rows_of(self.table(where))
 
     def write_table(self, table: pl.DataFrame) -> None:
         self.lake.write_parquet(TABLE_KEY, conform(table, DATASETS))
@@ -265,6 +227,11 @@ class DatasetStore:
         ``data_docs.html``), or None if absent."""
         key = dataset_report_key(dataset_id, version, name)
         return self.lake.get_bytes(key) if self.lake.exists(key) else None
+
+    def quality(self, dataset_id: str, version: int) -> QualityReport | None:
+        """The fast path's quality report kept in a version's ``report.json``; None if absent."""
+        report = self.report(dataset_id, version)
+        return None if report is None else QualityReport.from_dict(json.loads(report)["quality"])
 
     def write_report(self, dataset_id: str, version: int, report: Mapping[str, Any]) -> None:
         self.lake.put_bytes(
@@ -279,10 +246,16 @@ class DatasetStore:
         self.lake.put_bytes(dataset_report_key(dataset_id, version, "data_docs.html"), ge.html.encode())
 
     def store_rows(
-        self, dataset_id: str, version: int, rows: pl.DataFrame, keys: tuple[str, ...], storage: Storage
+        self, dataset_id: str, version: int, typed: TypedRows, keys: tuple[str, ...], storage: Storage
     ) -> str:
-        """Store a version's typed rows, stably sorted by key; return their location (see module doc)."""
-        rows = rows.sort(list(keys), maintain_order=True, nulls_last=True)
+        """Store a version's typed rows, stably sorted by key, with their unparsed cells; return the
+        rows' location (see module doc)."""
+        by_key = pl.arg_sort_by(list(keys), maintain_order=True, nulls_last=True)
+        order = typed.frame.select(by_key).to_series()
+        rows = typed.frame[order]
+        # The user's field names go inside a struct, so no field can clash with ``data_row``.
+        unparsed = pl.DataFrame({"data_row": order + 1, "unparsed": typed.unparsed[order].to_struct()})
+        self.lake.write_parquet(dataset_report_key(dataset_id, version, UNPARSED), unparsed)
         buf = io.BytesIO()
         rows.write_parquet(buf, compression="zstd", statistics=True, row_group_size=ROW_GROUP_ROWS)
         self.lake.put_bytes(dataset_rows_key(dataset_id, version), buf.getvalue())
@@ -306,17 +279,28 @@ class DatasetStore:
             Path(f"{tmp}.wal").unlink(missing_ok=True)
         return location
 
-    def lookup(self, row: Mapping[str, Any], where: Mapping[str, Any], limit: int) -> pl.DataFrame:
+    def read_rows(self, dataset_id: str, version: int) -> TypedRows | None:
+        """A stored version's typed rows and unparsed cells in the upload's row order; None once removed."""
+        keys = (dataset_rows_key(dataset_id, version), dataset_report_key(dataset_id, version, UNPARSED))
+        if not all(self.lake.exists(key) for key in keys):
+            return None
+        rows, unparsed = (self.lake.read_parquet([key]) for key in keys)
+        order = unparsed["data_row"].arg_sort()
+        return TypedRows(rows[order], unparsed["unparsed"].struct.unnest()[order])
+
+    def lookup(self, row: DatasetRow, where: Mapping[str, Any], limit: int) -> pl.DataFrame:
         """Rows of a stored version (its ``datasets`` row) whose fields equal ``where``'s values."""
-        if row["storage"] == "warehouse":
-            path = self.warehouse_dir / row["location"]
+        if row.location is None:
+            raise ValueError(f"version {row.version} of {row.dataset_id} has no stored rows")
+        if row.storage == "warehouse":
+            path = self.warehouse_dir / row.location
             with duckdb.connect(str(path), read_only=True) as con:
                 condition = " AND ".join(f"{_ident(c)} = ?" for c in where) or "true"
                 return con.execute(
                     f'SELECT * FROM "rows" WHERE {condition} LIMIT {int(limit)}', list(where.values())
                 ).pl()
         scan = pl.scan_parquet(
-            self.lake.uri(row["location"]), storage_options=self.lake.polars_storage_options()
+            self.lake.uri(row.location), storage_options=self.lake.polars_storage_options()
         )
         for column, value in where.items():
             scan = scan.filter(pl.col(column) == value)
@@ -327,11 +311,11 @@ class DatasetStore:
         and the upload rate): the upload, rows, warehouse file and reports."""
         meta = self.meta(dataset_id, version)
         for key in (
-            meta["upload_key"],
+            meta.upload_key,
             dataset_rows_key(dataset_id, version),
             *(
                 dataset_report_key(dataset_id, version, n)
-                for n in ("report.json", "ge_result.json", "data_docs.html")
+                for n in ("report.json", UNPARSED, "ge_result.json", "data_docs.html")
             ),
         ):
             self.lake.delete(key)

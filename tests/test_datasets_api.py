@@ -22,7 +22,7 @@ from cli.main import main
 from domain.datasets.registry import TIER_QUOTAS, DatasetLimits, Quota
 from domain.models.config import validate_against
 from domain.models.registry import build_version, new_model_id
-from stores.datasets import DatasetStore, dataset_infos
+from stores.datasets import dataset_infos
 from stores.lake import Lake
 from stores.registry import RegistryStore
 from tests.test_api import SECRET, serve, settings_for
@@ -67,7 +67,7 @@ def _server(tmp: Path, limits: DatasetLimits | None) -> Iterator[Server]:
     lake = Lake(root=str(tmp / "lake"))
     app = create_app(settings_for(tmp / "warehouse"), lake=lake)
     if limits is not None:
-        app.state.datasets = DatasetStore(lake, tmp / "warehouse", limits)
+        app.state.dataset_limits = limits
     with serve(app) as url:
         server = Server(url, lake, tmp / "warehouse")
         yield server
@@ -421,3 +421,34 @@ def test_edit_then_delete(api: Server) -> None:
     assert not list(api.lake.list_keys(f"tables/dataset_rows/{dataset_id}/"))
     assert not list(api.lake.list_keys(f"datasets/{dataset_id}/"))
     assert [k.rsplit("/", 1)[-1] for k in api.inbox("eve")] == ["deleted.json", "000001.json", "meta.json"]
+
+
+# --- the API's clock ---
+
+
+def test_every_write_takes_its_time_from_the_apps_clock(tmp_path: Path) -> None:
+    lake = Lake(root=str(tmp_path / "lake"))
+    app = create_app(settings_for(tmp_path / "warehouse"), lake=lake)
+    now = [dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)]
+    app.state.clock = lambda: now[0]
+    with serve(app) as url:
+        cleo = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token('cleo')}"}, timeout=30)
+        created = ok(upload(cleo, games_csv(10)), 201)
+        dataset_id = created["dataset_id"]
+        assert created["created_at"] == created["updated_at"] == "2026-03-01T12:00:00Z"
+        now[0] += dt.timedelta(hours=2)
+        assert (
+            ok(cleo.put(f"/datasets/{dataset_id}", json={"name": "Later"}))["updated_at"]
+            == "2026-03-01T14:00:00Z"
+        )
+        refreshed = ok(upload(cleo, games_csv(12), path=f"/datasets/{dataset_id}/refresh"), 201)
+        assert [v["uploaded_at"] for v in refreshed["versions"]] == [
+            "2026-03-01T12:00:00Z",
+            "2026-03-01T14:00:00Z",
+        ]
+        model = ok(cleo.post("/models", json=config_body()), 201)
+        assert model["created_at"] == model["updated_at"] == "2026-03-01T14:00:00Z"
+        assert cleo.delete(f"/datasets/{dataset_id}").status_code == 204
+        cleo.close()
+    tombstone = json.loads(lake.get_bytes(f"inbox/datasets/cleo/{dataset_id}/deleted.json"))
+    assert tombstone == {"deleted_by": "cleo", "deleted_at": "2026-03-01T14:00:00+00:00"}

@@ -17,11 +17,15 @@ import pytest
 
 from assets.datasets import datasets, great_expectations_suite
 from cli.main import main
+from domain.datasets.documents import MetadataEdit, Naming, Tombstone, VersionMeta
+from domain.datasets.files import read_dataset
 from domain.datasets.registry import (
     DATASETS,
     DatasetLimits,
+    DatasetRow,
     LimitExceeded,
     Quota,
+    Status,
     check_dataset_count,
     check_storage,
     check_upload_rate,
@@ -32,15 +36,17 @@ from domain.datasets.registry import (
     storage_for,
     tier_of,
 )
-from domain.datasets.validation import QualityReport
+from domain.datasets.validation import QualityReport, typed_rows
 from domain.models.registry import new_model_id
 from domain.tables.schemas import empty
 from pipelines.sensors import dataset_inbox_sensor
 from services.custom_scores import dataset_rows
+from services.dataset_intake import assess
 from services.dataset_quality import fast_verdicts, ge_verdicts
-from stores.datasets import TABLE_KEY, DatasetStore, assess, dataset_infos
+from stores.datasets import TABLE_KEY, DatasetStore, dataset_infos
+from stores.documents import DocumentError
 from stores.lake import Lake
-from stores.layout import dataset_meta_key, dataset_report_key, dataset_rows_key
+from stores.layout import dataset_meta_key, dataset_report_key, dataset_rows_key, dataset_upload_key
 from stores.warehouse import Warehouse, lake_connection
 
 NBA = "basketball_nba"
@@ -86,25 +92,26 @@ def put_version(
 ) -> str:
     """Store a version in the inbox the way the API does (without the API's checks)."""
     dataset_id = dataset_id or new_dataset_id(user, entropy)
-    meta = {
-        "dataset_id": dataset_id,
-        "version": version,
-        "owner_user_id": user,
-        "name": f"{filename} data",
-        "description": "",
-        "sport": sport,
-        "data_type": data_type,
-        "declared_schema": None,
-        "schema": {},
-        "filename": filename,
-        "format": "csv",
-        "size_bytes": len(data),
-        "rows": 0,
-        "fields": 0,
-        "created_at": T0.isoformat(),
-        "uploaded_at": (T0 + dt.timedelta(hours=version)).isoformat(),
-    }
-    assert store.create_version(meta, data, "csv")
+    meta = VersionMeta(
+        dataset_id=dataset_id,
+        version=version,
+        owner_user_id=user,
+        name=f"{filename} data",
+        description="",
+        sport=sport,
+        data_type=data_type,
+        declared_schema=None,
+        field_types={},
+        filename=filename,
+        format="csv",
+        size_bytes=len(data),
+        rows=0,
+        fields=0,
+        created_at=T0,
+        uploaded_at=T0 + dt.timedelta(hours=version),
+        upload_key=dataset_upload_key(dataset_id, version, "csv", "0123456789abcdef"),
+    )
+    assert store.create_version(meta, data)
     return dataset_id
 
 
@@ -191,14 +198,24 @@ def test_limits_name_themselves_and_say_when_to_retry() -> None:
 
 
 def test_merge_upserts_applies_edits_removes_deleted_and_supersedes() -> None:
-    def record(dataset_id: str, version: int, status: str) -> dict[str, Any]:
-        return {
-            "dataset_id": dataset_id,
-            "version": version,
-            "status": status,
-            "name": "old",
-            "updated_at": T0,
-        }
+    def record(dataset_id: str, version: int, status: Status) -> DatasetRow:
+        return DatasetRow(
+            dataset_id=dataset_id,
+            version=version,
+            owner_user_id="u",
+            name="old",
+            description="",
+            sport=None,
+            data_type="game_level",
+            status=status,
+            filename="f.csv",
+            format="csv",
+            size_bytes=1,
+            created_at=T0,
+            uploaded_at=T0,
+            updated_at=T0,
+            inbox_key=dataset_meta_key(dataset_id, version),
+        )
 
     later = T0 + dt.timedelta(days=1)
     merged = merge_datasets(
@@ -210,7 +227,7 @@ def test_merge_upserts_applies_edits_removes_deleted_and_supersedes() -> None:
     merged = merge_datasets(
         merged,
         [record("u--ds-000001", 2, "active"), record("u--ds-000001", 3, "error")],
-        {"u--ds-000001": {"name": "new", "description": "d", "updated_at": later}},
+        {"u--ds-000001": Naming("new", "d", later)},
         {"u--ds-000002"},
     )
     assert merged.select("version", "status", "name", "updated_at").rows() == [
@@ -236,8 +253,8 @@ def test_sensor_asks_once_for_each_version_edit_and_deletion(store: DatasetStore
     assert tick1.run_requests[0].tags["oddsforge/inbox"] == "datasets"
     assert isinstance(tick(store.lake, tick1.cursor), dg.SkipReason)
 
-    store.edit(first, 1, {"name": "n", "description": "", "edited_at": T0.isoformat()})
-    store.mark_deleted(first, {"deleted_at": T0.isoformat()})
+    store.edit(first, 1, MetadataEdit(name="n", description="", edited_by="u1", edited_at=T0))
+    store.mark_deleted(first, Tombstone(deleted_by="u1", deleted_at=T0))
     tick2 = tick(store.lake, tick1.cursor)
     assert isinstance(tick2, dg.SensorResult)
     keys = tick2.run_requests[0].run_config["ops"]["datasets"]["config"]["keys"]
@@ -281,7 +298,7 @@ def test_small_in_the_warehouse_large_in_the_lake_both_indexed_by_key(store: Dat
         assert con.execute("SELECT count(*) FROM duckdb_indexes() WHERE table_name = 'rows'").fetchone() == (
             1,
         )
-    assert store.lookup(s, {"game_id": "g00007"}, 10).to_dicts() == [
+    assert store.lookup(DatasetRow.model_validate(s), {"game_id": "g00007"}, 10).to_dicts() == [
         {"game_id": "g00007", "date": dt.date(2024, 1, 8), "value": 50}
     ]
     # The lake copy is sorted by key in small row groups, so a lookup reads a few of them.
@@ -290,7 +307,7 @@ def test_small_in_the_warehouse_large_in_the_lake_both_indexed_by_key(store: Dat
     stored = pl.read_parquet(lake.uri(g["location"]))
     assert stored.select("team", "date").equals(stored.select("team", "date").sort("team", "date"))
     day = dt.date(2023, 10, 24) + dt.timedelta(days=100)
-    assert store.lookup(g, {"team": "NYK", "date": day}, 10).to_dicts() == [
+    assert store.lookup(DatasetRow.model_validate(g), {"team": "NYK", "date": day}, 10).to_dicts() == [
         {"team": "NYK", "date": day, "rest_days": 501 % 4}
     ]
     # Batch scoring reads every dataset's rows from the lake, small ones too.
@@ -302,6 +319,70 @@ def test_small_in_the_warehouse_large_in_the_lake_both_indexed_by_key(store: Dat
     infos = dataset_infos(lake, "u1")
     assert infos[large].fields == ("rest_days",) and infos[small].quality_score == pytest.approx(1.0)
     assert dataset_infos(lake, "u2") == {}
+
+
+def test_stored_rows_read_back_typed_in_the_uploads_order_with_their_unparsed_cells(
+    store: DatasetStore,
+) -> None:
+    lines = team_csv(30).decode().splitlines()  # written in reverse date order, not key order
+    lines[4] = "NYK,someday,1"
+    lines[8] = lines[8].rsplit(",", 1)[0] + ", x "
+    parsed = read_dataset("\n".join(lines).encode(), "teams.csv")
+    typed = typed_rows(parsed.frame, parsed.schema)
+    assert typed.unparsed.filter(pl.any_horizontal(pl.all().is_not_null())).rows() == [
+        (None, "someday", None),
+        (None, None, " x "),
+    ]
+    store.store_rows("u1--ds-000001", 1, typed, ("team", "date"), "lake")
+    stored = store.lake.read_parquet([dataset_rows_key("u1--ds-000001", 1)])
+    assert stored.select("team", "date").equals(
+        stored.select("team", "date").sort("team", "date", maintain_order=True, nulls_last=True)
+    )
+    back = store.read_rows("u1--ds-000001", 1)
+    assert back is not None
+    assert back.frame.equals(typed.frame) and back.unparsed.equals(typed.unparsed)
+    report = assess(b"\n".join(x.encode() for x in lines), "teams.csv", None, NBA, "team_level", T0.date())
+    assert QualityReport.from_dict(json.loads(json.dumps(report.as_dict()))["quality"]) == report.report
+    assert store.read_rows("u1--ds-000002", 1) is None
+
+
+def test_version_metadata_is_the_json_the_inbox_always_held(store: DatasetStore) -> None:
+    dataset_id = put_version(store, "u1", games_csv(5))
+    raw = store.lake.get_bytes(dataset_meta_key(dataset_id, 1))
+    doc = json.loads(raw)
+    assert raw == json.dumps(doc, sort_keys=True).encode()
+    assert sorted(doc) == [
+        "created_at", "data_type", "dataset_id", "declared_schema", "description", "fields", "filename",
+        "format", "name", "owner_user_id", "rows", "schema", "size_bytes", "sport", "upload_key",
+        "uploaded_at", "version",
+    ]  # fmt: skip
+    assert (doc["created_at"], doc["uploaded_at"]) == (
+        T0.isoformat(),
+        (T0 + dt.timedelta(hours=1)).isoformat(),
+    )
+    meta = store.meta(dataset_id, 1)
+    assert (meta.uploaded_at, meta.field_types, meta.upload_key) == (
+        T0 + dt.timedelta(hours=1),
+        {},
+        doc["upload_key"],
+    )
+
+
+def test_a_malformed_meta_json_names_its_key_and_fields(store: DatasetStore) -> None:
+    dataset_id = new_dataset_id("u1", b"\x00\x00\x09")
+    key = dataset_meta_key(dataset_id, 1)
+    old = {"dataset_id": dataset_id, "version": 1, "owner_user_id": "u1", "name": "n", "data_type": "weekly"}
+    store.lake.put_new(key, json.dumps(old).encode())
+    with pytest.raises(DocumentError) as err:
+        store.meta(dataset_id, 1)
+    message = str(err.value)
+    assert message.startswith(f"{key} is not a valid VersionMeta document: ")
+    assert "field 'data_type': Input should be 'game_level', 'team_level' or 'player_level'" in message
+    assert "field 'uploaded_at': Field required" in message and "field 'upload_key'" in message
+    store.lake.delete(key)
+    store.lake.put_new(key, b"{not json")
+    with pytest.raises(DocumentError, match=f"{key} is not a valid VersionMeta document: Invalid JSON"):
+        store.meta(dataset_id, 1)
 
 
 def test_a_refused_version_is_recorded_as_error(store: DatasetStore) -> None:
@@ -319,9 +400,9 @@ def test_refresh_supersedes_edits_apply_and_delete_purges(store: DatasetStore) -
     lake = store.lake
     dataset_id = put_version(store, "u1", games_csv(30))
     cursor, _ = run_pipeline(lake, store.warehouse_dir)
-    v1_upload = store.meta(dataset_id, 1)["upload_key"]
+    v1_upload = store.meta(dataset_id, 1).upload_key
     put_version(store, "u1", games_csv(60), dataset_id=dataset_id, version=2)
-    store.edit(dataset_id, 1, {"name": "Renamed", "description": "d", "edited_at": T0.isoformat()})
+    store.edit(dataset_id, 1, MetadataEdit(name="Renamed", description="d", edited_by="u1", edited_at=T0))
     cursor, _ = run_pipeline(lake, store.warehouse_dir, cursor)
 
     assert table(lake).select("version", "status", "name", "row_count").rows() == [
@@ -345,7 +426,7 @@ def test_refresh_supersedes_edits_apply_and_delete_purges(store: DatasetStore) -
         (2, "active", "Renamed"),
     ]
 
-    store.mark_deleted(dataset_id, {"deleted_at": T0.isoformat()})
+    store.mark_deleted(dataset_id, Tombstone(deleted_by="u1", deleted_at=T0))
     run_pipeline(lake, store.warehouse_dir, cursor)
     assert table(lake).is_empty()
     left = sorted(lake.list_keys(""))
@@ -442,8 +523,10 @@ def test_the_pipeline_and_key_lookups_on_s3(s3_lake: Lake, tmp_path: Path) -> No
     row = row_of(s3_lake, dataset_id, 1)
     assert (row["status"], row["storage"]) == ("active", "lake")
     day = dt.date(2023, 10, 24) + dt.timedelta(days=3)
-    assert store.lookup(row, {"team": "BOS", "date": day}, 5)["rest_days"].to_list() == [15 % 4]
+    assert store.lookup(DatasetRow.model_validate(row), {"team": "BOS", "date": day}, 5)[
+        "rest_days"
+    ].to_list() == [15 % 4]
     assert list(dataset_infos(s3_lake, "u1")) == [dataset_id]
-    store.mark_deleted(dataset_id, {"deleted_at": T0.isoformat()})
+    store.mark_deleted(dataset_id, Tombstone(deleted_by="u1", deleted_at=T0))
     run_pipeline(s3_lake, store.warehouse_dir, cursor)
     assert not list(s3_lake.list_keys("tables/dataset_rows/")) and table(s3_lake).is_empty()

@@ -483,13 +483,13 @@ MODEL_ROW = {
 def test_paid_subscription_starts_once_with_its_trial_and_cancels_at_period_end(
     lake: Lake, payments: Payments, stripe_server: StripeServer
 ) -> None:
-    started = start_paid_subscription(lake, payments, "u1", MODEL_ROW)
+    started = start_paid_subscription(lake, payments, "u1", MODEL_ROW, dt.datetime.now(dt.UTC))
     assert (started["status"], started["stripe_status"], started["created"]) == ("trial", "trialing", True)
     (sub,) = stripe_server.objects("subscription")
     assert sub["id"] == started["subscription_id"]
     assert sub["metadata"] == {"model_id": "m1", "creator_user_id": "c1", "user_id": "u1"}
     assert sub["trial_end"] - sub["trial_start"] == 7 * 86_400
-    again = start_paid_subscription(lake, payments, "u1", MODEL_ROW)
+    again = start_paid_subscription(lake, payments, "u1", MODEL_ROW, dt.datetime.now(dt.UTC))
     assert (again["subscription_id"], again["created"]) == (sub["id"], False)
     assert len(stripe_server.objects("subscription")) == len(stripe_server.objects("price")) == 1
     assert sorted(lake.list_keys("inbox/stripe/")) == [
@@ -498,18 +498,18 @@ def test_paid_subscription_starts_once_with_its_trial_and_cancels_at_period_end(
         "inbox/stripe/subscriptions/u1/m1/000001.json",
         "inbox/stripe/subscriptions/u1/m1/000001.subscription.json",
     ]
-    cancelled = cancel_paid_subscription(lake, payments, "u1", "m1")
+    cancelled = cancel_paid_subscription(lake, payments, "u1", "m1", dt.datetime.now(dt.UTC))
     assert (cancelled["status"], cancelled["cancel_at_period_end"]) == ("trial", True)
     assert stripe_server.objects("subscription")[0]["cancel_at_period_end"] is True
     with pytest.raises(NoPaidSubscriptionError):
-        cancel_paid_subscription(lake, payments, "u2", "m1")
+        cancel_paid_subscription(lake, payments, "u2", "m1", dt.datetime.now(dt.UTC))
 
 
 def test_a_new_price_is_used_after_a_price_change(
     lake: Lake, payments: Payments, stripe_server: StripeServer
 ) -> None:
-    start_paid_subscription(lake, payments, "u1", MODEL_ROW)
-    start_paid_subscription(lake, payments, "u2", MODEL_ROW | {"price_cents": 1_499})
+    start_paid_subscription(lake, payments, "u1", MODEL_ROW, dt.datetime.now(dt.UTC))
+    start_paid_subscription(lake, payments, "u2", MODEL_ROW | {"price_cents": 1_499}, dt.datetime.now(dt.UTC))
     prices = {p["unit_amount"]: p for p in stripe_server.objects("price")}
     assert (prices[999]["active"], prices[1_499]["active"]) == (False, True)
     subs = {s["metadata"]["user_id"]: s for s in stripe_server.objects("subscription")}

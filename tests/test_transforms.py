@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from domain.datasets.formula import check_formula
 from domain.datasets.transforms import DatasetRows, custom_scores, custom_sources
-from domain.datasets.validation import typed_frame
+from domain.datasets.validation import typed_rows
 from domain.models.config import DataType, parse_model_config
 from domain.models.engine import score_day
 from domain.models.engine.scoring import CUSTOM_SCORES
@@ -446,7 +446,7 @@ def test_load_custom_scores_reads_each_datasets_current_usable_version(tmp_path:
         (REST_DS, 3, "error", False, ["1", "99"]),
         (LOW_DS, 1, "active", False, ["1", "2"]),
     ):
-        rows = typed_frame(upload.with_columns(rest_days=pl.Series(rest)), {})
+        rows = typed_rows(upload.with_columns(rest_days=pl.Series(rest)), {})
         location = store.store_rows(dataset_id, version, rows, ("team", "date"), "warehouse")
         table.append(
             {"dataset_id": dataset_id, "version": version, "owner_user_id": "u", "data_type": "team_level",

@@ -20,15 +20,16 @@ Limits (SPEC 7) answer with the limit named and nothing stored:
   total bytes. The tier is the token's ``tier`` claim (``free``, ``pro`` or ``enterprise``; absent
   or unknown means ``free``).
 
-The app must set ``app.state.datasets`` to a :class:`DatasetStore` over its lake and warehouse.
+The app must set ``app.state.datasets`` to a :class:`DatasetStore` over its lake and warehouse,
+``app.state.dataset_limits`` to the per-user limits and ``app.state.clock`` (``api/clock.py``). What
+an upload goes through before it is stored is ``services/dataset_intake.py``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine
 from typing import Annotated, Any, Literal
 
 import jwt
@@ -41,32 +42,32 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.types import Message, Receive
 
 from api.auth import CurrentUser, current_user
+from api.clock import Now
 from api.errors import ERROR_RESPONSES, ApiError, ErrorBody, ErrorDetail
 from api.pagination import Page, Pagination, decode_cursor, page_of
-from domain.datasets.files import ParsedDataset, export_csv, read_dataset
+from domain.datasets.documents import MetadataEdit, Tombstone, VersionMeta
+from domain.datasets.files import ParsedDataset, export_csv
 from domain.datasets.registry import (
+    DatasetLimits,
+    DatasetRow,
     LimitExceeded,
     Status,
     Storage,
     Tier,
-    check_dataset_count,
     check_file_size,
-    check_storage,
-    check_upload_rate,
     dataset_owner,
-    new_dataset_id,
     tier_of,
 )
-from domain.datasets.validation import KEY_FIELDS, DatasetRejected, FieldType, check_keys
+from domain.datasets.validation import KEY_FIELDS, DatasetRejected, FieldType
 from domain.models.config import DataType
-from domain.models.registry import ENTROPY_BYTES, UnusableUserIdError
+from domain.models.registry import UnusableUserIdError
 from domain.sports import SPORTS
-from stores.datasets import DatasetState, DatasetStore, assess
+from services import dataset_intake as intake
+from stores.datasets import DatasetState, DatasetStore
 
 FORM_ALLOWANCE = 65_536
 """Bytes a request body may carry beyond the file limit: the other form fields and part headers."""
 _READ_CHUNK = 1 << 20
-_CREATE_ATTEMPTS = 3
 _RETRY_PROCESSING_SECONDS = 30
 _bearer = HTTPBearer(auto_error=False)
 
@@ -75,12 +76,16 @@ async def _store(request: Request) -> DatasetStore:
     return request.app.state.datasets
 
 
+async def _limits(request: Request) -> DatasetLimits:
+    return request.app.state.dataset_limits
+
+
 def _limit_error(exc: LimitExceeded) -> ApiError:
     headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
     return ApiError(exc.status, exc.code, str(exc), headers=headers)
 
 
-def _counted(receive: Receive, store: DatasetStore) -> Receive:
+def _counted(receive: Receive, limits: DatasetLimits) -> Receive:
     """``receive`` that refuses the request once the body passes the file limit plus the form fields."""
     seen = 0
 
@@ -90,7 +95,7 @@ def _counted(receive: Receive, store: DatasetStore) -> Receive:
         if message["type"] == "http.request":
             seen += len(message.get("body", b""))
             try:
-                check_file_size(seen - FORM_ALLOWANCE, store.limits)
+                check_file_size(seen - FORM_ALLOWANCE, limits)
             except LimitExceeded as exc:
                 raise _limit_error(exc) from None
         return message
@@ -106,14 +111,14 @@ class _CountedBodyRoute(APIRoute):
 
         async def counted(request: Request) -> Response:
             await current_user(request, await _bearer(request))  # 401 before reading any of the body
-            store = await _store(request)
+            limits = await _limits(request)
             declared = request.headers.get("content-length", "")
             if declared.isdigit():
                 try:
-                    check_file_size(int(declared) - FORM_ALLOWANCE, store.limits)
+                    check_file_size(int(declared) - FORM_ALLOWANCE, limits)
                 except LimitExceeded as exc:
                     raise _limit_error(exc) from None
-            return await handler(Request(request.scope, _counted(request.receive, store)))
+            return await handler(Request(request.scope, _counted(request.receive, limits)))
 
         return counted
 
@@ -127,6 +132,7 @@ router = APIRouter(
 )
 
 Store = Annotated[DatasetStore, Depends(_store)]
+Limits = Annotated[DatasetLimits, Depends(_limits)]
 
 
 async def caller_tier(
@@ -225,54 +231,67 @@ class DatasetEdit(BaseModel):
     description: str | None = Field(default=None, max_length=2000)
 
 
-def _version_summary(meta: Mapping[str, Any], row: Mapping[str, Any] | None) -> VersionSummary:
-    source = row or {}
+def _version_summary(source: DatasetRow | VersionMeta) -> VersionSummary:
+    """A version as the table has it once processed, else as its ``meta.json`` (``processing``)."""
+    if isinstance(source, VersionMeta):
+        return VersionSummary(
+            version=source.version,
+            status="processing",
+            uploaded_at=source.uploaded_at,
+            filename=source.filename,
+            format=source.format,
+            size_bytes=source.size_bytes,
+            row_count=None,
+            quality_score=None,
+            usable=None,
+            storage=None,
+            error=None,
+        )
     return VersionSummary(
-        version=meta["version"],
-        status=source.get("status", "processing"),
-        uploaded_at=meta["uploaded_at"],
-        filename=meta["filename"],
-        format=meta["format"],
-        size_bytes=meta["size_bytes"],
-        row_count=source.get("row_count"),
-        quality_score=source.get("quality_score"),
-        usable=source.get("usable"),
-        storage=source.get("storage"),
-        error=source.get("error"),
+        version=source.version,
+        status=source.status,
+        uploaded_at=source.uploaded_at,
+        filename=source.filename,
+        format=source.format,
+        size_bytes=source.size_bytes,
+        row_count=source.row_count,
+        quality_score=source.quality_score,
+        usable=source.usable,
+        storage=source.storage,
+        error=source.error,
     )
 
 
-def _detail(store: DatasetStore, state: DatasetState, table: pl.DataFrame) -> DatasetDetail:
+def _detail(store: DatasetStore, state: DatasetState, table: list[DatasetRow]) -> DatasetDetail:
     """Inbox state merged with the dataset's ``datasets`` rows (``table`` may hold other datasets)."""
-    rows = {
-        r["version"]: r for r in table.filter(pl.col("dataset_id") == state.dataset_id).iter_rows(named=True)
-    }
+    rows = {r.version: r for r in table if r.dataset_id == state.dataset_id}
     latest = store.meta(state.dataset_id, state.latest)
     info = store.info(state, latest)
-    metas = {v: rows[v] if v in rows else store.meta(state.dataset_id, v) for v in state.versions}
-    versions = [_version_summary(metas[v], rows.get(v)) for v in state.versions]
-    active = max((v for v, r in rows.items() if r["status"] == "active"), default=None)
+    versions = [
+        _version_summary(rows[v] if v in rows else store.meta(state.dataset_id, v)) for v in state.versions
+    ]
+    active = max((v for v, r in rows.items() if r.status == "active"), default=None)
     current = rows[active] if active is not None else None
     return DatasetDetail(
         dataset_id=state.dataset_id,
-        name=info["name"],
-        description=info["description"],
-        sport=latest["sport"],
-        data_type=latest["data_type"],
+        name=info.name,
+        description=info.description,
+        sport=latest.sport,
+        data_type=latest.data_type,
         status=versions[-1].status,
         version=state.latest,
         active_version=active,
-        row_count=current["row_count"] if current else latest["rows"],
-        field_count=current["field_count"] if current else latest["fields"],
-        size_bytes=current["size_bytes"] if current else latest["size_bytes"],
-        fields=json.loads(current["schema_json"]) if current else latest["schema"],
-        quality_score=current["quality_score"] if current else None,
-        usable=bool(current and current["usable"]),
-        storage=current["storage"] if current else None,
-        location=current["location"] if current else None,
+        row_count=(current.row_count or 0) if current else latest.rows,
+        field_count=(current.field_count or 0) if current else latest.fields,
+        size_bytes=current.size_bytes if current else latest.size_bytes,
+        fields=current.field_types if current else latest.field_types,
+        quality_score=current.quality_score if current else None,
+        usable=bool(current and current.usable),
+        storage=current.storage if current else None,
+        location=current.location if current else None,
         error=versions[-1].error,
-        created_at=latest["created_at"],
-        updated_at=max(info["updated_at"], dt.datetime.fromisoformat(latest["uploaded_at"])),
+        created_at=latest.created_at,
+        updated_at=max(info.updated_at, latest.uploaded_at),
         versions=versions,
     )
 
@@ -297,13 +316,13 @@ def _field_error(field: str, message: str) -> ApiError:
     return ApiError(422, "validation_error", f"invalid request: {field}", [detail])
 
 
-def _read_upload(file: UploadFile, store: DatasetStore) -> bytes:
+def _read_upload(file: UploadFile, limits: DatasetLimits) -> bytes:
     """The file's bytes, read in chunks and refused as soon as they pass the file limit."""
     data = bytearray()
     while chunk := file.file.read(_READ_CHUNK):
         data += chunk
         try:
-            check_file_size(len(data), store.limits)
+            check_file_size(len(data), limits)
         except LimitExceeded as exc:
             raise _limit_error(exc) from None
     return bytes(data)
@@ -333,21 +352,13 @@ def _rejected(exc: DatasetRejected) -> ApiError:
     return ApiError(exc.status, "file_too_large" if exc.status == 413 else "dataset_rejected", str(exc))
 
 
-def _parse(
+def _read(
     data: bytes, filename: str | None, schema: dict[str, str] | None, data_type: DataType
 ) -> ParsedDataset:
-    """Read the file (every limit) and check its key fields: what would make the pipeline refuse it."""
     try:
-        parsed = read_dataset(data, filename or "upload", schema)
-        check_keys(parsed.frame.columns, data_type)
+        return intake.read_upload(data, filename, schema, data_type)
     except DatasetRejected as exc:
         raise _rejected(exc) from None
-    return parsed
-
-
-def _used_bytes(store: DatasetStore, states: list[DatasetState]) -> int:
-    """Bytes the user's datasets take: each dataset's latest upload."""
-    return sum(store.meta(s.dataset_id, s.latest)["size_bytes"] for s in states)
 
 
 def _check_limits(checks: Callable[[], None]) -> None:
@@ -355,41 +366,6 @@ def _check_limits(checks: Callable[[], None]) -> None:
         checks()
     except LimitExceeded as exc:
         raise _limit_error(exc) from None
-
-
-def _version_meta(
-    *,
-    dataset_id: str,
-    version: int,
-    user: str,
-    name: str,
-    description: str,
-    sport: str | None,
-    data_type: DataType,
-    declared: dict[str, str] | None,
-    parsed: ParsedDataset,
-    size: int,
-    created_at: str,
-    now: dt.datetime,
-) -> dict[str, Any]:
-    return {
-        "dataset_id": dataset_id,
-        "version": version,
-        "owner_user_id": user,
-        "name": name,
-        "description": description,
-        "sport": sport,
-        "data_type": data_type,
-        "declared_schema": declared,
-        "schema": parsed.schema,
-        "filename": parsed.display_name,
-        "format": parsed.format,
-        "size_bytes": size,
-        "rows": parsed.frame.height,
-        "fields": parsed.frame.width,
-        "created_at": created_at,
-        "uploaded_at": now.isoformat(),
-    }
 
 
 # ---- routes ----------------------------------------------------------------------------------------
@@ -406,6 +382,8 @@ def upload_dataset(
     user: CurrentUser,
     tier: CallerTier,
     store: Store,
+    limits: Limits,
+    now: Now,
     response: Response,
     file: UploadForm,
     name: Annotated[str, Form(min_length=1, max_length=200)],
@@ -418,50 +396,37 @@ def upload_dataset(
 ) -> DatasetDetail:
     """Check the file against every limit, store it and answer `processing`; the pipeline then
     validates it, scores its quality and stores it (`status` becomes `active` or `error`)."""
-    data = _read_upload(file, store)
-    now = dt.datetime.now(dt.UTC)
-    live = store.datasets_of(user)
-    limits = store.limits
-
-    def checks() -> None:
-        check_upload_rate(store.upload_times(user), now.timestamp(), limits)
-        check_dataset_count(tier, len(live), limits)
-        if limits.quotas[tier].max_bytes is not None:
-            check_storage(tier, _used_bytes(store, live), len(data), limits)
-
-    _check_limits(checks)
+    data = _read_upload(file, limits)
+    _check_limits(lambda: intake.check_new_dataset(store, limits, user, tier, len(data), now))
     declared, sport = _declared_schema(declared_schema), _sport(sport)
-    parsed = _parse(data, file.filename, declared, data_type)
-    for _ in range(_CREATE_ATTEMPTS):
-        try:
-            dataset_id = new_dataset_id(user, os.urandom(ENTROPY_BYTES))
-        except UnusableUserIdError as exc:
-            raise ApiError(400, "bad_request", str(exc).replace("models", "datasets")) from None
-        meta = _version_meta(
-            dataset_id=dataset_id,
-            version=1,
-            user=user,
+    parsed = _read(data, file.filename, declared, data_type)
+    try:
+        dataset_id = intake.create_dataset(
+            store,
+            user,
+            data,
+            parsed,
             name=name,
             description=description,
             sport=sport,
             data_type=data_type,
-            declared=declared,
-            parsed=parsed,
-            size=len(data),
-            created_at=now.isoformat(),
+            declared_schema=declared,
             now=now,
         )
-        if store.create_version(meta, data, parsed.format):
-            response.headers["Location"] = f"{router.prefix}/{dataset_id}"
-            state = store.state(dataset_id)
-            assert state is not None  # just created
-            return _detail(store, state, store.table(pl.col("dataset_id") == dataset_id))
-    raise ApiError(409, "conflict", "could not allocate a dataset id; retry")
+    except UnusableUserIdError as exc:
+        raise ApiError(400, "bad_request", str(exc).replace("models", "datasets")) from None
+    if dataset_id is None:
+        raise ApiError(409, "conflict", "could not allocate a dataset id; retry")
+    response.headers["Location"] = f"{router.prefix}/{dataset_id}"
+    state = store.state(dataset_id)
+    assert state is not None  # just created
+    return _detail(store, state, store.rows(pl.col("dataset_id") == dataset_id))
 
 
 @router.post("/validate", summary="Dry run: the quality report of a file, nothing stored", responses=_LIMITS)
 def validate_dataset(
-    store: Store,
+    limits: Limits,
+    now: Now,
     file: UploadForm,
     data_type: Annotated[DataType, Form()],
     sport: SportForm = None,
@@ -470,12 +435,10 @@ def validate_dataset(
     """The same checks and report as an upload (and as `oddsforge dataset validate`): detected schema,
     warnings, the quality score with every rule's failures by row, a preview and per-field stats.
     Stores nothing and does not count as an upload."""
-    data = _read_upload(file, store)
+    data = _read_upload(file, limits)
     declared, sport = _declared_schema(declared_schema), _sport(sport)
     try:
-        found = assess(
-            data, file.filename or "upload", declared, sport, data_type, dt.datetime.now(dt.UTC).date()
-        )
+        found = intake.assess(data, file.filename or "upload", declared, sport, data_type, now.date())
     except DatasetRejected as exc:
         raise _rejected(exc) from None
     return found.as_dict()
@@ -489,7 +452,7 @@ def list_datasets(user: CurrentUser, store: Store, page: Pagination) -> Page[Dat
         (after,) = decode_cursor(page.cursor, arity=1)
         states = [s for s in states if s.dataset_id > after]
     listed = page_of(states[: page.limit + 1], page.limit, key=lambda s: (s.dataset_id,))
-    table = store.table(pl.col("dataset_id").is_in([s.dataset_id for s in listed.items]))
+    table = store.rows(pl.col("dataset_id").is_in([s.dataset_id for s in listed.items]))
     items = [_detail(store, s, table) for s in listed.items]
     return Page[DatasetDetail](items=items, next_cursor=listed.next_cursor, limit=listed.limit)
 
@@ -497,21 +460,23 @@ def list_datasets(user: CurrentUser, store: Store, page: Pagination) -> Page[Dat
 @router.get("/{dataset_id}", summary="A dataset, its status and versions", responses=_NOT_FOUND)
 def get_dataset(dataset_id: DatasetId, user: CurrentUser, store: Store) -> DatasetDetail:
     state = _owned(store, dataset_id, user)
-    return _detail(store, state, store.table(pl.col("dataset_id") == dataset_id))
+    return _detail(store, state, store.rows(pl.col("dataset_id") == dataset_id))
 
 
 @router.put("/{dataset_id}", summary="Edit a dataset's name or description", responses=_NOT_FOUND)
-def edit_dataset(dataset_id: DatasetId, body: DatasetEdit, user: CurrentUser, store: Store) -> DatasetDetail:
+def edit_dataset(
+    dataset_id: DatasetId, body: DatasetEdit, user: CurrentUser, store: Store, now: Now
+) -> DatasetDetail:
     """Of two concurrent edits exactly one is stored; the other gets 409 and may retry."""
     state = _owned(store, dataset_id, user)
-    table = store.table(pl.col("dataset_id") == dataset_id)
+    table = store.rows(pl.col("dataset_id") == dataset_id)
     current = store.info(state, store.meta(dataset_id, state.latest))
-    doc = {
-        "name": body.name if body.name is not None else current["name"],
-        "description": body.description if body.description is not None else current["description"],
-        "edited_by": user,
-        "edited_at": dt.datetime.now(dt.UTC).isoformat(),
-    }
+    doc = MetadataEdit(
+        name=body.name if body.name is not None else current.name,
+        description=body.description if body.description is not None else current.description,
+        edited_by=user,
+        edited_at=now,
+    )
     number = (state.edits[-1] if state.edits else 0) + 1
     if not store.edit(dataset_id, number, doc):
         raise ApiError(409, "conflict", f"dataset {dataset_id!r} was just edited by another request; retry")
@@ -519,11 +484,11 @@ def edit_dataset(dataset_id: DatasetId, body: DatasetEdit, user: CurrentUser, st
 
 
 @router.delete("/{dataset_id}", status_code=204, summary="Delete a dataset", responses=_NOT_FOUND)
-def delete_dataset(dataset_id: DatasetId, user: CurrentUser, store: Store) -> Response:
+def delete_dataset(dataset_id: DatasetId, user: CurrentUser, store: Store, now: Now) -> Response:
     """The dataset disappears at once (and stops counting towards quotas); the pipeline then removes
     its stored rows, reports and uploads. Models that use it lose that source."""
     _owned(store, dataset_id, user)
-    store.mark_deleted(dataset_id, {"deleted_by": user, "deleted_at": dt.datetime.now(dt.UTC).isoformat()})
+    store.mark_deleted(dataset_id, Tombstone(deleted_by=user, deleted_at=now))
     return Response(status_code=204)
 
 
@@ -538,6 +503,8 @@ def refresh_dataset(
     user: CurrentUser,
     tier: CallerTier,
     store: Store,
+    limits: Limits,
+    now: Now,
     file: UploadForm,
     data_type: Annotated[DataType | None, Form(description="Default: the previous version's.")] = None,
     sport: SportForm = None,
@@ -547,55 +514,40 @@ def refresh_dataset(
     one is active. Omitted form fields keep the previous version's values. Counts as an upload."""
     state = _owned(store, dataset_id, user)
     previous = store.meta(dataset_id, state.latest)
-    data = _read_upload(file, store)
-    now = dt.datetime.now(dt.UTC)
-    limits = store.limits
-
-    def checks() -> None:
-        check_upload_rate(store.upload_times(user), now.timestamp(), limits)
-        if limits.quotas[tier].max_bytes is not None:
-            others = [s for s in store.datasets_of(user) if s.dataset_id != dataset_id]
-            check_storage(tier, _used_bytes(store, others), len(data), limits)
-
-    _check_limits(checks)
-    declared = (
-        _declared_schema(declared_schema) if declared_schema is not None else previous["declared_schema"]
-    )
-    data_type = data_type or previous["data_type"]
-    sport = _sport(sport) if sport is not None else previous["sport"]
-    parsed = _parse(data, file.filename, declared, data_type)
-    info = store.info(state, previous)
-    meta = _version_meta(
-        dataset_id=dataset_id,
-        version=state.latest + 1,
-        user=user,
-        name=info["name"],
-        description=info["description"],
+    data = _read_upload(file, limits)
+    _check_limits(lambda: intake.check_refresh(store, limits, user, tier, dataset_id, len(data), now))
+    declared = _declared_schema(declared_schema) if declared_schema is not None else previous.declared_schema
+    data_type = data_type or previous.data_type
+    sport = _sport(sport) if sport is not None else previous.sport
+    parsed = _read(data, file.filename, declared, data_type)
+    created = intake.add_version(
+        store,
+        state,
+        previous,
+        data,
+        parsed,
         sport=sport,
         data_type=data_type,
-        declared=declared,
-        parsed=parsed,
-        size=len(data),
-        created_at=previous["created_at"],
+        declared_schema=declared,
         now=now,
     )
-    if not store.create_version(meta, data, parsed.format):
+    if not created:
         raise ApiError(
             409,
             "conflict",
             f"version {state.latest + 1} of {dataset_id!r} was just created by another refresh",
         )
-    return _detail(store, _owned(store, dataset_id, user), store.table(pl.col("dataset_id") == dataset_id))
+    return _detail(store, _owned(store, dataset_id, user), store.rows(pl.col("dataset_id") == dataset_id))
 
 
 # ---- what the pipeline made of a version -----------------------------------------------------------
 
 
-def _stored(store: DatasetStore, dataset_id: str, user: str, version: int | None) -> dict[str, Any]:
+def _stored(store: DatasetStore, dataset_id: str, user: str, version: int | None) -> DatasetRow:
     """The ``datasets`` row of the requested (default: active, else latest) version once it is stored."""
     state = _owned(store, dataset_id, user)
-    rows = {r["version"]: r for r in store.table(pl.col("dataset_id") == dataset_id).iter_rows(named=True)}
-    active = max((v for v, r in rows.items() if r["status"] == "active"), default=None)
+    rows = {r.version: r for r in store.rows(pl.col("dataset_id") == dataset_id)}
+    active = max((v for v, r in rows.items() if r.status == "active"), default=None)
     wanted = version or active or state.latest
     if wanted not in state.versions:
         raise ApiError(404, "not_found", f"dataset {dataset_id!r} has no version {wanted}")
@@ -607,21 +559,19 @@ def _stored(store: DatasetStore, dataset_id: str, user: str, version: int | None
             f"version {wanted} of {dataset_id!r} is still processing; retry shortly",
             headers={"Retry-After": str(_RETRY_PROCESSING_SECONDS)},
         )
-    if row["status"] == "error":
-        raise ApiError(
-            409, "dataset_error", f"version {wanted} of {dataset_id!r} was refused: {row['error']}"
-        )
-    if row["status"] == "superseded":
+    if row.status == "error":
+        raise ApiError(409, "dataset_error", f"version {wanted} of {dataset_id!r} was refused: {row.error}")
+    if row.status == "superseded":
         raise ApiError(
             404, "not_found", f"version {wanted} of {dataset_id!r} was superseded; its data is gone"
         )
     return row
 
 
-def _report(store: DatasetStore, row: Mapping[str, Any]) -> dict[str, Any]:
-    blob = store.report(row["dataset_id"], row["version"])
+def _report(store: DatasetStore, row: DatasetRow) -> dict[str, Any]:
+    blob = store.report(row.dataset_id, row.version)
     if blob is None:  # removed since the table was read (a newer version or a deletion)
-        raise _not_found(row["dataset_id"])
+        raise _not_found(row.dataset_id)
     return json.loads(blob)
 
 
@@ -642,12 +592,12 @@ def preview_dataset(
     row = _stored(store, dataset_id, user, version)
     rows = _report(store, row)["preview"]
     if format == "json":
-        return {"dataset_id": dataset_id, "version": row["version"], "rows": rows}
+        return {"dataset_id": dataset_id, "version": row.version, "rows": rows}
     frame = pl.from_dicts(rows, schema={name: pl.String for name in rows[0]})
     return Response(
         export_csv(frame),
         media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{dataset_id}-v{row["version"]}-preview.csv"'},
+        headers={"Content-Disposition": f'attachment; filename="{dataset_id}-v{row.version}-preview.csv"'},
     )
 
 
@@ -661,7 +611,7 @@ def dataset_stats(
     report = _report(store, row)
     return {
         "dataset_id": dataset_id,
-        "version": row["version"],
+        "version": row.version,
         "rows": report["rows"],
         "fields": report["stats"],
     }
@@ -677,7 +627,7 @@ def dataset_quality(
     report = _report(store, row)
     return {
         "dataset_id": dataset_id,
-        "version": row["version"],
+        "version": row.version,
         **report["quality"],
         "validation": report["validation"],
         "warnings": report["warnings"],
@@ -700,16 +650,16 @@ def dataset_quality_report(
     """great-expectations validates each stored version in the pipeline (it takes seconds, so never on
     a request); this serves its Data Docs page, sandboxed, or its JSON result."""
     row = _stored(store, dataset_id, user, version)
-    html = store.report(dataset_id, row["version"], "data_docs.html")
+    html = store.report(dataset_id, row.version, "data_docs.html")
     if html is None:
         raise ApiError(
             409,
             "processing",
-            f"the great-expectations report of version {row['version']} of {dataset_id!r} is not ready yet",
+            f"the great-expectations report of version {row.version} of {dataset_id!r} is not ready yet",
             headers={"Retry-After": str(_RETRY_PROCESSING_SECONDS)},
         )
     if format == "json":
-        result = store.report(dataset_id, row["version"], "ge_result.json")
+        result = store.report(dataset_id, row.version, "ge_result.json")
         return Response(result, media_type="application/json")
     # The page shows the user's cell values: a sandboxed origin keeps any markup in them harmless.
     return HTMLResponse(
@@ -731,14 +681,14 @@ def dataset_rows(
     `date`, or `player_id` and `date`; any subset of them), typed. Small datasets answer from the
     warehouse, larger ones from the lake; both are indexed by key."""
     row = _stored(store, dataset_id, user, version)
-    keys = KEY_FIELDS[row["data_type"]]
+    keys = KEY_FIELDS[row.data_type]
     asked = {k: v for k, v in request.query_params.items() if k not in ("version", "limit")}
     if unknown := sorted(set(asked) - set(keys)):
         raise _field_error(f"query.{unknown[0]}", f"look rows up by the key fields {', '.join(keys)}")
-    types = json.loads(row["schema_json"])
+    types = row.field_types
     where = {k: _key_value(k, types.get(k, "string"), v) for k, v in asked.items()}
     found = store.lookup(row, where, limit)
-    return {"dataset_id": dataset_id, "version": row["version"], "items": found.to_dicts()}
+    return {"dataset_id": dataset_id, "version": row.version, "items": found.to_dicts()}
 
 
 _PARSERS: dict[str, Callable[[str], Any]] = {

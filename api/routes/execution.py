@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Callable
 from typing import Annotated, Any
 
 import polars as pl
@@ -20,6 +19,7 @@ from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from api.auth import CurrentUser, current_user
+from api.clock import Now
 from api.errors import ERROR_RESPONSES, ApiError, ErrorBody, ErrorDetail
 from api.model_data import Partitions, model_rows, partitions
 from api.pagination import Page, Pagination, decode_cursor, page_of
@@ -44,11 +44,6 @@ router = APIRouter(
 _NOT_FOUND = {404: {"model": ErrorBody, "description": "No such model, or not one the caller may see."}}
 ModelId = Annotated[str, Path(max_length=128, description="Model id, e.g. `user123--momentum-3fa9c1`.")]
 MAX_DAYS = 366
-
-
-def _clock(request: Request) -> dt.datetime:
-    clock: Callable[[], dt.datetime] = request.app.state.clock
-    return clock()
 
 
 # ---- response shapes ----------------------------------------------------------------------------
@@ -175,13 +170,13 @@ class PerformanceReport(BaseModel):
 
 
 def window(
-    request: Request, view: ModelView, table: str, to: dt.date | None, days: int
+    request: Request, view: ModelView, table: str, to: dt.date | None, days: int, now: dt.datetime
 ) -> tuple[dt.date, dt.date, Partitions]:
     """``first..last`` of a window of ``days`` ending at ``to``, or at the sport's newest partition
     of ``table`` up to today (so a finished season still shows its last days), and the partitions."""
     sport = view.latest.payload["sport"]
     parts = partitions(request.app.state.store, table, sport)
-    today = sport_info(sport).local_date(_clock(request))
+    today = sport_info(sport).local_date(now)
     last = to or parts.latest(today) or today
     return last - dt.timedelta(days=days - 1), last, parts
 
@@ -222,10 +217,10 @@ _REPORTS: SnapshotCache[PerformanceReport] = SnapshotCache(max_entries=256)
 
 
 def performance_report(
-    request: Request, view: ModelView, to: dt.date | None, days: int, version: int | None
+    request: Request, view: ModelView, to: dt.date | None, days: int, version: int | None, now: dt.datetime
 ) -> PerformanceReport:
     """The model's daily rows over the window, the figures of one version (default the latest)."""
-    first, last, parts = window(request, view, "model_performance", to, days)
+    first, last, parts = window(request, view, "model_performance", to, days, now)
     sport, model_id = view.latest.payload["sport"], view.state.model_id
     chosen = version or view.state.latest
 
@@ -264,6 +259,7 @@ def analyze(
     model_id: ModelId,
     user: CurrentUser,
     request: Request,
+    now: Now,
     body: Annotated[AnalyzeRequest | None, Body()] = None,
 ) -> SlateRun:
     """Scores the model's latest version against every game and bookmaker of the slate, with the
@@ -279,7 +275,6 @@ def analyze(
     if body.sport is not None and body.sport.value != config.sport:
         detail = ErrorDetail(field="body.sport", message=f"the model's sport is {config.sport}", type="sport")
         raise ApiError(422, "validation_error", "invalid request: body.sport", [detail])
-    now = _clock(request)
     day = body.date or sport_info(config.sport).local_date(now)
     lake: Lake = request.app.state.lake
     limits: ExecutionLimits = request.app.state.execution
@@ -328,6 +323,7 @@ def results(
     model_id: ModelId,
     user: CurrentUser,
     request: Request,
+    now: Now,
     page: Pagination,
     days: Annotated[int, Query(ge=1, le=MAX_DAYS, description="Days in the window.")] = 7,
     to: Annotated[
@@ -342,7 +338,7 @@ def results(
     only unless `all=true`. The same readers as the model's analyses may call it. Days are those of
     the latest publication (a day the pipeline is writing appears with the next one, minutes later)."""
     view = readable(request, model_id, user)
-    first, last, parts = window(request, view, "analyses", to, days)
+    first, last, parts = window(request, view, "analyses", to, days, now)
     sport, store = view.latest.payload["sport"], request.app.state.store
 
     def compute() -> bytes:
@@ -391,6 +387,7 @@ def performance(
     model_id: ModelId,
     user: CurrentUser,
     request: Request,
+    now: Now,
     days: Annotated[int, Query(ge=1, le=MAX_DAYS, description="Days in the window.")] = 90,
     to: Annotated[dt.date | None, Query(description="Last day (default: the newest with results).")] = None,
     version: Annotated[
@@ -404,4 +401,4 @@ def performance(
     view = browsable(request, model_id, user)
     if version is not None and version not in view.state.versions:
         raise ApiError(404, "not_found", f"model {model_id!r} has no version {version}")
-    return performance_report(request, view, to, days, version)
+    return performance_report(request, view, to, days, version, now)

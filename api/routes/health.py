@@ -8,6 +8,7 @@ from typing import Literal
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
+from api.clock import Now
 from api.serving import Store
 
 router = APIRouter(tags=["health"])
@@ -28,11 +29,11 @@ class Health(BaseModel):
 
 
 @router.get("/health", summary="Service health and snapshot age")
-def health(request: Request, store: Store) -> Health:
+def health(request: Request, store: Store, now: Now) -> Health:
     """Always 200 while the process serves requests; `status` says whether data is available."""
     info = store.info()
     snapshot = None
     if info is not None:
-        age = (dt.datetime.now(dt.UTC) - info.published_at).total_seconds()
+        age = (now - info.published_at).total_seconds()
         snapshot = SnapshotStatus(name=info.name, published_at=info.published_at, age_seconds=round(age, 3))
     return Health(status="ok" if snapshot else "no_snapshot", version=request.app.version, snapshot=snapshot)

@@ -19,6 +19,7 @@ from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from api.auth import CurrentUser, current_user
+from api.clock import Now
 from api.errors import ERROR_RESPONSES, ApiError, ErrorBody
 from api.pagination import Page, Pagination, decode_cursor, invalid_cursor, page_of
 from api.routes.execution import CalibrationBin, Figures, performance_report
@@ -189,13 +190,13 @@ class MarketplaceDetail(BaseModel):
 
 
 @router.get("/models/{model_id}", summary="A model's marketplace page", responses=_NOT_FOUND)
-def marketplace_model(model_id: ModelId, user: CurrentUser, request: Request) -> MarketplaceDetail:
+def marketplace_model(model_id: ModelId, user: CurrentUser, request: Request, now: Now) -> MarketplaceDetail:
     """Price, trial, listing status, rank and rolling figures, the record of the last 90 days and
     the calibration table. Listed models are open to everyone; an unlisted one only to those who may
     read it (its owner; subscribers while it is public and active)."""
     view = browsable(request, model_id, user)
     payload = view.latest.payload
-    report = performance_report(request, view, None, 90, None)
+    report = performance_report(request, view, None, 90, None, now)
     listed = snapshot_rows(
         request.app.state.store,
         f"SELECT * FROM {LISTING_TABLE} WHERE model_id = ? AND version = ?",
@@ -302,10 +303,6 @@ def _stripe(request: Request) -> tuple[Any, Any]:
     return paid_subscriptions, get_payments(request)
 
 
-def _now(request: Request) -> dt.datetime:
-    return request.app.state.clock()
-
-
 @router.post(
     "/subscribe",
     status_code=201,
@@ -318,7 +315,11 @@ def _now(request: Request) -> dt.datetime:
     },
 )
 def subscribe(
-    body: Annotated[SubscriptionRequest, Body()], user: CurrentUser, request: Request, response: Response
+    body: Annotated[SubscriptionRequest, Body()],
+    user: CurrentUser,
+    request: Request,
+    response: Response,
+    now: Now,
 ) -> Subscription:
     """Free models: the subscription starts at once (subscribing again returns it with 200). Paid
     models: a Stripe subscription with the model's trial. Suspended models take no new subscribers."""
@@ -338,13 +339,13 @@ def subscribe(
         raise not_found(body.model_id)
     if row["price_cents"] > 0:
         paid, payments = _stripe(request)
-        answer = paid.start_paid_subscription(request.app.state.lake, payments, user, row)
+        answer = paid.start_paid_subscription(request.app.state.lake, payments, user, row, now)
         response.status_code = 201 if answer.get("created", True) else 200
         return _paid_answer(answer, row["owner_user_id"], row["price_cents"])
     store = _subscriptions(request)
     before = store.state(user, body.model_id)
     try:
-        sub = store.subscribe(user, body.model_id, row["owner_user_id"], _now(request))
+        sub = store.subscribe(user, body.model_id, row["owner_user_id"], now)
     except UnusableUserIdError as exc:
         raise ApiError(400, "bad_request", str(exc)) from None
     if before is not None and before.active:
@@ -358,21 +359,21 @@ def subscribe(
     responses=_NOT_FOUND | {402: {"model": ErrorBody, "description": "Paid subscriptions need Stripe."}},
 )
 def unsubscribe(
-    body: Annotated[SubscriptionRequest, Body()], user: CurrentUser, request: Request
+    body: Annotated[SubscriptionRequest, Body()], user: CurrentUser, request: Request, now: Now
 ) -> Subscription:
     """Free subscriptions end at once. Paid ones are cancelled at the end of the paid period (or of
     the trial); access continues until then."""
     store = _subscriptions(request)
     free = store.state(user, body.model_id)
     if free is not None and free.active:
-        ended = store.unsubscribe(user, body.model_id, _now(request))
+        ended = store.unsubscribe(user, body.model_id, now)
         assert ended is not None
         return _free(ended)
     view = load_view(request, body.model_id)
     if view is not None and (view.row["price_cents"] > 0 or paid_access(request, user, body.model_id)):
         paid, payments = _stripe(request)
         try:
-            answer = paid.cancel_paid_subscription(request.app.state.lake, payments, user, body.model_id)
+            answer = paid.cancel_paid_subscription(request.app.state.lake, payments, user, body.model_id, now)
         except paid.NoPaidSubscriptionError as exc:
             raise ApiError(404, "not_found", str(exc)) from None
         return _paid_answer(answer, view.row["owner_user_id"], view.row["price_cents"])

@@ -19,6 +19,7 @@ from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import CurrentUser, current_user
+from api.clock import Now
 from api.errors import ERROR_RESPONSES, ApiError, ErrorBody, ErrorDetail
 from api.pagination import Page, Pagination, decode_cursor, page_of
 from api.visibility import readable
@@ -151,10 +152,11 @@ def _check_publishing(config: ModelConfig, backtest_graded: int) -> None:
     summary="Create a model (version 1)",
     responses={400: {"model": ErrorBody, "description": "The caller's user id cannot own models."}},
 )
-def create_model(body: ConfigBody, user: CurrentUser, registry: Registry, response: Response) -> ModelDetail:
+def create_model(
+    body: ConfigBody, user: CurrentUser, registry: Registry, response: Response, now: Now
+) -> ModelDetail:
     """Validate the configuration and store it as version 1 of a new model owned by the caller."""
     name = body.get("name")
-    now = dt.datetime.now(dt.UTC)
     for _ in range(_CREATE_ATTEMPTS):
         try:
             model_id = new_model_id(user, name if isinstance(name, str) else "", os.urandom(ENTROPY_BYTES))
@@ -214,7 +216,9 @@ def get_model(
 
 
 @router.put("/{model_id}", summary="Update a model (a new version)", responses=_NOT_FOUND | _CONFLICT)
-def update_model(model_id: ModelId, body: ConfigBody, user: CurrentUser, registry: Registry) -> ModelDetail:
+def update_model(
+    model_id: ModelId, body: ConfigBody, user: CurrentUser, registry: Registry, now: Now
+) -> ModelDetail:
     """Store the full configuration as version n+1. Of two concurrent updates exactly one creates it;
     the other gets 409 and may retry on top of the new version."""
     state = _owned_state(registry, model_id, user)
@@ -228,7 +232,7 @@ def update_model(model_id: ModelId, body: ConfigBody, user: CurrentUser, registr
         owner_user_id=user,
         version=state.latest + 1,
         created_at=dt.datetime.fromisoformat(latest.payload["created_at"]),
-        updated_at=dt.datetime.now(dt.UTC),
+        updated_at=now,
     )
     if config.sharing.public:
         _check_publishing(config, best_backtest_graded(registry.lake, model_id))
@@ -243,11 +247,11 @@ def update_model(model_id: ModelId, body: ConfigBody, user: CurrentUser, registr
 
 
 @router.delete("/{model_id}", status_code=204, summary="Archive a model", responses=_NOT_FOUND)
-def archive_model(model_id: ModelId, user: CurrentUser, registry: Registry) -> Response:
+def archive_model(model_id: ModelId, user: CurrentUser, registry: Registry, now: Now) -> Response:
     """Archive the model: it stops running and leaves the marketplace; its versions and analyses stay.
     Archiving twice is harmless."""
     _owned_state(registry, model_id, user)
-    registry.archive(model_id, user, dt.datetime.now(dt.UTC))
+    registry.archive(model_id, user, now)
     return Response(status_code=204)
 
 

@@ -17,6 +17,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from api.clock import Now
 from api.errors import ApiError, ErrorBody
 from api.payments import get_payments
 from stores.layout import stripe_event_key
@@ -46,13 +47,17 @@ class WebhookReceipt(BaseModel):
         503: {"model": ErrorBody, "description": "Payments are not configured on this server."},
     },
 )
-async def stripe_webhook(request: Request) -> WebhookReceipt:
+async def stripe_webhook(request: Request, now: Now) -> WebhookReceipt:
     """Verify Stripe's signature on the raw body and store the event once (see the module notes)."""
     secret = get_payments(request).webhook_secret
     payload = await _capped_body(request)
     try:
         event = verify_stripe_signature(
-            payload, request.headers.get("stripe-signature"), secret, DEFAULT_TOLERANCE_SECONDS
+            payload,
+            request.headers.get("stripe-signature"),
+            secret,
+            DEFAULT_TOLERANCE_SECONDS,
+            now.timestamp(),
         )
         stripe_event_key(str(event.get("id")))
     except (stripe.SignatureVerificationError, ValueError) as exc:

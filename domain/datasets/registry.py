@@ -16,6 +16,7 @@ Time is always a parameter; nothing here reads the clock.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 import re
@@ -24,8 +25,11 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
 import polars as pl
+from pydantic import BaseModel, ConfigDict, Field
 
-from domain.datasets.validation import KEY_FIELDS, MAX_FILE_BYTES
+from domain.datasets.documents import Naming, VersionMeta
+from domain.datasets.files import Format
+from domain.datasets.validation import KEY_FIELDS, MAX_FILE_BYTES, FieldType
 from domain.errors import UserError
 from domain.models.config import DatasetInfo, DataType
 from domain.models.registry import ENTROPY_BYTES, new_model_id, owner_of
@@ -200,27 +204,95 @@ relative to the warehouse directory. Name and description are the dataset's curr
 version."""
 
 
+class DatasetRow(BaseModel):
+    """One row of the ``datasets`` table (:data:`DATASETS`): a processed version."""
+
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", validate_by_name=True, validate_by_alias=True, serialize_by_alias=True
+    )
+
+    dataset_id: str
+    version: int
+    owner_user_id: str
+    name: str
+    description: str
+    sport: str | None
+    data_type: DataType
+    status: Status
+    filename: str
+    format: Format
+    size_bytes: int
+    row_count: int | None = None
+    field_count: int | None = None
+    types_json: str | None = Field(
+        default=None, validation_alias="schema_json", serialization_alias="schema_json"
+    )
+    """:attr:`field_types` as JSON (the column ``schema_json``)."""
+    quality_score: float | None = None
+    usable: bool | None = None
+    storage: Storage | None = None
+    location: str | None = None
+    error: str | None = None
+    created_at: dt.datetime
+    uploaded_at: dt.datetime
+    updated_at: dt.datetime
+    inbox_key: str
+
+    @property
+    def field_types(self) -> dict[str, FieldType]:
+        """The stored version's field types (declared, else detected); empty unless ``active``."""
+        return json.loads(self.types_json) if self.types_json else {}
+
+
+def rows_of(table: pl.DataFrame) -> list[DatasetRow]:
+    """The rows of a ``datasets`` frame, typed."""
+    return [DatasetRow.model_validate(row) for row in table.iter_rows(named=True)]
+
+
+def version_row(meta: VersionMeta, inbox_key: str, status: Status, **outcome: Any) -> DatasetRow:
+    """A version's row: what its ``meta.json`` (at ``inbox_key``) says, the pipeline's ``status`` and
+    what processing found (``outcome``: rows, schema, quality, storage; or the ``error``)."""
+    return DatasetRow(
+        dataset_id=meta.dataset_id,
+        version=meta.version,
+        owner_user_id=meta.owner_user_id,
+        name=meta.name,
+        description=meta.description,
+        sport=meta.sport,
+        data_type=meta.data_type,
+        status=status,
+        filename=meta.filename,
+        format=meta.format,
+        size_bytes=meta.size_bytes,
+        created_at=meta.created_at,
+        uploaded_at=meta.uploaded_at,
+        updated_at=meta.uploaded_at,
+        inbox_key=inbox_key,
+        **outcome,
+    )
+
+
 def merge_datasets(
     existing: pl.DataFrame,
-    records: Sequence[Mapping[str, Any]],
-    infos: Mapping[str, Mapping[str, Any]],
+    records: Sequence[DatasetRow],
+    infos: Mapping[str, Naming],
     deleted: Collection[str],
 ) -> pl.DataFrame:
     """``existing`` with ``records`` upserted by (dataset_id, version), then:
 
-    * ``infos`` (dataset id -> ``name``, ``description``, ``updated_at``) applied to every version;
+    * ``infos`` (dataset id -> current name and description) applied to every version;
     * every row of a ``deleted`` dataset removed;
     * ``active`` versions older than their dataset's newest active one marked ``superseded``.
 
     Merging the same inputs again gives the same table (idempotent).
     """
-    new = conform(pl.DataFrame(list(records), schema=DATASETS), DATASETS)
+    new = conform(pl.DataFrame([r.model_dump() for r in records], schema=DATASETS), DATASETS)
     edits = pl.DataFrame(
         {
             "dataset_id": list(infos),
-            "new_name": [info["name"] for info in infos.values()],
-            "new_description": [info["description"] for info in infos.values()],
-            "new_updated_at": [info["updated_at"] for info in infos.values()],
+            "new_name": [info.name for info in infos.values()],
+            "new_description": [info.description for info in infos.values()],
+            "new_updated_at": [info.updated_at for info in infos.values()],
         },
         schema={
             "dataset_id": pl.String,
@@ -265,13 +337,13 @@ def scoreable_fields(schema: Mapping[str, str], data_type: DataType) -> tuple[st
     return tuple(f for f, t in schema.items() if t in ("int", "float", "bool") and f not in keys)
 
 
-def dataset_info(row: Mapping[str, Any]) -> DatasetInfo:
+def dataset_info(row: DatasetRow) -> DatasetInfo:
     """What model validation needs to know about a dataset, from its current ``datasets`` row."""
     return DatasetInfo(
-        dataset_id=row["dataset_id"],
-        owner_user_id=row["owner_user_id"],
-        quality_score=row["quality_score"],
-        fields=scoreable_fields(json.loads(row["schema_json"]), row["data_type"]),
-        sport=row["sport"],
-        data_type=row["data_type"],
+        dataset_id=row.dataset_id,
+        owner_user_id=row.owner_user_id,
+        quality_score=row.quality_score or 0.0,
+        fields=scoreable_fields(row.field_types, row.data_type),
+        sport=row.sport,
+        data_type=row.data_type,
     )

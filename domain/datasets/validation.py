@@ -352,6 +352,11 @@ def _type_failure(name: str, dtype: pl.DataType, ftype: FieldType) -> pl.Expr:
     return _present(name, dtype) & _parse(name, dtype, ftype).is_null() & ~_not_finite(name, dtype, ftype)
 
 
+def _invalid(name: str, dtype: pl.DataType, ftype: FieldType) -> pl.Expr:
+    """A non-empty cell that fails its type, or is not a finite number."""
+    return _type_failure(name, dtype, ftype) | _not_finite(name, dtype, ftype)
+
+
 def _as_date(name: str, dtype: pl.DataType, ftype: FieldType) -> pl.Expr:
     if ftype == "date":
         return _parse(name, dtype, "date")
@@ -416,21 +421,35 @@ def typed_frame(frame: pl.DataFrame, schema: Mapping[str, str]) -> pl.DataFrame:
     )
 
 
-def invalid_cells(frame: pl.DataFrame, schema: Mapping[str, str]) -> pl.DataFrame:
-    """One boolean per cell: true where a non-empty cell fails its type (or is not a finite number)."""
+@dataclass(frozen=True)
+class TypedRows:
+    """A dataset in the form it is stored: typed, with the text of the cells that typing dropped.
+
+    ``unparsed`` has the same rows and columns as ``frame``, all text: a cell that is not empty but
+    does not parse to its field's type (or is not a finite number) as the file had it, null
+    everywhere else. Together they hold what every quality rule reads, so a stored version can be
+    checked again without its upload.
+    """
+
+    frame: pl.DataFrame
+    """Every field parsed to its type; empty and invalid cells are null."""
+    unparsed: pl.DataFrame
+
+
+def typed_rows(frame: pl.DataFrame, schema: Mapping[str, str]) -> TypedRows:
+    """``frame`` parsed to ``schema`` (completed with inferred types), keeping its invalid cells' text."""
     types = complete_schema(frame, schema)
-    return (
+    unparsed = (
         frame.lazy()
         .select(
             [
-                (
-                    _type_failure(c, frame.schema[c], types[c]) | _not_finite(c, frame.schema[c], types[c])
-                ).alias(c)
+                pl.when(_invalid(c, frame.schema[c], types[c])).then(pl.col(c).cast(pl.String)).alias(c)
                 for c in frame.columns
             ]
         )
         .collect()
     )
+    return TypedRows(typed_frame(frame, types), unparsed)
 
 
 def complete_schema(frame: pl.DataFrame, schema: Mapping[str, str]) -> dict[str, FieldType]:
@@ -494,6 +513,17 @@ class QualityReport:
         out["today"] = self.today.isoformat()
         out["row_numbers"] = "1-based data rows: row 1 is the first row after the header"
         return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> QualityReport:
+        """The report that :meth:`as_dict` gave (as stored with a dataset version)."""
+        return cls(
+            **{k: data[k] for k in ("score", "usable", "rows", "date_field", "sport", *SCORE_WEIGHTS)},
+            key_fields=tuple(data["key_fields"]),
+            today=dt.date.fromisoformat(data["today"]),
+            fields=tuple(FieldQuality(**f) for f in data["fields"]),
+            failures=tuple(RuleFailure(**{**f, "rows": tuple(f["rows"])}) for f in data["failures"]),
+        )
 
     def failed(self, rule: Rule) -> tuple[RuleFailure, ...]:
         return tuple(f for f in self.failures if f.rule == rule)
