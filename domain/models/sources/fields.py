@@ -1,10 +1,9 @@
 """What the two box-score kinds share (team_stats, player_stats): field lists, z-scores, averaging.
 
 Both score a list of catalogue fields: each field's per-team value as of the day becomes a z-score
-against the league, a game's field score is ``sigmoid(z_home - z_away)`` (z negated where lower is
-better) for side markets and ``sigmoid(orientation * (z_home + z_away))`` for totals, and the
-source's score is the mean of its fields' scores that are not missing. A config is split into keys
-``(field, *parameters)`` so that a field shared by many configs is computed once.
+against the league (:class:`FieldValues`), and the source's score is the mean of its fields' scores
+that are not missing. A config is split into keys ``(field, *parameters)`` so that a field shared by
+many configs is computed once (:class:`FieldConfigs`).
 """
 
 from __future__ import annotations
