@@ -9,7 +9,7 @@ peak RSS is its own):
 
 (a) ``score_day`` of every model on every game and bookmaker of the day: cold (first call, builds
     the indexes) and warm (best of a few), rows/s, peak RSS above the process's RSS before the call;
-(b) the scalar reference (``tests/engine_reference.py``, the seed's loop) on random (model, game,
+(b) the scalar reference (``domain/models/engine/reference.py``, the seed's loop) on random (model, game,
     bookmaker) triples of the same models for a time budget, checked against the engine to 1e-9
     and extrapolated per analysis: the speed-up (target >= 100x);
 (c) the numpy lower bound: per sport and market, the weighted sum as ONE sparse matrix product
@@ -52,7 +52,7 @@ from domain.formats.sample_league import SEASON_END, SEASON_START, generate_seas
 from domain.models.catalogue import fields_of
 from domain.models.config import parse_model_config
 from domain.models.engine import ModelBatch, SourceMatrix, Tables, run_backtest, score_day, source_matrices
-from tests.engine_reference import ReferenceData, reference_analysis
+from domain.models.engine.reference import ReferenceData, reference_analysis
 
 SPORT = "basketball_nba"
 SEED = 2026
@@ -382,7 +382,7 @@ def measure_reference(args: argparse.Namespace) -> dict[str, Any]:
     multipliers_of: dict[str, dict[str, float]] = {}
     for model, _, name, value in mult.iter_rows():
         multipliers_of.setdefault(model, {})[name] = value
-    data = ReferenceData.from_tables(tables)
+    data = ReferenceData.from_tables(tables, SPORT)
     books = sorted(tables.snapshots.filter(pl.col("game_date") == day)["bookmaker"].unique())
     configs = [parse_model_config(p) for p in sample]
     triples = [(c, g, b) for c in configs for g in games for b in books]

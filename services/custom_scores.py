@@ -16,7 +16,7 @@ import polars as pl
 from domain.datasets.registry import current_rows
 from domain.datasets.transforms import DatasetRows, custom_scores, custom_sources
 from domain.models.config import ModelConfig
-from domain.models.engine.scoring import CUSTOM_SCORES
+from domain.models.engine import CUSTOM_SCORES
 from stores.datasets import read_datasets_table
 from stores.lake import Lake
 from stores.layout import dataset_rows_key

@@ -33,7 +33,7 @@ from domain.models.engine import (
     score_day,
 )
 from domain.tables.schemas import GAMES, ODDS_SNAPSHOTS, PLAYER_BOX, TEAM_BOX, conform
-from tests.engine_reference import START, synthetic_league
+from tests.synthetic_league import START, synthetic_league
 
 SPORT = "basketball_nba"
 D1, D2, D3 = dt.date(2024, 1, 1), dt.date(2024, 1, 2), dt.date(2024, 1, 3)

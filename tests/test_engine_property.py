@@ -12,14 +12,8 @@ from hypothesis import strategies as st
 from domain.models.catalogue import fields_of
 from domain.models.config import ModelConfig, parse_model_config
 from domain.models.engine import ModelBatch, score_day
-from tests.engine_reference import (
-    BOOKMAKERS,
-    SPORT,
-    START,
-    ReferenceData,
-    reference_analysis,
-    synthetic_league,
-)
+from domain.models.engine.reference import ReferenceData, reference_analysis
+from tests.synthetic_league import BOOKMAKERS, SPORT, START, synthetic_league
 
 TEAM_FIELDS = sorted(fields_of(SPORT, "team"))
 PLAYER_FIELDS = sorted(fields_of(SPORT, "player"))
@@ -152,7 +146,7 @@ def test_engine_matches_reference(
 
     engine = score_day(ModelBatch.from_configs(configs), tables, day, as_of, multipliers_frame, custom_frame)
 
-    reference_data = ReferenceData.from_tables(tables)
+    reference_data = ReferenceData.from_tables(tables, SPORT)
     expected = {}
     for c in configs:
         mult = {n: v for (m, n), v in multipliers.items() if m == c.model_id}

@@ -19,8 +19,7 @@ from domain.datasets.formula import check_formula
 from domain.datasets.transforms import DatasetRows, custom_scores, custom_sources
 from domain.datasets.validation import typed_rows
 from domain.models.config import DataType, parse_model_config
-from domain.models.engine import score_day
-from domain.models.engine.scoring import CUSTOM_SCORES
+from domain.models.engine import CUSTOM_SCORES, score_day
 from domain.tables.schemas import GAMES, conform
 from services.custom_scores import dataset_rows, load_custom_scores
 from services.sandbox import evaluate_checked, make_interpreter

@@ -56,7 +56,7 @@ import polars as pl
 from domain.datasets.formula import FormulaError, check_formula, to_polars
 from domain.datasets.validation import KEY_FIELDS
 from domain.models.config import BUILTIN_SOURCES, CustomDataSource, DataType, ModelConfig
-from domain.models.engine.scoring import CUSTOM_SCORES
+from domain.models.sources.custom import CUSTOM_SCORES
 from domain.sports import SPORTS
 
 CUSTOM_SOURCES: dict[str, pl.DataType] = {

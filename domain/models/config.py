@@ -6,8 +6,9 @@ owns a dataset, its quality score, the formula grammar) are checked by :func:`va
 Both report every problem at once as a :class:`ConfigError` whose entries name the field path and say
 what is allowed, so the API can answer 422 with messages a model builder can act on.
 
-Data sources are keyed by name: the four built-in names select their kind; any other name is a
-custom source over a user dataset and must carry a ``dataset_id``.
+Data sources are keyed by name: a built-in kind's name (:data:`domain.models.sources.KINDS`) selects
+that kind, with its parameters model; any other name is a custom source over a user dataset and must
+carry a ``dataset_id``.
 """
 
 from __future__ import annotations
@@ -16,10 +17,9 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Annotated, Any, ClassVar, Literal, get_args
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
 from pydantic import (
-    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -27,13 +27,16 @@ from pydantic import (
     StringConstraints,
     ValidationError,
     computed_field,
+    create_model,
     field_serializer,
     field_validator,
     model_validator,
 )
 
-from domain.errors import UserError
-from domain.models.catalogue import CATALOGUES, FieldKind, fields_of, normalise_field_name
+from domain.models.catalogue import CATALOGUES
+from domain.models.config_base import ConfigError, ConfigProblem, Frozen, Identifier
+from domain.models.sources import BUILTIN_SOURCES, KINDS, SourceBase, in_order
+from domain.models.sources.custom import CustomDataSource
 from domain.money.pricing import CREATOR_SHARE_PERCENT, describe_price_tiers, dollars_to_cents, price_tier
 from domain.sports import SPORTS, sport_info
 
@@ -41,41 +44,9 @@ MAX_ENABLED_SOURCES = 5
 MIN_DATASET_QUALITY = 0.8
 """A dataset is usable in models only with a quality score *above* this (seed, SPEC section 7)."""
 
-BUILTIN_SOURCES = ("team_stats", "player_stats", "odds_movement", "historical_performance")
 Market = Literal["spreads", "h2h", "totals"]
-Transformation = Literal["linear", "threshold", "percentile", "custom_formula"]
 
 _SOURCE_NAME = re.compile(r"[A-Za-z0-9_]{1,64}")
-Identifier = Annotated[
-    str,
-    StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@|:+-]{0,127}$"),
-    Field(description="Letters, digits and _ . @ | : + - (no slashes: ids are parts of object keys)"),
-]
-Finite = Annotated[float, Field(allow_inf_nan=False)]
-
-
-# ---- errors -------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ConfigProblem:
-    path: str
-    """Dotted field path, e.g. ``data_sources.team_stats.fields[1]``; empty for the whole config."""
-    message: str
-
-
-class ConfigError(UserError, ValueError):
-    """Every problem found in a config. A ValueError, so pydantic validators may raise it; paths
-    raised inside a nested model are relative to that model and made absolute by
-    :func:`parse_model_config`."""
-
-    def __init__(self, problems: list[ConfigProblem]) -> None:
-        self.problems = problems
-        super().__init__("; ".join(f"{p.path or '<config>'}: {p.message}" for p in problems))
-
-    def as_dicts(self) -> list[dict[str, str]]:
-        """JSON-ready problems for an HTTP 422 body."""
-        return [{"path": p.path, "message": p.message} for p in self.problems]
 
 
 def _join(prefix: str, path: str) -> str:
@@ -87,128 +58,11 @@ def _join(prefix: str, path: str) -> str:
 # ---- sources ------------------------------------------------------------------------------------
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
-
-
-def _normalise_fields(names: tuple[str, ...]) -> tuple[str, ...]:
-    normalised = tuple(normalise_field_name(n) for n in names)
-    problems = [
-        ConfigProblem(f"[{i}]", f"{names[i]!r} repeats a field listed earlier; list each field once")
-        for i, name in enumerate(normalised)
-        if name in normalised[:i]
-    ]
-    if problems:
-        raise ConfigError(problems)
-    return normalised
-
-
-FieldList = Annotated[
-    tuple[str, ...],
-    Field(min_length=1, description="Catalogue field names of the model's sport; case-insensitive"),
-    AfterValidator(_normalise_fields),
-]
-
-
-class SourceBase(_Frozen):
-    kind: ClassVar[str]
-    enabled: bool = True
-    weight: Annotated[float, Field(ge=0, allow_inf_nan=False, description="Relative weight, >= 0")]
-    dynamic_weighting: bool | None = Field(
-        default=None, description="Overrides the model's dynamic_weighting for this source when set"
-    )
-
-
-class TeamStatsSource(SourceBase):
-    """Team form: each field's mean over the team's last games, as a z-score against the league."""
-
-    kind: ClassVar[str] = "team_stats"
-    fields: FieldList
-    lookback_games: Annotated[int, Field(ge=1, le=82)] = 10
-
-
-class PlayerStatsSource(SourceBase):
-    """Player form summed over the players who reach ``min_minutes`` on average."""
-
-    kind: ClassVar[str] = "player_stats"
-    fields: FieldList
-    min_minutes: Annotated[float, Field(ge=0, le=48)] = 20
-    lookback_games: Annotated[int, Field(ge=1, le=82)] = 10
-
-
-class OddsMovementSource(SourceBase):
-    """Line movement between the opening and the current line inside the window."""
-
-    kind: ClassVar[str] = "odds_movement"
-    time_window_hours: Annotated[int, Field(ge=1, le=168)] = 24
-
-
-class HistoricalPerformanceSource(SourceBase):
-    """Each team's recent rate of covering, winning or going over."""
-
-    kind: ClassVar[str] = "historical_performance"
-    lookback_days: Annotated[int, Field(ge=1, le=365)] = 30
-
-
-class CustomDataSource(SourceBase):
-    """A field of one of the creator's datasets, transformed to a score in [0, 1]."""
-
-    kind: ClassVar[str] = "custom"
-    dataset_id: Identifier
-    field: str | None = Field(default=None, description="Required except for custom_formula")
-    transformation: Transformation
-    min_value: Finite | None = Field(default=None, description="linear: value scored 0")
-    max_value: Finite | None = Field(default=None, description="linear: value scored 1")
-    threshold: Finite | None = Field(default=None, description="threshold: values above it score 1")
-    formula: str | None = Field(default=None, description="custom_formula: expression over fields")
-    invert: bool = Field(default=False, description="Score 1 - s instead of s")
-
-    @model_validator(mode="after")
-    def _parameters_for_transformation(self) -> CustomDataSource:
-        problems: list[ConfigProblem] = []
-        t = self.transformation
-        if t != "custom_formula" and not self.field:
-            problems.append(ConfigProblem("field", f"transformation {t} needs the dataset field to score"))
-        if t == "linear":
-            if self.min_value is None or self.max_value is None:
-                problems.append(
-                    ConfigProblem(
-                        "max_value" if self.min_value is not None else "min_value",
-                        "linear needs both min_value and max_value, with min_value < max_value",
-                    )
-                )
-            elif not self.min_value < self.max_value:
-                problems.append(
-                    ConfigProblem(
-                        "max_value",
-                        f"linear needs min_value < max_value; got min_value {self.min_value} and "
-                        f"max_value {self.max_value}",
-                    )
-                )
-        elif t == "threshold" and self.threshold is None:
-            problems.append(ConfigProblem("threshold", "transformation threshold needs a threshold value"))
-        elif t == "custom_formula" and not self.formula:
-            problems.append(ConfigProblem("formula", "transformation custom_formula needs a formula"))
-        if problems:
-            raise ConfigError(problems)
-        return self
-
-
-SourceConfig = (
-    TeamStatsSource | PlayerStatsSource | OddsMovementSource | HistoricalPerformanceSource | CustomDataSource
-)
-
-
-class DataSources(BaseModel):
+class _SourcesByName(BaseModel):
     """Sources by name. Built-in names select their kind; every other name is a custom source."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
     __pydantic_extra__: dict[str, CustomDataSource] = Field(init=False)
-
-    team_stats: TeamStatsSource | None = None
-    player_stats: PlayerStatsSource | None = None
-    odds_movement: OddsMovementSource | None = None
-    historical_performance: HistoricalPerformanceSource | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -234,16 +88,29 @@ class DataSources(BaseModel):
             raise ConfigError(problems)
         return data
 
-    def as_dict(self) -> dict[str, SourceConfig]:
-        """Every configured source by name: built-ins first, then custom sources in input order."""
+    def as_dict(self) -> dict[str, SourceBase]:
+        """Every configured source by name, in the order of their kinds (custom sources as given)."""
         builtins = {name: getattr(self, name) for name in BUILTIN_SOURCES}
-        return {name: s for name, s in builtins.items() if s is not None} | dict(self.__pydantic_extra__)
+        sources = {name: s for name, s in builtins.items() if s is not None} | dict(self.__pydantic_extra__)
+        return {name: sources[name] for name in in_order(sources)}
+
+
+if TYPE_CHECKING:  # the built-in kinds' settings come from the registry: checkers see the base
+    DataSources = _SourcesByName
+else:
+    DataSources = create_model(
+        "DataSources",
+        __base__=_SourcesByName,
+        __doc__=_SourcesByName.__doc__,
+        __module__=__name__,
+        **{kind.name: (kind.parameters | None, None) for kind in KINDS if kind.builtin},
+    )
 
 
 # ---- sharing ------------------------------------------------------------------------------------
 
 
-class Sharing(_Frozen):
+class Sharing(Frozen):
     """Marketplace settings. Prices are dollars in the JSON (as in the seed) and cents in code."""
 
     public: bool = False
@@ -319,7 +186,7 @@ class Sharing(_Frozen):
 # ---- the model ----------------------------------------------------------------------------------
 
 
-class ModelConfig(_Frozen):
+class ModelConfig(Frozen):
     """One version of a user's betting model (seed "Model Configuration Schema", SPEC section 3)."""
 
     model_id: Identifier
@@ -354,7 +221,7 @@ class ModelConfig(_Frozen):
 
     @model_validator(mode="after")
     def _cross_field_rules(self) -> ModelConfig:
-        problems = _source_problems(self) + _field_problems(self)
+        problems = _source_problems(self) + _sport_problems(self)
         if not self.min_confidence < self.max_confidence:
             problems.append(
                 ConfigProblem(
@@ -396,41 +263,20 @@ def _source_problems(config: ModelConfig) -> list[ConfigProblem]:
     return []
 
 
-def _field_problems(config: ModelConfig) -> list[ConfigProblem]:
-    """Fields must come from the sport's catalogue (disabled sources too, so enabling one later is safe)."""
-    problems = []
-    sources: list[tuple[str, FieldKind, TeamStatsSource | PlayerStatsSource | None]] = [
-        ("team_stats", "team", config.data_sources.team_stats),
-        ("player_stats", "player", config.data_sources.player_stats),
+def _sport_problems(config: ModelConfig) -> list[ConfigProblem]:
+    """Every source's parameters must suit the sport (disabled sources too, so enabling one later is
+    safe): e.g. fields from the sport's catalogue."""
+    return [
+        ConfigProblem(_join(f"data_sources.{name}", p.path), p.message)
+        for name, source in config.data_sources.as_dict().items()
+        for p in source.sport_problems(config.sport)
     ]
-    for name, kind, source in sources:
-        if source is None:
-            continue
-        allowed = fields_of(config.sport, kind)
-        if not allowed:
-            problems.append(
-                ConfigProblem(
-                    f"data_sources.{name}",
-                    f"{name} is not available for {config.sport}: its history has no {kind} box scores; "
-                    f"remove the source",
-                )
-            )
-            continue
-        problems.extend(
-            ConfigProblem(
-                f"data_sources.{name}.fields[{i}]",
-                f"unknown {kind} field {field!r} for {config.sport}; allowed: {', '.join(allowed)}",
-            )
-            for i, field in enumerate(source.fields)
-            if field not in allowed
-        )
-    return problems
 
 
 # ---- helpers ------------------------------------------------------------------------------------
 
 
-def enabled_sources(config: ModelConfig) -> dict[str, SourceConfig]:
+def enabled_sources(config: ModelConfig) -> dict[str, SourceBase]:
     """The enabled sources by name, in config order."""
     return {name: s for name, s in config.data_sources.as_dict().items() if s.enabled}
 

@@ -8,14 +8,32 @@ One implementation serves the daily analyses, on-demand runs and backtests:
   (:func:`source_matrices` is its first half: the day's distinct sources, scored once);
 - :func:`multipliers_from_history` gives dynamic-weighting multipliers from past analyses;
 - :func:`run_backtest` replays a date range day by day as if live, and reports per model.
+
+The sources a model weighs come in kinds (:mod:`domain.models.sources`, one module each); the
+config's ``data_sources``, :class:`ModelBatch` and the scoring of a day are driven by its registry,
+``domain.models.sources.KINDS``. :mod:`domain.models.engine.reference` is the seed's scalar loop that
+the engine is checked against.
+
+Adding a source kind:
+
+1. a module in ``domain/models/sources/`` exporting ``KIND = SourceKind(parameters, key, prepare,
+   score)``: the parameters model (a ``SourceBase`` whose ``kind`` is the kind's name: the config
+   gets an optional setting of that name), the key of a configured source (the parameters that
+   decide its scores, read from the stored payload), what the batch prepares from the distinct keys
+   once, and the vectorised scorer (distinct keys x the day's current lines, NaN = missing);
+2. one line in ``KINDS`` (its position is where its sources come in a model's lists);
+3. one reference test: the kind's scalar scorer in ``SCALAR`` of
+   :mod:`domain.models.engine.reference` and a hand-made case in ``CASES`` of
+   ``tests/test_source_kinds.py`` (parametrised over ``KINDS``, so a kind without them fails).
+
+The committed JSON schema (``docs/model-config.schema.json``) then gains the new setting:
+``tests/test_model_config.py`` says how to regenerate it.
 """
 
 from domain.models.engine.backtest import BacktestResult, grade_analyses, performance, run_backtest
-from domain.models.engine.features import Tables
 from domain.models.engine.scoring import (
     ANALYSES,
     ANALYSIS_KEY,
-    CUSTOM_SCORES,
     MULTIPLIERS,
     SOURCE_CALLS,
     ModelBatch,
@@ -27,6 +45,8 @@ from domain.models.engine.scoring import (
     source_calls,
     source_matrices,
 )
+from domain.models.features import Tables
+from domain.models.sources.custom import CUSTOM_SCORES
 
 __all__ = [
     "ANALYSES",

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 import polars as pl
 
 from domain.markets.grading import grade, profit
-from domain.models.engine.features import Tables
 from domain.models.engine.scoring import (
     ANALYSES,
     DYNAMIC_WINDOW_DAYS,
@@ -26,6 +25,7 @@ from domain.models.engine.scoring import (
     score_day,
     source_calls,
 )
+from domain.models.features import Tables
 
 Progress = Callable[[dt.date, int, int], None]
 """``progress(day, days_done, days_total)`` after each scored day."""

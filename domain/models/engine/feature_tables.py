@@ -1,6 +1,6 @@
 """The engine's point-in-time features as tables, for operators and analysts.
 
-The scoring engine computes these in memory from :mod:`domain.models.engine.features` (cheaper than reading
+The scoring engine computes these in memory from :mod:`domain.models.features` (cheaper than reading
 them back); the functions here lay the very same computations out as rows per game date, so what an
 analyst queries is what the models saw. Every value for date D uses games strictly before D.
 """
@@ -14,7 +14,7 @@ import polars as pl
 
 from domain.markets.odds import no_vig_first_expr
 from domain.models.catalogue import fields_of
-from domain.models.engine.features import (
+from domain.models.features import (
     RESULT_MARKETS,
     Tables,
     day_number,
@@ -22,7 +22,7 @@ from domain.models.engine.features import (
     results_history,
     team_history,
 )
-from domain.models.engine.sources import z_scores
+from domain.models.sources.fields import z_scores
 from domain.tables.schemas import LINES
 from domain.tables.tidy import build_lines
 

@@ -1,22 +1,23 @@
 """The scoring engine: every due model version x game x bookmaker of a day in one vectorised pass.
 
-SPEC section 4. For each (sport, market) the day's distinct source parameter sets are scored once
-(:mod:`domain.models.engine.sources`) into a matrix ``S`` (one row per current line, one column per
-distinct source: :func:`source_matrices`). Each model is at most five indices into ``S`` and five
-weights, so the weighted average of every model on every line is one gather and two sums over the
-source axis, done in chunks of models to bound memory:
+SPEC section 4. For each (sport, market) the day's distinct source parameter sets are scored once,
+each by its kind's scorer (:mod:`domain.models.sources`), into a matrix ``S`` (one row per current
+line, one column per distinct source: :func:`source_matrices`). Each model is at most five indices
+into ``S`` and five weights, so the weighted average of every model on every line is one gather and
+two sums over the source axis, done in chunks of models to bound memory:
 
     p = sum_i(s_i * w_i) / sum_i(w_i)     over the model's sources that are not missing
 
-Custom-dataset sources are scored elsewhere and arrive as a frame; dynamic weighting multipliers
-arrive as a frame made by :func:`multipliers_from_history` from the model's own past analyses.
+Custom-dataset sources are scored by the datasets stage and arrive as a frame; dynamic weighting
+multipliers arrive as a frame made by :func:`multipliers_from_history` from the model's own past
+analyses.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,35 +25,12 @@ import numpy as np
 import polars as pl
 
 from domain.markets.grading import FIRST_SIDE, SECOND_SIDE, first_side_margin
-from domain.models.catalogue import normalise_field_name
-from domain.models.config import (
-    BUILTIN_SOURCES,
-    MAX_ENABLED_SOURCES,
-    HistoricalPerformanceSource,
-    ModelConfig,
-    OddsMovementSource,
-    PlayerStatsSource,
-    TeamStatsSource,
-)
-from domain.models.engine.features import Tables, day_number, player_history, results_history, team_history
-from domain.models.engine.sources import (
-    FieldConfigs,
-    FieldValues,
-    Slate,
-    historical_scores,
-    odds_movement_scores,
-    player_stats_values,
-    team_stats_values,
-)
+from domain.models.config import MAX_ENABLED_SOURCES, ModelConfig
+from domain.models.features import Tables, day_number
+from domain.models.sources import KINDS, SourceDay, in_order, kind_index
+from domain.models.sources.base import Slate
 from domain.tables.schemas import UTC_TS
 
-TEAM_STATS, PLAYER_STATS, ODDS_MOVEMENT, HISTORICAL, CUSTOM = range(5)
-KIND_CODES = {
-    "team_stats": TEAM_STATS,
-    "player_stats": PLAYER_STATS,
-    "odds_movement": ODDS_MOVEMENT,
-    "historical_performance": HISTORICAL,
-}
 SLOTS = MAX_ENABLED_SOURCES
 CHUNK_CELLS = 4_000_000
 """Source scores gathered per chunk of models (models x slots x lines); bounds memory at ~32 MB."""
@@ -104,15 +82,6 @@ MULTIPLIERS: dict[str, pl.DataType] = {
     "multiplier": pl.Float64(),
 }
 
-CUSTOM_SCORES: dict[str, pl.DataType] = {
-    "model_id": pl.String(),
-    "version": pl.Int32(),
-    "source_name": pl.String(),
-    "game_id": pl.String(),
-    "score": pl.Float64(),
-}
-"""Custom-dataset source scores in [0, 1] (null = missing), computed by the datasets stage."""
-
 SOURCE_CALLS: dict[str, pl.DataType] = {
     "model_id": pl.String(),
     "version": pl.Int32(),
@@ -126,30 +95,18 @@ SOURCE_CALLS: dict[str, pl.DataType] = {
 # ---- the batch of model versions -----------------------------------------------------------------
 
 
-def _default(model: type, name: str) -> Any:
-    return model.model_fields[name].default
-
-
-_DEFAULTS = {
-    "team_stats": {"lookback_games": _default(TeamStatsSource, "lookback_games")},
-    "player_stats": {
-        "min_minutes": _default(PlayerStatsSource, "min_minutes"),
-        "lookback_games": _default(PlayerStatsSource, "lookback_games"),
-    },
-    "odds_movement": {"time_window_hours": _default(OddsMovementSource, "time_window_hours")},
-    "historical_performance": {"lookback_days": _default(HistoricalPerformanceSource, "lookback_days")},
-    "model": {
-        name: _default(ModelConfig, name)
-        for name in ("market", "dynamic_weighting", "min_confidence", "max_confidence")
-    },
+_MODEL_DEFAULTS = {
+    name: ModelConfig.model_fields[name].default
+    for name in ("market", "dynamic_weighting", "min_confidence", "max_confidence")
 }
 
 
 @dataclass(frozen=True, eq=False)
 class ModelBatch:
     """Model versions as arrays: per model, up to :data:`SLOTS` source slots (kind, parameter set,
-    weight, dynamic flag, name), padded with kind -1. Parameter sets are interned per kind, so a set
-    shared by many models is one entry (and one row of source scores per day)."""
+    weight, dynamic flag, name), padded with kind -1. A slot's kind is its position in
+    :data:`domain.models.sources.KINDS`; parameter sets (the kinds' keys) are interned per kind, so a
+    set shared by many models is one entry (and one row of source scores per day)."""
 
     frame: pl.DataFrame
     """Per model: ``model_id``, ``version`` and ``source_names`` (list, in config order)."""
@@ -164,12 +121,8 @@ class ModelBatch:
     dynamic: np.ndarray
     name: np.ndarray
     source_names: tuple[str, ...]
-    team_configs: FieldConfigs
-    player_configs: FieldConfigs
-    odds_params: np.ndarray
-    """Distinct ``time_window_hours``; slots of kind odds_movement index it."""
-    history_params: np.ndarray
-    """Distinct ``lookback_days``; slots of kind historical_performance index it."""
+    prepared: tuple[Any, ...]
+    """Per kind, its ``prepare`` of the distinct parameter sets (which the slots' ``param`` index)."""
 
     def __len__(self) -> int:
         return len(self.sport)
@@ -203,23 +156,19 @@ class ModelBatch:
         dynamic = np.zeros((n, SLOTS), dtype=bool)
         name = np.zeros((n, SLOTS), dtype=np.int64)
         n_sources = np.zeros(n, dtype=np.int64)
-        interned: list[dict[Any, int]] = [{} for _ in range(5)]
+        interned: list[dict[Hashable, int]] = [{} for _ in KINDS]
         names: dict[str, int] = {}
-        model_defaults = _DEFAULTS["model"]
         for m, payload in enumerate(payloads):
             sources = payload["data_sources"]
-            model_dynamic = payload.get("dynamic_weighting", model_defaults["dynamic_weighting"])
-            ordered = [k for k in BUILTIN_SOURCES if k in sources] + [
-                k for k in sources if k not in KIND_CODES
-            ]
+            model_dynamic = payload.get("dynamic_weighting", _MODEL_DEFAULTS["dynamic_weighting"])
             slot = 0
-            for source_name in ordered:
+            for source_name in in_order(sources):
                 source = sources[source_name]
                 if source is None or not source.get("enabled", True):
                     continue
-                code = KIND_CODES.get(source_name, CUSTOM)
-                kind[m, slot] = code
-                param[m, slot] = _intern(interned[code], _params_of(source_name, code, source))
+                k = kind_index(source_name)
+                kind[m, slot] = k
+                param[m, slot] = _intern(interned[k], KINDS[k].key(source, source_name, payload))
                 weight[m, slot] = source["weight"]
                 own = source.get("dynamic_weighting")
                 dynamic[m, slot] = model_dynamic if own is None else own
@@ -228,7 +177,7 @@ class ModelBatch:
             n_sources[m] = slot
 
         def column(key: str, dtype: Any) -> np.ndarray:
-            return np.array([p.get(key, model_defaults.get(key)) for p in payloads], dtype=dtype)
+            return np.array([p.get(key, _MODEL_DEFAULTS.get(key)) for p in payloads], dtype=dtype)
 
         source_names = tuple(names)
         return cls(
@@ -251,37 +200,12 @@ class ModelBatch:
             dynamic=dynamic,
             name=name,
             source_names=source_names,
-            team_configs=FieldConfigs.of(list(interned[TEAM_STATS])),
-            player_configs=FieldConfigs.of(list(interned[PLAYER_STATS])),
-            odds_params=np.array([h for (h,) in interned[ODDS_MOVEMENT]], dtype=np.int64),
-            history_params=np.array([d for (d,) in interned[HISTORICAL]], dtype=np.int64),
+            prepared=tuple(k.prepare(list(keys)) for k, keys in zip(KINDS, interned, strict=True)),
         )
 
 
-def _intern(table: dict[Any, int], key: Any) -> int:
+def _intern(table: dict[Hashable, int], key: Hashable) -> int:
     return table.setdefault(key, len(table))
-
-
-def _params_of(source_name: str, code: int, source: Mapping[str, Any]) -> tuple:
-    """The parameters that decide a source's score (interning key); custom sources are per model."""
-    defaults = _DEFAULTS.get(source_name, {})
-
-    def get(key: str) -> Any:
-        return source.get(key, defaults.get(key))
-
-    if code == TEAM_STATS:
-        return tuple(normalise_field_name(f) for f in source["fields"]), int(get("lookback_games"))
-    if code == PLAYER_STATS:
-        return (
-            tuple(normalise_field_name(f) for f in source["fields"]),
-            float(get("min_minutes")),
-            int(get("lookback_games")),
-        )
-    if code == ODDS_MOVEMENT:
-        return (int(get("time_window_hours")),)
-    if code == HISTORICAL:
-        return (int(get("lookback_days")),)
-    return ()
 
 
 # ---- scoring a day -------------------------------------------------------------------------------
@@ -324,9 +248,9 @@ def score_day(
     ``commence_time``); ``as_of`` must be timezone-aware. ``tables`` may hold later data: nothing
     after the cut-off (odds) or on or after ``day`` (results, box scores) is used.
     ``multipliers`` (:data:`MULTIPLIERS`) apply to sources with dynamic weighting on (missing = 1);
-    ``custom_scores`` (:data:`CUSTOM_SCORES`) give the custom sources' scores (no row or a null
-    score = missing). Row order is not part of the contract (rows come grouped by sport, market and
-    number of sources).
+    ``custom_scores`` (:data:`domain.models.sources.custom.CUSTOM_SCORES`) give the custom sources'
+    scores (no row or a null score = missing). Row order is not part of the contract (rows come
+    grouped by sport, market and number of sources).
     """
     frames = [
         frame
@@ -374,7 +298,7 @@ def source_matrices(
             .sort("game", "bookmaker")
         )
         slate = Slate(day_number(day), games["home_team"], games["away_team"])
-        field_values = _field_values(models, tables, sport, slate)
+        shared: dict[str, Any] = {}  # what the kinds compute once for every market of the day
         day_custom = (
             None
             if custom_scores is None
@@ -385,9 +309,11 @@ def source_matrices(
             if lines.is_empty():
                 continue
             group = np.flatnonzero(in_sport & (models.market == market))
-            scores, sources = _source_scores(
-                models, group, tables, sport, market, slate, games, lines, snapshots, field_values, day_custom
+            line_game = lines["game"].to_numpy().astype(np.int64)
+            inputs = SourceDay(
+                tables, sport, market, slate, games, lines, line_game, snapshots, day_custom, shared
             )
+            scores, sources = _source_scores(models, group, inputs)
             weights = models.weight[group] * np.where(
                 models.dynamic[group], _multipliers(models, group, multipliers), 1.0
             )
@@ -397,70 +323,25 @@ def source_matrices(
     return matrices
 
 
-def _field_values(
-    models: ModelBatch, tables: Tables, sport: str, slate: Slate
-) -> Callable[[int], FieldValues]:
-    """The day's team_stats or player_stats values (by kind code), computed on first use: every
-    market of the day shares them."""
-    cache: dict[int, FieldValues] = {}
-
-    def values(code: int) -> FieldValues:
-        if code not in cache:
-            cache[code] = (
-                team_stats_values(team_history(tables, sport), sport, slate, models.team_configs)
-                if code == TEAM_STATS
-                else player_stats_values(player_history(tables, sport), sport, slate, models.player_configs)
-            )
-        return cache[code]
-
-    return values
-
-
-def _source_scores(
-    models: ModelBatch,
-    group: np.ndarray,
-    tables: Tables,
-    sport: str,
-    market: str,
-    slate: Slate,
-    games: pl.DataFrame,
-    lines: pl.DataFrame,
-    snapshots: pl.DataFrame,
-    field_values: Callable[[int], FieldValues],
-    custom_scores: pl.DataFrame | None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Scores of the distinct sources of models ``group`` (one sport and market) on ``lines``, and
-    each model's slots' sources (see :class:`SourceMatrix`)."""
-    line_game = lines["game"].to_numpy().astype(np.int64)
+def _source_scores(models: ModelBatch, group: np.ndarray, day: SourceDay) -> tuple[np.ndarray, np.ndarray]:
+    """Scores of the distinct sources of models ``group`` (one sport and market) on the day's lines,
+    and each model's slots' sources (see :class:`SourceMatrix`): per kind, the parameter sets that
+    the group uses are scored once each, and the slots point at them."""
     kind, param = models.kind[group], models.param[group]
     blocks: list[np.ndarray] = []  # distinct source x line, one block per kind
     column = np.full(kind.shape, -1, dtype=np.int64)
-
-    def add(code: int, per_game: bool, evaluate: Callable[[np.ndarray], np.ndarray]) -> None:
-        """Score the kind's parameter sets that the group uses, once each; point slots at them."""
-        used = np.unique(param[kind == code])
+    n = 0
+    for k, source_kind in enumerate(KINDS):
+        slots = kind == k
+        used = np.unique(param[slots])
         if not len(used):
-            return
+            continue
         lookup = np.zeros(used.max() + 1, dtype=np.int64)
-        lookup[used] = sum(len(b) for b in blocks) + np.arange(len(used))
-        scores = evaluate(used)
-        blocks.append(scores[:, line_game] if per_game else scores)
-        column[kind == code] = lookup[param[kind == code]]
-
-    add(TEAM_STATS, True, lambda u: field_values(TEAM_STATS).scores(market, u))
-    add(PLAYER_STATS, True, lambda u: field_values(PLAYER_STATS).scores(market, u))
-    add(ODDS_MOVEMENT, False, lambda u: odds_movement_scores(lines, snapshots, market, models.odds_params[u]))
-    add(
-        HISTORICAL,
-        True,
-        lambda u: historical_scores(results_history(tables, sport), slate, market, models.history_params[u]),
-    )
-    custom = np.argwhere(kind == CUSTOM)
-    if len(custom):
-        first = sum(len(b) for b in blocks)
-        blocks.append(_custom_block(models, group, custom, games, custom_scores)[:, line_game])
-        column[custom[:, 0], custom[:, 1]] = first + np.arange(len(custom))
-    scores = np.empty((len(lines), sum(len(b) for b in blocks)))
+        lookup[used] = n + np.arange(len(used))
+        blocks.append(source_kind.score(models.prepared[k], used, day))
+        column[slots] = lookup[param[slots]]
+        n += len(used)
+    scores = np.empty((len(day.lines), n))
     start = 0
     for block in blocks:
         scores[:, start : start + len(block)] = block.T
@@ -478,30 +359,6 @@ def _slot_frame(models: ModelBatch, group: np.ndarray, positions: np.ndarray) ->
         ),
         pl.Series("position", np.arange(len(positions)), dtype=pl.Int64),
     )
-
-
-def _custom_block(
-    models: ModelBatch,
-    group: np.ndarray,
-    custom: np.ndarray,
-    games: pl.DataFrame,
-    custom_scores: pl.DataFrame | None,
-) -> np.ndarray:
-    """Custom source scores per (model, custom slot) x game; NaN where none was given."""
-    block = np.full((len(custom), len(games)), np.nan)
-    if custom_scores is None or custom_scores.is_empty():
-        return block
-    found = (
-        _slot_frame(models, group, custom)
-        .join(
-            custom_scores.select(list(CUSTOM_SCORES)).cast(CUSTOM_SCORES),
-            on=["model_id", "version", "source_name"],
-        )
-        .join(games.select("game_id", "game"), on="game_id")
-        .filter(pl.col("score").is_not_null())
-    )
-    block[found["position"].to_numpy(), found["game"].to_numpy().astype(np.int64)] = found["score"].to_numpy()
-    return block
 
 
 def _multipliers(models: ModelBatch, group: np.ndarray, multipliers: pl.DataFrame | None) -> np.ndarray:

@@ -11,7 +11,8 @@ here is therefore indexed so that a question "as of day D" can only see rows dat
 - Settled results carry, per team and market, whether the team covered / won / went over, with the
   same running sums for windows of days.
 
-Nothing here knows about models; :mod:`domain.models.engine.sources` turns these features into scores.
+Nothing here knows about models; the source kinds (:mod:`domain.models.sources`) turn these features
+into scores.
 """
 
 from __future__ import annotations

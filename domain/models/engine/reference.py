@@ -1,11 +1,12 @@
-"""A scalar reference of the scoring engine, and a synthetic league to run both on.
+"""A scalar reference of the scoring engine: the seed's formulas, one model, game and bookmaker at a time.
 
 The reference follows the seed's functions (``calculate_model_score``, ``evaluate_team_stats``,
-``evaluate_odds_movement``, ...) as adapted by SPEC section 4, one model, one game and one bookmaker
-at a time, with plain loops over fields, teams, players and past games. It is slow and obvious on
-purpose: the vectorised engine in ``domain.models.engine`` must agree with it (tests/test_engine_property.py).
-Shared decisions are imported rather than restated where they are constants (the flat-league
-tolerance) or row-level formulas owned elsewhere (derived box-score fields, closing lines).
+``evaluate_odds_movement``, ...) as adapted by SPEC section 4, with plain loops over fields, teams,
+players and past games. It is slow and obvious on purpose: the vectorised engine must agree with it,
+each kind's scorer (tests/test_source_kinds.py) and whole models (tests/test_engine_property.py), and
+bench/engine_bench.py measures how much faster the engine is. :data:`SCALAR` holds one scalar scorer
+per source kind. Shared decisions are imported rather than restated where they are constants (the
+flat-league tolerance) or row-level formulas owned elsewhere (derived box-score fields, closing lines).
 """
 
 from __future__ import annotations
@@ -14,30 +15,22 @@ import datetime as dt
 import math
 import statistics
 from collections import defaultdict
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import polars as pl
 
-from domain.models.catalogue import derive_team_fields, fields_of
-from domain.models.config import (
-    CustomDataSource,
-    HistoricalPerformanceSource,
-    ModelConfig,
-    OddsMovementSource,
-    PlayerStatsSource,
-    TeamStatsSource,
-    effective_dynamic_weighting,
-    enabled_sources,
-)
-from domain.models.engine import Tables
-from domain.models.engine.sources import FLAT_STD
-from domain.sports.ids import game_id
-from domain.tables.schemas import GAMES, ODDS_SNAPSHOTS, PLAYER_BOX, TEAM_BOX, conform
+from domain.models.catalogue import FieldKind, derive_team_fields, fields_of
+from domain.models.config import ModelConfig, effective_dynamic_weighting, enabled_sources
+from domain.models.features import Tables
+from domain.models.sources.custom import CustomDataSource
+from domain.models.sources.fields import FLAT_STD
+from domain.models.sources.historical_performance import HistoricalPerformanceSource
+from domain.models.sources.odds_movement import OddsMovementSource
+from domain.models.sources.player_stats import PlayerStatsSource
+from domain.models.sources.team_stats import TeamStatsSource
 from domain.tables.tidy import build_lines
-
-SPORT = "basketball_nba"
 
 
 def sigmoid(x: float) -> float:
@@ -57,8 +50,9 @@ def _sign(x: float) -> int:
 
 @dataclass
 class ReferenceData:
-    """The tables as Python rows, grouped the way the seed's helper functions look things up."""
+    """One sport's tables as Python rows, grouped the way the seed's helper functions look things up."""
 
+    sport: str
     games: dict[str, dict[str, Any]]
     team_rows: dict[str, list[dict[str, Any]]]
     player_rows: dict[str, list[dict[str, Any]]]
@@ -66,13 +60,13 @@ class ReferenceData:
     closing: dict[tuple[str, str], list[float | None]]
 
     @classmethod
-    def from_tables(cls, tables: Tables) -> ReferenceData:
-        games = {g["game_id"]: g for g in tables.games.filter(pl.col("sport") == SPORT).to_dicts()}
+    def from_tables(cls, tables: Tables, sport: str) -> ReferenceData:
+        games = {g["game_id"]: g for g in tables.games.filter(pl.col("sport") == sport).to_dicts()}
         team_rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for row in derive_team_fields(tables.team_box.filter(pl.col("sport") == SPORT), SPORT).to_dicts():
+        for row in derive_team_fields(tables.team_box.filter(pl.col("sport") == sport), sport).to_dicts():
             team_rows[row["team"]].append(row)
         player_rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for row in tables.player_box.filter(pl.col("sport") == SPORT).to_dicts():
+        for row in tables.player_box.filter(pl.col("sport") == sport).to_dicts():
             player_rows[row["player_id"]].append(row)
         for rows in (*team_rows.values(), *player_rows.values()):
             rows.sort(key=lambda r: (r["game_date"], r["game_id"]))
@@ -84,7 +78,42 @@ class ReferenceData:
         closing: dict[tuple[str, str], list[float | None]] = defaultdict(list)
         for line in build_lines(tables.snapshots, tables.games).to_dicts():
             closing[(line["game_id"], line["market"])].append(line["closing_line"])
-        return cls(games, dict(team_rows), dict(player_rows), dict(snapshots), dict(closing))
+        return cls(sport, games, dict(team_rows), dict(player_rows), dict(snapshots), dict(closing))
+
+    def view(
+        self,
+        game_id_: str,
+        bookmaker: str,
+        market: str,
+        as_of: dt.datetime | None = None,
+        custom: Mapping[tuple[str, str], float | None] | None = None,
+    ) -> View:
+        """What a model of ``market`` sees of a game and bookmaker at the cut-off
+        ``min(as_of, commence_time)`` (``as_of=None``: a backtest); ``custom``: (source name, game
+        id) -> custom score."""
+        game = self.games[game_id_]
+        cutoff = game["commence_time"] if as_of is None else min(as_of, game["commence_time"])
+        snapshots = self.snapshots.get((game_id_, bookmaker, market), [])
+        return View(self, game, market, cutoff, snapshots, custom or {})
+
+
+@dataclass(frozen=True)
+class View:
+    """One game and bookmaker as a model's sources see it (what the seed's evaluators are handed)."""
+
+    data: ReferenceData
+    game: dict[str, Any]
+    market: str
+    cutoff: dt.datetime
+    snapshots: list[dict[str, Any]]
+    """The bookmaker's snapshots of the game and market by time, later ones too."""
+    custom: Mapping[tuple[str, str], float | None]
+
+    @property
+    def current(self) -> dict[str, Any] | None:
+        """The latest snapshot at or before the cut-off."""
+        seen = [s for s in self.snapshots if s["snapshot_time"] <= self.cutoff]
+        return seen[-1] if seen else None
 
 
 # ---- team_stats ----------------------------------------------------------------------------------
@@ -113,11 +142,11 @@ def league_z(values: dict[str, float | None], team: str) -> float | None:
 
 
 def field_score(
-    kind: str, field: str, z_home: float | None, z_away: float | None, market: str
+    sport: str, kind: FieldKind, field: str, z_home: float | None, z_away: float | None, market: str
 ) -> float | None:
     if z_home is None or z_away is None:
         return None
-    spec = fields_of(SPORT, kind)[field]  # type: ignore[arg-type]
+    spec = fields_of(sport, kind)[field]
     if market == "totals":
         return sigmoid(spec.total_orientation * (z_home + z_away))
     sign = -1.0 if spec.lower_is_better else 1.0
@@ -129,9 +158,8 @@ def _mean_of_fields(scores: list[float | None]) -> float | None:
     return sum(present) / len(present) if present else None
 
 
-def evaluate_team_stats(
-    source: TeamStatsSource, game: dict[str, Any], data: ReferenceData, market: str
-) -> float | None:
+def evaluate_team_stats(source: TeamStatsSource, name: str, at: View) -> float | None:
+    data, game = at.data, at.game
     day = game["game_date"]
     scores = []
     for field in source.fields:
@@ -140,7 +168,7 @@ def evaluate_team_stats(
         }
         z_home = league_z(values, game["home_team"])
         z_away = league_z(values, game["away_team"])
-        scores.append(field_score("team", field, z_home, z_away, market))
+        scores.append(field_score(data.sport, "team", field, z_home, z_away, at.market))
     return _mean_of_fields(scores)
 
 
@@ -179,9 +207,8 @@ def team_player_value(
     return total if found else None
 
 
-def evaluate_player_stats(
-    source: PlayerStatsSource, game: dict[str, Any], data: ReferenceData, market: str
-) -> float | None:
+def evaluate_player_stats(source: PlayerStatsSource, name: str, at: View) -> float | None:
+    data, game = at.data, at.game
     day = game["game_date"]
     teams = sorted({r["team"] for rows in data.player_rows.values() for r in rows if r["team"] is not None})
     scores = []
@@ -189,7 +216,7 @@ def evaluate_player_stats(
         values = {team: team_player_value(data, team, source, field, day) for team in teams}
         z_home = league_z(values, game["home_team"])
         z_away = league_z(values, game["away_team"])
-        scores.append(field_score("player", field, z_home, z_away, market))
+        scores.append(field_score(data.sport, "player", field, z_home, z_away, at.market))
     return _mean_of_fields(scores)
 
 
@@ -203,15 +230,14 @@ def no_vig_home(snap: dict[str, Any]) -> float | None:
     return a / (a + b)
 
 
-def evaluate_odds_movement(
-    source: OddsMovementSource, snapshots: list[dict[str, Any]], cutoff: dt.datetime, market: str
-) -> float | None:
+def evaluate_odds_movement(source: OddsMovementSource, name: str, at: View) -> float | None:
     """Seed ``evaluate_odds_movement`` made directional (SPEC section 4)."""
-    history = [s for s in snapshots if s["snapshot_time"] <= cutoff]
+    history = [s for s in at.snapshots if s["snapshot_time"] <= at.cutoff]
     current = history[-1]
-    window_start = cutoff - dt.timedelta(hours=source.time_window_hours)
+    window_start = at.cutoff - dt.timedelta(hours=source.time_window_hours)
     inside = [s for s in history if s["snapshot_time"] >= window_start]
     opening = inside[0] if inside else current
+    market = at.market
     if market == "h2h":
         now, then = no_vig_home(current), no_vig_home(opening)
         if now is None or then is None:
@@ -267,14 +293,31 @@ def team_rate(data: ReferenceData, team: str, market: str, day: dt.date, lookbac
     return (hits + 2) / (games + 4)
 
 
-def evaluate_historical(
-    source: HistoricalPerformanceSource, game: dict[str, Any], data: ReferenceData, market: str
-) -> float:
-    r_home = team_rate(data, game["home_team"], market, game["game_date"], source.lookback_days)
-    r_away = team_rate(data, game["away_team"], market, game["game_date"], source.lookback_days)
+def evaluate_historical(source: HistoricalPerformanceSource, name: str, at: View) -> float:
+    game, market = at.game, at.market
+    r_home = team_rate(at.data, game["home_team"], market, game["game_date"], source.lookback_days)
+    r_away = team_rate(at.data, game["away_team"], market, game["game_date"], source.lookback_days)
     if market == "totals":
         return (r_home + r_away) / 2
     return 0.5 + (r_home - r_away) / 2
+
+
+# ---- custom data ---------------------------------------------------------------------------------
+
+
+def evaluate_custom(source: CustomDataSource, name: str, at: View) -> float | None:
+    """The score the datasets stage gave this source and game, if any."""
+    return at.custom.get((name, at.game["game_id"]))
+
+
+SCALAR: dict[str, Callable[[Any, str, View], float | None]] = {
+    TeamStatsSource.kind: evaluate_team_stats,
+    PlayerStatsSource.kind: evaluate_player_stats,
+    OddsMovementSource.kind: evaluate_odds_movement,
+    HistoricalPerformanceSource.kind: evaluate_historical,
+    CustomDataSource.kind: evaluate_custom,
+}
+"""The scalar scorer of each source kind by name: ``score(source, source_name, view)``, None = missing."""
 
 
 # ---- calculate_model_score -----------------------------------------------------------------------
@@ -293,25 +336,13 @@ def reference_analysis(
 
     ``multipliers``: source name -> dynamic multiplier; ``custom``: (source name, game id) -> score.
     """
-    game = data.games[game_id_]
-    cutoff = game["commence_time"] if as_of is None else min(as_of, game["commence_time"])
-    snapshots = data.snapshots.get((game_id_, bookmaker, config.market), [])
-    if not any(s["snapshot_time"] <= cutoff for s in snapshots):
+    at = data.view(game_id_, bookmaker, config.market, as_of, custom)
+    current = at.current
+    if current is None:
         return None
-    current = [s for s in snapshots if s["snapshot_time"] <= cutoff][-1]
     total_score = total_weight = 0.0
     for name, source in enabled_sources(config).items():
-        if isinstance(source, TeamStatsSource):
-            score = evaluate_team_stats(source, game, data, config.market)
-        elif isinstance(source, PlayerStatsSource):
-            score = evaluate_player_stats(source, game, data, config.market)
-        elif isinstance(source, OddsMovementSource):
-            score = evaluate_odds_movement(source, snapshots, cutoff, config.market)
-        elif isinstance(source, HistoricalPerformanceSource):
-            score = evaluate_historical(source, game, data, config.market)
-        else:
-            assert isinstance(source, CustomDataSource)
-            score = (custom or {}).get((name, game_id_))
+        score = SCALAR[source.kind](source, name, at)
         if score is None:
             continue
         weight = source.weight
@@ -335,141 +366,3 @@ def reference_analysis(
         "line": current["line"],
         "snapshot_time": current["snapshot_time"],
     }
-
-
-# ---- a synthetic league --------------------------------------------------------------------------
-
-LEAGUE_TEAMS = ["ATL", "BOS", "CHI", "DAL", "DEN", "LAL", "MIA", "NYK"]
-BOOKMAKERS = ["book_a", "book_b", "book_c"]
-MARKETS = ["spreads", "h2h", "totals"]
-START = dt.date(2024, 1, 1)
-
-
-def synthetic_league(seed: int, n_teams: int = 6, n_days: int = 12, idle_teams: int = 1) -> Tables:
-    """A small random league: games on most days among all but ``idle_teams`` teams (who never
-    play), box scores with some missing values, rotations with a mid-season trade, and odds snapshots
-    for some bookmakers, some taken after tip-off (which no analysis may see)."""
-    rng = np.random.default_rng(seed)
-    teams = LEAGUE_TEAMS[:n_teams]
-    playing = teams[: n_teams - idle_teams]
-    games, team_box, player_box, snapshots = [], [], [], []
-    roster = {t: [f"{t}_{i}" for i in range(4)] for t in playing}
-    for d in range(n_days):
-        day = START + dt.timedelta(days=d)
-        order = list(rng.permutation(playing))
-        if d == n_days // 2 and len(playing) >= 2:  # a trade
-            a, b = playing[0], playing[1]
-            roster[a][0], roster[b][0] = roster[b][0], roster[a][0]
-        for k in range(0, len(order) - 1, 2):
-            if rng.random() < 0.1:
-                continue
-            home, away = order[k], order[k + 1]
-            gid = game_id(SPORT, day, away, home)
-            commence = dt.datetime(day.year, day.month, day.day, 23, 30, tzinfo=dt.UTC) + dt.timedelta(
-                minutes=int(rng.integers(0, 120))
-            )
-            home_score, away_score = int(rng.integers(95, 125)), int(rng.integers(95, 125))
-            games.append(
-                {
-                    "game_id": gid,
-                    "sport": SPORT,
-                    "season": "2023-24",
-                    "game_date": day,
-                    "commence_time": commence,
-                    "home_team": home,
-                    "away_team": away,
-                    "home_score": home_score,
-                    "away_score": away_score,
-                    "completed": True,
-                    "source": "synthetic",
-                }
-            )
-            for team, opponent, pts, is_home in (
-                (home, away, home_score, True),
-                (away, home, away_score, False),
-            ):
-                team_box.append(_box_row(rng, gid, day, team, opponent, pts) | {"is_home": is_home})
-                for player in roster[team]:
-                    if rng.random() < 0.15:
-                        continue
-                    row = _box_row(rng, gid, day, team, opponent, float(rng.integers(0, 35)))
-                    row["minutes"] = None if rng.random() < 0.1 else float(rng.integers(0, 40))
-                    player_box.append(row | {"player_id": player, "player_name": player})
-            snapshots.extend(_snapshots(rng, gid, day, commence, home_score - away_score))
-    return Tables(
-        games=conform(pl.DataFrame(games), GAMES),
-        team_box=conform(pl.DataFrame(team_box), TEAM_BOX),
-        player_box=conform(pl.DataFrame(player_box), PLAYER_BOX),
-        snapshots=conform(pl.DataFrame(snapshots), ODDS_SNAPSHOTS),
-    )
-
-
-def _box_row(rng: np.random.Generator, gid: str, day: dt.date, team: str, opponent: str, pts: float) -> dict:
-    stats = {
-        c: float(rng.integers(0, 40))
-        for c in (
-            "fgm",
-            "fga",
-            "fg3m",
-            "fg3a",
-            "ftm",
-            "fta",
-            "dreb",
-            "reb",
-            "ast",
-            "stl",
-            "blk",
-            "tov",
-            "pf",
-            "plus_minus",
-        )
-    }
-    stats["fga"] += 60.0
-    stats["oreb"] = None if rng.random() < 0.2 else float(rng.integers(0, 15))
-    stats["stl"] = None if rng.random() < 0.1 else stats["stl"]
-    return {
-        "game_id": gid,
-        "sport": SPORT,
-        "game_date": day,
-        "team": team,
-        "opponent": opponent,
-        "minutes": 240.0,
-        "pts": pts,
-        **stats,
-        "source": "synthetic",
-    }
-
-
-def _snapshots(
-    rng: np.random.Generator, gid: str, day: dt.date, commence: dt.datetime, margin: int
-) -> list[dict]:
-    rows = []
-    for bookmaker in BOOKMAKERS:
-        if rng.random() < 0.25:
-            continue
-        for market in MARKETS:
-            if rng.random() < 0.15:
-                continue
-            base = {"spreads": float(-margin // 2), "totals": 215.0, "h2h": None}[market]
-            for _ in range(int(rng.integers(1, 5))):
-                hours = float(rng.choice([-2.0, 0.0, 1.0, 3.0, 10.0, 30.0, 60.0]))
-                line = None if base is None else base + 0.5 * int(rng.integers(-6, 7))
-                public = None if rng.random() < 0.3 else float(rng.choice([0.3, 0.5, 0.62, 0.8]))
-                rows.append(
-                    {
-                        "game_id": gid,
-                        "sport": SPORT,
-                        "game_date": day,
-                        "bookmaker": bookmaker,
-                        "market": market,
-                        "snapshot_time": commence - dt.timedelta(hours=hours),
-                        "line": line,
-                        "price_first": float(rng.choice([1.8, 1.87, 1.91, 2.0, 2.2])),
-                        "price_second": float(rng.choice([1.8, 1.91, 1.95, 2.1])),
-                        "priced_by_assumption": False,
-                        "public_first_pct": public,
-                        "source": "synthetic",
-                    }
-                )
-    unique = {(r["bookmaker"], r["market"], r["snapshot_time"]): r for r in rows}
-    return list(unique.values())

@@ -1,0 +1,105 @@
+"""Custom data: a field of one of the creator's datasets, scored by the datasets stage.
+
+The one kind that is not built in: every source name other than a built-in kind's is a custom
+source. Its scores depend on the dataset's rows, so the datasets stage computes them
+(``domain.datasets.transforms``) and hands them over as :data:`CUSTOM_SCORES`; a custom source is
+its own key (model version and source name) and scoring looks its scores up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import polars as pl
+from pydantic import Field, model_validator
+
+from domain.models.config_base import ConfigError, ConfigProblem, Finite, Identifier
+from domain.models.sources.base import SourceBase, SourceDay, SourceKind
+
+Transformation = Literal["linear", "threshold", "percentile", "custom_formula"]
+
+CUSTOM_SCORES: dict[str, pl.DataType] = {
+    "model_id": pl.String(),
+    "version": pl.Int32(),
+    "source_name": pl.String(),
+    "game_id": pl.String(),
+    "score": pl.Float64(),
+}
+"""Custom-dataset source scores in [0, 1] (null = missing), computed by the datasets stage."""
+
+_SOURCE = ("model_id", "version", "source_name")
+"""The columns of :data:`CUSTOM_SCORES` that say whose source a score is."""
+
+
+class CustomDataSource(SourceBase):
+    """A field of one of the creator's datasets, transformed to a score in [0, 1]."""
+
+    kind: ClassVar[str] = "custom"
+    dataset_id: Identifier
+    field: str | None = Field(default=None, description="Required except for custom_formula")
+    transformation: Transformation
+    min_value: Finite | None = Field(default=None, description="linear: value scored 0")
+    max_value: Finite | None = Field(default=None, description="linear: value scored 1")
+    threshold: Finite | None = Field(default=None, description="threshold: values above it score 1")
+    formula: str | None = Field(default=None, description="custom_formula: expression over fields")
+    invert: bool = Field(default=False, description="Score 1 - s instead of s")
+
+    @model_validator(mode="after")
+    def _parameters_for_transformation(self) -> CustomDataSource:
+        problems: list[ConfigProblem] = []
+        t = self.transformation
+        if t != "custom_formula" and not self.field:
+            problems.append(ConfigProblem("field", f"transformation {t} needs the dataset field to score"))
+        if t == "linear":
+            if self.min_value is None or self.max_value is None:
+                problems.append(
+                    ConfigProblem(
+                        "max_value" if self.min_value is not None else "min_value",
+                        "linear needs both min_value and max_value, with min_value < max_value",
+                    )
+                )
+            elif not self.min_value < self.max_value:
+                problems.append(
+                    ConfigProblem(
+                        "max_value",
+                        f"linear needs min_value < max_value; got min_value {self.min_value} and "
+                        f"max_value {self.max_value}",
+                    )
+                )
+        elif t == "threshold" and self.threshold is None:
+            problems.append(ConfigProblem("threshold", "transformation threshold needs a threshold value"))
+        elif t == "custom_formula" and not self.formula:
+            problems.append(ConfigProblem("formula", "transformation custom_formula needs a formula"))
+        if problems:
+            raise ConfigError(problems)
+        return self
+
+
+def key(source: Mapping[str, Any], name: str, model: Mapping[str, Any]) -> tuple[str, int, str]:
+    """(model_id, version, source_name): every custom source has scores of its own."""
+    return model["model_id"], model.get("version", 1), name
+
+
+def prepare(keys: list[tuple[str, int, str]]) -> pl.DataFrame:
+    return pl.DataFrame(keys, schema={c: CUSTOM_SCORES[c] for c in _SOURCE}, orient="row")
+
+
+def score(sources: pl.DataFrame, used: np.ndarray, day: SourceDay) -> np.ndarray:
+    """The given scores of sources ``used`` on the day's games; NaN where none was given."""
+    block = np.full((len(used), day.games.height), np.nan)
+    if day.custom_scores is not None and not day.custom_scores.is_empty():
+        found = (
+            sources[used]
+            .with_row_index("position")
+            .join(day.custom_scores.select(list(CUSTOM_SCORES)).cast(CUSTOM_SCORES), on=list(_SOURCE))
+            .join(day.games.select("game_id", "game"), on="game_id")
+            .filter(pl.col("score").is_not_null())
+        )
+        game = found["game"].to_numpy().astype(np.int64)
+        block[found["position"].to_numpy(), game] = found["score"].to_numpy()
+    return day.per_line(block)
+
+
+KIND = SourceKind(CustomDataSource, key, prepare, score, builtin=False)

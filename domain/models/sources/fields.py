@@ -1,0 +1,186 @@
+"""What the two box-score kinds share (team_stats, player_stats): field lists, z-scores, averaging.
+
+Both score a list of catalogue fields: each field's per-team value as of the day becomes a z-score
+against the league (:class:`FieldValues`), and the source's score is the mean of its fields' scores
+that are not missing. A config is split into keys ``(field, *parameters)`` so that a field shared by
+many configs is computed once (:class:`FieldConfigs`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any, ClassVar
+
+import numpy as np
+from pydantic import AfterValidator, Field
+
+from domain.models.catalogue import FieldKind, fields_of, normalise_field_name
+from domain.models.config_base import ConfigError, ConfigProblem
+from domain.models.sources.base import SourceBase, SourceDay
+
+FLAT_STD = 1e-10
+"""A league whose per-team values agree to this relative precision has no spread to speak of: every
+z-score is 0 (a neutral field) instead of rounding noise blown up by a near-zero deviation."""
+
+
+def _normalise_fields(names: tuple[str, ...]) -> tuple[str, ...]:
+    normalised = tuple(normalise_field_name(n) for n in names)
+    problems = [
+        ConfigProblem(f"[{i}]", f"{names[i]!r} repeats a field listed earlier; list each field once")
+        for i, name in enumerate(normalised)
+        if name in normalised[:i]
+    ]
+    if problems:
+        raise ConfigError(problems)
+    return normalised
+
+
+FieldList = Annotated[
+    tuple[str, ...],
+    Field(min_length=1, description="Catalogue field names of the model's sport; case-insensitive"),
+    AfterValidator(_normalise_fields),
+]
+
+
+class FieldsSource(SourceBase):
+    """A source over catalogue fields of one kind (team or player box scores)."""
+
+    field_kind: ClassVar[FieldKind]
+    fields: FieldList
+
+    def sport_problems(self, sport: str) -> list[ConfigProblem]:
+        """Fields must come from the sport's catalogue."""
+        allowed = fields_of(sport, self.field_kind)
+        if not allowed:
+            return [
+                ConfigProblem(
+                    "",
+                    f"{self.kind} is not available for {sport}: its history has no {self.field_kind} "
+                    "box scores; remove the source",
+                )
+            ]
+        return [
+            ConfigProblem(
+                f"fields[{i}]",
+                f"unknown {self.field_kind} field {field!r} for {sport}; allowed: {', '.join(allowed)}",
+            )
+            for i, field in enumerate(self.fields)
+            if field not in allowed
+        ]
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def z_scores(values: np.ndarray) -> np.ndarray:
+    """Row-wise z-scores of ``values`` (parameter set x team) against the teams that have a value,
+    with the population standard deviation; NaN stays NaN, a flat league gives 0."""
+    valid = ~np.isnan(values)
+    n = valid.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(valid, values, 0.0).sum(axis=1) / n
+        dev = np.where(valid, values - mean[:, None], 0.0)
+        std = np.sqrt((dev * dev).sum(axis=1) / n)
+        flat = ~(std > FLAT_STD * np.abs(mean))
+        z = np.where(flat[:, None], 0.0, dev / np.where(flat, 1.0, std)[:, None])
+    return np.where(valid, z, np.nan)
+
+
+def _pick(values: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """Columns ``index`` of ``values``, NaN where the index is -1 (an entity without history)."""
+    if values.shape[1] == 0:
+        return np.full((values.shape[0], len(index)), np.nan)
+    return np.where(index >= 0, values[:, np.maximum(index, 0)], np.nan)
+
+
+@dataclass(frozen=True, eq=False)
+class FieldConfigs:
+    """Distinct field-list configs of one source kind (team_stats or player_stats), split into keys
+    ``(field, *parameters)`` that are scored once each: config ``c`` averages keys ``members[c]``
+    (padded with -1)."""
+
+    keys: tuple[tuple, ...]
+    members: np.ndarray
+
+    @classmethod
+    def of(cls, params: Sequence[tuple]) -> FieldConfigs:
+        """From ``(fields, *parameters)`` tuples."""
+        keys = sorted({(f, *p[1:]) for p in params for f in p[0]})
+        row = {k: i for i, k in enumerate(keys)}
+        members = np.full((len(params), max((len(p[0]) for p in params), default=1)), -1, dtype=np.int64)
+        for c, (fields, *rest) in enumerate(params):
+            members[c, : len(fields)] = [row[(f, *rest)] for f in fields]
+        return cls(tuple(keys), members)
+
+
+def mean_over_fields(scores: np.ndarray, members: np.ndarray) -> np.ndarray:
+    """Source score per config: the mean of its fields' scores that are not missing (the seed's
+    averaging); missing when all of them are. ``members`` as in :class:`FieldConfigs`."""
+    padded = np.vstack([scores, np.full((1, scores.shape[1]), np.nan)])[members]
+    valid = ~np.isnan(padded)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(valid, padded, 0.0).sum(axis=1) / valid.sum(axis=1)
+
+
+@dataclass(frozen=True, eq=False)
+class FieldValues:
+    """Every field key's per-team z-score as of one day, for one source kind (team_stats or
+    player_stats). Markets differ only in how z-scores become scores, so a day computes them once."""
+
+    configs: FieldConfigs
+    z: np.ndarray
+    """Key x team (:func:`z_scores` of the teams' values); NaN where a team has no value."""
+    lower_is_better: np.ndarray
+    orientation: np.ndarray
+    home: np.ndarray
+    """Team index of each game's home team (-1: a team without history)."""
+    away: np.ndarray
+
+    @classmethod
+    def of(
+        cls,
+        values: np.ndarray,
+        sport: str,
+        kind: FieldKind,
+        configs: FieldConfigs,
+        home: np.ndarray,
+        away: np.ndarray,
+    ) -> FieldValues:
+        """From per-team ``values`` (key x team). A batch may hold another sport's fields: their
+        values are all missing here, so they take neutral flags."""
+        specs = [fields_of(sport, kind).get(key[0]) for key in configs.keys]
+        lower = np.array([s is not None and s.lower_is_better for s in specs], dtype=bool)
+        orientation = np.array([0.0 if s is None else s.total_orientation for s in specs])
+        return cls(configs, z_scores(values), lower, orientation, home, away)
+
+    def scores(self, market: str, which: np.ndarray) -> np.ndarray:
+        """Source scores of configs ``which`` (indices into ``configs``) x game, the mean of their
+        field scores: ``sigmoid(z_home - z_away)`` (z negated where lower is better) for side
+        markets, ``sigmoid(orientation * (z_home + z_away))`` for totals."""
+        z_home, z_away = _pick(self.z, self.home), _pick(self.z, self.away)
+        if market == "totals":
+            scores = sigmoid(self.orientation[:, None] * (z_home + z_away))
+        else:
+            scores = sigmoid(np.where(self.lower_is_better, -1.0, 1.0)[:, None] * (z_home - z_away))
+        return mean_over_fields(scores, self.configs.members[which])
+
+
+def rows_by(keys: Sequence[tuple], *positions: int) -> dict[tuple, list[int]]:
+    """Indices of ``keys`` grouped by the key elements at ``positions``."""
+    groups: dict[tuple, list[int]] = {}
+    for i, key in enumerate(keys):
+        groups.setdefault(tuple(key[p] for p in positions), []).append(i)
+    return groups
+
+
+def normalised_fields(source: Mapping[str, Any]) -> tuple[str, ...]:
+    """A stored source's field names as its parameters model holds them."""
+    return tuple(normalise_field_name(f) for f in source["fields"])
+
+
+def day_scores(day: SourceDay, kind: str, values: Callable[[], FieldValues], used: np.ndarray) -> np.ndarray:
+    """Scores of configs ``used`` x line of the day; the fields' values (``values()``) are computed
+    once per day, since every market shares them."""
+    return day.per_line(day.memo(kind, values).scores(day.market, used))
