@@ -283,6 +283,7 @@ def _snapshots(games: pl.DataFrame, quotes: list[_Quote]) -> pl.DataFrame:
             present = first.is_not_null() & second.is_not_null()
             assumed = pl.lit(False)
         else:
+            assert q.line is not None, "spreads and totals quotes always name their line column"
             present = pl.col(q.line).is_not_null()
             assumed = first.is_null() | second.is_null()
             first = pl.when(assumed).then(pl.lit(ASSUMED_AMERICAN, pl.Float64)).otherwise(first)

@@ -131,14 +131,15 @@ def get_team_stat(
 
 def league_z(values: dict[str, float | None], team: str) -> float | None:
     """z-score of one team's value against every team's value (population std)."""
-    if values.get(team) is None:
+    value = values.get(team)
+    if value is None:
         return None
     present = [v for v in values.values() if v is not None]
     mean = sum(present) / len(present)
     std = math.sqrt(sum((v - mean) ** 2 for v in present) / len(present))
     if not std > FLAT_STD * abs(mean):
         return 0.0
-    return (values[team] - mean) / std
+    return (value - mean) / std
 
 
 def field_score(

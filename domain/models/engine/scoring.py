@@ -368,7 +368,8 @@ def _multipliers(models: ModelBatch, group: np.ndarray, multipliers: pl.DataFram
     if multipliers is None or multipliers.is_empty() or not len(dynamic):
         return out
     found = _slot_frame(models, group, dynamic).join(
-        multipliers.select(list(MULTIPLIERS)).cast(MULTIPLIERS), on=["model_id", "version", "source_name"]
+        multipliers.select(list(MULTIPLIERS)).cast(pl.Schema(MULTIPLIERS)),
+        on=["model_id", "version", "source_name"],
     )
     position = dynamic[found["position"].to_numpy()]
     out[position[:, 0], position[:, 1]] = found["multiplier"].to_numpy()
@@ -473,7 +474,7 @@ def source_calls(analyses: pl.DataFrame, games: pl.DataFrame) -> pl.DataFrame:
         .with_columns((side * margin).alias("edge"))
         .group_by("model_id", "version", "source_name", "game_date")
         .agg((pl.col("edge") > 0).sum().alias("hits"), (pl.col("edge") != 0).sum().alias("calls"))
-        .cast(SOURCE_CALLS)
+        .cast(pl.Schema(SOURCE_CALLS))
         .select(list(SOURCE_CALLS))
     )
 
@@ -488,7 +489,7 @@ def multipliers_from_calls(calls: pl.DataFrame, day: dt.date) -> pl.DataFrame:
     return (
         window.group_by("model_id", "version", "source_name")
         .agg((2 * rate).clip(MULTIPLIER_MIN, MULTIPLIER_MAX).alias("multiplier"))
-        .cast(MULTIPLIERS)
+        .cast(pl.Schema(MULTIPLIERS))
         .sort("model_id", "version", "source_name")
     )
 

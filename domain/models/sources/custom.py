@@ -93,7 +93,9 @@ def score(sources: pl.DataFrame, used: np.ndarray, day: SourceDay) -> np.ndarray
         found = (
             sources[used]
             .with_row_index("position")
-            .join(day.custom_scores.select(list(CUSTOM_SCORES)).cast(CUSTOM_SCORES), on=list(_SOURCE))
+            .join(
+                day.custom_scores.select(list(CUSTOM_SCORES)).cast(pl.Schema(CUSTOM_SCORES)), on=list(_SOURCE)
+            )
             .join(day.games.select("game_id", "game"), on="game_id")
             .filter(pl.col("score").is_not_null())
         )
