@@ -291,15 +291,11 @@ def _paid_answer(answer: dict[str, Any], creator_id: str | None, price_cents: in
 
 
 def _stripe(request: Request) -> tuple[Any, Any]:
-    """``services.paid_subscriptions`` and the app's Stripe resource; 402 while payments are not
-    part of this deployment (imported lazily: the free marketplace works without Stripe)."""
-    try:
-        from api.payments import get_payments
-        from services import paid_subscriptions
-    except ImportError:
-        raise ApiError(
-            402, "payment_required", "paid subscriptions need Stripe, which this server does not offer"
-        ) from None
+    """``services.paid_subscriptions`` and the app's Stripe client (503 ``payments_not_configured``
+    without its secrets). Imported on first use: the stripe package adds to every API start-up."""
+    from api.payments import get_payments
+    from services import paid_subscriptions
+
     return paid_subscriptions, get_payments(request)
 
 
@@ -310,7 +306,7 @@ def _stripe(request: Request) -> tuple[Any, Any]:
     responses=_NOT_FOUND
     | {
         200: {"description": "Already subscribed: the existing subscription."},
-        402: {"model": ErrorBody, "description": "Paid subscriptions need Stripe on this server."},
+        503: {"model": ErrorBody, "description": "Payments are not configured on this server."},
         409: {"model": ErrorBody, "description": "The model is suspended or the caller's own."},
     },
 )
@@ -356,7 +352,8 @@ def subscribe(
 @router.delete(
     "/unsubscribe",
     summary="Leave a model",
-    responses=_NOT_FOUND | {402: {"model": ErrorBody, "description": "Paid subscriptions need Stripe."}},
+    responses=_NOT_FOUND
+    | {503: {"model": ErrorBody, "description": "Payments are not configured on this server."}},
 )
 def unsubscribe(
     body: Annotated[SubscriptionRequest, Body()], user: CurrentUser, request: Request, now: Now
