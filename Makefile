@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint ui api services clean
+.PHONY: install demo test unit lint ui api services clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ test: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/dagster definitions validate -w workspace.yaml
 	$(BIN)/pytest
+
+# The unit suite alone (pure and in-memory tests, about a minute): the quick loop while working.
+unit: $(STAMP)
+	$(BIN)/pytest -m "not integration" -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

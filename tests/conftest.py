@@ -8,6 +8,39 @@ import pytest
 
 pytest_plugins = ["tests.s3", "tests.services"]
 
+INTEGRATION_MODULES = frozenset(
+    {
+        "test_analyses",
+        "test_api",
+        "test_cli",
+        "test_datasets_api",
+        "test_datasets_pipeline",
+        "test_dbt",
+        "test_ge_quality",
+        "test_history_import",
+        "test_ingest_assets",
+        "test_lake",
+        "test_marketplace",
+        "test_models_registry",
+        "test_odds_api",
+        "test_ops_automation",
+        "test_ops_faults",
+        "test_ops_services",
+        "test_partial_data",
+        "test_payments",
+        "test_payments_flow",
+    }
+)
+"""Modules that start servers (S3, Stripe, the API, Postgres, Redis, Dagster), run Dagster jobs or
+dbt, or read the real history files: marked ``integration``. The rest is the unit suite
+(``make unit``, about a minute); ``make test`` runs both."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.stem in INTEGRATION_MODULES:
+            item.add_marker(pytest.mark.integration)
+
 
 @pytest.fixture(scope="session")
 def repo_root() -> Path:

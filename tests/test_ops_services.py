@@ -34,8 +34,6 @@ from tests.services import (
     wait_until,
 )
 
-pytestmark = pytest.mark.slow
-
 DAY = "2025-11-02"
 NBA = ["basketball_nba"]
 
