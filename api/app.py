@@ -66,9 +66,11 @@ def create_app(
     settings = settings or ApiSettings.from_env()
     lake = lake or Lake.from_env()
     if settings.uses_dev_secret:
-        log.warning(
-            "ODDSFORGE_JWT_SECRET is not set: tokens are signed with the public development secret and "
-            "anyone can forge them. Set ODDSFORGE_JWT_SECRET (and ODDSFORGE_ENV=production) outside dev."
+        log.info(
+            "ODDSFORGE_JWT_SECRET is not set: tokens are checked with the development secret in %s "
+            "(`oddsforge token` mints them). Set ODDSFORGE_JWT_SECRET and ODDSFORGE_ENV=production "
+            "outside development.",
+            settings.jwt_secret_file,
         )
     store = ServingStore(settings.serving_dir, settings.snapshot_check_seconds)
 

@@ -1,7 +1,9 @@
 """Bearer tokens: HS256 JWTs whose ``sub`` is the user id.
 
-Decoding pins the algorithm list, issuer and audience and requires ``exp``, so a token signed with
-``alg: none``, another key, or minted for another service is refused rather than trusted.
+Decoding pins the algorithm list, issuer and audience and requires ``exp`` and ``iat``, so a token
+signed with ``alg: none``, another key, or minted for another service is refused rather than trusted;
+a token whose lifetime (``exp - iat``) exceeds the configured maximum is refused too, so a leaked
+token is useful for a bounded time whatever its minter asked for.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ ISSUER = "oddsforge"
 AUDIENCE = "oddsforge-api"
 ALGORITHM = "HS256"
 DEFAULT_TTL_SECONDS = 24 * 3600
+"""A minted token's lifetime and, unless ``ODDSFORGE_TOKEN_MAX_HOURS`` says otherwise, the longest
+lifetime the API accepts."""
 LEEWAY_SECONDS = 30
 """Clock skew tolerated between the machine that minted a token and the API."""
 
@@ -46,8 +50,9 @@ def mint_token(
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
-def verify_token(token: str, secret: str) -> str:
-    """The user id of a valid token; raises :class:`InvalidTokenError` otherwise."""
+def verify_token(token: str, secret: str, max_ttl_seconds: int = DEFAULT_TTL_SECONDS) -> str:
+    """The user id of a valid token living at most ``max_ttl_seconds``; raises
+    :class:`InvalidTokenError` otherwise."""
     try:
         claims = jwt.decode(
             token,
@@ -56,10 +61,12 @@ def verify_token(token: str, secret: str) -> str:
             audience=AUDIENCE,
             issuer=ISSUER,
             leeway=LEEWAY_SECONDS,
-            options={"require": ["exp", "iss", "aud", "sub"]},
+            options={"require": ["exp", "iat", "iss", "aud", "sub"]},
         )
     except jwt.ExpiredSignatureError:
         raise InvalidTokenError("token has expired") from None
+    except jwt.ImmatureSignatureError:
+        raise InvalidTokenError("token is issued in the future") from None
     except jwt.InvalidAudienceError:
         raise InvalidTokenError("token is not meant for this API") from None
     except jwt.InvalidIssuerError:
@@ -68,10 +75,20 @@ def verify_token(token: str, secret: str) -> str:
         raise InvalidTokenError(f"token lacks the {exc.claim!r} claim") from None
     except jwt.InvalidTokenError:
         raise InvalidTokenError("token is malformed or its signature is invalid") from None
+    lifetime = float(claims["exp"]) - float(claims["iat"])
+    if lifetime > max_ttl_seconds:
+        raise InvalidTokenError(
+            f"token lifetime (exp - iat) is {_hours(lifetime)}; this API accepts at most "
+            f"{_hours(max_ttl_seconds)}"
+        )
     user_id = claims["sub"]
     if not user_id:
         raise InvalidTokenError("token has an empty subject")
     return user_id
+
+
+def _hours(seconds: float) -> str:
+    return f"{seconds / 3600:g} h"
 
 
 _bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <token>` from `oddsforge token`.")
@@ -90,7 +107,8 @@ async def current_user(
     if credentials is None:
         raise _unauthorized("missing bearer token")
     try:
-        return verify_token(credentials.credentials, request.app.state.settings.jwt_secret)
+        settings = request.app.state.settings
+        return verify_token(credentials.credentials, settings.jwt_secret, settings.token_max_ttl_seconds)
     except InvalidTokenError as exc:
         raise _unauthorized(str(exc), "invalid_token") from None
 

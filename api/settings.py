@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from stores.layout import SERVING_DIR
-
-DEV_JWT_SECRET = "oddsforge-development-secret-do-not-use-in-production"
-"""Used when ``ODDSFORGE_JWT_SECRET`` is unset outside production, so a fresh checkout just works.
-Anyone with the source can mint tokens for it: the app logs a warning whenever it is in use."""
+from api.auth import DEFAULT_TTL_SECONDS
+from domain.errors import UserError
+from stores.layout import JWT_SECRET_FILE, SERVING_DIR
+from stores.secrets import dev_jwt_secret
 
 MIN_SECRET_BYTES = 32
 """RFC 7518 section 3.2: an HS256 key must be at least as long as the hash output (256 bits)."""
@@ -20,25 +20,32 @@ MIN_SECRET_BYTES = 32
 Environment = Literal["development", "production"]
 
 
-class SettingsError(ValueError):
+class SettingsError(UserError, ValueError):
     """The environment describes a configuration the API refuses to start with."""
 
 
 @dataclass(frozen=True)
 class ApiSettings:
+    jwt_secret: str
     warehouse_dir: Path = Path("data/warehouse")
-    jwt_secret: str = DEV_JWT_SECRET
     environment: Environment = "development"
     snapshot_check_seconds: float = 0.5
     """How often, at most, a request re-reads the serving pointer's ``stat``."""
+    token_max_ttl_seconds: int = DEFAULT_TTL_SECONDS
+    """Tokens whose lifetime (``exp - iat``) is longer are refused; ``oddsforge token`` mints within it."""
+    jwt_secret_file: Path | None = None
+    """Where the development secret was read from; None when it came from ``ODDSFORGE_JWT_SECRET``."""
 
     def __post_init__(self) -> None:
         if self.environment not in ("development", "production"):
             raise SettingsError(f"ODDSFORGE_ENV must be development or production, not {self.environment!r}")
-        if self.environment == "production" and self.jwt_secret == DEV_JWT_SECRET:
+        if self.environment == "production" and (not self.jwt_secret or self.jwt_secret_file is not None):
             raise SettingsError("ODDSFORGE_JWT_SECRET must be set when ODDSFORGE_ENV=production")
         if len(self.jwt_secret.encode()) < MIN_SECRET_BYTES:
-            raise SettingsError(f"ODDSFORGE_JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes long")
+            source = self.jwt_secret_file or "ODDSFORGE_JWT_SECRET"
+            raise SettingsError(f"{source} must hold a secret of at least {MIN_SECRET_BYTES} bytes")
+        if self.token_max_ttl_seconds <= 0:
+            raise SettingsError("ODDSFORGE_TOKEN_MAX_HOURS must be positive")
 
     @property
     def serving_dir(self) -> Path:
@@ -47,14 +54,40 @@ class ApiSettings:
 
     @property
     def uses_dev_secret(self) -> bool:
-        return self.jwt_secret == DEV_JWT_SECRET
+        return self.jwt_secret_file is not None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ApiSettings:
-        """Settings from ``ODDSFORGE_WAREHOUSE_DIR``, ``ODDSFORGE_JWT_SECRET`` and ``ODDSFORGE_ENV``."""
+        """Settings from ``ODDSFORGE_WAREHOUSE_DIR``, ``ODDSFORGE_JWT_SECRET``, ``ODDSFORGE_ENV`` and
+        ``ODDSFORGE_TOKEN_MAX_HOURS``.
+
+        Without ``ODDSFORGE_JWT_SECRET`` in development the secret is the warehouse directory's own
+        (``{warehouse}/jwt-secret``, generated on first use, mode 0600), so tokens minted by
+        ``oddsforge token`` over the same directory are accepted and nobody else's are.
+        """
         env = os.environ if environ is None else environ
+        warehouse_dir = Path(env.get("ODDSFORGE_WAREHOUSE_DIR") or "data/warehouse")
+        environment = env.get("ODDSFORGE_ENV") or "development"
+        secret, secret_file = env.get("ODDSFORGE_JWT_SECRET") or "", None
+        if not secret and environment == "development":
+            secret_file = warehouse_dir / JWT_SECRET_FILE
+            secret = dev_jwt_secret(secret_file)
         return cls(
-            warehouse_dir=Path(env.get("ODDSFORGE_WAREHOUSE_DIR") or "data/warehouse"),
-            jwt_secret=env.get("ODDSFORGE_JWT_SECRET") or DEV_JWT_SECRET,
-            environment=env.get("ODDSFORGE_ENV") or "development",  # type: ignore[arg-type]
+            jwt_secret=secret,
+            warehouse_dir=warehouse_dir,
+            environment=environment,  # type: ignore[arg-type]
+            token_max_ttl_seconds=_max_ttl_seconds(env.get("ODDSFORGE_TOKEN_MAX_HOURS")),
+            jwt_secret_file=secret_file,
         )
+
+
+def _max_ttl_seconds(hours: str | None) -> int:
+    if not hours:
+        return DEFAULT_TTL_SECONDS
+    try:
+        value = float(hours)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise SettingsError(f"ODDSFORGE_TOKEN_MAX_HOURS must be a positive number of hours, not {hours!r}")
+    return round(value * 3600)

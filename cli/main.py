@@ -278,12 +278,33 @@ def cmd_dataset_validate(args: argparse.Namespace) -> int:
     return 0 if quality["usable"] else 1
 
 
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _duration(text: str) -> int:
+    """Seconds from ``90m``, ``12h``, ``1d`` or ``3600s`` (a bare number is seconds)."""
+    unit = _DURATION_UNITS.get(text[-1:].lower())
+    try:
+        seconds = round(float(text[:-1] if unit else text) * (unit or 1))
+    except (ValueError, OverflowError):
+        seconds = 0
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive duration such as 90m, 12h or 3600s")
+    return seconds
+
+
 def cmd_token(args: argparse.Namespace) -> int:
     from api.auth import mint_token
     from api.settings import ApiSettings
 
     settings = ApiSettings.from_env()
-    print(mint_token(args.user_id, settings.jwt_secret, ttl_seconds=args.ttl_hours * 3600))
+    limit = settings.token_max_ttl_seconds
+    ttl = limit if args.ttl is None else args.ttl
+    if ttl > limit:
+        raise UserError(
+            f"--ttl of {ttl} s is longer than the API accepts: at most {limit} s (ODDSFORGE_TOKEN_MAX_HOURS)"
+        )
+    print(mint_token(args.user_id, settings.jwt_secret, ttl_seconds=ttl))
     return 0
 
 
@@ -417,9 +438,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-rows", type=int, default=40)
     p.set_defaults(func=cmd_sql)
 
-    p = sub.add_parser("token", help="mint a development JWT for USER_ID (ODDSFORGE_JWT_SECRET)")
+    p = sub.add_parser(
+        "token",
+        help="mint a JWT for USER_ID that the API over the same environment accepts",
+        description="Signs with ODDSFORGE_JWT_SECRET, or without it (development) with the warehouse "
+        "directory's own secret, ODDSFORGE_WAREHOUSE_DIR/jwt-secret, generated on first use.",
+    )
     p.add_argument("user_id")
-    p.add_argument("--ttl-hours", type=int, default=24)
+    p.add_argument(
+        "--ttl",
+        type=_duration,
+        metavar="DURATION",
+        help="lifetime, e.g. 90m, 12h, 3600s; at most and by default ODDSFORGE_TOKEN_MAX_HOURS (24h)",
+    )
     p.set_defaults(func=cmd_token)
 
     p = sub.add_parser(

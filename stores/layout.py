@@ -47,6 +47,8 @@ The warehouse directory (a local disk: DuckDB files need one) has a layout of it
     serving/serving-{YYYYMMDDTHHMMSS}-{8 hex}.duckdb  an immutable serving snapshot   serving asset
     serving/CURRENT                                   the snapshot to serve           serving asset
     datasets/{dataset_id}/v{n:06d}.duckdb             a small version's typed rows    datasets asset
+    jwt-secret                                        the development token secret    API, ``oddsforge token``
+                                                      (mode 0600; ``stores/secrets.py``)
 
 Owner-checked ids (model and dataset ids encode their owner) are refused by the builders when
 malformed, and parsers return None for a key that is not of their kind, so a listing can be filtered
@@ -91,6 +93,8 @@ SERVING_POINTER = "CURRENT"
 """The file in :data:`SERVING_DIR` naming the snapshot to serve (replaced atomically)."""
 SERVING_SNAPSHOT_GLOB = "serving-*.duckdb"
 WAREHOUSE_DATASETS = "datasets"
+JWT_SECRET_FILE = "jwt-secret"
+"""The development token secret in the warehouse directory (used without ``ODDSFORGE_JWT_SECRET``)."""
 
 _DATASET_KEY = re.compile(
     rf"{DATASETS_INBOX}(?P<user>[^/]+)/(?P<id>[^/]+)/"

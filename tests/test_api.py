@@ -25,7 +25,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from api.app import create_app
-from api.auth import AUDIENCE, ISSUER, mint_token, verify_token
+from api.auth import AUDIENCE, ISSUER, InvalidTokenError, mint_token, verify_token
 from api.serving import ServingStore
 from api.settings import ApiSettings, SettingsError
 from domain.sports import sport_info
@@ -247,6 +247,11 @@ def _unsigned_token() -> str:
     return f"{_b64({'alg': 'none', 'typ': 'JWT'})}.{_b64(claims)}."
 
 
+def _living(lifetime: dt.timedelta) -> str:
+    now = dt.datetime.now(dt.UTC)
+    return jwt.encode(_claims(iat=now, exp=now + lifetime), SECRET, algorithm="HS256")
+
+
 BAD_TOKENS = {
     "bad signature": lambda: mint_token("user-1", "another-secret-" + "y" * 40),
     "wrong audience": lambda: jwt.encode(_claims(aud="someone-else"), SECRET, algorithm="HS256"),
@@ -256,6 +261,11 @@ BAD_TOKENS = {
     ),
     "alg none": _unsigned_token,
     "no exp": lambda: jwt.encode(_claims(exp=None), SECRET, algorithm="HS256"),
+    "no iat": lambda: jwt.encode(_claims(iat=None), SECRET, algorithm="HS256"),
+    "lifetime over the maximum": lambda: _living(dt.timedelta(hours=24, minutes=1)),
+    "issued in the future": lambda: jwt.encode(
+        _claims(iat=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)), SECRET, algorithm="HS256"
+    ),
     "no subject": lambda: jwt.encode(_claims(sub=None), SECRET, algorithm="HS256"),
     "HS512 with the right key": lambda: jwt.encode(_claims(), SECRET, algorithm="HS512"),
     "not a jwt": lambda: "abc.def.ghi",
@@ -291,6 +301,29 @@ def test_expired_token_message_says_expired(client: httpx.Client) -> None:
         f"{client.base_url}/games/{PHI_BOS}/lines", headers={"Authorization": f"Bearer {token}"}
     )
     assert response.json()["error"]["message"] == "token has expired"
+
+
+@pytest.mark.parametrize(
+    ("reason", "message"),
+    [
+        ("no exp", "token lacks the 'exp' claim"),
+        (
+            "lifetime over the maximum",
+            "token lifetime (exp - iat) is 24.0167 h; this API accepts at most 24 h",
+        ),
+    ],
+)
+def test_token_lifetime_messages_say_why(client: httpx.Client, reason: str, message: str) -> None:
+    headers = {"Authorization": f"Bearer {BAD_TOKENS[reason]()}"}
+    response = httpx.get(f"{client.base_url}/games/{PHI_BOS}/lines", headers=headers)
+    assert (response.status_code, response.json()["error"]["message"]) == (401, message)
+
+
+def test_the_maximum_lifetime_is_the_settings() -> None:
+    token = mint_token("u", SECRET, ttl_seconds=7200)
+    assert verify_token(token, SECRET, max_ttl_seconds=7200) == "u"
+    with pytest.raises(InvalidTokenError, match="is 2 h; this API accepts at most 1 h"):
+        verify_token(token, SECRET, max_ttl_seconds=3600)
 
 
 def test_minted_token_round_trips() -> None:
@@ -549,12 +582,15 @@ def test_importing_the_api_does_not_import_dagster() -> None:
 # --- settings ---
 
 
-def test_settings_from_env() -> None:
+def test_settings_from_env(tmp_path: Path) -> None:
     settings = ApiSettings.from_env({"ODDSFORGE_WAREHOUSE_DIR": "/srv/wh", "ODDSFORGE_JWT_SECRET": SECRET})
     assert settings.serving_dir == Path("/srv/wh/serving")
     assert settings.jwt_secret == SECRET
     assert not settings.uses_dev_secret
-    assert ApiSettings.from_env({}).uses_dev_secret
+    assert settings.token_max_ttl_seconds == 24 * 3600
+    assert ApiSettings.from_env({"ODDSFORGE_WAREHOUSE_DIR": str(tmp_path)}).uses_dev_secret
+    shorter = ApiSettings.from_env({"ODDSFORGE_JWT_SECRET": SECRET, "ODDSFORGE_TOKEN_MAX_HOURS": "1.5"})
+    assert shorter.token_max_ttl_seconds == 5400
 
 
 @pytest.mark.parametrize(
@@ -564,8 +600,12 @@ def test_settings_from_env() -> None:
         {"ODDSFORGE_ENV": "production", "ODDSFORGE_JWT_SECRET": "short"},
         {"ODDSFORGE_JWT_SECRET": "short"},
         {"ODDSFORGE_ENV": "staging", "ODDSFORGE_JWT_SECRET": SECRET},
+        {"ODDSFORGE_ENV": "staging"},
+        {"ODDSFORGE_JWT_SECRET": SECRET, "ODDSFORGE_TOKEN_MAX_HOURS": "0"},
+        {"ODDSFORGE_JWT_SECRET": SECRET, "ODDSFORGE_TOKEN_MAX_HOURS": "a day"},
     ],
 )
-def test_unsafe_settings_refuse_to_start(env: dict[str, str]) -> None:
+def test_unsafe_settings_refuse_to_start(env: dict[str, str], tmp_path: Path) -> None:
     with pytest.raises(SettingsError):
-        ApiSettings.from_env(env)
+        ApiSettings.from_env(env | {"ODDSFORGE_WAREHOUSE_DIR": str(tmp_path)})
+    assert list(tmp_path.iterdir()) == []  # no development secret is generated for them

@@ -21,7 +21,7 @@ import pytest
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from api.auth import mint_token
-from api.settings import DEV_JWT_SECRET
+from api.settings import ApiSettings
 from assets.analyses import analyses
 from assets.ingest import TIDY_BUILDERS, ingest_assets, raw_feeds, rebuild_table
 from assets.models import TABLE_KEY, model_versions
@@ -196,7 +196,7 @@ def test_api_answers_a_steady_stream_of_reads_while_tables_and_snapshots_are_rew
     api_log = tmp_path / "api.log"
     server = start_process(cmd, env, api_log)
     base = f"http://127.0.0.1:{port}"
-    token = mint_token("reader", DEV_JWT_SECRET)
+    token = mint_token("reader", ApiSettings.from_env(env).jwt_secret)  # the secret the API will read
     seen: dict[dt.date, set[tuple[int, int]]] = defaultdict(set)
     snapshots: set[str] = set()
     errors: list[str] = []

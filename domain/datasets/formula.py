@@ -263,12 +263,12 @@ _HINTS: dict[type[ast.AST], str] = {
 class _Checker:
     """Walks a parsed formula against the grammar, collecting the fields it uses."""
 
-    def __init__(self, text: str, lead: str, fields: Sequence[str]) -> None:
+    def __init__(self, text: str, lead: str, fields: Sequence[str] | None) -> None:
         self.lines = text.split("\n")
         self.line_shift = lead.count("\n")
         self.column_shift = len(lead) - (lead.rfind("\n") + 1)
         self.multiline = "\n" in (lead + text).rstrip()
-        self.fields = set(fields)
+        self.fields = None if fields is None else set(fields)
         self.used: dict[str, None] = {}
 
     def where(self, node: ast.AST) -> str:
@@ -344,14 +344,14 @@ class _Checker:
         if name.startswith("__") and name.endswith("__"):
             raise self.fail(f"name {name!r} is not allowed in a formula", node)
         if name in FUNCTIONS:
-            if name in self.fields:
+            if self.fields is not None and name in self.fields:
                 raise self.fail(
                     f"field {name!r} has the name of a function and cannot be used in a formula; "
                     "rename the field",
                     node,
                 )
             raise self.fail(f"function {name!r} must be called, e.g. {name}(x)", node)
-        if name not in self.fields:
+        if self.fields is not None and name not in self.fields:
             allowed = ", ".join(sorted(self.fields)) or "(none)"
             raise self.fail(f"unknown name {name!r}; the formula may use the fields: {allowed}", node)
         self.used.setdefault(name)
@@ -400,9 +400,11 @@ class _Checker:
             raise self.fail(f"a constant exponent must be at most {MAX_EXPONENT} in magnitude", exponent)
 
 
-def check_formula(expr: str, fields: Sequence[str]) -> CheckedFormula:
+def check_formula(expr: str, fields: Sequence[str] | None) -> CheckedFormula:
     """Parse ``expr`` and check it against the grammar and limits; ``fields`` are the names it may use.
 
+    With ``fields`` None any name may be a field: the grammar alone, as a model config checks its
+    formulas when it is parsed, before the dataset they read is known.
     Raises :class:`FormulaError` naming the first offending construct and its column.
     """
     if len(expr) > MAX_LENGTH:

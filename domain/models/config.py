@@ -1,8 +1,10 @@
 """The model configuration: the seed's JSON schema plus ``market``, with SPEC section 3's rules.
 
 A config is one immutable model *version*. Everything that can be checked from the config alone is
-checked when it is parsed (:func:`parse_model_config`); rules that need facts stored elsewhere (who
-owns a dataset, its quality score, the formula grammar) are checked by :func:`validate_against`.
+checked when it is parsed (:func:`parse_model_config`, or any ``model_validate``): its size
+(:data:`MAX_CONFIG_BYTES`), unknown keys at every level, formulas against SPEC 7's grammar; rules that
+need facts stored elsewhere (who owns a dataset, its quality score, the fields a formula may read)
+are checked by :func:`validate_against`.
 Both report every problem at once as a :class:`ConfigError` whose entries name the field path and say
 what is allowed, so the API can answer 422 with messages a model builder can act on.
 
@@ -13,8 +15,9 @@ carry a ``dataset_id``.
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
@@ -33,6 +36,7 @@ from pydantic import (
     model_validator,
 )
 
+from domain.datasets.formula import check_formula
 from domain.models.catalogue import CATALOGUES
 from domain.models.config_base import ConfigError, ConfigProblem, Frozen, Identifier
 from domain.models.sources import BUILTIN_SOURCES, KINDS, SourceBase, in_order
@@ -41,6 +45,9 @@ from domain.money.pricing import CREATOR_SHARE_PERCENT, describe_price_tiers, do
 from domain.sports import SPORTS, sport_info
 
 MAX_ENABLED_SOURCES = 5
+MAX_CONFIG_BYTES = 64 * 1024
+"""The largest config, as compact UTF-8 JSON, by whatever path it comes (API body, CLI file, inbox):
+a real one is 1-3 kB, and the limit bounds what validation and its messages may echo."""
 MIN_DATASET_QUALITY = 0.8
 """A dataset is usable in models only with a quality score *above* this (seed, SPEC section 7)."""
 
@@ -207,6 +214,14 @@ class ModelConfig(Frozen):
     created_at: AwareDatetime | None = None
     updated_at: AwareDatetime | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _bounded_size(cls, data: Any) -> Any:
+        """One size limit for the whole config, checked before anything else is."""
+        if isinstance(data, Mapping) and (problem := _size_problem(data)) is not None:
+            raise ConfigError([problem])
+        return data
+
     @field_validator("sport")
     @classmethod
     def _known_sport(cls, sport: str) -> str:
@@ -238,6 +253,31 @@ class ModelConfig(Frozen):
     def to_payload(self) -> dict[str, Any]:
         """The config as seed-shaped JSON (absent options left out); parses back to an equal config."""
         return self.model_dump(mode="json", exclude_none=True)
+
+
+def _size_problem(data: Mapping[str, Any]) -> ConfigProblem | None:
+    """The config's size as compact JSON over :data:`MAX_CONFIG_BYTES`, naming its longest text."""
+    size = len(json.dumps(data, default=str, ensure_ascii=False, separators=(",", ":")).encode())
+    if size <= MAX_CONFIG_BYTES:
+        return None
+    message = f"the config is {size:,} bytes as JSON; the limit is {MAX_CONFIG_BYTES:,} bytes (64 KiB)"
+    path, length = max(_strings(data), key=lambda found: found[1], default=("", 0))
+    if length:
+        shown = path if len(path) <= 80 else path[:77] + "..."
+        message += f"; its longest text is {shown} ({length:,} characters)"
+    return ConfigProblem("", message)
+
+
+def _strings(node: Any, path: str = "") -> Iterator[tuple[str, int]]:
+    """(dotted path, length) of every text value in a JSON document."""
+    if isinstance(node, Mapping):
+        for key, value in node.items():
+            yield from _strings(value, _join(path, str(key)))
+    elif isinstance(node, Sequence) and not isinstance(node, str):
+        for i, value in enumerate(node):
+            yield from _strings(value, f"{path}[{i}]")
+    elif isinstance(node, str):
+        yield path, len(node)
 
 
 def _source_problems(config: ModelConfig) -> list[ConfigProblem]:
@@ -333,7 +373,7 @@ def _model_at(loc: tuple[Any, ...]) -> type[BaseModel]:
 
 
 DataType = Literal["game_level", "team_level", "player_level"]
-FormulaChecker = Callable[[str, list[str]], None]
+FormulaChecker = Callable[[str, list[str]], object]
 """``check(formula, field_names)`` raises ValueError (or SyntaxError) when the formula is not allowed."""
 
 
@@ -353,13 +393,14 @@ class DatasetInfo:
 def validate_against(
     config: ModelConfig,
     datasets: Mapping[str, DatasetInfo],
-    formula_checker: FormulaChecker | None = None,
+    formula_checker: FormulaChecker = check_formula,
 ) -> None:
     """Check custom sources against the datasets they name (all sources, enabled or not).
 
     A dataset that does not exist and one owned by someone else get the same message, so a creator
-    cannot probe other users' dataset ids. Formulas are checked only when ``formula_checker`` is
-    given. Raises :class:`ConfigError` listing every problem.
+    cannot probe other users' dataset ids. Formulas are checked against the dataset's fields by
+    ``formula_checker`` (the grammar's own checker unless a test stands in for it). Raises
+    :class:`ConfigError` listing every problem.
     """
     problems: list[ConfigProblem] = []
     for name, source in config.data_sources.as_dict().items():
@@ -386,7 +427,7 @@ def _dataset_problems(
     source: CustomDataSource,
     dataset: DatasetInfo,
     path: str,
-    formula_checker: FormulaChecker | None,
+    formula_checker: FormulaChecker,
 ) -> list[ConfigProblem]:
     problems = []
     if not dataset.quality_score > MIN_DATASET_QUALITY:
@@ -419,7 +460,7 @@ def _dataset_problems(
                 f"allowed: {', '.join(dataset.fields)}",
             )
         )
-    if source.transformation == "custom_formula" and source.formula and formula_checker is not None:
+    if source.transformation == "custom_formula" and source.formula:
         try:
             formula_checker(source.formula, list(dataset.fields))
         except (ValueError, SyntaxError) as exc:
@@ -429,11 +470,13 @@ def _dataset_problems(
 
 def export_json_schema() -> dict[str, Any]:
     """The JSON Schema of a config payload (committed as ``docs/model-config.schema.json``), with the
-    field catalogue per sport under ``x-field-catalogue`` since allowed fields depend on the sport."""
+    field catalogue per sport under ``x-field-catalogue`` since allowed fields depend on the sport, and
+    the size limit, which JSON Schema cannot express, under ``x-max-bytes``."""
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": "model-config.schema.json",
         **ModelConfig.model_json_schema(mode="validation"),
+        "x-max-bytes": MAX_CONFIG_BYTES,
         "x-field-catalogue": {
             sport: {"team": list(cat.team), "player": list(cat.player)} for sport, cat in CATALOGUES.items()
         },

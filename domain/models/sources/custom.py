@@ -13,8 +13,9 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 import polars as pl
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from domain.datasets.formula import check_formula
 from domain.models.config_base import ConfigError, ConfigProblem, Finite, Identifier
 from domain.models.sources.base import SourceBase, SourceDay, SourceKind
 
@@ -43,8 +44,19 @@ class CustomDataSource(SourceBase):
     min_value: Finite | None = Field(default=None, description="linear: value scored 0")
     max_value: Finite | None = Field(default=None, description="linear: value scored 1")
     threshold: Finite | None = Field(default=None, description="threshold: values above it score 1")
-    formula: str | None = Field(default=None, description="custom_formula: expression over fields")
+    formula: str | None = Field(
+        default=None, description="custom_formula: expression over fields (SPEC 7's formula grammar)"
+    )
     invert: bool = Field(default=False, description="Score 1 - s instead of s")
+
+    @field_validator("formula")
+    @classmethod
+    def _in_the_grammar(cls, formula: str | None) -> str | None:
+        """The grammar and its limits, checked when the config is parsed (whatever path it came by);
+        the names it reads are checked against the dataset by ``validate_against``."""
+        if formula is not None:
+            check_formula(formula, None)
+        return formula
 
     @model_validator(mode="after")
     def _parameters_for_transformation(self) -> CustomDataSource:
