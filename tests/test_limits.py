@@ -21,7 +21,7 @@ from starlette.types import Message, Receive, Scope, Send
 import api.auth
 from api.app import create_app
 from api.auth import mint_token
-from api.guard import BODY_LIMITS, JSON_BODY_BYTES
+from api.guard import BODY_LIMITS, CONFIG_BODY_BYTES, JSON_BODY_BYTES
 from api.rate_limit import ReadLimiter
 from api.settings import ApiSettings, SettingsError
 from stores.lake import Lake
@@ -157,34 +157,35 @@ def test_a_declared_body_over_the_limit_is_413_before_any_of_it_is_read(served: 
     sent, response = send(served.url, json_head("/models", token("ann"), 10 * MB), json_chunks(10 * MB))
     status, error = status_and_error(response)
     assert status == 413 and error["code"] == "payload_too_large"
-    assert error["message"] == f"the body of POST /models is limited to {JSON_BODY_BYTES:,} bytes"
+    assert error["message"] == f"the body of POST /models is limited to {CONFIG_BODY_BYTES:,} bytes"
     assert served.app.read == before and sent < 10 * MB
 
 
 @pytest.mark.parametrize(
-    ("method", "path", "route"),
+    ("method", "path", "route", "limit"),
     [
-        ("POST", "/models", "/models"),
-        ("PUT", "/models/ann--x-000000", "/models/{model_id}"),
-        ("POST", "/marketplace/subscribe", "/marketplace/subscribe"),
+        ("POST", "/models", "/models", CONFIG_BODY_BYTES),
+        ("PUT", "/models/ann--x-000000", "/models/{model_id}", CONFIG_BODY_BYTES),
+        ("POST", "/marketplace/subscribe", "/marketplace/subscribe", JSON_BODY_BYTES),
+        ("POST", "/models/ann--x-000000/analyze", "/models/{model_id}/analyze", JSON_BODY_BYTES),
     ],
 )
 def test_a_streamed_body_over_the_limit_is_413_once_it_passes_the_limit(
-    served: Served, method: str, path: str, route: str
+    served: Served, method: str, path: str, route: str, limit: int
 ) -> None:
     head = json_head(path, token("ann"), method=method)
     before = served.app.read
     sent, response = send(served.url, head, json_chunks(10 * MB, size=16_384), chunked=True)
     status, error = status_and_error(response)
     assert status == 413 and error["code"] == "payload_too_large", error
-    assert error["message"] == f"the body of {method} {route} is limited to {JSON_BODY_BYTES:,} bytes"
-    assert JSON_BODY_BYTES < served.app.read - before <= JSON_BODY_BYTES + 1 * MB  # the limit, one read more
+    assert error["message"] == f"the body of {method} {route} is limited to {limit:,} bytes"
+    assert limit < served.app.read - before <= limit + 1 * MB  # the limit and at most one read more
     assert sent < 10 * MB
 
 
 def test_a_body_at_the_limit_passes(served: Served) -> None:
     body = json.dumps(config_body(name="At the limit")).encode()
-    exact = body + b" " * (JSON_BODY_BYTES - len(body))
+    exact = body + b" " * (CONFIG_BODY_BYTES - len(body))
     with served.client("ann") as ann:
         created = ann.post("/models", content=exact, headers={"Content-Type": "application/json"})
         assert created.status_code == 201, created.text
@@ -316,8 +317,9 @@ def test_openapi_documents_the_body_limits_and_the_read_limit(served: Served) ->
     with served.client(None) as anonymous:
         doc = anonymous.get("/openapi.json").json()
     paths = doc["paths"]
-    assert "65,536 bytes" in paths["/models"]["post"]["responses"]["413"]["description"]
-    assert "413" in paths["/models/{model_id}"]["put"]["responses"]
+    assert "1,048,576 bytes" in paths["/models"]["post"]["responses"]["413"]["description"]
+    assert "1,048,576 bytes" in paths["/models/{model_id}"]["put"]["responses"]["413"]["description"]
+    assert "65,536 bytes" in paths["/marketplace/subscribe"]["post"]["responses"]["413"]["description"]
     assert "413" not in paths["/models/{model_id}"]["delete"]["responses"]  # it takes no body
     assert "file_too_large" in paths["/datasets"]["post"]["responses"]["413"]["description"]  # its own
     read = paths["/marketplace/models"]["get"]["responses"]["429"]
