@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 
 from api.clock import utc_now
 from api.errors import error_response, install_error_handlers
+from api.guard import install_request_guard
 from api.routes import creators, datasets, execution, games, health, marketplace, models, webhooks
 from api.serving import NoSnapshotError, ServingStore
 from api.settings import ApiSettings
@@ -92,6 +93,7 @@ def create_app(
     app.state.subscriptions = SubscriptionStore(lake)
     app.state.execution = ExecutionLimits()
     app.state.clock = utc_now  # the one clock of every route (api/clock.py); tests replace it
+    install_request_guard(app)
     install_error_handlers(app)
     app.add_exception_handler(NoSnapshotError, _no_snapshot)  # type: ignore[arg-type]
     app.include_router(health.router)

@@ -7,7 +7,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 from api.auth import DEFAULT_TTL_SECONDS
 from domain.errors import UserError
@@ -18,6 +18,7 @@ MIN_SECRET_BYTES = 32
 """RFC 7518 section 3.2: an HS256 key must be at least as long as the hash output (256 bits)."""
 
 Environment = Literal["development", "production"]
+_N = TypeVar("_N", int, float)
 
 
 class SettingsError(UserError, ValueError):
@@ -35,6 +36,11 @@ class ApiSettings:
     """Tokens whose lifetime (``exp - iat``) is longer are refused; ``oddsforge token`` mints within it."""
     jwt_secret_file: Path | None = None
     """Where the development secret was read from; None when it came from ``ODDSFORGE_JWT_SECRET``."""
+    read_limit: int = 1200
+    """Reads (GET, HEAD) one user, or one address without a valid token, may make per
+    ``read_window_seconds`` in each worker process, in bursts of up to all of them (``api/rate_limit.py``);
+    0 turns the limit off."""
+    read_window_seconds: float = 60.0
 
     def __post_init__(self) -> None:
         if self.environment not in ("development", "production"):
@@ -46,6 +52,8 @@ class ApiSettings:
             raise SettingsError(f"{source} must hold a secret of at least {MIN_SECRET_BYTES} bytes")
         if self.token_max_ttl_seconds <= 0:
             raise SettingsError("ODDSFORGE_TOKEN_MAX_HOURS must be positive")
+        if self.read_limit < 0 or not 0 < self.read_window_seconds < math.inf:
+            raise SettingsError("ODDSFORGE_READ_LIMIT must be >= 0 and ODDSFORGE_READ_WINDOW_SECONDS > 0")
 
     @property
     def serving_dir(self) -> Path:
@@ -58,8 +66,8 @@ class ApiSettings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ApiSettings:
-        """Settings from ``ODDSFORGE_WAREHOUSE_DIR``, ``ODDSFORGE_JWT_SECRET``, ``ODDSFORGE_ENV`` and
-        ``ODDSFORGE_TOKEN_MAX_HOURS``.
+        """Settings from ``ODDSFORGE_WAREHOUSE_DIR``, ``ODDSFORGE_JWT_SECRET``, ``ODDSFORGE_ENV``,
+        ``ODDSFORGE_TOKEN_MAX_HOURS``, ``ODDSFORGE_READ_LIMIT`` and ``ODDSFORGE_READ_WINDOW_SECONDS``.
 
         Without ``ODDSFORGE_JWT_SECRET`` in development the secret is the warehouse directory's own
         (``{warehouse}/jwt-secret``, generated on first use, mode 0600), so tokens minted by
@@ -78,6 +86,8 @@ class ApiSettings:
             environment=environment,  # type: ignore[arg-type]
             token_max_ttl_seconds=_max_ttl_seconds(env.get("ODDSFORGE_TOKEN_MAX_HOURS")),
             jwt_secret_file=secret_file,
+            read_limit=_number(env, "ODDSFORGE_READ_LIMIT", int, cls.read_limit),
+            read_window_seconds=_number(env, "ODDSFORGE_READ_WINDOW_SECONDS", float, cls.read_window_seconds),
         )
 
 
@@ -91,3 +101,13 @@ def _max_ttl_seconds(hours: str | None) -> int:
     if not (math.isfinite(value) and value > 0):
         raise SettingsError(f"ODDSFORGE_TOKEN_MAX_HOURS must be a positive number of hours, not {hours!r}")
     return round(value * 3600)
+
+
+def _number(env: Mapping[str, str], name: str, kind: type[_N], default: _N) -> _N:
+    value = env.get(name)
+    if not value:
+        return default
+    try:
+        return kind(value)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, not {value!r}") from None

@@ -2,13 +2,17 @@
 leaderboard and marketplace).
 
 Run: ``.venv/bin/python bench/api_bench.py [--data DIR [--reuse]] [--workers 2] [--connections 32]
-[--duration 10]``. Figures go to stdout, progress to stderr; about 1.5 minutes with a demo build.
+[--duration 10] [--read-limit N]``. Figures go to stdout, progress to stderr; about 1.5 minutes with a
+demo build.
 
 1. The demo data (``oddsforge demo`` in a subprocess, with the lake, warehouse, dbt marts and
    ``DAGSTER_HOME`` inside ``DIR``; default a temporary directory). ``--reuse`` serves the data
    already built in ``DIR``.
 2. The API under uvicorn in a subprocess on 127.0.0.1 (``--workers`` processes, default 2 for the
-   2-core target), with a fresh JWT secret, ready once ``/health`` reports a snapshot.
+   2-core target), with a fresh JWT secret, ready once ``/health`` reports a snapshot. One user makes
+   every request, so the per-user read limit is raised to ``--read-limit`` reads a minute: by default
+   more than any run makes, so that every read is checked and none refused (0 turns the limit off,
+   to measure what it costs).
 3. A closed-loop load generator in this process: ``--connections`` keep-alive HTTP/1.1 connections
    on uvloop, each sending its next request when the previous answer arrived, for ``--warmup``
    (discarded) then ``--duration`` seconds per endpoint: ``/health`` (the trivial endpoint),
@@ -55,6 +59,7 @@ from stores.layout import SERVING_DIR, SERVING_POINTER, table_prefix  # noqa: E4
 P99_RATIO_TARGET = 3.0
 LEADERBOARD_RPS_TARGET = 1000.0
 BENCH_USER = "bench-reader"
+READ_LIMIT = 1_000_000_000
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -273,8 +278,15 @@ def run_wrk(
 # ---- the run ------------------------------------------------------------------------------------
 
 
-def start_server(data: Path, port: int, workers: int, secret: str) -> subprocess.Popen[bytes]:
-    env = data_env(data) | {"ODDSFORGE_JWT_SECRET": secret, "PYTHONPATH": str(REPO)}
+def start_server(
+    data: Path, port: int, workers: int, secret: str, read_limit: int
+) -> subprocess.Popen[bytes]:
+    env = data_env(data) | {
+        "ODDSFORGE_JWT_SECRET": secret,
+        "ODDSFORGE_READ_LIMIT": str(read_limit),
+        "ODDSFORGE_READ_WINDOW_SECONDS": "60",
+        "PYTHONPATH": str(REPO),
+    }
     return subprocess.Popen(
         [
             sys.executable,
@@ -355,6 +367,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=32, help="concurrent keep-alive connections")
     parser.add_argument("--duration", type=float, default=10.0, help="measured seconds per endpoint")
     parser.add_argument("--warmup", type=float, default=2.0, help="discarded seconds per endpoint")
+    parser.add_argument(
+        "--read-limit",
+        type=int,
+        default=READ_LIMIT,
+        help=f"the user's reads a minute in each worker (default {READ_LIMIT:,}: never reached; 0: off)",
+    )
     args = parser.parse_args(argv)
 
     temporary = args.data is None
@@ -378,7 +396,7 @@ def bench(data: Path, args: argparse.Namespace) -> int:
     token = mint_token(BENCH_USER, secret)
     port = free_port()
     load_before = os.getloadavg()
-    server = start_server(data, port, args.workers, secret)
+    server = start_server(data, port, args.workers, secret, args.read_limit)
     try:
         wait_healthy(server, port)
         model_id = pick_model(port, token)
@@ -419,7 +437,8 @@ def report(
     print(
         f"API under load: uvicorn --workers {args.workers} on 127.0.0.1, {os.cpu_count()} CPUs, "
         f"{args.connections} keep-alive connections, {args.duration:g} s per endpoint after "
-        f"{args.warmup:g} s warm-up"
+        f"{args.warmup:g} s warm-up; read limit "
+        + (f"{args.read_limit:,} a minute per user and worker" if args.read_limit else "off")
     )
     print(
         f"load average before {load_before[0]:.2f} / after {load_after[0]:.2f} (1 min); "

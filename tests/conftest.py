@@ -20,6 +20,7 @@ INTEGRATION_MODULES = frozenset(
         "test_history_import",
         "test_ingest_assets",
         "test_lake",
+        "test_limits",
         "test_marketplace",
         "test_models_registry",
         "test_odds_api",
