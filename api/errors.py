@@ -81,29 +81,59 @@ def _code_for(status_code: int) -> str:
     return _CODES.get(status_code, "internal_error" if status_code >= 500 else "error")
 
 
-async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
     # Routing errors (unknown path, wrong method) arrive here too, with Starlette's plain detail.
     message = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+    if exc.status_code == 400 and not isinstance(exc, ApiError):
+        # The routes raise ApiError; a bare 400 is the framework failing to read the body (JSON
+        # that is not UTF-8, a broken multipart form): the 422 every route documents for a bad body.
+        detail = ErrorDetail(field="body", message=f"unreadable body: {message}", type="body_invalid")
+        return _invalid([detail])
+    headers = exc.headers
+    if exc.status_code == 405:
+        headers = {**(headers or {}), "Allow": _allowed_methods(request, (headers or {}).get("Allow", ""))}
     return error_response(
         exc.status_code,
         getattr(exc, "code", None) or _code_for(exc.status_code),
         message,
         getattr(exc, "details", None),
-        exc.headers,
+        headers,
     )
+
+
+_HTTP_METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"}
+
+
+def _allowed_methods(request: Request, fallback: str) -> str:
+    """The methods the OpenAPI document lists for the path the router picked (its 405 names only
+    those of the first route of that path; ``fallback`` for routes outside the document)."""
+    route = request.scope.get("route")
+    path = getattr(route, "path_format", None)
+    documented = request.app.openapi()["paths"].get(path, {}) if path else {}
+    return ", ".join(method.upper() for method in documented if method.upper() in _HTTP_METHODS) or fallback
 
 
 def _field_path(loc: tuple[Any, ...]) -> str:
     return ".".join(str(part) for part in loc)
 
 
-async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
-    details = [
-        ErrorDetail(field=_field_path(err.get("loc", ())), message=err["msg"], type=err["type"])
-        for err in exc.errors()
-    ]
+def _detail(err: dict[str, Any]) -> ErrorDetail:
+    loc = tuple(err.get("loc", ()))
+    if err["type"] == "json_invalid":  # FastAPI puts the character offset where the field name goes
+        why = err.get("ctx", {}).get("error", "malformed")
+        return ErrorDetail(
+            field="body", message=f"not valid JSON: {why} at character {loc[-1]}", type="json_invalid"
+        )
+    return ErrorDetail(field=_field_path(loc), message=err["msg"], type=err["type"])
+
+
+def _invalid(details: list[ErrorDetail]) -> JSONResponse:
     fields = ", ".join(d.field for d in details)
     return error_response(422, "validation_error", f"invalid request: {fields}", details)
+
+
+async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+    return _invalid([_detail(err) for err in exc.errors()])
 
 
 class UnhandledErrorMiddleware:
@@ -146,7 +176,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorBody, "description": "Missing, invalid or expired bearer token."},
-    422: {"model": ErrorBody, "description": "Invalid request parameters; `details` names each field."},
+    422: {
+        "model": ErrorBody,
+        "description": "Invalid request parameters or an unreadable body (malformed JSON or form); "
+        "`details` names each field (`body` for the body as a whole).",
+    },
     500: {"model": ErrorBody, "description": "Unexpected server error."},
     503: {"model": ErrorBody, "description": "No data published yet (`code` is `no_snapshot`)."},
 }

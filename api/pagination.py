@@ -66,9 +66,11 @@ async def page_params(
     limit: Annotated[
         int, Query(ge=1, le=MAX_LIMIT, description=f"Page size, 1 to {MAX_LIMIT} (default {DEFAULT_LIMIT}).")
     ] = DEFAULT_LIMIT,
-    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page.")] = None,
+    cursor: Annotated[
+        str | None, Query(description="`next_cursor` of the previous page; absent or empty: the first page.")
+    ] = None,
 ) -> PageParams:
-    return PageParams(limit=limit, cursor=cursor)
+    return PageParams(limit=limit, cursor=cursor or None)  # `?cursor=` is what a client sends for "none"
 
 
 Pagination = Annotated[PageParams, Depends(page_params)]

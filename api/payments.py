@@ -8,17 +8,25 @@ Stripe answer 503 ``payments_not_configured``.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
+import stripe
 from fastapi import Depends, Request
 
 from api.errors import ApiError
 from services.payments import API_KEY_ENV, WEBHOOK_SECRET_ENV, Payments
 
+log = logging.getLogger(__name__)
+
 _SECRETS = (API_KEY_ENV, WEBHOOK_SECRET_ENV)
 _build = threading.Lock()
+STRIPE_RETRY_SECONDS = 30
+"""``Retry-After`` while Stripe cannot be reached: a short outage, and retries are idempotent."""
 
 
 def get_payments(request: Request) -> Payments:
@@ -38,3 +46,20 @@ def get_payments(request: Request) -> Payments:
 
 
 StripePayments = Annotated[Payments, Depends(get_payments)]
+
+
+@contextmanager
+def stripe_reachable() -> Iterator[None]:
+    """Stripe unreachable, failing on its side or throttling us is an outage, not this server's bug:
+    503 ``payments_unavailable`` with ``Retry-After`` (the calls carry idempotency keys, so the
+    client's retry creates nothing twice)."""
+    try:
+        yield
+    except (stripe.APIConnectionError, stripe.APIError, stripe.RateLimitError) as exc:
+        log.warning("Stripe unavailable: %s", exc)
+        raise ApiError(
+            503,
+            "payments_unavailable",
+            f"Stripe cannot be reached right now; retry in {STRIPE_RETRY_SECONDS} s",
+            headers={"Retry-After": str(STRIPE_RETRY_SECONDS)},
+        ) from None

@@ -219,17 +219,25 @@ def cmd_formula(args: argparse.Namespace) -> int:
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
+    """Exit 1 with DuckDB's one-line reason when the query fails (to parse, bind or run)."""
+    import duckdb
+
     from stores.lake import Lake
     from stores.warehouse import lake_connection
 
     con = lake_connection(Lake.from_env())
-    rel = con.sql(args.query)
-    if rel is None:
-        return 0
-    if args.json:
-        print(json.dumps(rel.pl().to_dicts(), indent=2, default=str))
-    else:
-        rel.show(max_rows=args.max_rows, max_width=200)
+    try:
+        rel = con.sql(args.query)
+        if rel is None:
+            return 0
+        if args.json:
+            print(json.dumps(rel.pl().to_dicts(), indent=2, default=str))
+        else:
+            rel.show(max_rows=args.max_rows, max_width=200)
+    except duckdb.Error as exc:
+        reason = (str(exc).strip() or type(exc).__name__).splitlines()[0]
+        print(f"oddsforge sql: error: {reason}", file=sys.stderr)
+        return 1
     return 0
 
 

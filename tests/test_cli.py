@@ -148,6 +148,27 @@ def test_sql_token_and_help(
         assert "usage: oddsforge" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize(
+    ("query", "reason"),
+    [
+        ("SELEC 1", 'Parser Error: syntax error at or near "SELEC"'),
+        ("SELECT * FROM nope", "Catalog Error: Table with name nope does not exist!"),
+        ("SELECT CAST('x' AS INT)", "Conversion Error: Could not convert string 'x' to INT32"),  # at run time
+    ],
+)
+def test_sql_with_a_bad_query_says_why_in_one_line(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    query: str,
+    reason: str,
+) -> None:
+    monkeypatch.setenv("ODDSFORGE_LAKE", str(tmp_path / "empty"))
+    for json_flag in ([], ["--json"]):
+        code, out, err = run(capsys, "sql", query, *json_flag)
+        assert (code, out, err) == (1, "", f"oddsforge sql: error: {reason}\n")
+
+
 def test_backtest_on_real_nba_season(
     lake_env: None, tmp_path: Path, capsys: pytest.CaptureFixture[str], repo_root: Path
 ) -> None:

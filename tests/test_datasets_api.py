@@ -197,6 +197,30 @@ def test_dry_run_gives_the_cli_report_and_stores_nothing(
     assert [key for key in api.lake.list_keys("") if "dora" in key] == []
 
 
+@pytest.mark.parametrize(
+    ("data", "line"),
+    [
+        (b"a\rb,c\n1,2\n", "line 1 (the header)"),  # a carriage return inside a header name
+        (b"game_id,value\rg1,1\rg2,2\r", "line 1 (the header)"),  # old Mac line ends
+        (b"game_id,value\ng1,1\ng2,2,3\r4\n", "line 3"),  # one in a data row polars refuses
+    ],
+)
+def test_a_stray_carriage_return_is_rejected_naming_the_line(
+    api: Server, tmp_path: Path, capsys: pytest.CaptureFixture[str], data: bytes, line: str
+) -> None:
+    """Python's CSV reader raised on these (a 500, and a traceback from the CLI)."""
+    cleo = api.client("cleo")
+    for path in ("/datasets/validate", "/datasets"):
+        message = error(upload(cleo, data, path=path, data_type="game_level"), 422, "dataset_rejected")
+        assert f"games.csv: {line}: a carriage return inside an unquoted field" in message
+    assert api.inbox("cleo") == []
+    file = tmp_path / "games.csv"
+    file.write_bytes(data)
+    assert main(["dataset", "validate", str(file), "--data-type", "game_level"]) == 2
+    err = capsys.readouterr().err
+    assert f"games.csv: REJECTED: games.csv: {line}: a carriage return" in err and "Traceback" not in err
+
+
 # --- limits ---
 
 

@@ -637,8 +637,14 @@ def dataset_quality(
 @router.get(
     "/{dataset_id}/quality/report",
     summary="The great-expectations Data Docs page (or result)",
-    response_class=HTMLResponse,
-    responses=_NOT_FOUND | _NOT_READY | {200: {"content": {"application/json": {}}}},
+    responses=_NOT_FOUND
+    | _NOT_READY
+    | {
+        200: {
+            "description": "The Data Docs page (`format=html`) or GE's validation result (`json`).",
+            "content": {"text/html": {"schema": {"type": "string"}}, "application/json": {}},
+        }
+    },
 )
 def dataset_quality_report(
     dataset_id: DatasetId,

@@ -25,6 +25,7 @@ from api.model_data import Partitions, model_rows, partitions
 from api.pagination import Page, Pagination, decode_cursor, page_of
 from api.routes.games import SportKey, UtcDatetime
 from api.snapshot_cache import SnapshotCache
+from api.types import IsoDate
 from api.visibility import ModelView, browsable, readable, snapshot_rows
 from domain.marketplace.performance import MODEL_PERFORMANCE, ROLLING_DAYS, SETTLED_PICKS, rolling_performance
 from domain.models.config import ModelConfig
@@ -113,7 +114,7 @@ class SlateRun(BaseModel):
 
 class AnalyzeRequest(BaseModel):
     sport: SportKey | None = Field(default=None, description="Must be the model's sport when given.")
-    date: dt.date | None = Field(
+    date: IsoDate | None = Field(
         default=None, description="Game date of the slate (default: today, US time)."
     )
 
@@ -251,6 +252,7 @@ def performance_report(
     summary="Run a model on a slate now (cached for an hour)",
     responses=_NOT_FOUND
     | {
+        400: {"model": ErrorBody, "description": "The caller's user id cannot run models."},
         409: {"model": ErrorBody, "description": "The model is archived."},
         429: {"model": ErrorBody, "description": "Too many uncached runs; `Retry-After` says when to retry."},
     },
@@ -327,7 +329,7 @@ def results(
     page: Pagination,
     days: Annotated[int, Query(ge=1, le=MAX_DAYS, description="Days in the window.")] = 7,
     to: Annotated[
-        dt.date | None, Query(description="Last game date (default: the newest with analyses).")
+        IsoDate | None, Query(description="Last game date (default: the newest with analyses).")
     ] = None,
     include_all: Annotated[
         bool, Query(alias="all", description="Include analyses below the confidence threshold.")
@@ -389,7 +391,7 @@ def performance(
     request: Request,
     now: Now,
     days: Annotated[int, Query(ge=1, le=MAX_DAYS, description="Days in the window.")] = 90,
-    to: Annotated[dt.date | None, Query(description="Last day (default: the newest with results).")] = None,
+    to: Annotated[IsoDate | None, Query(description="Last day (default: the newest with results).")] = None,
     version: Annotated[
         int | None, Query(ge=1, description="Figures of this version (default: latest).")
     ] = None,

@@ -13,6 +13,7 @@ from api.auth import current_user
 from api.errors import ERROR_RESPONSES, ApiError, ErrorBody
 from api.pagination import Page, Pagination, decode_cursor, invalid_cursor, page_of
 from api.serving import Store
+from api.types import IsoDate
 from domain.sports import SPORTS
 
 router = APIRouter(tags=["games"], dependencies=[Depends(current_user)], responses=ERROR_RESPONSES)
@@ -98,7 +99,7 @@ def _line(row: tuple) -> Line:
 @router.get("/sports/{sport}/games", summary="Games of a sport on a date")
 def list_games(
     sport: Annotated[SportKey, Path(description="Sport key, e.g. `basketball_nba`.")],
-    date: Annotated[dt.date, Query(description="Local (US) game date, `YYYY-MM-DD`.")],
+    date: Annotated[IsoDate, Query(description="Local (US) game date, `YYYY-MM-DD`.")],
     page: Pagination,
     store: Store,
 ) -> Page[Game]:

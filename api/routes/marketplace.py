@@ -22,6 +22,7 @@ from api.auth import CurrentUser, current_user
 from api.clock import Now
 from api.errors import ERROR_RESPONSES, ApiError, ErrorBody
 from api.pagination import Page, Pagination, decode_cursor, invalid_cursor, page_of
+from api.payments import get_payments, stripe_reachable
 from api.routes.execution import CalibrationBin, Figures, performance_report
 from api.routes.games import SportKey, UtcDatetime
 from api.serving import Store
@@ -30,6 +31,7 @@ from api.visibility import browsable, load_view, not_found, paid_access, snapsho
 from domain.marketplace.listing import ListingStatus, NotificationKind
 from domain.models.registry import UnusableUserIdError
 from domain.money.subscriptions import Status as SubscriptionStatus
+from services import paid_subscriptions
 from stores.subscriptions import FreeSubscription, SubscriptionStore
 from stores.warehouse import LISTING_TABLE
 
@@ -292,11 +294,17 @@ def _paid_answer(answer: dict[str, Any], creator_id: str | None, price_cents: in
 
 def _stripe(request: Request) -> tuple[Any, Any]:
     """``services.paid_subscriptions`` and the app's Stripe client (503 ``payments_not_configured``
-    without its secrets). Imported on first use: the stripe package adds to every API start-up."""
-    from api.payments import get_payments
-    from services import paid_subscriptions
-
+    without its secrets)."""
     return paid_subscriptions, get_payments(request)
+
+
+_PAYMENTS = {
+    503: {
+        "model": ErrorBody,
+        "description": "Paid models: Stripe is not configured here (`payments_not_configured`) or cannot "
+        "be reached (`payments_unavailable`; retry after `Retry-After` seconds).",
+    },
+}
 
 
 @router.post(
@@ -304,9 +312,10 @@ def _stripe(request: Request) -> tuple[Any, Any]:
     status_code=201,
     summary="Subscribe to a listed model",
     responses=_NOT_FOUND
+    | _PAYMENTS
     | {
         200: {"description": "Already subscribed: the existing subscription."},
-        503: {"model": ErrorBody, "description": "Payments are not configured on this server."},
+        400: {"model": ErrorBody, "description": "The caller's user id cannot hold subscriptions."},
         409: {"model": ErrorBody, "description": "The model is suspended or the caller's own."},
     },
 )
@@ -335,7 +344,8 @@ def subscribe(
         raise not_found(body.model_id)
     if row["price_cents"] > 0:
         paid, payments = _stripe(request)
-        answer = paid.start_paid_subscription(request.app.state.lake, payments, user, row, now)
+        with stripe_reachable():
+            answer = paid.start_paid_subscription(request.app.state.lake, payments, user, row, now)
         response.status_code = 201 if answer.get("created", True) else 200
         return _paid_answer(answer, row["owner_user_id"], row["price_cents"])
     store = _subscriptions(request)
@@ -352,8 +362,7 @@ def subscribe(
 @router.delete(
     "/unsubscribe",
     summary="Leave a model",
-    responses=_NOT_FOUND
-    | {503: {"model": ErrorBody, "description": "Payments are not configured on this server."}},
+    responses=_NOT_FOUND | _PAYMENTS,
 )
 def unsubscribe(
     body: Annotated[SubscriptionRequest, Body()], user: CurrentUser, request: Request, now: Now
@@ -370,7 +379,10 @@ def unsubscribe(
     if view is not None and (view.row["price_cents"] > 0 or paid_access(request, user, body.model_id)):
         paid, payments = _stripe(request)
         try:
-            answer = paid.cancel_paid_subscription(request.app.state.lake, payments, user, body.model_id, now)
+            with stripe_reachable():
+                answer = paid.cancel_paid_subscription(
+                    request.app.state.lake, payments, user, body.model_id, now
+                )
         except paid.NoPaidSubscriptionError as exc:
             raise ApiError(404, "not_found", str(exc)) from None
         return _paid_answer(answer, view.row["owner_user_id"], view.row["price_cents"])

@@ -22,6 +22,7 @@ from api.auth import CurrentUser, current_user
 from api.clock import Now
 from api.errors import ERROR_RESPONSES, ApiError, ErrorBody, ErrorDetail
 from api.pagination import Page, Pagination, decode_cursor, page_of
+from api.types import IsoDate
 from api.visibility import readable
 from domain.marketplace.performance import can_publish
 from domain.models.config import ConfigError, ModelConfig, validate_against
@@ -260,8 +261,8 @@ class BacktestRequest(BaseModel):
 
     model_config = ConfigDict(populate_by_name=True)
 
-    start: dt.date = Field(alias="from", description="First game date (inclusive).")
-    end: dt.date = Field(alias="to", description="Last game date (inclusive).")
+    start: IsoDate = Field(alias="from", description="First game date (inclusive).")
+    end: IsoDate = Field(alias="to", description="Last game date (inclusive).")
     version: int | None = Field(default=None, ge=1)
 
 

@@ -233,7 +233,10 @@ def _read_csv(data: bytes, name: str, declared: dict[str, FieldType]) -> pl.Data
     end = data.find(b"\n")
     first_line = (data if end < 0 else data[:end]).rstrip(b"\r").decode()
     separator = "\t" if name.lower().endswith(".tsv") else max(_SEPARATORS, key=first_line.count)
-    raw_header = next(csv.reader([first_line], delimiter=separator), [])
+    try:
+        raw_header = next(csv.reader([first_line], delimiter=separator), [])
+    except csv.Error as exc:
+        raise DatasetRejected(f"{name}: line 1 (the header): {_csv_reason(first_line, exc)}") from None
     header = check_header(raw_header, name)
     # Identifiers and declared text stay text ("00501" keeps its zeros).
     text_fields = [
@@ -273,12 +276,25 @@ def _read_csv(data: bytes, name: str, declared: dict[str, FieldType]) -> pl.Data
 
 def _csv_error(data: bytes, name: str, separator: str, width: int, exc: Exception) -> str:
     """Say which row is malformed (only on the error path, so a row loop is fine here)."""
-    reader = csv.reader(io.StringIO(data.decode()), delimiter=separator)
-    next(reader, None)
-    for row_number, row in enumerate(reader, start=1):
-        if len(row) > width:
-            return f"{name}: data row {row_number:,} has {len(row)} fields; the header has {width}"
+    text = data.decode()
+    reader = csv.reader(io.StringIO(text), delimiter=separator)
+    try:
+        next(reader, None)
+        for row_number, row in enumerate(reader, start=1):
+            if len(row) > width:
+                return f"{name}: data row {row_number:,} has {len(row)} fields; the header has {width}"
+    except csv.Error as error:
+        line = text.split("\n")[reader.line_num - 1]
+        return f"{name}: line {reader.line_num:,}: {_csv_reason(line, error)}"
     return f"{name}: not a readable CSV file ({str(exc).splitlines()[0]})"
+
+
+def _csv_reason(line: str, exc: csv.Error) -> str:
+    """Why Python's CSV reader refused ``line``: mostly a bare carriage return (a CR-only line end, or
+    one pasted into a cell), which it takes for a line break inside an unquoted field."""
+    if "\r" in line.rstrip("\r"):
+        return "a carriage return inside an unquoted field; quote the field or save with LF line ends"
+    return str(exc)
 
 
 def _read_json(data: bytes, name: str, declared: dict[str, FieldType]) -> pl.DataFrame:
