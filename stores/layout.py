@@ -46,7 +46,14 @@ The warehouse directory (a local disk: DuckDB files need one) has a layout of it
 
     serving/serving-{YYYYMMDDTHHMMSS}-{8 hex}.duckdb  an immutable serving snapshot   serving asset
     serving/CURRENT                                   the snapshot to serve           serving asset
+    marts/marts-{YYYYMMDDTHHMMSS}-{8 hex}/marts.duckdb  one complete dbt build        marts asset
+    marts/CURRENT                                     the build to read               marts asset
     datasets/{dataset_id}/v{n:06d}.duckdb             a small version's typed rows    datasets asset
+
+Files are written under a temporary name (:func:`temp_name`: a dot, the final name, a token,
+``.tmp``) and renamed when complete, in the lake and the warehouse alike; readers skip such names and
+housekeeping removes stale ones. Each marts build is a folder holding ``marts.duckdb``: dbt names a
+DuckDB file's catalog after its stem and writes that name into its views, so the file keeps one name.
 
 Owner-checked ids (model and dataset ids encode their owner) are refused by the builders when
 malformed, and parsers return None for a key that is not of their kind, so a listing can be filtered
@@ -89,8 +96,14 @@ SERVING_DIR = "serving"
 """The serving snapshots' folder inside the warehouse directory."""
 SERVING_POINTER = "CURRENT"
 """The file in :data:`SERVING_DIR` naming the snapshot to serve (replaced atomically)."""
-SERVING_SNAPSHOT_GLOB = "serving-*.duckdb"
+MARTS_DIR = "marts"
+"""The dbt marts' builds inside the warehouse directory."""
+MARTS_POINTER = "CURRENT"
+"""The file in :data:`MARTS_DIR` naming the build to read (replaced atomically)."""
+MARTS_DATABASE = "marts.duckdb"
+"""The DuckDB file inside every marts build (one name: dbt's views name its catalog)."""
 WAREHOUSE_DATASETS = "datasets"
+TEMP_SUFFIX = ".tmp"
 
 _DATASET_KEY = re.compile(
     rf"{DATASETS_INBOX}(?P<user>[^/]+)/(?P<id>[^/]+)/"
@@ -104,6 +117,7 @@ _STRIPE_EVENT_ID = re.compile(r"evt_[A-Za-z0-9_]{1,200}")
 _PAID_ATTEMPT = re.compile(r"(\d{6})\.json")
 _ANALYZE_RUN_KEY = re.compile(rf"{ANALYZE_RUNS}[^/]+/(\d+)-[0-9a-f]+")
 _SERVING_SNAPSHOT = re.compile(r"serving-[A-Za-z0-9._-]+\.duckdb")
+_MARTS_BUILD = re.compile(r"marts-[A-Za-z0-9_-]+")
 
 
 # ---- raw deliveries and tables --------------------------------------------------------------------
@@ -442,6 +456,20 @@ def parse_analyze_run_key(key: str) -> dt.datetime | None:
     return None if match is None else dt.datetime.fromtimestamp(int(match[1]) / 1000, dt.UTC)
 
 
+# ---- temporary files ------------------------------------------------------------------------------
+
+
+def temp_name(name: str, token: str) -> str:
+    """The name a file (or folder) called ``name`` is written under before it is renamed into place."""
+    return f".{name}.{token}{TEMP_SUFFIX}"
+
+
+def is_temp_name(name: str) -> bool:
+    """Whether a file name is a write in progress (or one a crash left behind): :func:`temp_name`,
+    or DuckDB's write-ahead log beside one."""
+    return name.startswith(".") and name.removesuffix(".wal").endswith(TEMP_SUFFIX)
+
+
 # ---- the warehouse directory ----------------------------------------------------------------------
 
 
@@ -455,3 +483,15 @@ def is_serving_snapshot(name: str) -> bool:
     """Whether a pointer's content names a snapshot file inside the serving directory (and nothing
     outside it)."""
     return _SERVING_SNAPSHOT.fullmatch(name) is not None
+
+
+def marts_build_name(built: dt.datetime, token: str) -> str:
+    """A new marts build's folder name in :data:`MARTS_DIR`; ``token`` (8 random hex digits) keeps
+    two builds in one second apart."""
+    return f"marts-{built:%Y%m%dT%H%M%S}-{token}"
+
+
+def is_marts_build(name: str) -> bool:
+    """Whether a pointer's content names a build folder inside the marts directory (and nothing
+    outside it)."""
+    return _MARTS_BUILD.fullmatch(name) is not None
