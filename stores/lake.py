@@ -212,6 +212,14 @@ class Lake:
             for obj in page.get("Contents", []):
                 yield obj["Key"][strip:], obj["LastModified"].timestamp()
 
+    def sweep_temp_files(self, now: float, max_age: float = STALE_TEMP_SECONDS) -> list[tuple[str, int]]:
+        """Remove the temporary files a killed writer left (a killed API's half-received upload, a
+        killed run's partition): ``(key, bytes)`` of each. S3 has none, a write being one PUT."""
+        if self.is_s3:
+            return []
+        root = Path(self.root)
+        return [(p.relative_to(root).as_posix(), n) for p, n in remove_stale_temp(root, now, max_age)]
+
     # -- Parquet ----------------------------------------------------------------------------------
     def write_parquet(self, key: str, df: pl.DataFrame) -> int:
         """Write ``df`` as one Parquet object, atomically. Returns the bytes written."""

@@ -370,6 +370,12 @@ class Warehouse:
         """The serving snapshot the API reads."""
         return self.snapshots.current()
 
+    def sweep(self, now: float) -> list[tuple[Path, int]]:
+        """Housekeeping: prune both build folders and remove every stale temporary file of the
+        directory (a killed publication's, dbt build's or dataset store's); each path and its bytes."""
+        removed = self.snapshots.prune(now) + self.marts.prune(now)
+        return removed + remove_stale_temp(Path(self.directory), now)
+
 
 def _copy(con: duckdb.DuckDBPyConnection, table: str, query: str) -> int:
     """Create ``table`` in the snapshot from ``query``; returns its row count."""

@@ -1,5 +1,6 @@
 """Fault tolerance, each fault made real: a run killed mid-partition, the API read while the
-pipeline rewrites what it serves, a sensor tick seen twice, and the odds feed failing over HTTP."""
+pipeline rewrites what it serves, a sensor tick seen twice, the odds feed failing over HTTP, and what
+a killed publication leaves behind."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import duckdb
 import httpx
 import polars as pl
 import pytest
@@ -33,7 +35,7 @@ from resources.feeds import NoStatsFeed
 from resources.odds_api import OddsApiFeed
 from resources.sample_feed import SampleLeagueFeed
 from stores.alerts import read_alerts
-from stores.lake import Lake
+from stores.lake import STALE_TEMP_SECONDS, Lake
 from stores.layout import raw_key, table_key
 from stores.registry import RegistryStore
 from stores.warehouse import Warehouse, lake_connection
@@ -365,3 +367,74 @@ def test_a_rejected_key_fails_the_run_at_once_with_a_clear_alert(odds_server: An
     assert alert["alert_id"] == result.run_id and alert["kind"] == "run_failure"
     assert alert["details"]["failed_steps"] == ["raw_feeds"] and NFL_DAY in alert["summary"]
     assert "HTTP 401" in alert["summary"] and secret not in alert["summary"]
+
+
+# -- (e) crash residue: what killed processes leave behind -----------------------------------------
+STALLING_PUBLICATION = """
+import datetime as dt, os, sys, time
+from contextlib import contextmanager
+from pathlib import Path
+import duckdb
+from stores.lake import Lake
+from stores.warehouse import Warehouse
+
+class _Stalling:
+    '''A publication's connection that stalls once the new snapshot holds its first table.'''
+
+    def __init__(self, con):
+        self.con = con
+
+    def __getattr__(self, name):
+        return getattr(self.con, name)
+
+    def execute(self, sql, *args):
+        if sql.startswith('CREATE TABLE snapshot."lines"'):
+            Path(os.environ["FAULT_MARKER"]).touch()
+            time.sleep(600)
+        return self.con.execute(sql, *args)
+
+@contextmanager
+def stalling():
+    with duckdb.connect() as con:
+        yield _Stalling(con)
+
+now = dt.datetime.fromisoformat(sys.argv[3])
+Warehouse(sys.argv[1], connect=stalling).publish(Lake(sys.argv[2]), now)
+"""
+
+
+def test_a_killed_publication_never_counts_as_a_snapshot_and_is_swept_when_stale(tmp_path: Path) -> None:
+    """Only complete snapshots count towards the three kept: a publication killed half-way leaves a
+    temporary file that neither displaces a complete snapshot nor stays for ever."""
+    lake = Lake(root=str(tmp_path / "lake"))
+    _ingest(lake, SCORED[0], SCORED[1])
+    warehouse = Warehouse(directory=str(tmp_path / "wh"))
+    t0 = dt.datetime.now(dt.UTC)
+    complete = [warehouse.publish(lake, t0 + dt.timedelta(seconds=i))[0] for i in range(3)]
+
+    script, marker = tmp_path / "publish.py", tmp_path / "stalled"
+    script.write_text(STALLING_PUBLICATION)
+    env = service_env(FAULT_MARKER=str(marker))
+    with (tmp_path / "publish.log").open("wb") as out:
+        killed_at = (t0 + dt.timedelta(seconds=5)).isoformat()
+        args = [sys.executable, str(script), warehouse.directory, lake.root, killed_at]
+        proc = subprocess.Popen(args, env=env, stdout=out, stderr=out)
+    try:
+        wait_until(marker.exists, 120, "the publication to write its first table", proc)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    partial = [p for p in warehouse.serving_dir.iterdir() if p.name.startswith(".serving-")]
+    assert partial and all(p.name.endswith((".tmp", ".tmp.wal")) for p in partial)
+    assert warehouse.current() == complete[-1]
+
+    newest, _ = warehouse.publish(lake, t0 + dt.timedelta(seconds=10))
+    kept = sorted(warehouse.serving_dir.glob("serving-*.duckdb"))
+    assert kept == [*complete[1:], newest]  # three complete snapshots: the killed one did not count
+    assert all(p.exists() for p in partial)  # young: removed once stale
+    stale = time.time() + STALE_TEMP_SECONDS + 1
+    removed = {path for path, _ in warehouse.sweep(stale)}
+    assert set(partial) <= removed and not any(p.exists() for p in partial)
+    assert sorted(warehouse.serving_dir.glob("serving-*.duckdb")) == kept
+    with duckdb.connect(str(warehouse.current()), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM games").fetchone()[0] > 0
