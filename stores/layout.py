@@ -37,10 +37,13 @@ who writes it::
         payouts/{month}/transfers/{creator_id}.json   the Transfer Stripe returned    payouts asset
     cache/analyses/{model_id}/v{n:06d}/{day}.parquet  an on-demand run's analyses     API
     cache/ratelimits/analyze/{user_id}/{ms:013d}-{8 hex}  one uncached on-demand run  API
+    idempotency/{user_id}/{sha256 of the key}/        one ``Idempotency-Key`` of a user's  API
+        claim-{n:03d}.json                            attempt n's claim (the request's digest)
+        answer.json                                   the first answer, replayed to retries
 
 ``inbox/`` objects are created once (create-if-absent), except review decisions, prices and
 backtests, where the latest write counts; ``raw/``, ``tables/`` and ``datasets/`` are the pipeline's
-alone; ``cache/`` may be emptied at any time.
+alone; ``cache/`` may be emptied at any time; ``idempotency/`` records expire after 24 hours.
 
 The warehouse directory (a local disk: DuckDB files need one) has a layout of its own::
 
@@ -74,6 +77,7 @@ TABLES = "tables/"
 REPORTS = "datasets/"
 INBOX = "inbox/"
 CACHE = "cache/"
+IDEMPOTENCY = "idempotency/"
 
 MODELS_INBOX = f"{INBOX}models/"
 DATASETS_INBOX = f"{INBOX}datasets/"
@@ -118,6 +122,7 @@ _PAID_ATTEMPT = re.compile(r"(\d{6})\.json")
 _ANALYZE_RUN_KEY = re.compile(rf"{ANALYZE_RUNS}[^/]+/(\d+)-[0-9a-f]+")
 _SERVING_SNAPSHOT = re.compile(r"serving-[A-Za-z0-9._-]+\.duckdb")
 _MARTS_BUILD = re.compile(r"marts-[A-Za-z0-9_-]+")
+_IDEMPOTENCY_KEY = re.compile(rf"{IDEMPOTENCY}([^/]+)/([0-9a-f]{{64}})/(?:claim-(\d{{3}})|answer)\.json")
 
 
 # ---- raw deliveries and tables --------------------------------------------------------------------
@@ -454,6 +459,44 @@ def parse_analyze_run_key(key: str) -> dt.datetime | None:
     """When the run a rate-limit key records started (to the millisecond); None for anything else."""
     match = _ANALYZE_RUN_KEY.fullmatch(key)
     return None if match is None else dt.datetime.fromtimestamp(int(match[1]) / 1000, dt.UTC)
+
+
+# ---- idempotency keys -----------------------------------------------------------------------------
+
+
+def idempotency_prefix(user_id: str, digest: str) -> str:
+    """The records of the ``Idempotency-Key`` whose SHA-256 is ``digest`` (64 hex digits), as
+    ``user_id`` sent it: each user's keys are their own."""
+    if not re.fullmatch(r"[0-9a-f]{64}", digest):
+        raise ValueError(f"{digest!r} is not a SHA-256 hex digest")
+    return f"{IDEMPOTENCY}{check_user_id(user_id)}/{digest}/"
+
+
+def idempotency_claim_key(user_id: str, digest: str, attempt: int) -> str:
+    """Attempt n's claim of a key: the request that may run (a later attempt takes over the claim of
+    a request whose process died)."""
+    return f"{idempotency_prefix(user_id, digest)}claim-{attempt:03d}.json"
+
+
+def idempotency_answer_key(user_id: str, digest: str) -> str:
+    """The first successful answer to the key's request, replayed to every retry."""
+    return f"{idempotency_prefix(user_id, digest)}answer.json"
+
+
+@dataclass(frozen=True)
+class IdempotencyKey:
+    user_id: str
+    digest: str
+    attempt: int | None
+    """The claim's attempt; None for the answer."""
+
+
+def parse_idempotency_key(key: str) -> IdempotencyKey | None:
+    """What an ``idempotency/`` object records; None for anything else."""
+    match = _IDEMPOTENCY_KEY.fullmatch(key)
+    if match is None:
+        return None
+    return IdempotencyKey(match[1], match[2], int(match[3]) if match[3] else None)
 
 
 # ---- temporary files ------------------------------------------------------------------------------

@@ -40,7 +40,7 @@ STARTS_RUNNING = {
     # Alerting and the automation from new analyses to the leaderboard.
     "alert_on_run_failure": True,
     "results_to_leaderboard": True,
-    # Removes what crashed writers leave (temporary files, partial builds).
+    # Removes what crashed writers leave (temporary files, partial builds, expired idempotency keys).
     "housekeeping_schedule": True,
     # A demo or test lake is never fresh: turned on in production.
     "freshness_checks_sensor": False,

@@ -1,17 +1,19 @@
 """Fault tolerance, each fault made real: a run killed mid-partition, the API read while the
 pipeline rewrites what it serves, a sensor tick seen twice, the odds feed failing over HTTP, and what
-a killed publication leaves behind."""
+a killed API or publication leaves behind."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import signal
 import subprocess
 import sys
 import threading
 import time
 from collections import defaultdict
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,7 @@ import polars as pl
 import pytest
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
+from api.app import create_app
 from api.auth import mint_token
 from api.settings import DEV_JWT_SECRET
 from assets.analyses import analyses
@@ -30,16 +33,20 @@ from assets.models import TABLE_KEY, model_versions
 from cli.demo import register_demo_models
 from domain.models.engine import ANALYSES
 from pipelines.automation import alert_on_run_failure
+from pipelines.housekeeping import housekeeping_job
 from pipelines.sensors import model_inbox_sensor
 from resources.feeds import NoStatsFeed
 from resources.odds_api import OddsApiFeed
 from resources.sample_feed import SampleLeagueFeed
 from stores.alerts import read_alerts
+from stores.idempotency import LEASE
 from stores.lake import STALE_TEMP_SECONDS, Lake
 from stores.layout import raw_key, table_key
 from stores.registry import RegistryStore
 from stores.warehouse import Warehouse, lake_connection
 from tests.services import VENV_BIN, free_port, service_env, start_process, stop_process, wait_until
+from tests.test_api import SECRET, serve, settings_for
+from tests.test_datasets_pipeline import games_csv
 
 NBA = "basketball_nba"
 FIRST, LAST = dt.date(2025, 10, 21), dt.date(2025, 11, 6)
@@ -370,6 +377,102 @@ def test_a_rejected_key_fails_the_run_at_once_with_a_clear_alert(odds_server: An
 
 
 # -- (e) crash residue: what killed processes leave behind -----------------------------------------
+STALLING_API = """
+import os, sys, time
+from pathlib import Path
+import uvicorn
+import stores.lake as lake_module
+
+class _StallingOs:
+    '''The lake's view of ``os``: linking an upload into the inbox stalls (its temporary file
+    written in full, the link not made) until the test kills the API.'''
+
+    def __getattr__(self, name):
+        return getattr(os, name)
+
+    def link(self, src, dst):
+        if "/upload-" in str(dst):
+            Path(os.environ["FAULT_MARKER"]).write_text(src)
+            time.sleep(600)
+        os.link(src, dst)
+
+lake_module.os = _StallingOs()
+from api.app import create_app
+uvicorn.run(create_app(), host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")
+"""
+
+
+def test_a_killed_upload_is_swept_and_its_retry_with_the_same_key_stores_it_once(tmp_path: Path) -> None:
+    """The API is killed while an upload sent with an Idempotency-Key goes into the inbox: its
+    temporary file is removed by housekeeping once stale; the client's retry waits while the claim
+    may still be the first request's, then stores the upload, once."""
+    lake = Lake(root=str(tmp_path / "lake"))
+    script, marker, port = tmp_path / "stalling_api.py", tmp_path / "stalled", free_port()
+    script.write_text(STALLING_API)
+    env = service_env(
+        ODDSFORGE_LAKE=lake.root,
+        ODDSFORGE_WAREHOUSE_DIR=str(tmp_path / "wh"),
+        ODDSFORGE_JWT_SECRET=SECRET,
+        FAULT_MARKER=str(marker),
+    )
+    server = start_process([sys.executable, str(script), str(port)], env, tmp_path / "api.log")
+    base, headers = f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {mint_token('hana', SECRET)}"}
+    send = {
+        "files": {"file": ("games.csv", games_csv(2_000))},
+        "data": {"name": "Games", "data_type": "game_level", "sport": NBA},
+        "headers": headers | {"Idempotency-Key": "c0ffee-games"},
+    }
+
+    def post_until_killed() -> None:
+        with suppress(httpx.HTTPError):
+            httpx.post(f"{base}/datasets", timeout=60, **send)
+
+    try:
+        wait_until(lambda: httpx.get(f"{base}/health", timeout=2).status_code, 60, "the API", server)
+        threading.Thread(target=post_until_killed, daemon=True).start()
+        wait_until(marker.exists, 60, "the upload to reach the inbox", server)
+    finally:
+        with suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGKILL)
+        server.wait(timeout=30)
+    killed_at = dt.datetime.now(dt.UTC)
+    temp = Path(marker.read_text())
+    assert temp.is_file() and temp.name.startswith(".upload-") and temp.name.endswith(".tmp")
+    assert not list(lake.list_keys("inbox/datasets/"))  # readers see nothing of it
+
+    warehouse = Warehouse(directory=str(tmp_path / "wh"))
+
+    def housekeeping() -> dict[str, Any]:
+        run = housekeeping_job.execute_in_process(
+            resources={"lake": lake, "warehouse": warehouse}, instance=dg.DagsterInstance.ephemeral()
+        )
+        (output,) = [e for e in run.all_events if e.event_type_value == "STEP_OUTPUT"]
+        return {k: v.value for k, v in output.event_specific_data.metadata.items()}
+
+    assert housekeeping()["lake_temp_files"] == 0 and temp.exists()  # young: maybe a live writer's
+    hour_ago = time.time() - STALE_TEMP_SECONDS - 1
+    os.utime(temp, (hour_ago, hour_ago))
+    swept = housekeeping()
+    assert not temp.exists()
+    assert swept["lake_temp_files"] == 1 and swept["bytes_freed"] >= len(games_csv(2_000))
+
+    # The restarted API: the claim may still be the first request's for a while, then the retry runs.
+    app = create_app(settings_for(tmp_path / "wh"), lake=lake)
+    now = [killed_at]
+    app.state.clock = lambda: now[0]
+    with serve(app) as url, httpx.Client(base_url=url, timeout=30) as retry:
+        busy = retry.post("/datasets", **send)
+        assert busy.status_code == 409 and busy.json()["error"]["code"] == "idempotency_key_in_use"
+        assert 0 < int(busy.headers["retry-after"]) <= LEASE.total_seconds()
+        now[0] += LEASE
+        stored = retry.post("/datasets", **send)
+        assert stored.status_code == 201, stored.text
+        replayed = retry.post("/datasets", **send)
+        assert (replayed.status_code, replayed.json()) == (201, stored.json())
+    metas = [k for k in lake.list_keys("inbox/datasets/hana/") if k.endswith("meta.json")]
+    assert len(metas) == 1
+
+
 STALLING_PUBLICATION = """
 import datetime as dt, os, sys, time
 from contextlib import contextmanager

@@ -21,6 +21,7 @@ from pydantic import BaseModel, Field
 from api.auth import CurrentUser, current_user
 from api.clock import Now
 from api.errors import ERROR_RESPONSES, ApiError, ErrorBody
+from api.idempotency import Idempotent
 from api.pagination import Page, Pagination, decode_cursor, invalid_cursor, page_of
 from api.routes.execution import CalibrationBin, Figures, performance_report
 from api.routes.games import SportKey, UtcDatetime
@@ -306,6 +307,7 @@ def _stripe(request: Request) -> tuple[Any, Any]:
 @router.post(
     "/subscribe",
     status_code=201,
+    response_model=Subscription,
     summary="Subscribe to a listed model",
     responses=_NOT_FOUND
     | {
@@ -320,9 +322,12 @@ def subscribe(
     request: Request,
     response: Response,
     now: Now,
-) -> Subscription:
+    idem: Idempotent,
+) -> Subscription | Response:
     """Free models: the subscription starts at once (subscribing again returns it with 200). Paid
     models: a Stripe subscription with the model's trial. Suspended models take no new subscribers."""
+    if idem.replay is not None:
+        return idem.replay
     view = load_view(request, body.model_id)
     if view is None:
         raise not_found(body.model_id)
@@ -341,7 +346,7 @@ def subscribe(
         paid, payments = _stripe(request)
         answer = paid.start_paid_subscription(request.app.state.lake, payments, user, row, now)
         response.status_code = 201 if answer.get("created", True) else 200
-        return _paid_answer(answer, row["owner_user_id"], row["price_cents"])
+        return idem.answer(_paid_answer(answer, row["owner_user_id"], row["price_cents"]))
     store = _subscriptions(request)
     before = store.state(user, body.model_id)
     try:
@@ -350,7 +355,7 @@ def subscribe(
         raise ApiError(400, "bad_request", str(exc)) from None
     if before is not None and before.active:
         response.status_code = 200
-    return _free(sub)
+    return idem.answer(_free(sub))
 
 
 @router.delete(
