@@ -1,6 +1,6 @@
 """Fault tolerance, each fault made real: a run killed mid-partition, the API read while the
 pipeline rewrites what it serves, a sensor tick seen twice, the odds feed failing over HTTP, and what
-a killed API or publication leaves behind."""
+a killed API, publication or inbox run leaves behind."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import threading
 import time
 from collections import defaultdict
 from contextlib import suppress
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +32,11 @@ from assets.analyses import analyses
 from assets.ingest import TIDY_BUILDERS, ingest_assets, raw_feeds, rebuild_table
 from assets.models import TABLE_KEY, model_versions
 from cli.demo import register_demo_models
+from cli.instance import HEADER, ensure_instance_yaml
 from domain.models.engine import ANALYSES
 from pipelines.automation import alert_on_run_failure
 from pipelines.housekeeping import housekeeping_job
-from pipelines.sensors import model_inbox_sensor
+from pipelines.sensors import MODEL_INBOX, Inbox, inbox_sensor, model_inbox_sensor
 from resources.feeds import NoStatsFeed
 from resources.odds_api import OddsApiFeed
 from resources.sample_feed import SampleLeagueFeed
@@ -541,3 +543,87 @@ def test_a_killed_publication_never_counts_as_a_snapshot_and_is_swept_when_stale
     assert sorted(warehouse.serving_dir.glob("serving-*.duckdb")) == kept
     with duckdb.connect(str(warehouse.current()), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM games").fetchone()[0] > 0
+
+
+KILLABLE_MERGE = """
+import os, sys, time
+from pathlib import Path
+import dagster as dg
+import stores.lake as lake_module
+
+class _StallingOs:
+    '''The lake's view of ``os``: replacing the model_versions table stalls until the test kills
+    the run.'''
+
+    def __getattr__(self, name):
+        return getattr(os, name)
+
+    def replace(self, src, dst):
+        if str(dst).endswith("model_versions.parquet"):
+            Path(os.environ["FAULT_MARKER"]).touch()
+            time.sleep(600)
+        os.replace(src, dst)
+
+lake_module.os = _StallingOs()
+from cli.instance import ensure_instance_yaml
+home = Path(os.environ["DAGSTER_HOME"])
+home.mkdir(exist_ok=True)
+ensure_instance_yaml(home)
+from assets.models import model_versions
+from pipelines.sensors import MODEL_INBOX
+from stores.lake import Lake
+dg.materialize(
+    [model_versions], resources={"lake": Lake(sys.argv[1])}, instance=dg.DagsterInstance.get(),
+    tags=MODEL_INBOX.tags,
+)
+"""
+
+
+def test_an_inbox_run_killed_with_sigkill_is_failed_by_the_sensor_which_then_recovers(tmp_path: Path) -> None:
+    """A killed run stays STARTED in the local instance, whose run launcher cannot see its process:
+    the model inbox sensor waits for it while it might be alive, then marks it failed and asks for
+    the run the new objects need."""
+    lake = Lake(root=str(tmp_path / "lake"))
+    register_demo_models(lake)
+    script, marker, home = tmp_path / "merge.py", tmp_path / "stalled", tmp_path / "home"
+    script.write_text(KILLABLE_MERGE)
+    env = service_env(DAGSTER_HOME=str(home), FAULT_MARKER=str(marker))
+    with (tmp_path / "merge.log").open("wb") as out:
+        proc = subprocess.Popen([sys.executable, str(script), lake.root], env=env, stdout=out, stderr=out)
+    try:
+        wait_until(marker.exists, 180, "the merge to write its table", proc)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+
+    instance = dg.DagsterInstance.from_config(str(home))
+    assert instance.run_monitoring_enabled  # the local instance monitors runs too
+    (run,) = instance.get_runs()
+    assert run.status == dg.DagsterRunStatus.STARTED  # and stays so: its process is gone
+
+    def tick(inbox: Inbox) -> Any:
+        context = dg.build_sensor_context(instance=instance, resources={"lake": lake})
+        return inbox_sensor(inbox)(context)
+
+    waiting = tick(MODEL_INBOX)  # silent for seconds only: it may be alive
+    assert isinstance(waiting, dg.SkipReason) and "has not finished" in str(waiting.skip_message)
+    time.sleep(1.5)
+    recovered = tick(replace(MODEL_INBOX, silent_run_seconds=1))
+    assert isinstance(recovered, dg.SensorResult) and len(recovered.run_requests or []) == 1
+    failed = instance.get_run_by_id(run.run_id)
+    assert failed is not None and failed.status == dg.DagsterRunStatus.FAILURE
+    (failure,) = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
+    assert failure.dagster_event is not None and "process is gone" in (failure.dagster_event.message or "")
+
+
+def test_the_local_instance_file_is_brought_up_to_date_unless_it_is_the_operators(tmp_path: Path) -> None:
+    older = tmp_path / "older"
+    older.mkdir()
+    (older / "dagster.yaml").write_text(f"{HEADER}: an earlier version.\ntelemetry:\n  enabled: false\n")
+    ensure_instance_yaml(older)
+    assert dg.DagsterInstance.from_config(str(older)).run_monitoring_enabled
+    own = tmp_path / "own"
+    own.mkdir()
+    (own / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    ensure_instance_yaml(own)
+    assert (own / "dagster.yaml").read_text() == "telemetry:\n  enabled: false\n"
