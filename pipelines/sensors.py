@@ -60,8 +60,8 @@ UNFINISHED = [
 """Run statuses of a run that may still write its table."""
 SILENT_RUN_SECONDS = 3600.0
 """How long a STARTED inbox run may go without an event (a step starting or ending, a log line)
-before it counts as dead. Inbox runs fold small objects and log each step, so a live one is never
-this quiet; a killed one would otherwise block its inbox for ever."""
+before it counts as dead. An inbox run's steps fold at most MAX_KEYS_PER_RUN objects and take
+minutes, so a live one is not this quiet; a killed one would otherwise block its inbox for ever."""
 
 InboxObjects = Callable[[Lake], Iterable[tuple[str, float]]]
 
