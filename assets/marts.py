@@ -1,11 +1,13 @@
 """Marketplace marts: the dbt project in ``dbt_project/`` built over the lake by dagster-dbt.
 
 ``dbt build`` makes staging views over the lake's Parquet, the ``leaderboard``, ``creator_summary``,
-``model_subscribers`` and ``monthly_revenue`` tables and runs their tests (Dagster asset checks), in
-the DuckDB file of the ``marts_duckdb`` resource (dagster-duckdb's ``DuckDBResource``, whose path is
-``ODDSFORGE_DBT_DUCKDB``: one variable for the profile and the resource). dbt's sources map to the
-upstream assets ``model_versions``, ``model_performance``, ``settled_picks``, ``subscriptions`` and
-``ledger``.
+``model_subscribers`` and ``monthly_revenue`` tables and runs their tests (Dagster asset checks). Each
+run builds into a new DuckDB file of the warehouse's marts folder (``Warehouse.marts``), passed to
+dbt as the ``duckdb_path`` var; once dbt has succeeded the build is checked, renamed into place and
+made current, as serving snapshots are. An analyst holding the current marts open therefore never
+blocks a build, and nobody ever opens the file dbt is writing; a failed build (a dbt test included)
+is removed and the previous one stays current. dbt's sources map to the upstream assets
+``model_versions``, ``model_performance``, ``settled_picks``, ``subscriptions`` and ``ledger``.
 
 The manifest is never committed (``target/`` is ignored): loading this module parses the project
 when the manifest is missing or older than a project file (``dbt parse`` is offline and takes a few
@@ -15,6 +17,7 @@ edited models on reload.
 No ``from __future__ import annotations`` here: Dagster reads resource annotations unevaluated.
 """
 
+import datetime as dt
 import json
 import sys
 from collections.abc import Iterator
@@ -23,10 +26,10 @@ from typing import Any
 
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
-from dagster_duckdb import DuckDBResource
 
 from domain.marketplace.performance import MIN_GRADED, ROLLING_DAYS, WILSON_Z
 from stores.lake import Lake, httpfs_extension_path
+from stores.warehouse import MART_TABLES, Warehouse
 
 DBT_DIR = Path(__file__).resolve().parents[1] / "dbt_project"
 _GENERATED = {"target", "logs"}
@@ -62,11 +65,6 @@ def prepare_manifest(project: DbtProject) -> Path:
     if manifest_stale(project):
         dbt_resource(project).cli(["parse", "--quiet"], target_path=project.target_path).wait()
     return project.manifest_path
-
-
-def marts_path(marts_duckdb: DuckDBResource) -> Path:
-    """The marts DuckDB file, absolute (relative paths from the working folder)."""
-    return Path(marts_duckdb.database).resolve()
 
 
 def dbt_vars(lake: Lake, duckdb_path: Path) -> dict[str, Any]:
@@ -118,12 +116,12 @@ def marts(
     context: dg.AssetExecutionContext,
     dbt: DbtCliResource,
     lake: dg.ResourceParam[Lake],
-    marts_duckdb: DuckDBResource,
+    warehouse: dg.ResourceParam[Warehouse],
 ) -> Iterator[Any]:
-    """Staging views over the lake and the marketplace marts, with their dbt tests as checks."""
-    duckdb_path = marts_path(marts_duckdb)
-    duckdb_path.parent.mkdir(parents=True, exist_ok=True)
-    yield from dbt.cli(dbt_build_args(lake, duckdb_path), context=context).stream()
+    """Staging views over the lake and the marketplace marts, with their dbt tests as checks, in a
+    new marts build made current once complete."""
+    with warehouse.marts.build(dt.datetime.now(dt.UTC), MART_TABLES) as build:
+        yield from dbt.cli(dbt_build_args(lake, build.file.resolve()), context=context).stream()
 
 
 mart_assets = [marts]

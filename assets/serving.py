@@ -5,9 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import dagster as dg
-from dagster_duckdb import DuckDBResource
 
-from assets.marts import marts_path
 from stores.lake import Lake
 from stores.warehouse import DAILY_SERVED, MART_TABLES, Warehouse
 
@@ -29,9 +27,9 @@ from stores.warehouse import DAILY_SERVED, MART_TABLES, Warehouse
     "with the manifest of the daily tables it reads from the lake.",
 )
 def serving_snapshot(
-    lake: dg.ResourceParam[Lake], warehouse: dg.ResourceParam[Warehouse], marts_duckdb: DuckDBResource
+    lake: dg.ResourceParam[Lake], warehouse: dg.ResourceParam[Warehouse]
 ) -> dg.MaterializeResult:
-    path, counts = warehouse.publish(lake, dt.datetime.now(dt.UTC), marts_path(marts_duckdb))
+    path, counts = warehouse.publish(lake, dt.datetime.now(dt.UTC))
     return dg.MaterializeResult(
         metadata={"snapshot": path.name, **{f"rows/{t}": n for t, n in counts.items()}}
     )

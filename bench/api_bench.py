@@ -72,7 +72,6 @@ def data_env(data: Path) -> dict[str, str]:
     return os.environ | {
         "ODDSFORGE_LAKE": str(data / "lake"),
         "ODDSFORGE_WAREHOUSE_DIR": str(data / "warehouse"),
-        "ODDSFORGE_DBT_DUCKDB": str(data / "warehouse" / "marts.duckdb"),
         "DAGSTER_HOME": str(data / "dagster_home"),
     }
 

@@ -223,9 +223,9 @@ def cmd_sql(args: argparse.Namespace) -> int:
     import duckdb
 
     from stores.lake import Lake
-    from stores.warehouse import lake_connection
+    from stores.warehouse import Warehouse, lake_connection
 
-    con = lake_connection(Lake.from_env())
+    con = lake_connection(Lake.from_env(), Warehouse.from_env().marts.current())
     try:
         rel = con.sql(args.query)
         if rel is None:
@@ -440,7 +440,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--row", required=True, help="the row as JSON, e.g. '{\"a\": 1}'")
     f.set_defaults(func=cmd_formula)
 
-    p = sub.add_parser("sql", help="run SQL over the lake's tables (a view per table)")
+    p = sub.add_parser("sql", help="run SQL over the lake's tables (a view per table) and the dbt marts")
     p.add_argument("query")
     p.add_argument("--json", action="store_true", help="print rows as JSON")
     p.add_argument("--max-rows", type=int, default=40)

@@ -16,6 +16,7 @@ from assets.performance import performance_assets
 from assets.serving import serving_snapshot
 from pipelines.automation import asset_checks, sensors, with_freshness_policies
 from pipelines.execution import automate, execution_jobs, execution_schedules, execution_sensors
+from pipelines.housekeeping import housekeeping_job, housekeeping_schedule
 from pipelines.jobs import (
     analyses_job,
     ingest_job,
@@ -58,9 +59,10 @@ defs = with_freshness_policies(
             serving_job,
             ledger_job,
             payouts_job,
+            housekeeping_job,
             *execution_jobs,
         ],
-        schedules=[*ingest_schedules, payouts_schedule, *execution_schedules],
+        schedules=[*ingest_schedules, payouts_schedule, housekeeping_schedule, *execution_schedules],
         asset_checks=[*dataset_checks, *asset_checks],
         sensors=[
             *inbox_sensors,

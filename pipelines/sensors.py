@@ -8,7 +8,11 @@ alike:
   write becomes visible after a quicker, later one;
 - a run key digested from the new keys and the cursor: a restarted tick never asks twice;
 - no run while the previous one of the same inbox is unfinished: a run reads, then rewrites its
-  table, and two at once would lose one's rows; the tick after it ends takes everything that arrived;
+  table, and two at once would lose one's rows; the tick after it ends takes everything that arrived.
+  A run whose process was killed stays STARTED (the local run launcher cannot tell a dead run worker,
+  so run monitoring never fails it): a STARTED run that has logged nothing for
+  :data:`SILENT_RUN_SECONDS` is marked failed by the tick, which raises its alert, and no longer
+  blocks the inbox;
 - they start RUNNING: the API's writes wait for them (a dataset answers ``processing``, a model
   version, a subscription, a review or a payment reaches the tables only through them), so a fresh
   deployment must not wait for an operator to switch them on.
@@ -21,6 +25,7 @@ No ``from __future__ import annotations`` here: Dagster reads resource annotatio
 
 import hashlib
 import json
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
@@ -53,6 +58,10 @@ UNFINISHED = [
     dg.DagsterRunStatus.CANCELING,
 ]
 """Run statuses of a run that may still write its table."""
+SILENT_RUN_SECONDS = 3600.0
+"""How long a STARTED inbox run may go without an event (a step starting or ending, a log line)
+before it counts as dead. An inbox run's steps fold at most MAX_KEYS_PER_RUN objects and take
+minutes, so a live one is not this quiet; a killed one would otherwise block its inbox for ever."""
 
 InboxObjects = Callable[[Lake], Iterable[tuple[str, float]]]
 
@@ -77,14 +86,27 @@ class Inbox:
     finds what is new by itself."""
     max_keys_per_run: int = MAX_KEYS_PER_RUN
     minimum_interval_seconds: int = 30
+    silent_run_seconds: float = SILENT_RUN_SECONDS
 
     @property
     def tags(self) -> dict[str, str]:
         return {INBOX_TAG: self.name}
 
     def running(self, instance: dg.DagsterInstance) -> bool:
-        """Whether a run of this inbox (the sensor's or one tagged alike) is unfinished."""
-        return bool(instance.get_runs(dg.RunsFilter(tags=self.tags, statuses=UNFINISHED), limit=1))
+        """Whether a run of this inbox (the sensor's or one tagged alike) is unfinished. A STARTED one
+        silent for ``silent_run_seconds`` lost its process: it is marked failed instead."""
+        now = time.time()
+        for record in instance.get_run_records(dg.RunsFilter(tags=self.tags, statuses=UNFINISHED)):
+            run = record.dagster_run
+            silent = now - last_heard(instance, record)
+            if run.status != dg.DagsterRunStatus.STARTED or silent < self.silent_run_seconds:
+                return True
+            instance.report_run_failed(
+                run,
+                f"no event for {silent:.0f} s: the run's process is gone (killed?); marked failed by "
+                f"the {self.sensor_name} so that new objects are processed",
+            )
+        return False
 
     def run_config(self, keys: list[str]) -> dict:
         """The run's config: the new keys, or none (a full rebuild) above ``max_keys_per_run``."""
@@ -92,6 +114,15 @@ class Inbox:
             return {}
         run_keys = keys if len(keys) <= self.max_keys_per_run else []
         return {"ops": {self.keys_into.op.name: {"config": {"keys": run_keys}}}}
+
+
+def last_heard(instance: dg.DagsterInstance, record: dg.RunRecord) -> float:
+    """When a run last gave a sign of life (POSIX seconds): its latest event, else its start; a
+    run with neither is taken as just heard of."""
+    latest = instance.get_records_for_run(record.dagster_run.run_id, limit=1, ascending=False).records
+    if latest:
+        return latest[0].event_log_entry.timestamp
+    return record.start_time if record.start_time is not None else time.time()
 
 
 def new_inbox_objects(

@@ -9,23 +9,21 @@ Payments: Stripe once ``STRIPE_API_KEY`` is set (key and ``STRIPE_WEBHOOK_SECRET
 through ``dg.EnvVar``; ``STRIPE_API_BASE`` for another Stripe-compatible endpoint); without it,
 payouts are planned and recorded as ``pending_stripe`` and no money moves.
 
-DuckDB files, each through dagster-duckdb's ``DuckDBResource``: serving snapshots under
-``ODDSFORGE_WAREHOUSE_DIR`` (default ``./data/warehouse``; the ``warehouse`` resource's ``snapshots``),
-the dbt marts in ``ODDSFORGE_DBT_DUCKDB`` (``marts_duckdb``), which defaults to ``marts.duckdb``
-inside that folder. Runs execute in-process for the CLI, on Dagster's default multiprocess executor
-when launched by the daemon or the UI, or on Celery workers with ``ODDSFORGE_EXECUTOR=celery``
-(docs/scaling.md). Logs are JSON lines with ``ODDSFORGE_LOG_FORMAT=json``. The Dagster instance is
-configured apart, by ``$DAGSTER_HOME/dagster.yaml`` (``deploy/dagster.yaml`` for production: Postgres).
+DuckDB files live under ``ODDSFORGE_WAREHOUSE_DIR`` (default ``./data/warehouse``, the ``warehouse``
+resource): serving snapshots, published through its dagster-duckdb ``DuckDBResource``
+(``snapshots``), and the dbt marts' builds (``marts/``, each a new file dbt writes). Runs execute
+in-process for the CLI, on Dagster's default multiprocess executor when launched by the daemon or the
+UI, or on Celery workers with ``ODDSFORGE_EXECUTOR=celery`` (docs/scaling.md). Logs are JSON lines
+with ``ODDSFORGE_LOG_FORMAT=json``. The Dagster instance is configured apart, by
+``$DAGSTER_HOME/dagster.yaml`` (``deploy/dagster.yaml`` for production: Postgres).
 """
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
-from dagster_duckdb import DuckDBResource
 
 from resources.feeds import NoStatsFeed
 from resources.lake import LakeResource
@@ -35,8 +33,6 @@ from resources.sample_feed import SampleLeagueFeed
 from resources.warehouse import WarehouseResource
 from services.payments import API_KEY_ENV
 
-MARTS_ENV = "ODDSFORGE_DBT_DUCKDB"
-"""Read by the ``marts_duckdb`` resource (at run time) and ``dbt_project/profiles.yml``."""
 EXECUTORS = ("default", "in_process", "multiprocess", "celery")
 LOG_FORMATS = ("text", "json")
 CELERY_BROKER_ENV = "ODDSFORGE_CELERY_BROKER"
@@ -69,12 +65,6 @@ def stats_feed_from_env() -> Any:
 def payments_from_env() -> PaymentsResource | None:
     """Stripe when ``STRIPE_API_KEY`` is set (only its presence is read here), else None."""
     return PaymentsResource.from_env() if os.environ.get(API_KEY_ENV) else None
-
-
-def marts_duckdb() -> DuckDBResource:
-    """The dbt marts file: the path in ``ODDSFORGE_DBT_DUCKDB``, read at run time like dbt's profile
-    reads it (relative paths from the working folder)."""
-    return DuckDBResource(database=dg.EnvVar(MARTS_ENV))
 
 
 def executor_from_env() -> dg.ExecutorDefinition | None:
@@ -120,17 +110,10 @@ def loggers_from_env() -> dict[str, dg.LoggerDefinition]:
 
 
 def build_resources() -> dict[str, Any]:
-    """Resources for the Definitions, the CLI and tests (which override single entries).
-
-    Also points the dbt marts file into the warehouse folder unless ``ODDSFORGE_DBT_DUCKDB`` is set,
-    so one variable moves every DuckDB file (``marts_duckdb`` and dbt's profile both read it).
-    """
-    warehouse = WarehouseResource.from_env()
-    os.environ.setdefault(MARTS_ENV, str((Path(warehouse.directory) / "marts.duckdb").resolve()))
+    """Resources for the Definitions, the CLI and tests (which override single entries)."""
     return {
         "lake": LakeResource.from_env(),
-        "warehouse": warehouse,
-        "marts_duckdb": marts_duckdb(),
+        "warehouse": WarehouseResource.from_env(),
         "odds_feed": odds_feed_from_env(),
         "stats_feed": stats_feed_from_env(),
         "payments": payments_from_env(),

@@ -67,6 +67,7 @@ from stores.layout import (
     dataset_warehouse_location,
     parse_dataset_key,
     table_key,
+    temp_name,
     user_datasets_prefix,
 )
 
@@ -264,7 +265,7 @@ class DatasetStore:
         location = dataset_warehouse_location(dataset_id, version)
         path = self.warehouse_dir / location
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex}.duckdb")
+        tmp = path.with_name(temp_name(path.name, uuid.uuid4().hex))
         try:
             with duckdb.connect() as con:
                 # 16 kB blocks: a small table takes ~100 kB on disk instead of DuckDB's default ~800 kB.

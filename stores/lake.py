@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Iterable, Iterator
@@ -24,13 +25,17 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from stores.layout import date_of_key, raw_prefix, table_prefix
+from stores.layout import date_of_key, is_temp_name, raw_prefix, table_prefix
 
 DEFAULT_ROOT = "data/lake"
 S3_MAX_ATTEMPTS = 5
 """Attempts per S3 call in boto3's ``standard`` retry mode (what ``S3Resource`` defaults to)."""
 STAMP_SETTLE_SECONDS = 1
 """How long a folder must have stayed unchanged before :meth:`Lake.folder_stamp` vouches for it."""
+STALE_TEMP_SECONDS = 3600
+"""How long a temporary file must have stayed untouched before housekeeping removes it. A live write
+touches its file as it goes and ends within seconds (minutes for a DuckDB build), so an hour-old one
+was left by a killed process."""
 
 
 class Lake:
@@ -207,6 +212,14 @@ class Lake:
             for obj in page.get("Contents", []):
                 yield obj["Key"][strip:], obj["LastModified"].timestamp()
 
+    def sweep_temp_files(self, now: float, max_age: float = STALE_TEMP_SECONDS) -> list[tuple[str, int]]:
+        """Remove the temporary files a killed writer left (a killed API's half-received upload, a
+        killed run's partition): ``(key, bytes)`` of each. S3 has none, a write being one PUT."""
+        if self.is_s3:
+            return []
+        root = Path(self.root)
+        return [(p.relative_to(root).as_posix(), n) for p, n in remove_stale_temp(root, now, max_age)]
+
     # -- Parquet ----------------------------------------------------------------------------------
     def write_parquet(self, key: str, df: pl.DataFrame) -> int:
         """Write ``df`` as one Parquet object, atomically. Returns the bytes written."""
@@ -318,6 +331,46 @@ class Lake:
     def glob(self, prefix: str) -> str:
         """A DuckDB glob over every Parquet object under ``prefix``."""
         return self.uri(prefix.rstrip("/")) + "/**/*.parquet"
+
+
+def remove_stale_temp(root: Path, now: float, max_age: float = STALE_TEMP_SECONDS) -> list[tuple[Path, int]]:
+    """Remove every temporary file or folder under ``root`` (``layout.is_temp_name``) whose newest
+    modification is over ``max_age`` seconds before ``now`` (POSIX seconds); each one's path and
+    bytes. Younger ones may belong to a live writer and stay."""
+    removed: list[tuple[Path, int]] = []
+    for folder, dirs, files in os.walk(root):
+        base = Path(folder)
+        names = [*dirs, *files]
+        stale = [name for name in names if is_temp_name(name) and _idle_since(base / name) < now - max_age]
+        for name in stale:
+            if name in dirs:
+                dirs.remove(name)
+            removed.append((base / name, delete_path(base / name)))
+    return removed
+
+
+def delete_path(path: Path) -> int:
+    """Delete a file, or a folder and everything in it; the bytes freed (0 if it was gone)."""
+    try:
+        size = sum(p.stat().st_size for p in [path, *path.rglob("*")] if p.is_file())
+    except FileNotFoundError:
+        size = 0
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+    return size
+
+
+def _idle_since(path: Path) -> float:
+    """The newest modification time of a file, or of a folder and everything in it."""
+    try:
+        times = [path.stat().st_mtime]
+        if path.is_dir():
+            times += [p.stat().st_mtime for p in path.rglob("*")]
+    except FileNotFoundError:  # removed meanwhile by its writer
+        return float("inf")
+    return max(times)
 
 
 def httpfs_extension_path() -> str:

@@ -37,18 +37,28 @@ who writes it::
         payouts/{month}/transfers/{creator_id}.json   the Transfer Stripe returned    payouts asset
     cache/analyses/{model_id}/v{n:06d}/{day}.parquet  an on-demand run's analyses     API
     cache/ratelimits/analyze/{user_id}/{ms:013d}-{8 hex}  one uncached on-demand run  API
+    idempotency/{user_id}/{sha256 of the key}/        one ``Idempotency-Key`` of a user's  API
+        claim-{n:03d}.json                            attempt n's claim (the request's digest)
+        answer.json                                   the first answer, replayed to retries
 
 ``inbox/`` objects are created once (create-if-absent), except review decisions, prices and
 backtests, where the latest write counts; ``raw/``, ``tables/`` and ``datasets/`` are the pipeline's
-alone; ``cache/`` may be emptied at any time.
+alone; ``cache/`` may be emptied at any time; ``idempotency/`` records expire after 24 hours.
 
 The warehouse directory (a local disk: DuckDB files need one) has a layout of its own::
 
     serving/serving-{YYYYMMDDTHHMMSS}-{8 hex}.duckdb  an immutable serving snapshot   serving asset
     serving/CURRENT                                   the snapshot to serve           serving asset
+    marts/marts-{YYYYMMDDTHHMMSS}-{8 hex}/marts.duckdb  one complete dbt build        marts asset
+    marts/CURRENT                                     the build to read               marts asset
     datasets/{dataset_id}/v{n:06d}.duckdb             a small version's typed rows    datasets asset
     jwt-secret                                        the development token secret    API, ``oddsforge token``
                                                       (mode 0600; ``stores/secrets.py``)
+
+Files are written under a temporary name (:func:`temp_name`: a dot, the final name, a token,
+``.tmp``) and renamed when complete, in the lake and the warehouse alike; readers skip such names and
+housekeeping removes stale ones. Each marts build is a folder holding ``marts.duckdb``: dbt names a
+DuckDB file's catalog after its stem and writes that name into its views, so the file keeps one name.
 
 Owner-checked ids (model and dataset ids encode their owner) are refused by the builders when
 malformed, and parsers return None for a key that is not of their kind, so a listing can be filtered
@@ -69,6 +79,7 @@ TABLES = "tables/"
 REPORTS = "datasets/"
 INBOX = "inbox/"
 CACHE = "cache/"
+IDEMPOTENCY = "idempotency/"
 
 MODELS_INBOX = f"{INBOX}models/"
 DATASETS_INBOX = f"{INBOX}datasets/"
@@ -91,10 +102,16 @@ SERVING_DIR = "serving"
 """The serving snapshots' folder inside the warehouse directory."""
 SERVING_POINTER = "CURRENT"
 """The file in :data:`SERVING_DIR` naming the snapshot to serve (replaced atomically)."""
-SERVING_SNAPSHOT_GLOB = "serving-*.duckdb"
+MARTS_DIR = "marts"
+"""The dbt marts' builds inside the warehouse directory."""
+MARTS_POINTER = "CURRENT"
+"""The file in :data:`MARTS_DIR` naming the build to read (replaced atomically)."""
+MARTS_DATABASE = "marts.duckdb"
+"""The DuckDB file inside every marts build (one name: dbt's views name its catalog)."""
 WAREHOUSE_DATASETS = "datasets"
 JWT_SECRET_FILE = "jwt-secret"
 """The development token secret in the warehouse directory (used without ``ODDSFORGE_JWT_SECRET``)."""
+TEMP_SUFFIX = ".tmp"
 
 _DATASET_KEY = re.compile(
     rf"{DATASETS_INBOX}(?P<user>[^/]+)/(?P<id>[^/]+)/"
@@ -108,6 +125,8 @@ _STRIPE_EVENT_ID = re.compile(r"evt_[A-Za-z0-9_]{1,200}")
 _PAID_ATTEMPT = re.compile(r"(\d{6})\.json")
 _ANALYZE_RUN_KEY = re.compile(rf"{ANALYZE_RUNS}[^/]+/(\d+)-[0-9a-f]+")
 _SERVING_SNAPSHOT = re.compile(r"serving-[A-Za-z0-9._-]+\.duckdb")
+_MARTS_BUILD = re.compile(r"marts-[A-Za-z0-9_-]+")
+_IDEMPOTENCY_KEY = re.compile(rf"{IDEMPOTENCY}([^/]+)/([0-9a-f]{{64}})/(?:claim-(\d{{3}})|answer)\.json")
 
 
 # ---- raw deliveries and tables --------------------------------------------------------------------
@@ -446,6 +465,58 @@ def parse_analyze_run_key(key: str) -> dt.datetime | None:
     return None if match is None else dt.datetime.fromtimestamp(int(match[1]) / 1000, dt.UTC)
 
 
+# ---- idempotency keys -----------------------------------------------------------------------------
+
+
+def idempotency_prefix(user_id: str, digest: str) -> str:
+    """The records of the ``Idempotency-Key`` whose SHA-256 is ``digest`` (64 hex digits), as
+    ``user_id`` sent it: each user's keys are their own."""
+    if not re.fullmatch(r"[0-9a-f]{64}", digest):
+        raise ValueError(f"{digest!r} is not a SHA-256 hex digest")
+    return f"{IDEMPOTENCY}{check_user_id(user_id)}/{digest}/"
+
+
+def idempotency_claim_key(user_id: str, digest: str, attempt: int) -> str:
+    """Attempt n's claim of a key: the request that may run (a later attempt takes over the claim of
+    a request whose process died)."""
+    return f"{idempotency_prefix(user_id, digest)}claim-{attempt:03d}.json"
+
+
+def idempotency_answer_key(user_id: str, digest: str) -> str:
+    """The first successful answer to the key's request, replayed to every retry."""
+    return f"{idempotency_prefix(user_id, digest)}answer.json"
+
+
+@dataclass(frozen=True)
+class IdempotencyKey:
+    user_id: str
+    digest: str
+    attempt: int | None
+    """The claim's attempt; None for the answer."""
+
+
+def parse_idempotency_key(key: str) -> IdempotencyKey | None:
+    """What an ``idempotency/`` object records; None for anything else."""
+    match = _IDEMPOTENCY_KEY.fullmatch(key)
+    if match is None:
+        return None
+    return IdempotencyKey(match[1], match[2], int(match[3]) if match[3] else None)
+
+
+# ---- temporary files ------------------------------------------------------------------------------
+
+
+def temp_name(name: str, token: str) -> str:
+    """The name a file (or folder) called ``name`` is written under before it is renamed into place."""
+    return f".{name}.{token}{TEMP_SUFFIX}"
+
+
+def is_temp_name(name: str) -> bool:
+    """Whether a file name is a write in progress (or one a crash left behind): :func:`temp_name`,
+    or DuckDB's write-ahead log beside one."""
+    return name.startswith(".") and name.removesuffix(".wal").endswith(TEMP_SUFFIX)
+
+
 # ---- the warehouse directory ----------------------------------------------------------------------
 
 
@@ -459,3 +530,15 @@ def is_serving_snapshot(name: str) -> bool:
     """Whether a pointer's content names a snapshot file inside the serving directory (and nothing
     outside it)."""
     return _SERVING_SNAPSHOT.fullmatch(name) is not None
+
+
+def marts_build_name(built: dt.datetime, token: str) -> str:
+    """A new marts build's folder name in :data:`MARTS_DIR`; ``token`` (8 random hex digits) keeps
+    two builds in one second apart."""
+    return f"marts-{built:%Y%m%dT%H%M%S}-{token}"
+
+
+def is_marts_build(name: str) -> bool:
+    """Whether a pointer's content names a build folder inside the marts directory (and nothing
+    outside it)."""
+    return _MARTS_BUILD.fullmatch(name) is not None

@@ -1,10 +1,12 @@
-"""DuckDB over the lake: views for analysts and immutable serving snapshots for the API.
+"""DuckDB over the lake: views for analysts, immutable serving snapshots for the API, dbt's marts.
 
-DuckDB allows one writer per file and a read-only open fails while another process writes it. So
-nothing here ever writes a file that someone else reads: analysts' views live in connections of
-their own (in memory, over the lake's Parquet), and the API reads *serving snapshots*: a new DuckDB
-file per publication, then an atomic swap of the ``CURRENT`` pointer. Old snapshots are kept a
-while so readers that still hold them finish undisturbed.
+DuckDB allows one writer per file: a write fails while anyone holds the file open, even read-only,
+and a read-only open fails while another process writes it. So nothing here ever writes a file that
+someone else reads: analysts' views live in connections of their own (in memory, over the lake's
+Parquet), and the API's *serving snapshots* and dbt's *marts* are :class:`BuildFolder` s: a new
+DuckDB file per publication or build, renamed into place when complete, then an atomic swap of the
+folder's ``CURRENT`` pointer. Old builds are kept a while so readers that still hold them finish
+undisturbed, and an analyst holding the marts open never blocks the next build.
 
 Each publication attaches its new file to one DuckDB connection that holds the lake's views; in the
 pipeline that connection comes from dagster-duckdb's ``DuckDBResource`` (``resources/warehouse.py``),
@@ -16,9 +18,11 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import time
 import uuid
-from collections.abc import Callable, Mapping
-from contextlib import AbstractContextManager, suppress
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -34,15 +38,21 @@ from domain.money.earnings import CREATOR_BALANCES, PAYOUT_RECORDS
 from domain.money.ledger import LEDGER
 from domain.money.subscriptions import SUBSCRIPTIONS
 from domain.tables.schemas import GAMES, LINES, ODDS_SNAPSHOTS, PLAYER_BOX, TEAM_BOX
-from stores.lake import Lake
+from stores.lake import Lake, delete_path, remove_stale_temp
 from stores.layout import (
+    MARTS_DATABASE,
+    MARTS_DIR,
+    MARTS_POINTER,
     SERVING_DIR,
     SERVING_POINTER,
-    SERVING_SNAPSHOT_GLOB,
+    is_marts_build,
+    is_serving_snapshot,
+    marts_build_name,
     parse_daily_key,
     serving_snapshot_name,
     table_key,
     table_prefix,
+    temp_name,
 )
 from stores.ledger import LEDGER_INBOX
 
@@ -104,7 +114,7 @@ modification time (POSIX seconds). The API takes its days and keys from here, so
 lake per request and every table it serves is as of the same publication."""
 
 MART_TABLES = ["leaderboard", "creator_summary", "model_subscribers", "monthly_revenue"]
-"""dbt marts copied into each serving snapshot when the marts file exists."""
+"""dbt marts every marts build must hold, copied into each serving snapshot once one exists."""
 
 LISTING_TABLE = "marketplace_listing"
 LISTING_SQL = """
@@ -192,10 +202,14 @@ def create_lake_views(con: duckdb.DuckDBPyConnection, lake: Lake) -> None:
         con.execute(view_sql(lake, name))
 
 
-def lake_connection(lake: Lake) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection with a view per lake table, for analysts and builders."""
+def lake_connection(lake: Lake, marts: Path | None = None) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection with a view per lake table, for analysts and builders; with
+    ``marts`` (a marts build's file, see :attr:`Warehouse.marts`), that build attached read-only as
+    the catalog ``marts`` (the name its views use)."""
     con = duckdb.connect()
     create_lake_views(con, lake)
+    if marts is not None:
+        con.execute(f"ATTACH '{marts}' AS marts (READ_ONLY)")
     return con
 
 
@@ -208,8 +222,100 @@ Connect = Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]
 """Opens the connection a publication works in (``duckdb.connect`` or ``DuckDBResource.get_connection``)."""
 
 
+@dataclass(frozen=True)
+class Build:
+    """A build in progress: the DuckDB file to write, and where it will be once published."""
+
+    file: Path
+    published: Path
+
+
+class IncompleteBuildError(RuntimeError):
+    """A build lacks a table it must hold: it is removed instead of published."""
+
+
+@dataclass(frozen=True)
+class BuildFolder:
+    """A folder of immutable DuckDB builds and a ``CURRENT`` pointer naming the one to read.
+
+    A build is written under a temporary name, checkpointed and checked (its required tables are
+    there), renamed to its final name and only then pointed at. So a reader only ever opens a
+    complete build, never one a writer holds, and keeps reading the one it opened while newer ones
+    are swapped in; only complete builds count towards the ``keep`` newest kept for such readers,
+    and a killed writer's temporary build is removed once stale. A build is a DuckDB file, or, with
+    ``database`` set, a folder holding the DuckDB file ``database``.
+    """
+
+    path: Path
+    name_of: Callable[[dt.datetime, str], str]
+    """A new build's name from its time and 8 random hex digits."""
+    is_build: Callable[[str], bool]
+    pointer: str
+    database: str | None = None
+    keep: int = KEEP_SNAPSHOTS
+
+    def file_of(self, entry: Path) -> Path:
+        """The DuckDB file of a build (or of a temporary build)."""
+        return entry if self.database is None else entry / self.database
+
+    def current(self) -> Path | None:
+        """The DuckDB file of the build the pointer names; None before the first build."""
+        pointer = self.path / self.pointer
+        name = pointer.read_text().strip() if pointer.exists() else ""
+        return self.file_of(self.path / name) if self.is_build(name) else None
+
+    @contextmanager
+    def build(self, now: dt.datetime, tables: Iterable[str]) -> Iterator[Build]:
+        """A new build to write inside the block; once the block has ended, the build is checked to
+        hold ``tables`` and published (pointed at, older builds pruned). A failed block or check
+        removes it."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        name = self.name_of(now, uuid.uuid4().hex[:8])
+        temp = self.path / temp_name(name, uuid.uuid4().hex[:8])
+        if self.database is not None:
+            temp.mkdir()
+        try:
+            yield Build(self.file_of(temp), self.file_of(self.path / name))
+            _checkpoint_and_check(self.file_of(temp), tables)
+        except BaseException:
+            _remove(temp)
+            raise
+        os.replace(temp, self.path / name)
+        pointer = self.path / temp_name(self.pointer, uuid.uuid4().hex)
+        pointer.write_text(name)
+        os.replace(pointer, self.path / self.pointer)
+        self.prune(time.time())
+
+    def prune(self, now: float) -> list[tuple[Path, int]]:
+        """Remove the complete builds beyond the newest ``keep`` (never the current one) and the
+        temporary ones a killed writer left; each removed path with its bytes."""
+        if not self.path.is_dir():
+            return []
+        pointer = self.path / self.pointer
+        current = pointer.read_text().strip() if pointer.exists() else None
+        builds = sorted(p for p in self.path.iterdir() if self.is_build(p.name) and p.name != current)
+        removed = [(p, _remove(p)) for p in builds[: max(0, len(builds) - (self.keep - 1))]]
+        return removed + remove_stale_temp(self.path, now)
+
+
+def _checkpoint_and_check(file: Path, tables: Iterable[str]) -> None:
+    """Fold the write-ahead log into ``file`` (its name is about to change, and a log is found by
+    name) and check that it holds ``tables``."""
+    with duckdb.connect(str(file)) as con:
+        con.execute("CHECKPOINT")
+        present = {name for (name,) in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    if missing := sorted(set(tables) - present):
+        raise IncompleteBuildError(f"{file} lacks {', '.join(missing)}: not published")
+
+
+def _remove(path: Path) -> int:
+    """Delete a build (a file and its write-ahead log, or a folder); its bytes."""
+    return delete_path(path) + delete_path(Path(f"{path}.wal"))
+
+
 class Warehouse:
-    """Where serving snapshots are published (always a local directory: DuckDB files need a disk)."""
+    """Where serving snapshots and dbt marts builds live (always a local directory: DuckDB files need
+    a disk)."""
 
     def __init__(self, directory: str = DEFAULT_DIR, connect: Connect = duckdb.connect) -> None:
         """``connect()`` opens the connection each publication works in; its new snapshot file is
@@ -217,6 +323,13 @@ class Warehouse:
         lake's views."""
         self.directory = directory
         self.connect = connect
+        self.snapshots = BuildFolder(
+            Path(directory) / SERVING_DIR, serving_snapshot_name, is_serving_snapshot, SERVING_POINTER
+        )
+        self.marts = BuildFolder(
+            Path(directory) / MARTS_DIR, marts_build_name, is_marts_build, MARTS_POINTER, MARTS_DATABASE
+        )
+        """dbt's builds (``assets/marts.py``): readers open ``marts.current()``, which no build writes."""
 
     @classmethod
     def from_env(cls) -> Warehouse:
@@ -224,25 +337,24 @@ class Warehouse:
 
     @property
     def serving_dir(self) -> Path:
-        return Path(self.directory) / SERVING_DIR
+        return self.snapshots.path
 
-    def publish(self, lake: Lake, now: dt.datetime, marts: Path | None = None) -> tuple[Path, dict[str, int]]:
-        """Copy the serving tables (and the dbt marts of ``marts``) into a new snapshot file, then
-        point ``CURRENT`` at it."""
-        self.serving_dir.mkdir(parents=True, exist_ok=True)
-        name = serving_snapshot_name(now, uuid.uuid4().hex[:8])
-        path = self.serving_dir / name
+    def publish(self, lake: Lake, now: dt.datetime) -> tuple[Path, dict[str, int]]:
+        """Copy the serving tables (and the current dbt marts) into a new snapshot file, then point
+        ``CURRENT`` at it."""
         counts: dict[str, int] = {}
-        with self.connect() as con:
+        marts = self.marts.current()
+        with self.snapshots.build(now, [*SERVING_TABLES, PARTITIONS_TABLE]) as build, self.connect() as con:
             create_lake_views(con, lake)
-            con.execute(f"ATTACH '{path}' AS snapshot")
+            home = con.execute("SELECT current_database()").fetchone()[0]
+            con.execute(f"ATTACH '{build.file}' AS snapshot")
             for table in SERVING_TABLES:
                 counts[table] = _copy(con, table, f'SELECT * FROM "{table}"')
             manifest = partition_manifest(lake)
             con.register("_manifest", manifest.to_arrow())
             counts[PARTITIONS_TABLE] = _copy(con, PARTITIONS_TABLE, "SELECT * FROM _manifest ORDER BY ALL")
             con.unregister("_manifest")
-            if marts is not None and marts.exists():
+            if marts is not None:
                 con.execute(f"ATTACH '{marts}' AS marts (READ_ONLY)")
                 for table in MART_TABLES:
                     counts[table] = _copy(con, table, f'SELECT * FROM marts.main."{table}"')
@@ -250,23 +362,19 @@ class Warehouse:
             con.execute("USE snapshot")  # the listing joins the snapshot's tables, not the lake's views
             with suppress(duckdb.CatalogException):  # no marts yet (a fresh lake): the API lists nothing
                 counts[LISTING_TABLE] = _copy(con, LISTING_TABLE, LISTING_SQL)
-            con.execute("CHECKPOINT snapshot")
-        pointer = self.serving_dir / SERVING_POINTER
-        tmp = self.serving_dir / f".{SERVING_POINTER}.{uuid.uuid4().hex}"
-        tmp.write_text(name)
-        os.replace(tmp, pointer)
-        self._prune(keep=name)
-        return path, counts
+            con.execute(f'USE "{home}"')
+            con.execute("DETACH snapshot")
+        return build.published, counts
 
     def current(self) -> Path | None:
-        pointer = self.serving_dir / SERVING_POINTER
-        return self.serving_dir / pointer.read_text().strip() if pointer.exists() else None
+        """The serving snapshot the API reads."""
+        return self.snapshots.current()
 
-    def _prune(self, keep: str) -> None:
-        old = sorted(p for p in self.serving_dir.glob(SERVING_SNAPSHOT_GLOB) if p.name != keep)
-        for path in old[: max(0, len(old) - (KEEP_SNAPSHOTS - 1))]:
-            path.unlink(missing_ok=True)
-            Path(f"{path}.wal").unlink(missing_ok=True)
+    def sweep(self, now: float) -> list[tuple[Path, int]]:
+        """Housekeeping: prune both build folders and remove every stale temporary file of the
+        directory (a killed publication's, dbt build's or dataset store's); each path and its bytes."""
+        removed = self.snapshots.prune(now) + self.marts.prune(now)
+        return removed + remove_stale_temp(Path(self.directory), now)
 
 
 def _copy(con: duckdb.DuckDBPyConnection, table: str, query: str) -> int:

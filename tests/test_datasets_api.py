@@ -23,6 +23,7 @@ from domain.datasets.registry import TIER_QUOTAS, DatasetLimits, Quota
 from domain.models.config import validate_against
 from domain.models.registry import build_version, new_model_id
 from stores.datasets import dataset_infos
+from stores.idempotency import IdempotencyStore
 from stores.lake import Lake
 from stores.registry import RegistryStore
 from tests.test_api import SECRET, serve, settings_for
@@ -93,10 +94,11 @@ def upload(
     *,
     path: str = "/datasets",
     filename: str = "games.csv",
+    headers: dict[str, str] | None = None,
     **form: str,
 ) -> httpx.Response:
     fields = {"name": "Games", "data_type": "game_level", "sport": NBA} if path == "/datasets" else {}
-    return client.post(path, files={"file": (filename, data)}, data=fields | form)
+    return client.post(path, files={"file": (filename, data)}, data=fields | form, headers=headers)
 
 
 def ok(response: httpx.Response, status: int = 200) -> Any:
@@ -476,3 +478,47 @@ def test_every_write_takes_its_time_from_the_apps_clock(tmp_path: Path) -> None:
         cleo.close()
     tombstone = json.loads(lake.get_bytes(f"inbox/datasets/cleo/{dataset_id}/deleted.json"))
     assert tombstone == {"deleted_by": "cleo", "deleted_at": "2026-03-01T14:00:00+00:00"}
+
+
+def test_a_retried_upload_with_an_idempotency_key_is_stored_once_for_24_hours(tmp_path: Path) -> None:
+    """The client never saw the answer to its upload and sends it again with the same key: it gets
+    the first answer, and the inbox holds one dataset. The key names that request only, and expires
+    after 24 hours."""
+    lake = Lake(root=str(tmp_path / "lake"))
+    app = create_app(settings_for(tmp_path / "warehouse"), lake=lake)
+    now = [dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)]
+    app.state.clock = lambda: now[0]
+    key = {"Idempotency-Key": "3f6e0c1a-weather-upload"}
+
+    def datasets() -> list[str]:
+        return sorted(
+            {k.split("/")[3] for k in lake.list_keys("inbox/datasets/gina/") if k.endswith("meta.json")}
+        )
+
+    with serve(app) as url:
+        gina = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token('gina')}"}, timeout=30)
+        first = upload(gina, games_csv(40), headers=key)
+        created = ok(first, 201)
+        again = upload(gina, games_csv(40), headers=key)
+        assert (again.status_code, again.json()) == (201, created)
+        assert again.headers["location"] == first.headers["location"] == f"/datasets/{created['dataset_id']}"
+        assert again.headers["idempotent-replayed"] == "true"
+        assert datasets() == [created["dataset_id"]]
+
+        other = upload(gina, games_csv(41), headers=key)
+        assert other.status_code == 422 and other.json()["error"]["code"] == "idempotency_key_reused"
+        assert other.json()["error"]["details"][0]["field"] == "header.Idempotency-Key"
+        refresh = upload(gina, games_csv(40), path=f"/datasets/{created['dataset_id']}/refresh", headers=key)
+        assert refresh.status_code == 422  # a key names one request, on one route
+        assert datasets() == [created["dataset_id"]]
+
+        now[0] += dt.timedelta(hours=24, seconds=1)
+        later = ok(upload(gina, games_csv(40), headers=key), 201)
+        assert later["dataset_id"] != created["dataset_id"]
+        assert datasets() == sorted([created["dataset_id"], later["dataset_id"]])
+        gina.close()
+    # Housekeeping removes a key a day after it was first claimed (by its objects' times).
+    keys = IdempotencyStore(lake)
+    assert keys.prune(dt.datetime.now(dt.UTC)) == 0 and list(lake.list_keys("idempotency/gina/"))
+    assert keys.prune(dt.datetime.now(dt.UTC) + dt.timedelta(hours=24, minutes=1)) == 1
+    assert not list(lake.list_keys("idempotency/"))

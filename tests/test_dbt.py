@@ -36,9 +36,9 @@ from domain.marketplace.performance import (
 from domain.models.registry import MODEL_VERSIONS
 from domain.money.subscriptions import SUBSCRIPTIONS
 from domain.tables.schemas import conform
-from resources.settings import MARTS_ENV, marts_duckdb
 from stores.lake import Lake
 from stores.layout import table_key
+from stores.warehouse import Warehouse, lake_connection
 
 NBA, NFL = "basketball_nba", "americanfootball_nfl"
 AS_OF = dt.date(2024, 3, 31)
@@ -79,6 +79,13 @@ SUBS = [
     ("s5", "e", "nfl", "trial"),
 ]
 OWNERS = {model: owner for owner, model, *_ in VERSIONS}
+SUB_TO_TWIN = {
+    "subscription_id": "s6",
+    "user_id": "f",
+    "model_id": "twin",
+    "creator_id": "u1",
+    "status": "active",
+}
 
 
 def model_versions() -> pl.DataFrame:
@@ -185,21 +192,64 @@ def run_dbt(args: list[str], tmp: Path) -> None:
     assert result.success, result.exception
 
 
+def build_marts(lake: Lake, warehouse: Warehouse) -> Path:
+    """Materialise the Dagster dbt assets; the marts build they made current."""
+    result = dg.materialize([marts], resources={"dbt": dbt_resource(), "lake": lake, "warehouse": warehouse})
+    assert result.success
+    checks = result.get_asset_check_evaluations()
+    assert checks and all(c.passed for c in checks)
+    current = warehouse.marts.current()
+    assert current is not None
+    return current
+
+
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The marts built by materialising the Dagster dbt assets over a filled local lake."""
     tmp = tmp_path_factory.mktemp("marts")
     lake = Lake(root=str(tmp / "lake"))
     fill_lake(lake)
-    path = tmp / "warehouse" / "marts.duckdb"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv(MARTS_ENV, str(path))
-        resources = {"dbt": dbt_resource(), "lake": lake, "marts_duckdb": marts_duckdb()}
-        result = dg.materialize([marts], resources=resources)
-    assert result.success
-    checks = result.get_asset_check_evaluations()
-    assert checks and all(c.passed for c in checks)
-    return path
+    return build_marts(lake, Warehouse(directory=str(tmp / "warehouse")))
+
+
+def test_an_analyst_holding_the_marts_never_blocks_a_build(tmp_path: Path) -> None:
+    """Each build is a new file made current once complete: a read-only connection held on the
+    current marts (DuckDB refuses to write a file anyone holds) blocks neither of two builds, keeps
+    reading what it opened, and a new open reads the newest build. A failed build leaves the
+    current one in place and nothing behind."""
+    lake = Lake(root=str(tmp_path / "lake"))
+    fill_lake(lake)
+    warehouse = Warehouse(directory=str(tmp_path / "warehouse"))
+    first = build_marts(lake, warehouse)
+    held = duckdb.connect(str(first), read_only=True)
+    count = "select count(*) from model_subscribers where subscribers > 0"
+    try:
+        assert held.execute(count).fetchone() == (2,)  # sixty (trial + active) and nfl
+        more = pl.concat([subscriptions(), conform(pl.DataFrame([SUB_TO_TWIN]), SUBSCRIPTIONS)])
+        lake.write_parquet(table_key("subscriptions"), more)
+        second = build_marts(lake, warehouse)
+        third = build_marts(lake, warehouse)
+        assert len({first, second, third}) == 3
+        assert held.execute(count).fetchone() == (2,)  # the held connection reads its own build
+        with duckdb.connect(str(third), read_only=True) as fresh:
+            assert fresh.execute(count).fetchone() == (3,)
+            # dbt's views name the catalog after the file: every build's file keeps the name marts.
+            assert fresh.execute("select count(*) from int_latest_model_versions").fetchone() == (8,)
+    finally:
+        held.close()
+    # The serving snapshot and ``oddsforge sql`` read the current build.
+    _, counts = warehouse.publish(lake, dt.datetime.now(dt.UTC))
+    assert counts["model_subscribers"] == query(third, "select count(*) from model_subscribers").item()
+    with lake_connection(lake, warehouse.marts.current()) as con:
+        assert con.execute(count.replace("model_subscribers", "marts.model_subscribers")).fetchone() == (3,)
+
+    builds = sorted(p.name for p in warehouse.marts.path.iterdir())
+    lake.write_parquet(table_key("subscriptions"), subscriptions().with_columns(status=pl.lit("bogus")))
+    resources = {"dbt": dbt_resource(), "lake": lake, "warehouse": warehouse}
+    failed = dg.materialize([marts], resources=resources, raise_on_error=False)
+    assert not failed.success  # a dbt test (accepted values of a subscription's status) fails
+    assert warehouse.marts.current() == third
+    assert sorted(p.name for p in warehouse.marts.path.iterdir()) == builds
 
 
 def test_leaderboard_ranks_and_windows(built: Path) -> None:

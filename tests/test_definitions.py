@@ -40,6 +40,8 @@ STARTS_RUNNING = {
     # Alerting and the automation from new analyses to the leaderboard.
     "alert_on_run_failure": True,
     "results_to_leaderboard": True,
+    # Removes what crashed writers leave (temporary files, partial builds, expired idempotency keys).
+    "housekeeping_schedule": True,
     # A demo or test lake is never fresh: turned on in production.
     "freshness_checks_sensor": False,
     # They spend The Odds API's quota, score the slates the ingest brings, or move money.

@@ -13,7 +13,6 @@ from assets.ingest import ingest_assets
 from assets.serving import serving_snapshot
 from resources.feeds import NoStatsFeed
 from resources.sample_feed import SampleLeagueFeed
-from resources.settings import marts_duckdb
 from stores.lake import Lake
 from stores.layout import table_key
 from stores.warehouse import Warehouse, lake_connection
@@ -27,7 +26,6 @@ def _resources(lake: Lake, tmp_path) -> dict:
         "warehouse": Warehouse(directory=str(tmp_path / "wh")),
         "odds_feed": SampleLeagueFeed(),
         "stats_feed": SampleLeagueFeed(),
-        "marts_duckdb": marts_duckdb(),
     }
 
 
@@ -56,8 +54,7 @@ def test_ingest_on_s3_reads_back_with_duckdb_httpfs_and_polars(s3_lake: Lake, tm
     assert meta["dagster/row_count"].value > 0
 
 
-def test_range_run_is_one_run_and_rerun_is_idempotent(tmp_path, monkeypatch) -> None:
-    monkeypatch.setenv("ODDSFORGE_DBT_DUCKDB", str(tmp_path / "no-marts-yet.duckdb"))
+def test_range_run_is_one_run_and_rerun_is_idempotent(tmp_path) -> None:
     lake = Lake(root=str(tmp_path / "lake"))
     defs = dg.Definitions(
         assets=[*ingest_assets, serving_snapshot],

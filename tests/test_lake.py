@@ -7,10 +7,11 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import polars as pl
 
-from stores.lake import Lake
+from stores.lake import STALE_TEMP_SECONDS, Lake
 from stores.layout import raw_key, table_key
 
 DAY = dt.date(2025, 11, 2)
@@ -62,6 +63,17 @@ def test_crash_mid_write_keeps_previous_version(tmp_path) -> None:
     assert proc.returncode == 9, proc.stderr.decode()
     assert lake.read_parquet([key]).height == 5
     assert list(lake.list_keys("raw/")) == [key]  # the temp file is hidden from readers
+
+    # Housekeeping removes the crashed writer's temp file once it has been left for an hour, never
+    # a younger one (a live writer's), nor an object.
+    (temp,) = [p for p in (tmp_path / key).parent.iterdir() if p.name != Path(key).name]
+    assert temp.name.startswith(".") and temp.name.endswith(".tmp")
+    written = temp.stat()
+    assert lake.sweep_temp_files(written.st_mtime + STALE_TEMP_SECONDS - 60) == []
+    assert temp.exists()
+    stale = written.st_mtime + STALE_TEMP_SECONDS + 1
+    assert lake.sweep_temp_files(stale) == [(temp.relative_to(tmp_path).as_posix(), written.st_size)]
+    assert not temp.exists() and lake.read_parquet([key]).height == 5
 
 
 def test_s3_roundtrip_with_duckdb_and_polars(s3_lake: Lake) -> None:

@@ -35,6 +35,7 @@ OTHER_KINDS = [
     layout.payout_transfer_key("2025-01", "alice"),
     layout.analyses_cache_key(MODEL, 3, DAY),
     layout.analyze_run_key("bob", dt.datetime(2025, 1, 15, 12, tzinfo=dt.UTC), "0a1b2c3d"),
+    layout.idempotency_claim_key("bob", "ab" * 32, 1),
 ]
 
 
@@ -216,10 +217,34 @@ def test_a_rate_limit_key_reads_back_as_the_millisecond_its_run_started() -> Non
         assert layout.parse_analyze_run_key(other) is None, other
 
 
+def test_idempotency_records_read_back_as_their_user_key_and_attempt() -> None:
+    digest = "ab" * 32
+    claim, answer = (
+        layout.idempotency_claim_key("bob", digest, 1),
+        layout.idempotency_answer_key("bob", digest),
+    )
+    assert claim == f"idempotency/bob/{digest}/claim-001.json"
+    assert layout.parse_idempotency_key(claim) == layout.IdempotencyKey("bob", digest, 1)
+    assert layout.parse_idempotency_key(answer) == layout.IdempotencyKey("bob", digest, None)
+    for key in others(claim):
+        assert layout.parse_idempotency_key(key) is None, key
+
+
+def test_temporary_names_are_hidden_and_recognised_with_their_write_ahead_log() -> None:
+    temp = layout.temp_name("serving-20250115T120000-0a1b2c3d.duckdb", "ff00")
+    assert temp == ".serving-20250115T120000-0a1b2c3d.duckdb.ff00.tmp"
+    assert layout.is_temp_name(temp) and layout.is_temp_name(f"{temp}.wal")
+    for name in ["serving-x.duckdb", ".gitignore", "x.tmp", layout.MARTS_POINTER]:
+        assert not layout.is_temp_name(name), name
+
+
 def test_a_serving_pointer_may_only_name_a_snapshot_in_its_folder() -> None:
     assert layout.is_serving_snapshot(layout.serving_snapshot_name(dt.datetime(2025, 1, 15), "0a1b2c3d"))
     for name in [layout.SERVING_POINTER, "../serving-x.duckdb", "serving-a/b.duckdb", "marts.duckdb"]:
         assert not layout.is_serving_snapshot(name), name
+    assert layout.is_marts_build(layout.marts_build_name(dt.datetime(2025, 1, 15), "0a1b2c3d"))
+    for name in [layout.MARTS_POINTER, "../marts-x", "marts-a/b", "marts-x.duckdb", ".marts-x.ff.tmp"]:
+        assert not layout.is_marts_build(name), name
 
 
 @pytest.mark.parametrize(
@@ -231,6 +256,8 @@ def test_a_serving_pointer_may_only_name_a_snapshot_in_its_folder() -> None:
         lambda: layout.stripe_event_key("evt_1/../../tables/x"),
         lambda: layout.subscription_event_key("a/b", MODEL, 1),
         lambda: layout.analyze_runs_prefix("../bob"),
+        lambda: layout.idempotency_answer_key("../bob", "ab" * 32),
+        lambda: layout.idempotency_answer_key("bob", "../../tables"),
     ],
 )
 def test_builders_refuse_ids_that_would_escape_their_folder(build: Callable[[], str]) -> None:

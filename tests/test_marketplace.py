@@ -58,7 +58,6 @@ from pipelines.execution import (
 from pipelines.jobs import range_tags
 from pipelines.sensors import review_inbox_sensor, subscriptions_inbox_sensor
 from resources.sample_feed import SampleLeagueFeed
-from resources.settings import MARTS_ENV, marts_duckdb
 from services.on_demand import ExecutionLimits
 from stores.lake import Lake
 from stores.layout import analyses_cache_key, table_key
@@ -183,12 +182,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             "odds_feed": SampleLeagueFeed(),
             "stats_feed": SampleLeagueFeed(),
             "dbt": dbt_resource(),
-            "marts_duckdb": marts_duckdb(),
         },
     )
     app = create_app(settings_for(root / "warehouse"), lake=lake)
-    with pytest.MonkeyPatch.context() as mp, serve(app) as url:
-        mp.setenv(MARTS_ENV, str(root / "warehouse" / "marts.duckdb"))
+    with serve(app) as url:
         world = World(lake, app, url, defs, dg.DagsterInstance.ephemeral())
         ingest_ops = ["raw_feeds", "games", "odds_snapshots", "lines", "team_box_scores", "player_box_scores"]
         world.run("ingest", FIRST, LAST, **dict.fromkeys(ingest_ops, ONLY_NBA))
@@ -608,7 +605,6 @@ def test_new_analyses_flow_to_settlement_without_a_click(tmp_path: Path) -> None
             "warehouse": Warehouse(directory=str(tmp_path / "warehouse")),
             "odds_feed": SampleLeagueFeed(),
             "stats_feed": SampleLeagueFeed(),
-            "marts_duckdb": marts_duckdb(),
         },
     )
     instance = dg.DagsterInstance.ephemeral()

@@ -4,6 +4,7 @@ inbox sensor and the ``model_versions`` table."""
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import os
 import threading
@@ -36,7 +37,7 @@ from domain.models.registry import (
 from pipelines.sensors import MODEL_INBOX, inbox_sensor, model_inbox_sensor, new_inbox_objects
 from services.backtests import record_backtest
 from stores.lake import Lake
-from stores.layout import model_archived_key, model_version_key, parse_model_key
+from stores.layout import idempotency_claim_key, model_archived_key, model_version_key, parse_model_key
 from stores.registry import RegistryStore
 from stores.warehouse import lake_connection
 from tests.test_api import SECRET, serve, settings_for
@@ -452,6 +453,44 @@ def test_concurrent_updates_exactly_one_wins(as_user: Any, registry_api: tuple[s
     assert winner["version"] == 2 and "version 2" in loser["message"]
     assert _ok(erin.get(f"/models/{model_id}"))["name"] == winner["name"]
     assert _ok(erin.put(f"/models/{model_id}", json=config_body()))["version"] == 3  # a retry succeeds
+
+
+def test_a_retried_create_with_an_idempotency_key_makes_one_model(
+    as_user: Any, registry_api: tuple[str, RacingLake]
+) -> None:
+    """Two identical requests with one key race: one creates the model, the other is told it is in
+    progress; the retry gets the first answer; the key with another body is refused by name."""
+    _, lake = registry_api
+    frank = as_user("frank")
+    key = {"Idempotency-Key": "7d1f4c2e-create-momentum"}
+    lake.race_on(idempotency_claim_key("frank", hashlib.sha256(b"7d1f4c2e-create-momentum").hexdigest(), 0))
+    with ThreadPoolExecutor(2) as pool:
+        responses = list(pool.map(lambda _: frank.post("/models", json=config_body(), headers=key), range(2)))
+    assert sorted(r.status_code for r in responses) == [201, 409]
+    first = next(r for r in responses if r.status_code == 201)
+    busy = next(r for r in responses if r.status_code == 409)
+    assert busy.json()["error"]["code"] == "idempotency_key_in_use" and int(busy.headers["retry-after"]) > 0
+
+    again = frank.post("/models", json=config_body(), headers=key)
+    assert (again.status_code, again.json()) == (201, first.json())
+    assert again.headers["location"] == first.headers["location"]
+    assert again.headers["idempotent-replayed"] == "true"
+    assert _ids(frank) == [first.json()["model_id"]]
+    reused = _error(frank.post("/models", json=config_body(name="Other"), headers=key), 422)
+    assert reused["code"] == "idempotency_key_reused"
+    assert [d["field"] for d in reused["details"]] == ["header.Idempotency-Key"]
+    # A key names one request of one route: the same key on a backtest is refused too.
+    span = {"from": "2025-11-01", "to": "2025-11-02"}
+    assert _error(frank.post(f"/models/{first.json()['model_id']}/test", json=span, headers=key), 422)
+
+    # A refused request gives its key up (nothing was created): the corrected retry may reuse it.
+    retry = {"Idempotency-Key": "retry-after-a-typo"}
+    _error(frank.post("/models", json=config_body(min_confidence=7), headers=retry), 422)
+    created = _ok(frank.post("/models", json=config_body(name="Typo fixed"), headers=retry), 201)
+    assert sorted(_ids(frank)) == sorted([first.json()["model_id"], created["model_id"]])
+    # Without a key, the same request makes another model, as before.
+    _ok(frank.post("/models", json=config_body()), 201)
+    assert len(_ids(frank)) == 3
 
 
 def test_requests_need_a_token(registry_api: tuple[str, RacingLake]) -> None:

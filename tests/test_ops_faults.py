@@ -1,43 +1,54 @@
 """Fault tolerance, each fault made real: a run killed mid-partition, the API read while the
-pipeline rewrites what it serves, a sensor tick seen twice, and the odds feed failing over HTTP."""
+pipeline rewrites what it serves, a sensor tick seen twice, the odds feed failing over HTTP, and what
+a killed API, publication or inbox run leaves behind."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import signal
 import subprocess
 import sys
 import threading
 import time
 from collections import defaultdict
+from contextlib import suppress
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import duckdb
 import httpx
 import polars as pl
 import pytest
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
+from api.app import create_app
 from api.auth import mint_token
 from api.settings import ApiSettings
 from assets.analyses import analyses
 from assets.ingest import TIDY_BUILDERS, ingest_assets, raw_feeds, rebuild_table
 from assets.models import TABLE_KEY, model_versions
 from cli.demo import register_demo_models
+from cli.instance import HEADER, ensure_instance_yaml
 from domain.models.engine import ANALYSES
 from pipelines.automation import alert_on_run_failure
-from pipelines.sensors import model_inbox_sensor
+from pipelines.housekeeping import housekeeping_job
+from pipelines.sensors import MODEL_INBOX, Inbox, inbox_sensor, model_inbox_sensor
 from resources.feeds import NoStatsFeed
 from resources.odds_api import OddsApiFeed
 from resources.sample_feed import SampleLeagueFeed
 from stores.alerts import read_alerts
-from stores.lake import Lake
+from stores.idempotency import LEASE
+from stores.lake import STALE_TEMP_SECONDS, Lake
 from stores.layout import raw_key, table_key
 from stores.registry import RegistryStore
 from stores.warehouse import Warehouse, lake_connection
 from tests.services import VENV_BIN, free_port, service_env, start_process, stop_process, wait_until
+from tests.test_api import SECRET, serve, settings_for
+from tests.test_datasets_pipeline import games_csv
 
 NBA = "basketball_nba"
 FIRST, LAST = dt.date(2025, 10, 21), dt.date(2025, 11, 6)
@@ -368,3 +379,254 @@ def test_a_rejected_key_fails_the_run_at_once_with_a_clear_alert(odds_server: An
     assert alert["alert_id"] == result.run_id and alert["kind"] == "run_failure"
     assert alert["details"]["failed_steps"] == ["raw_feeds"] and NFL_DAY in alert["summary"]
     assert "HTTP 401" in alert["summary"] and secret not in alert["summary"]
+
+
+# -- (e) crash residue: what killed processes leave behind -----------------------------------------
+STALLING_API = """
+import os, sys, time
+from pathlib import Path
+import uvicorn
+import stores.lake as lake_module
+
+class _StallingOs:
+    '''The lake's view of ``os``: linking an upload into the inbox stalls (its temporary file
+    written in full, the link not made) until the test kills the API.'''
+
+    def __getattr__(self, name):
+        return getattr(os, name)
+
+    def link(self, src, dst):
+        if "/upload-" in str(dst):
+            Path(os.environ["FAULT_MARKER"]).write_text(src)
+            time.sleep(600)
+        os.link(src, dst)
+
+lake_module.os = _StallingOs()
+from api.app import create_app
+uvicorn.run(create_app(), host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")
+"""
+
+
+def test_a_killed_upload_is_swept_and_its_retry_with_the_same_key_stores_it_once(tmp_path: Path) -> None:
+    """The API is killed while an upload sent with an Idempotency-Key goes into the inbox: its
+    temporary file is removed by housekeeping once stale; the client's retry waits while the claim
+    may still be the first request's, then stores the upload, once."""
+    lake = Lake(root=str(tmp_path / "lake"))
+    script, marker, port = tmp_path / "stalling_api.py", tmp_path / "stalled", free_port()
+    script.write_text(STALLING_API)
+    env = service_env(
+        ODDSFORGE_LAKE=lake.root,
+        ODDSFORGE_WAREHOUSE_DIR=str(tmp_path / "wh"),
+        ODDSFORGE_JWT_SECRET=SECRET,
+        FAULT_MARKER=str(marker),
+    )
+    server = start_process([sys.executable, str(script), str(port)], env, tmp_path / "api.log")
+    base, headers = f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {mint_token('hana', SECRET)}"}
+    send = {
+        "files": {"file": ("games.csv", games_csv(2_000))},
+        "data": {"name": "Games", "data_type": "game_level", "sport": NBA},
+        "headers": headers | {"Idempotency-Key": "c0ffee-games"},
+    }
+
+    def post_until_killed() -> None:
+        with suppress(httpx.HTTPError):
+            httpx.post(f"{base}/datasets", timeout=60, **send)
+
+    try:
+        wait_until(lambda: httpx.get(f"{base}/health", timeout=2).status_code, 60, "the API", server)
+        threading.Thread(target=post_until_killed, daemon=True).start()
+        wait_until(marker.exists, 60, "the upload to reach the inbox", server)
+    finally:
+        with suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGKILL)
+        server.wait(timeout=30)
+    killed_at = dt.datetime.now(dt.UTC)
+    temp = Path(marker.read_text())
+    assert temp.is_file() and temp.name.startswith(".upload-") and temp.name.endswith(".tmp")
+    assert not list(lake.list_keys("inbox/datasets/"))  # readers see nothing of it
+
+    warehouse = Warehouse(directory=str(tmp_path / "wh"))
+
+    def housekeeping() -> dict[str, Any]:
+        run = housekeeping_job.execute_in_process(
+            resources={"lake": lake, "warehouse": warehouse}, instance=dg.DagsterInstance.ephemeral()
+        )
+        (output,) = [e for e in run.all_events if e.event_type_value == "STEP_OUTPUT"]
+        return {k: v.value for k, v in output.event_specific_data.metadata.items()}
+
+    assert housekeeping()["lake_temp_files"] == 0 and temp.exists()  # young: maybe a live writer's
+    hour_ago = time.time() - STALE_TEMP_SECONDS - 1
+    os.utime(temp, (hour_ago, hour_ago))
+    swept = housekeeping()
+    assert not temp.exists()
+    assert swept["lake_temp_files"] == 1 and swept["bytes_freed"] >= len(games_csv(2_000))
+
+    # The restarted API: the claim may still be the first request's for a while, then the retry runs.
+    app = create_app(settings_for(tmp_path / "wh"), lake=lake)
+    now = [killed_at]
+    app.state.clock = lambda: now[0]
+    with serve(app) as url, httpx.Client(base_url=url, timeout=30) as retry:
+        busy = retry.post("/datasets", **send)
+        assert busy.status_code == 409 and busy.json()["error"]["code"] == "idempotency_key_in_use"
+        assert 0 < int(busy.headers["retry-after"]) <= LEASE.total_seconds()
+        now[0] += LEASE
+        stored = retry.post("/datasets", **send)
+        assert stored.status_code == 201, stored.text
+        replayed = retry.post("/datasets", **send)
+        assert (replayed.status_code, replayed.json()) == (201, stored.json())
+    metas = [k for k in lake.list_keys("inbox/datasets/hana/") if k.endswith("meta.json")]
+    assert len(metas) == 1
+
+
+STALLING_PUBLICATION = """
+import datetime as dt, os, sys, time
+from contextlib import contextmanager
+from pathlib import Path
+import duckdb
+from stores.lake import Lake
+from stores.warehouse import Warehouse
+
+class _Stalling:
+    '''A publication's connection that stalls once the new snapshot holds its first table.'''
+
+    def __init__(self, con):
+        self.con = con
+
+    def __getattr__(self, name):
+        return getattr(self.con, name)
+
+    def execute(self, sql, *args):
+        if sql.startswith('CREATE TABLE snapshot."lines"'):
+            Path(os.environ["FAULT_MARKER"]).touch()
+            time.sleep(600)
+        return self.con.execute(sql, *args)
+
+@contextmanager
+def stalling():
+    with duckdb.connect() as con:
+        yield _Stalling(con)
+
+now = dt.datetime.fromisoformat(sys.argv[3])
+Warehouse(sys.argv[1], connect=stalling).publish(Lake(sys.argv[2]), now)
+"""
+
+
+def test_a_killed_publication_never_counts_as_a_snapshot_and_is_swept_when_stale(tmp_path: Path) -> None:
+    """Only complete snapshots count towards the three kept: a publication killed half-way leaves a
+    temporary file that neither displaces a complete snapshot nor stays for ever."""
+    lake = Lake(root=str(tmp_path / "lake"))
+    _ingest(lake, SCORED[0], SCORED[1])
+    warehouse = Warehouse(directory=str(tmp_path / "wh"))
+    t0 = dt.datetime.now(dt.UTC)
+    complete = [warehouse.publish(lake, t0 + dt.timedelta(seconds=i))[0] for i in range(3)]
+
+    script, marker = tmp_path / "publish.py", tmp_path / "stalled"
+    script.write_text(STALLING_PUBLICATION)
+    env = service_env(FAULT_MARKER=str(marker))
+    with (tmp_path / "publish.log").open("wb") as out:
+        killed_at = (t0 + dt.timedelta(seconds=5)).isoformat()
+        args = [sys.executable, str(script), warehouse.directory, lake.root, killed_at]
+        proc = subprocess.Popen(args, env=env, stdout=out, stderr=out)
+    try:
+        wait_until(marker.exists, 120, "the publication to write its first table", proc)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    partial = [p for p in warehouse.serving_dir.iterdir() if p.name.startswith(".serving-")]
+    assert partial and all(p.name.endswith((".tmp", ".tmp.wal")) for p in partial)
+    assert warehouse.current() == complete[-1]
+
+    newest, _ = warehouse.publish(lake, t0 + dt.timedelta(seconds=10))
+    kept = sorted(warehouse.serving_dir.glob("serving-*.duckdb"))
+    assert kept == [*complete[1:], newest]  # three complete snapshots: the killed one did not count
+    assert all(p.exists() for p in partial)  # young: removed once stale
+    stale = time.time() + STALE_TEMP_SECONDS + 1
+    removed = {path for path, _ in warehouse.sweep(stale)}
+    assert set(partial) <= removed and not any(p.exists() for p in partial)
+    assert sorted(warehouse.serving_dir.glob("serving-*.duckdb")) == kept
+    with duckdb.connect(str(warehouse.current()), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM games").fetchone()[0] > 0
+
+
+KILLABLE_MERGE = """
+import os, sys, time
+from pathlib import Path
+import dagster as dg
+import stores.lake as lake_module
+
+class _StallingOs:
+    '''The lake's view of ``os``: replacing the model_versions table stalls until the test kills
+    the run.'''
+
+    def __getattr__(self, name):
+        return getattr(os, name)
+
+    def replace(self, src, dst):
+        if str(dst).endswith("model_versions.parquet"):
+            Path(os.environ["FAULT_MARKER"]).touch()
+            time.sleep(600)
+        os.replace(src, dst)
+
+lake_module.os = _StallingOs()
+from cli.instance import ensure_instance_yaml
+home = Path(os.environ["DAGSTER_HOME"])
+home.mkdir(exist_ok=True)
+ensure_instance_yaml(home)
+from assets.models import model_versions
+from pipelines.sensors import MODEL_INBOX
+from stores.lake import Lake
+dg.materialize(
+    [model_versions], resources={"lake": Lake(sys.argv[1])}, instance=dg.DagsterInstance.get(),
+    tags=MODEL_INBOX.tags,
+)
+"""
+
+
+def test_an_inbox_run_killed_with_sigkill_is_failed_by_the_sensor_which_then_recovers(tmp_path: Path) -> None:
+    """A killed run stays STARTED in the local instance, whose run launcher cannot see its process:
+    the model inbox sensor waits for it while it might be alive, then marks it failed and asks for
+    the run the new objects need."""
+    lake = Lake(root=str(tmp_path / "lake"))
+    register_demo_models(lake)
+    script, marker, home = tmp_path / "merge.py", tmp_path / "stalled", tmp_path / "home"
+    script.write_text(KILLABLE_MERGE)
+    env = service_env(DAGSTER_HOME=str(home), FAULT_MARKER=str(marker))
+    with (tmp_path / "merge.log").open("wb") as out:
+        proc = subprocess.Popen([sys.executable, str(script), lake.root], env=env, stdout=out, stderr=out)
+    try:
+        wait_until(marker.exists, 180, "the merge to write its table", proc)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+
+    instance = dg.DagsterInstance.from_config(str(home))
+    assert instance.run_monitoring_enabled  # the local instance monitors runs too
+    (run,) = instance.get_runs()
+    assert run.status == dg.DagsterRunStatus.STARTED  # and stays so: its process is gone
+
+    def tick(inbox: Inbox) -> Any:
+        context = dg.build_sensor_context(instance=instance, resources={"lake": lake})
+        return inbox_sensor(inbox)(context)
+
+    waiting = tick(MODEL_INBOX)  # silent for seconds only: it may be alive
+    assert isinstance(waiting, dg.SkipReason) and "has not finished" in str(waiting.skip_message)
+    time.sleep(1.5)
+    recovered = tick(replace(MODEL_INBOX, silent_run_seconds=1))
+    assert isinstance(recovered, dg.SensorResult) and len(recovered.run_requests or []) == 1
+    failed = instance.get_run_by_id(run.run_id)
+    assert failed is not None and failed.status == dg.DagsterRunStatus.FAILURE
+    (failure,) = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
+    assert failure.dagster_event is not None and "process is gone" in (failure.dagster_event.message or "")
+
+
+def test_the_local_instance_file_is_brought_up_to_date_unless_it_is_the_operators(tmp_path: Path) -> None:
+    older = tmp_path / "older"
+    older.mkdir()
+    (older / "dagster.yaml").write_text(f"{HEADER}: an earlier version.\ntelemetry:\n  enabled: false\n")
+    ensure_instance_yaml(older)
+    assert dg.DagsterInstance.from_config(str(older)).run_monitoring_enabled
+    own = tmp_path / "own"
+    own.mkdir()
+    (own / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    ensure_instance_yaml(own)
+    assert (own / "dagster.yaml").read_text() == "telemetry:\n  enabled: false\n"

@@ -44,6 +44,7 @@ from starlette.types import Message, Receive
 from api.auth import CurrentUser, current_user
 from api.clock import Now
 from api.errors import ERROR_RESPONSES, ApiError, ErrorBody, ErrorDetail
+from api.idempotency import Idempotent
 from api.pagination import Page, Pagination, decode_cursor, page_of
 from domain.datasets.documents import MetadataEdit, Tombstone, VersionMeta
 from domain.datasets.files import ParsedDataset, export_csv
@@ -374,6 +375,7 @@ def _check_limits(checks: Callable[[], None]) -> None:
 @router.post(
     "",
     status_code=201,
+    response_model=DatasetDetail,
     summary="Upload a new dataset (version 1)",
     responses=_LIMITS
     | {400: {"model": ErrorBody, "description": "The caller's user id cannot own datasets."}},
@@ -385,6 +387,7 @@ def upload_dataset(
     limits: Limits,
     now: Now,
     response: Response,
+    idem: Idempotent,
     file: UploadForm,
     name: Annotated[str, Form(min_length=1, max_length=200)],
     data_type: Annotated[
@@ -393,9 +396,11 @@ def upload_dataset(
     description: Annotated[str, Form(max_length=2000)] = "",
     sport: SportForm = None,
     declared_schema: SchemaForm = None,
-) -> DatasetDetail:
+) -> DatasetDetail | Response:
     """Check the file against every limit, store it and answer `processing`; the pipeline then
     validates it, scores its quality and stores it (`status` becomes `active` or `error`)."""
+    if idem.replay is not None:
+        return idem.replay
     data = _read_upload(file, limits)
     _check_limits(lambda: intake.check_new_dataset(store, limits, user, tier, len(data), now))
     declared, sport = _declared_schema(declared_schema), _sport(sport)
@@ -420,7 +425,7 @@ def upload_dataset(
     response.headers["Location"] = f"{router.prefix}/{dataset_id}"
     state = store.state(dataset_id)
     assert state is not None  # just created
-    return _detail(store, state, store.rows(pl.col("dataset_id") == dataset_id))
+    return idem.answer(_detail(store, state, store.rows(pl.col("dataset_id") == dataset_id)))
 
 
 @router.post("/validate", summary="Dry run: the quality report of a file, nothing stored", responses=_LIMITS)
@@ -495,6 +500,7 @@ def delete_dataset(dataset_id: DatasetId, user: CurrentUser, store: Store, now: 
 @router.post(
     "/{dataset_id}/refresh",
     status_code=201,
+    response_model=DatasetDetail,
     summary="Upload a new version of a dataset",
     responses=_NOT_FOUND | _LIMITS | {409: {"model": ErrorBody, "description": "A concurrent refresh won."}},
 )
@@ -505,13 +511,16 @@ def refresh_dataset(
     store: Store,
     limits: Limits,
     now: Now,
+    idem: Idempotent,
     file: UploadForm,
     data_type: Annotated[DataType | None, Form(description="Default: the previous version's.")] = None,
     sport: SportForm = None,
     declared_schema: SchemaForm = None,
-) -> DatasetDetail:
+) -> DatasetDetail | Response:
     """Store the file as version n+1 (`processing`); the active version stays in use until the new
     one is active. Omitted form fields keep the previous version's values. Counts as an upload."""
+    if idem.replay is not None:
+        return idem.replay
     state = _owned(store, dataset_id, user)
     previous = store.meta(dataset_id, state.latest)
     data = _read_upload(file, limits)
@@ -537,7 +546,9 @@ def refresh_dataset(
             "conflict",
             f"version {state.latest + 1} of {dataset_id!r} was just created by another refresh",
         )
-    return _detail(store, _owned(store, dataset_id, user), store.rows(pl.col("dataset_id") == dataset_id))
+    return idem.answer(
+        _detail(store, _owned(store, dataset_id, user), store.rows(pl.col("dataset_id") == dataset_id))
+    )
 
 
 # ---- what the pipeline made of a version -----------------------------------------------------------

@@ -21,6 +21,7 @@ from pydantic import BaseModel, Field
 from api.auth import CurrentUser, current_user
 from api.clock import Now
 from api.errors import ERROR_RESPONSES, ApiError, ErrorBody
+from api.idempotency import Idempotent
 from api.pagination import Page, Pagination, decode_cursor, invalid_cursor, page_of
 from api.payments import get_payments, stripe_reachable
 from api.routes.execution import CalibrationBin, Figures, performance_report
@@ -310,6 +311,7 @@ _PAYMENTS = {
 @router.post(
     "/subscribe",
     status_code=201,
+    response_model=Subscription,
     summary="Subscribe to a listed model",
     responses=_NOT_FOUND
     | _PAYMENTS
@@ -325,9 +327,12 @@ def subscribe(
     request: Request,
     response: Response,
     now: Now,
-) -> Subscription:
+    idem: Idempotent,
+) -> Subscription | Response:
     """Free models: the subscription starts at once (subscribing again returns it with 200). Paid
     models: a Stripe subscription with the model's trial. Suspended models take no new subscribers."""
+    if idem.replay is not None:
+        return idem.replay
     view = load_view(request, body.model_id)
     if view is None:
         raise not_found(body.model_id)
@@ -347,7 +352,7 @@ def subscribe(
         with stripe_reachable():
             answer = paid.start_paid_subscription(request.app.state.lake, payments, user, row, now)
         response.status_code = 201 if answer.get("created", True) else 200
-        return _paid_answer(answer, row["owner_user_id"], row["price_cents"])
+        return idem.answer(_paid_answer(answer, row["owner_user_id"], row["price_cents"]))
     store = _subscriptions(request)
     before = store.state(user, body.model_id)
     try:
@@ -356,7 +361,7 @@ def subscribe(
         raise ApiError(400, "bad_request", str(exc)) from None
     if before is not None and before.active:
         response.status_code = 200
-    return _free(sub)
+    return idem.answer(_free(sub))
 
 
 @router.delete(

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.auth import CurrentUser, current_user
 from api.clock import Now
 from api.errors import ERROR_RESPONSES, ApiError, ErrorBody, ErrorDetail
+from api.idempotency import Idempotent
 from api.pagination import Page, Pagination, decode_cursor, page_of
 from api.types import IsoDate
 from api.visibility import readable
@@ -150,13 +151,16 @@ def _check_publishing(config: ModelConfig, backtest_graded: int) -> None:
 @router.post(
     "",
     status_code=201,
+    response_model=ModelDetail,
     summary="Create a model (version 1)",
     responses={400: {"model": ErrorBody, "description": "The caller's user id cannot own models."}},
 )
 def create_model(
-    body: ConfigBody, user: CurrentUser, registry: Registry, response: Response, now: Now
-) -> ModelDetail:
+    body: ConfigBody, user: CurrentUser, registry: Registry, response: Response, now: Now, idem: Idempotent
+) -> ModelDetail | Response:
     """Validate the configuration and store it as version 1 of a new model owned by the caller."""
+    if idem.replay is not None:
+        return idem.replay
     name = body.get("name")
     for _ in range(_CREATE_ATTEMPTS):
         try:
@@ -175,7 +179,7 @@ def create_model(
         _check_publishing(config, 0)  # a new model has no backtest yet
         if registry.create_version(config):
             response.headers["Location"] = f"{router.prefix}/{model_id}"
-            return _detail(config.to_payload(), "active")
+            return idem.answer(_detail(config.to_payload(), "active"))
     raise ApiError(409, "conflict", "could not allocate a model id; retry")
 
 
@@ -268,15 +272,23 @@ class BacktestRequest(BaseModel):
 
 @router.post(
     "/{model_id}/test",
+    response_model=dict,
     summary="Backtest a model over the platform's history, as if live",
     responses=_NOT_FOUND,
 )
 def backtest(
-    model_id: ModelId, body: BacktestRequest, user: CurrentUser, registry: Registry, request: Request
-) -> dict:
+    model_id: ModelId,
+    body: BacktestRequest,
+    user: CurrentUser,
+    registry: Registry,
+    request: Request,
+    idem: Idempotent,
+) -> dict | Response:
     """Runs the same engine as the daily pipeline day by day over the span (cut-off at each game's
     start) and reports predictions, graded picks, accuracy, ROI, Brier score, pushes and a per-month
     table. The owner's run is recorded: publishing needs a backtest with 50 graded predictions."""
+    if idem.replay is not None:
+        return idem.replay
     state = _owned_state(registry, model_id, user)
     version = body.version or state.latest
     if version not in state.versions:
@@ -288,4 +300,4 @@ def backtest(
     config = ModelConfig.model_validate(registry.read(state, version).payload)
     report = backtest_model(request.app.state.lake, config, body.start, body.end)
     report["recorded_as"] = record_backtest(request.app.state.lake, report)
-    return report
+    return idem.answer(report)
