@@ -27,21 +27,13 @@ from schemathesis.hooks import HookContext
 
 from api.app import create_app
 from api.auth import mint_token
-from assets.analyses import analyses
-from assets.ingest import ingest_assets
-from assets.marketplace import model_status, subscriptions
-from assets.marts import dbt_resource, marts
-from assets.models import model_versions
-from assets.performance import model_calibration, model_performance, settled_picks
-from assets.serving import serving_snapshot
+from assets.marts import marts
 from cli.demo import demo_model_id, publish_demo_models, register_demo_models, subscribe_demo_users
 from domain.formats.sample_league import SEASON_START
 from pipelines.jobs import range_tags
-from resources.sample_feed import SampleLeagueFeed
-from resources.settings import MARTS_ENV, marts_duckdb
 from services.payments import Payments
 from stores.lake import Lake
-from stores.warehouse import Warehouse
+from tests.market_pipeline import INGEST_OPS, market_definitions
 from tests.test_api import SECRET, serve, settings_for
 from tests.test_datasets_api import upload
 from tests.test_datasets_pipeline import games_csv, run_pipeline
@@ -80,42 +72,12 @@ class Demo:
 
 def _build(lake: Lake, root: Path) -> None:
     """What ``oddsforge demo`` runs, over six weeks: ingest, the demo's models, scores, marts, snapshot."""
-    daily = analyses.partitions_def
-    defs = dg.Definitions(
-        assets=[
-            *ingest_assets,
-            model_versions,
-            analyses,
-            settled_picks,
-            model_performance,
-            model_calibration,
-            subscriptions,
-            model_status,
-            marts,
-            serving_snapshot,
-        ],
-        jobs=[
-            dg.define_asset_job("ingest", dg.AssetSelection.groups("ingest", "tables"), partitions_def=daily),
-            dg.define_asset_job(
-                "score",
-                dg.AssetSelection.assets("analyses", "settled_picks", "model_performance"),
-                partitions_def=daily,
-            ),
-            dg.define_asset_job("models", dg.AssetSelection.assets("model_versions")),
-            dg.define_asset_job(
-                "publish",
-                dg.AssetSelection.assets(
-                    "model_calibration", "subscriptions", "model_status", marts, "serving_snapshot"
-                ),
-            ),
-        ],
-        resources={
-            "lake": lake,
-            "warehouse": Warehouse(directory=str(root / "warehouse")),
-            "odds_feed": SampleLeagueFeed(),
-            "stats_feed": SampleLeagueFeed(),
-            "dbt": dbt_resource(),
-            "marts_duckdb": marts_duckdb(),
+    defs = market_definitions(
+        lake,
+        root,
+        {
+            "models": ["model_versions"],
+            "publish": ["model_calibration", "subscriptions", "model_status", marts, "serving_snapshot"],
         },
     )
     instance = dg.DagsterInstance.ephemeral()
@@ -128,7 +90,7 @@ def _build(lake: Lake, root: Path) -> None:
         )
         assert result.success
 
-    run("ingest", ["raw_feeds", "games", "odds_snapshots", "lines", "team_box_scores", "player_box_scores"])
+    run("ingest", INGEST_OPS)
     register_demo_models(lake)
     publish_demo_models(lake, FIRST)
     subscribe_demo_users(lake)
@@ -145,8 +107,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory, stripe_spec: SpecIndex) -> It
 
     root = tmp_path_factory.mktemp("contract")
     lake = Lake(root=str(root / "lake"))
-    with pytest.MonkeyPatch.context() as mp, StripeServer(stripe_spec) as stripe:
-        mp.setenv(MARTS_ENV, str(root / "warehouse" / "marts.duckdb"))
+    with StripeServer(stripe_spec) as stripe:
         _build(lake, root)
         payments = Payments(api_key=stripe.api_key, webhook_secret=WEBHOOK_SECRET, api_base=stripe.url)
         # One user fires ~1,000 reads in seconds: the read limit (tests/test_limits.py) is off here.

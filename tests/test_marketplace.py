@@ -26,10 +26,9 @@ from assets.marketplace import (
     MODEL_STATUS_KEY,
     NOTIFICATIONS_KEY,
     SUBSCRIPTIONS_KEY,
-    model_status,
     subscriptions,
 )
-from assets.marts import dbt_resource, marts
+from assets.marts import marts
 from assets.models import model_versions
 from assets.performance import model_performance, settled_picks
 from assets.serving import serving_snapshot
@@ -63,6 +62,7 @@ from stores.lake import Lake
 from stores.layout import analyses_cache_key, table_key
 from stores.registry import RegistryStore
 from stores.warehouse import Warehouse
+from tests.market_pipeline import INGEST_OPS, market_definitions
 from tests.test_api import SECRET, serve, settings_for
 
 FIRST, LAST = dt.date(2025, 10, 21), dt.date(2025, 11, 9)
@@ -147,48 +147,18 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     created through the API, analysed, settled and ranked by the pipeline, and the API serving it."""
     root = tmp_path_factory.mktemp("market")
     lake = Lake(root=str(root / "lake"))
-    daily = analyses.partitions_def
-    defs = dg.Definitions(
-        assets=[
-            *ingest_assets,
-            model_versions,
-            analyses,
-            settled_picks,
-            model_performance,
-            subscriptions,
-            model_status,
-            marts,
-            serving_snapshot,
-        ],
-        jobs=[
-            dg.define_asset_job("ingest", dg.AssetSelection.groups("ingest", "tables"), partitions_def=daily),
-            dg.define_asset_job(
-                "score",
-                dg.AssetSelection.assets("analyses", "settled_picks", "model_performance"),
-                partitions_def=daily,
-            ),
-            dg.define_asset_job("analyses_only", dg.AssetSelection.assets("analyses"), partitions_def=daily),
-            dg.define_asset_job(
-                "status",
-                dg.AssetSelection.assets(
-                    "model_versions", "subscriptions", "model_status", "serving_snapshot"
-                ),
-            ),
-            dg.define_asset_job("marts", dg.AssetSelection.assets(marts)),
-        ],
-        resources={
-            "lake": lake,
-            "warehouse": Warehouse(directory=str(root / "warehouse")),
-            "odds_feed": SampleLeagueFeed(),
-            "stats_feed": SampleLeagueFeed(),
-            "dbt": dbt_resource(),
+    defs = market_definitions(
+        lake,
+        root,
+        {
+            "status": ["model_versions", "subscriptions", "model_status", "serving_snapshot"],
+            "marts": [marts],
         },
     )
     app = create_app(settings_for(root / "warehouse"), lake=lake)
     with serve(app) as url:
         world = World(lake, app, url, defs, dg.DagsterInstance.ephemeral())
-        ingest_ops = ["raw_feeds", "games", "odds_snapshots", "lines", "team_box_scores", "player_box_scores"]
-        world.run("ingest", FIRST, LAST, **dict.fromkeys(ingest_ops, ONLY_NBA))
+        world.run("ingest", FIRST, LAST, **dict.fromkeys(INGEST_OPS, ONLY_NBA))
         ratings = {"team_stats": {"weight": 1.0, "fields": ["offensive_rating", "defensive_rating"]}}
         world.ids = {
             "carol_free": publish(world, "carol", body("Rotation ATS", True, market="spreads")),
