@@ -35,6 +35,7 @@ who writes it::
         payouts/{month}/{creator_id}.json             a payout's intent               payouts asset
         payouts/{month}/attempts/{creator_id}.json    before Stripe is first called   payouts asset
         payouts/{month}/transfers/{creator_id}.json   the Transfer Stripe returned    payouts asset
+        audit/{record_id}.json                        one operator or money action    whoever acts
     cache/analyses/{model_id}/v{n:06d}/{day}.parquet  an on-demand run's analyses     API
     cache/ratelimits/analyze/{user_id}/{ms:013d}-{8 hex}  one uncached on-demand run  API
     idempotency/{user_id}/{sha256 of the key}/        one ``Idempotency-Key`` of a user's  API
@@ -92,6 +93,7 @@ STRIPE_PRICES_INBOX = f"{INBOX}stripe/prices/"
 STRIPE_CUSTOMERS_INBOX = f"{INBOX}stripe/customers/"
 STRIPE_SUBSCRIPTIONS_INBOX = f"{INBOX}stripe/subscriptions/"
 PAYOUTS_INBOX = f"{INBOX}payouts/"
+AUDIT_INBOX = f"{INBOX}audit/"
 LEDGER_PREFIX = f"{TABLES}ledger/"
 PAYOUTS_TABLE_PREFIX = f"{TABLES}payouts/"
 ALERTS_PREFIX = f"{TABLES}alerts/"
@@ -192,6 +194,13 @@ def payouts_table_key(month: str) -> str:
 
 def alert_key(alert_id: str) -> str:
     return f"{ALERTS_PREFIX}{alert_id}.json"
+
+
+def audit_key(record_id: str) -> str:
+    """An audit record (``domain.compliance.audit``): its id is a hex digest of its business key."""
+    if not re.fullmatch(r"[0-9a-f]{32}", record_id):
+        raise ValueError(f"audit record id {record_id!r} is not 32 lowercase hex digits")
+    return f"{AUDIT_INBOX}{record_id}.json"
 
 
 # ---- models ---------------------------------------------------------------------------------------

@@ -39,7 +39,7 @@ from tests.test_datasets_api import upload
 from tests.test_datasets_pipeline import games_csv, run_pipeline
 
 if TYPE_CHECKING:
-    from tests.stripe_server import SpecIndex
+    from cli.stripe_local import SpecIndex
 
 pytest_plugins = ["tests.stripe_server"]
 
@@ -103,7 +103,7 @@ def _build(lake: Lake, root: Path) -> None:
 def demo(tmp_path_factory: pytest.TempPathFactory, stripe_spec: SpecIndex) -> Iterator[Demo]:
     """The demo-like lake served, with a model and a dataset of the fuzzing user's to read and change
     and one of each to delete (their ids go to :data:`REAL`)."""
-    from tests.stripe_server import StripeServer
+    from cli.stripe_local import StripeServer
 
     root = tmp_path_factory.mktemp("contract")
     lake = Lake(root=str(root / "lake"))

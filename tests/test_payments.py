@@ -28,7 +28,7 @@ from stores.stripe_events import (
 )
 
 if TYPE_CHECKING:
-    from tests.stripe_server import StripeServer
+    from cli.stripe_local import StripeServer
 
 pytest_plugins = ["tests.stripe_server"]
 """The server's fixtures: ``stripe_spec`` (once per session) and ``stripe_server`` (per test)."""

@@ -49,7 +49,7 @@ from tests.test_dbt import query, run_dbt
 from tests.test_ledger import event, paid, refunded, ts
 
 if TYPE_CHECKING:
-    from tests.stripe_server import StripeServer
+    from cli.stripe_local import StripeServer
 
 pytest_plugins = ["tests.stripe_server"]
 
