@@ -14,6 +14,8 @@ from domain.errors import UserError
 from stores.layout import JWT_SECRET_FILE, SERVING_DIR
 from stores.secrets import dev_jwt_secret
 
+DEFAULT_WEB_URL = "http://localhost:3000"
+"""Where the web client runs in development: Stripe sends subscribers back to its pages."""
 MIN_SECRET_BYTES = 32
 """RFC 7518 section 3.2: an HS256 key must be at least as long as the hash output (256 bits)."""
 
@@ -41,6 +43,13 @@ class ApiSettings:
     ``read_window_seconds`` in each worker process, in bursts of up to all of them (``api/rate_limit.py``);
     0 turns the limit off."""
     read_window_seconds: float = 60.0
+    checkout_success_url: str = f"{DEFAULT_WEB_URL}/billing/success?session_id={{CHECKOUT_SESSION_ID}}"
+    """Where Stripe Checkout sends a subscriber who paid or started a trial (Stripe fills in
+    ``{CHECKOUT_SESSION_ID}``); access follows once Stripe's webhooks arrive."""
+    checkout_cancel_url: str = f"{DEFAULT_WEB_URL}/billing/cancelled"
+    """Where Stripe Checkout sends a subscriber who gave up."""
+    billing_return_url: str = f"{DEFAULT_WEB_URL}/account"
+    """Where the Stripe billing portal sends a subscriber back to."""
 
     def __post_init__(self) -> None:
         if self.environment not in ("development", "production"):
@@ -54,6 +63,9 @@ class ApiSettings:
             raise SettingsError("ODDSFORGE_TOKEN_MAX_HOURS must be positive")
         if self.read_limit < 0 or not 0 < self.read_window_seconds < math.inf:
             raise SettingsError("ODDSFORGE_READ_LIMIT must be >= 0 and ODDSFORGE_READ_WINDOW_SECONDS > 0")
+        for name, url in _URL_SETTINGS.items():
+            if not getattr(self, url).startswith(("https://", "http://")):
+                raise SettingsError(f"{name} must be an http(s) URL, not {getattr(self, url)!r}")
 
     @property
     def serving_dir(self) -> Path:
@@ -67,7 +79,10 @@ class ApiSettings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ApiSettings:
         """Settings from ``ODDSFORGE_WAREHOUSE_DIR``, ``ODDSFORGE_JWT_SECRET``, ``ODDSFORGE_ENV``,
-        ``ODDSFORGE_TOKEN_MAX_HOURS``, ``ODDSFORGE_READ_LIMIT`` and ``ODDSFORGE_READ_WINDOW_SECONDS``.
+        ``ODDSFORGE_TOKEN_MAX_HOURS``, ``ODDSFORGE_READ_LIMIT``, ``ODDSFORGE_READ_WINDOW_SECONDS`` and
+        the web client's pages Stripe sends subscribers to: ``ODDSFORGE_CHECKOUT_SUCCESS_URL``,
+        ``ODDSFORGE_CHECKOUT_CANCEL_URL`` and ``ODDSFORGE_BILLING_RETURN_URL`` (defaults under
+        :data:`DEFAULT_WEB_URL`).
 
         Without ``ODDSFORGE_JWT_SECRET`` in development the secret is the warehouse directory's own
         (``{warehouse}/jwt-secret``, generated on first use, mode 0600), so tokens minted by
@@ -88,7 +103,16 @@ class ApiSettings:
             jwt_secret_file=secret_file,
             read_limit=_number(env, "ODDSFORGE_READ_LIMIT", int, cls.read_limit),
             read_window_seconds=_number(env, "ODDSFORGE_READ_WINDOW_SECONDS", float, cls.read_window_seconds),
+            **{url: env.get(name) or getattr(cls, url) for name, url in _URL_SETTINGS.items()},
         )
+
+
+_URL_SETTINGS = {
+    "ODDSFORGE_CHECKOUT_SUCCESS_URL": "checkout_success_url",
+    "ODDSFORGE_CHECKOUT_CANCEL_URL": "checkout_cancel_url",
+    "ODDSFORGE_BILLING_RETURN_URL": "billing_return_url",
+}
+"""Environment variable -> setting, for the pages Stripe sends subscribers to."""
 
 
 def _max_ttl_seconds(hours: str | None) -> int:

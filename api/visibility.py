@@ -6,7 +6,8 @@ registry's inbox and its reviews (read-your-writes), and a suspension from the s
 ``model_status`` (only the pipeline suspends). A caller
 
 - *reads* a model (its configuration, analyses, on-demand runs) when ``domain.models.registry.can_read``
-  says so: the owner, anyone for a free public model, subscribers (active or trial) for a paid one;
+  says so: the owner, anyone for a free public model, subscribers with access for a paid one (trial,
+  active, or past_due within its grace: ``domain.money.subscriptions.access`` at the request's time);
   nobody else while it is suspended;
 - *browses* it (its marketplace page and performance) when it is listed or the caller reads it.
 
@@ -15,9 +16,10 @@ Anything else answers 404, exactly like a model that does not exist, so private 
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cached_property, partial
+from functools import cached_property
 from typing import Any
 
 import duckdb
@@ -29,12 +31,11 @@ from api.serving import NoSnapshotError, ServingStore
 from api.snapshot_cache import SnapshotCache
 from domain.marketplace.listing import MODEL_STATUS, listing_status, sticky_suspensions
 from domain.models.registry import MODEL_VERSIONS, can_read
-from domain.money.subscriptions import ACCESS_STATUSES
+from domain.money.subscriptions import SUBSCRIPTIONS, with_access
+from domain.tables.schemas import conform
 from stores.registry import ModelState, RegistryStore, StoredVersion
 from stores.reviews import ReviewStore
 from stores.subscriptions import SubscriptionStore
-
-_ACCESS = tuple(sorted(ACCESS_STATUSES))
 
 
 def snapshot_rows(store: ServingStore, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
@@ -107,29 +108,35 @@ def load_view(request: Request, model_id: str) -> ModelView | None:
     return _VIEWS.lookup(store, (state, reviewed), compute)
 
 
-_PAID: SnapshotCache[list[dict[str, Any]]] = SnapshotCache(max_entries=4096)
+_PAID: SnapshotCache[pl.DataFrame] = SnapshotCache(max_entries=4096)
 
 
-def paid_access(request: Request, user: str, model_id: str | None = None) -> list[dict[str, Any]]:
-    """The caller's paid subscriptions with access (trial or active) from the serving snapshot, of
-    one model or all."""
-    sql = (
-        "SELECT * FROM subscriptions WHERE user_id = ? AND status IN (?, ?) "
-        "AND NOT starts_with(subscription_id, 'free:')"
-    )
-    params: list[Any] = [user, *_ACCESS]
+def paid_access(
+    request: Request, user: str, now: dt.datetime, model_id: str | None = None
+) -> list[dict[str, Any]]:
+    """The caller's paid subscriptions that give access at ``now`` (``domain.money.subscriptions.access``),
+    from the serving snapshot, of one model or all, by model id."""
+    sql = "SELECT * FROM subscriptions WHERE user_id = ? AND NOT starts_with(subscription_id, 'free:')"
+    params: list[Any] = [user]
     if model_id is not None:
         sql += " AND model_id = ?"
         params.append(model_id)
     store: ServingStore = request.app.state.store
-    rows = partial(snapshot_rows, store, sql + " ORDER BY model_id", params)
-    return _PAID.lookup(store, (user, model_id), rows)
+
+    def rows() -> pl.DataFrame:
+        found = snapshot_rows(store, sql + " ORDER BY model_id, subscription_id", params)
+        if not found:
+            return pl.DataFrame(schema=SUBSCRIPTIONS)
+        # conform: a snapshot published before a column existed still answers
+        return conform(pl.DataFrame(found, infer_schema_length=None), SUBSCRIPTIONS)
+
+    return with_access(_PAID.lookup(store, (user, model_id), rows), now).to_dicts()
 
 
-def subscribed(request: Request, user: str, model_id: str) -> bool:
-    """Whether the caller holds a subscription with access to the model, paid (the snapshot, cached)
-    or free (the inbox, read only when there is no paid one)."""
-    if paid_access(request, user, model_id):
+def subscribed(request: Request, user: str, model_id: str, now: dt.datetime) -> bool:
+    """Whether the caller holds a subscription with access to the model at ``now``, paid (the
+    snapshot, cached) or free (the inbox, read only when there is no paid one)."""
+    if paid_access(request, user, now, model_id):
         return True
     store: SubscriptionStore = request.app.state.subscriptions
     free = store.state(user, model_id)
@@ -140,26 +147,26 @@ def not_found(model_id: str) -> ApiError:
     return ApiError(404, "not_found", f"no model with id {model_id!r}")
 
 
-def may_read(request: Request, view: ModelView, user: str) -> bool:
+def may_read(request: Request, view: ModelView, user: str, now: dt.datetime) -> bool:
     """``can_read`` with the caller's subscription, looked up only where it decides (a paid model
     that is public and active, owned by someone else)."""
     row = view.row
     decides = row["owner_user_id"] != user and row["public"] and row["status"] == "active"
-    paid_reader = decides and row["price_cents"] > 0 and subscribed(request, user, row["model_id"])
+    paid_reader = decides and row["price_cents"] > 0 and subscribed(request, user, row["model_id"], now)
     return can_read(row, user, {row["model_id"]} if paid_reader else set())
 
 
-def readable(request: Request, model_id: str, user: str) -> ModelView:
-    """The model if the caller may read it, else a 404."""
+def readable(request: Request, model_id: str, user: str, now: dt.datetime) -> ModelView:
+    """The model if the caller may read it at ``now``, else a 404."""
     view = load_view(request, model_id)
-    if view is None or not may_read(request, view, user):
+    if view is None or not may_read(request, view, user, now):
         raise not_found(model_id)
     return view
 
 
-def browsable(request: Request, model_id: str, user: str) -> ModelView:
-    """The model if it is listed or the caller may read it, else a 404."""
+def browsable(request: Request, model_id: str, user: str, now: dt.datetime) -> ModelView:
+    """The model if it is listed or the caller may read it at ``now``, else a 404."""
     view = load_view(request, model_id)
-    if view is None or not (view.status == "listed" or may_read(request, view, user)):
+    if view is None or not (view.status == "listed" or may_read(request, view, user, now)):
         raise not_found(model_id)
     return view

@@ -33,7 +33,7 @@ from domain.marketplace.listing import (
     suspensions,
 )
 from domain.marketplace.performance import MODEL_PERFORMANCE, ROLLING_DAYS
-from domain.money.subscriptions import ACCESS_STATUSES, SUBSCRIPTIONS
+from domain.money.subscriptions import SUBSCRIPTIONS, with_access
 from stores.lake import Lake
 from stores.layout import (
     STRIPE_EVENTS_INBOX,
@@ -72,8 +72,9 @@ class SubscriptionsConfig(dg.Config):
     group_name="marketplace",
     kinds={"polars", "parquet"},
     description="The latest state of every subscription, free (subscribe / unsubscribe events from "
-    "the API) and paid (Stripe's customer.subscription webhooks): user, model, creator, status "
-    "(trial, active, cancelled, expired), start, trial end and next billing date.",
+    "the API) and paid (Stripe's customer.subscription and invoice payment webhooks): user, model, "
+    "creator, status (trial, active, past_due, cancelled, expired), past due since, start, trial end "
+    "and next billing date.",
 )
 def subscriptions(
     context: dg.AssetExecutionContext, config: SubscriptionsConfig, lake: dg.ResourceParam[Lake]
@@ -92,7 +93,7 @@ def subscriptions(
     table = fold_subscriptions(previous, store.load(free_keys), read_events(lake, stripe_keys))
     lake.write_parquet(SUBSCRIPTIONS_KEY, table)
     context.log.info("folded %d free and %d Stripe events", len(free_keys), len(stripe_keys))
-    live = table.filter(pl.col("status").is_in(list(ACCESS_STATUSES)))
+    live = with_access(table, dt.datetime.now(dt.UTC))
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": table.height,

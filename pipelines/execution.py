@@ -50,7 +50,9 @@ def popular_models_schedule(
     context: dg.ScheduleEvaluationContext, lake: dg.ResourceParam[Lake]
 ) -> dg.RunRequest | dg.SkipReason:
     ids = popular_models(
-        read_table(lake, SUBSCRIPTIONS_KEY, SUBSCRIPTIONS), read_table(lake, MODEL_STATUS_KEY, MODEL_STATUS)
+        read_table(lake, SUBSCRIPTIONS_KEY, SUBSCRIPTIONS),
+        read_table(lake, MODEL_STATUS_KEY, MODEL_STATUS),
+        context.scheduled_execution_time,
     )
     today = context.scheduled_execution_time.date()
     if not ids:

@@ -1,14 +1,16 @@
-"""The platform's Stripe account: products and prices for paid models, customers, subscriptions,
-Connect accounts for creators and the Transfers that pay them (SPEC section 8). A plain class used by
-the API and the pipeline alike (there through the thin resource in ``resources/payments.py``).
+"""The platform's Stripe account: products and prices for paid models, customers, Checkout Sessions
+that start subscriptions, billing portal sessions, Connect accounts for creators and the Transfers
+that pay them (SPEC section 8). A plain class used by the API and the pipeline alike (there through
+the thin resource in ``resources/payments.py``).
 
 Every POST carries an idempotency key derived from the business key (``product:{model_id}``,
-``price:{model_id}:{cents}:{previous price}``, ``customer:{user_id}``, ``sub:{user}:{model}:{n}``,
-``account:{creator_id}``, ``payout:{creator_id}:{YYYY-MM}``), so a retried or re-run step never creates
-a second object: Stripe answers a repeated key with the first response. Stripe keeps keys for 24
-hours, so callers store the ids these methods return (the seed's ``stripe_customer_id``,
-``stripe_price_id``, ``stripe_subscription_id``) and call a create only when they hold none. Products
-get a deterministic id (``model_{model_id}``) and are idempotent for ever.
+``price:{model_id}:{cents}:{previous price}``, ``customer:{user_id}``,
+``checkout:{user}:{model}:{price}:{n}``, ``portal:{customer}:{unix second}``, ``account:{creator_id}``,
+``payout:{creator_id}:{YYYY-MM}``), so a retried or re-run step never creates a second object:
+Stripe answers a repeated key with the first response. Stripe keeps keys for 24 hours, so callers
+store the ids these methods return (the seed's ``stripe_customer_id``, ``stripe_price_id``, and the
+Checkout Session that leads to each ``stripe_subscription_id``) and call a create only when they hold
+none. Products get a deterministic id (``model_{model_id}``) and are idempotent for ever.
 
 ``api_base`` points the SDK at another server (``STRIPE_API_BASE``), which is how the tests run
 against a local server that checks each request against Stripe's OpenAPI description.
@@ -128,33 +130,59 @@ class Payments:
         customer = self.client.v1.customers.create(params, {"idempotency_key": f"customer:{user_id}"})
         return customer.id
 
-    def create_subscription(
+    def create_checkout_session(
         self,
         customer_id: str,
         price_id: str,
         trial_days: int,
         metadata: dict[str, str],
-        attempt: int = 1,
-    ) -> str:
-        """Subscribe a customer to a model's price; returns the subscription id.
+        urls: tuple[str, str],
+        idempotency_key: str,
+    ) -> stripe.checkout.Session:
+        """A Checkout Session in subscription mode for one model's price (SPEC 8).
 
-        ``metadata`` is :func:`domain.money.subscriptions.subscription_metadata` (Stripe copies it onto every
-        invoice, which is how revenue finds its model and creator). ``attempt`` numbers a user's
-        subscriptions to one model (1, then 2 after a cancellation, ...) so that each is created once.
-        The subscription starts ``trialing`` for ``trial_days`` (cancelled if no payment method was
-        added by then) or ``incomplete`` until its first payment is confirmed.
+        ``metadata`` is :func:`domain.money.subscriptions.subscription_metadata`, set on the session
+        and, through ``subscription_data``, on the subscription it creates (Stripe copies it onto every
+        invoice, which is how revenue finds its model and creator). ``trial_days`` 0 means no trial
+        (Stripe refuses ``trial_period_days=0``). ``urls`` are where Stripe sends the subscriber after
+        paying and after giving up (``{CHECKOUT_SESSION_ID}`` in the first is filled in by Stripe).
         """
-        params: dict[str, Any] = {
-            "customer": customer_id,
-            "items": [{"price": price_id}],
-            "metadata": metadata,
-            "payment_behavior": "default_incomplete",
-        }
+        subscription_data: dict[str, Any] = {"metadata": metadata}
         if trial_days > 0:
-            params["trial_period_days"] = trial_days
-            params["trial_settings"] = {"end_behavior": {"missing_payment_method": "cancel"}}
-        key = f"sub:{metadata[META_USER]}:{metadata[META_MODEL]}:{attempt}"
-        return self.client.v1.subscriptions.create(params, {"idempotency_key": key}).id
+            subscription_data["trial_period_days"] = trial_days
+        success_url, cancel_url = urls
+        return self.client.v1.checkout.sessions.create(
+            {
+                "mode": "subscription",
+                "customer": customer_id,
+                "client_reference_id": metadata[META_USER],
+                "line_items": [{"price": price_id, "quantity": 1}],
+                "subscription_data": subscription_data,
+                "metadata": metadata,
+                "success_url": success_url,
+                "cancel_url": cancel_url,
+            },
+            {"idempotency_key": idempotency_key},
+        )
+
+    def checkout_session(self, session_id: str) -> stripe.checkout.Session:
+        """A Checkout Session as Stripe holds it now (``open``, ``complete`` with its subscription, or
+        ``expired``)."""
+        return self.client.v1.checkout.sessions.retrieve(session_id)
+
+    def subscription_status(self, subscription_id: str) -> tuple[str, bool]:
+        """``(Stripe status, cancel_at_period_end)`` of a subscription."""
+        sub = self.client.v1.subscriptions.retrieve(subscription_id)
+        return sub.status, bool(sub.cancel_at_period_end)
+
+    def create_portal_session(self, customer_id: str, return_url: str, at: int) -> str:
+        """The URL of a billing portal session where the customer manages payment methods and
+        cancels; ``at`` (a Unix second) keys it, so the SDK's retries of one request open one session."""
+        session = self.client.v1.billing_portal.sessions.create(
+            {"customer": customer_id, "return_url": return_url},
+            {"idempotency_key": f"portal:{customer_id}:{at}"},
+        )
+        return session.url
 
     def cancel_subscription(self, subscription_id: str, at_period_end: bool = True) -> str:
         """Cancel a subscription, by default when the paid period ends; returns its Stripe status."""

@@ -29,8 +29,8 @@ who writes it::
         stripe/prices/{model_id}/{price_cents}.json   a model's product and price     API
         stripe/customers/{user_id}.json               a user's Stripe customer        API
         stripe/subscriptions/{user_id}/{model_id}/
-            {n:06d}.json                              paid subscription attempt n     API
-            {n:06d}.subscription.json                 what Stripe created for it      API
+            {n:06d}.json                              paid checkout attempt n         API
+            {n:06d}.session.json                      the Checkout Session for it     API
             {n:06d}.cancel.json                       the user's cancellation         API
         payouts/{month}/{creator_id}.json             a payout's intent               payouts asset
         payouts/{month}/attempts/{creator_id}.json    before Stripe is first called   payouts asset
@@ -406,12 +406,12 @@ def paid_attempts_prefix(user_id: str, model_id: str) -> str:
     return f"{STRIPE_SUBSCRIPTIONS_INBOX}{user_id}/{model_id}/"
 
 
-PaidAttemptRecord = Literal["attempt", "subscription", "cancel"]
+PaidAttemptRecord = Literal["attempt", "session", "cancel"]
 
 
 def paid_attempt_key(user_id: str, model_id: str, attempt: int, record: PaidAttemptRecord = "attempt") -> str:
-    """Attempt n itself (recorded before Stripe is called), the subscription Stripe created for it,
-    or the cancellation the user asked for."""
+    """Checkout attempt n itself (recorded before Stripe is called), the Checkout Session Stripe
+    created for it, or the cancellation the user asked for."""
     suffix = "" if record == "attempt" else f".{record}"
     return f"{paid_attempts_prefix(user_id, model_id)}{attempt:06d}{suffix}.json"
 

@@ -39,7 +39,7 @@ from tests.test_datasets_api import upload
 from tests.test_datasets_pipeline import games_csv, run_pipeline
 
 if TYPE_CHECKING:
-    from cli.stripe_local import SpecIndex
+    from cli.stripe_local import SpecIndex, StripeServer
 
 pytest_plugins = ["tests.stripe_server"]
 
@@ -62,6 +62,7 @@ class Demo:
     """A private model of the fuzzing user's."""
     dataset_id: str
     """An active dataset of the fuzzing user's, with its quality report."""
+    stripe: StripeServer
 
     def auth(self, user: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {mint_token(user, SECRET)}"}
@@ -121,7 +122,9 @@ def demo(tmp_path_factory: pytest.TempPathFactory, stripe_spec: SpecIndex) -> It
                 datasets = [_created(upload(client, games_csv(40 + n))) for n in range(2)]
                 games = client.get(f"/sports/{NBA}/games", params={"date": LAST.isoformat()}).json()
             run_pipeline(lake, root / "warehouse", checks=True)
-            demo = Demo(lake, root / "warehouse", url, models[0]["model_id"], datasets[0]["dataset_id"])
+            demo = Demo(
+                lake, root / "warehouse", url, models[0]["model_id"], datasets[0]["dataset_id"], stripe
+            )
             REAL.update(
                 model_id=[demo.model_id, FREE, PAID],
                 dataset_id=[demo.dataset_id],
@@ -209,9 +212,13 @@ def test_a_paid_subscription_while_stripe_is_unreachable_is_503_with_retry_after
         demo.client("erin") as once_up,
     ):
         _stripe_unreachable(while_down.post("/marketplace/subscribe", json=body))
-        assert once_up.post("/marketplace/subscribe", json=body).status_code == 201
+        checkout = once_up.post("/marketplace/subscribe", json=body)
+        assert checkout.status_code == 201, checkout.text
+        demo.stripe.complete_checkout(checkout.json()["session_id"])  # erin pays on Stripe's page
         _stripe_unreachable(while_down.request("DELETE", "/marketplace/unsubscribe", json=body))
         assert once_up.request("DELETE", "/marketplace/unsubscribe", json=body).status_code == 200
+        _stripe_unreachable(while_down.post("/billing/portal"))
+        assert once_up.post("/billing/portal").status_code == 200
 
 
 def _stripe_unreachable(response: httpx.Response) -> None:

@@ -91,8 +91,8 @@ def others(*own: str) -> list[str]:
             "inbox/stripe/subscriptions/bob/alice--m-abcdef/000002.json",
         ),
         (
-            layout.paid_attempt_key("bob", MODEL, 2, "subscription"),
-            "inbox/stripe/subscriptions/bob/alice--m-abcdef/000002.subscription.json",
+            layout.paid_attempt_key("bob", MODEL, 2, "session"),
+            "inbox/stripe/subscriptions/bob/alice--m-abcdef/000002.session.json",
         ),
         (
             layout.paid_attempt_key("bob", MODEL, 2, "cancel"),
@@ -186,7 +186,7 @@ def test_subscription_and_review_keys_read_back() -> None:
 def test_a_paid_attempt_reads_back_as_its_number_within_its_pair_only() -> None:
     assert layout.parse_paid_attempt_key(layout.paid_attempt_key("bob", MODEL, 2), "bob", MODEL) == 2
     for key in [
-        layout.paid_attempt_key("bob", MODEL, 2, "subscription"),
+        layout.paid_attempt_key("bob", MODEL, 2, "session"),
         layout.paid_attempt_key("bob", MODEL, 2, "cancel"),
         layout.paid_attempt_key("carol", MODEL, 2),
         *others(layout.paid_attempt_key("bob", MODEL, 2)),

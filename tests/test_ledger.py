@@ -46,10 +46,11 @@ from domain.money.payouts import (
     plan_payouts,
 )
 from domain.money.subscriptions import (
-    has_access,
+    PAST_DUE_GRACE,
     status_of,
     subscription_metadata,
     subscription_states,
+    with_access,
 )
 
 UTC = dt.UTC
@@ -443,15 +444,36 @@ def sub_event(kind: str, status: str, created: int, **extra: Any) -> dict[str, A
     return event(f"customer.subscription.{kind}", obj, created)
 
 
+def has_access(status: str, now: dt.datetime, past_due_since: dt.datetime | None = None) -> bool:
+    row = pl.DataFrame(
+        {"status": [status], "past_due_since": [past_due_since]},
+        schema={"status": pl.String(), "past_due_since": pl.Datetime("us", "UTC")},
+    )
+    return with_access(row, now).height == 1
+
+
 def test_status_mapping_and_access() -> None:
     assert [status_of(s) for s in ("trialing", "active", "past_due", "canceled", "unpaid")] == [
         "trial",
         "active",
-        "active",
+        "past_due",
         "cancelled",
         "expired",
     ]
-    assert [has_access(s) for s in ("trial", "active", "cancelled", "expired")] == [True, True, False, False]
+    now = dt.datetime(2026, 1, 10, tzinfo=UTC)
+    assert [has_access(s, now) for s in ("trial", "active", "cancelled", "expired")] == [
+        True,
+        True,
+        False,
+        False,
+    ]
+    failed = now - PAST_DUE_GRACE
+    second = dt.timedelta(seconds=1)
+    assert has_access("past_due", now - second, failed)  # 3 days minus a second after the invoice
+    assert not has_access("past_due", now, failed)  # exactly 3 days: over
+    assert not has_access("past_due", now + second, failed)
+    assert not has_access("past_due", now)  # no failed invoice known: none
+    assert not has_access("cancelled", now - second, failed)
     with pytest.raises(ValueError, match="unknown"):
         status_of("bogus")
 
@@ -469,7 +491,8 @@ def test_subscription_state_is_the_same_for_any_order_and_repeats() -> None:
     }
     assert len(finals) == 1
     (state,) = subscription_states(events).to_dicts()
-    assert (state["status"], state["stripe_status"], state["price_cents"]) == ("active", "past_due", 999)
+    assert (state["status"], state["stripe_status"], state["price_cents"]) == ("past_due", "past_due", 999)
+    assert state["past_due_since"] is None  # no failed invoice known: past_due without access
     deleted = sub_event("deleted", "canceled", t + 40 * 86_400)
     for order in itertools.permutations([*events, deleted]):
         assert subscription_states(order)["status"].to_list() == ["cancelled"]
@@ -491,6 +514,81 @@ def test_subscription_states_fold_incrementally() -> None:
     assert subscription_states(b, subscription_states(a)).equals(subscription_states(a + b))
 
 
+def invoice_event(kind: str, invoice_id: str, created: int, at: int) -> dict[str, Any]:
+    """An invoice payment event as API 2025-03-31 renders it: the subscription under ``parent``."""
+    obj = {
+        "id": invoice_id,
+        "object": "invoice",
+        "created": created,
+        "customer": "cus_1",
+        "amount_paid": 999 if kind == "invoice.paid" else 0,
+        "parent": {
+            "subscription_details": {
+                "subscription": "sub_1",
+                "metadata": subscription_metadata("m1", "c1", "u1"),
+            }
+        },
+    }
+    return event(kind, obj, at)
+
+
+def test_a_failed_invoice_gives_three_days_of_access_then_none_until_paid() -> None:
+    t = ts("2024-02-01T00:00:00")
+    renewal = t + 30 * 86_400  # the renewal invoice is created at the period's start ...
+    first_try = renewal + 3_600  # ... and Stripe tries the payment an hour later
+    events = [
+        sub_event("created", "trialing", t),
+        sub_event("updated", "active", t + 7 * 86_400),
+        invoice_event("invoice.payment_failed", "in_2", renewal, first_try),
+        invoice_event("invoice.payment_failed", "in_2", renewal, first_try + 86_400),  # a retry
+    ]
+    since = dt.datetime.fromtimestamp(renewal, UTC)
+    states = {
+        json.dumps(subscription_states([*order, order[-1]]).to_dicts(), default=str)
+        for order in itertools.permutations(events)
+    }
+    assert len(states) == 1
+    state = subscription_states(events)
+    assert state.select("status", "stripe_status", "past_due_since", "user_id").row(0) == (
+        "past_due",
+        "active",  # Stripe's own past_due update has not arrived: the failed invoice decides
+        since,
+        "u1",
+    )
+    second = dt.timedelta(seconds=1)
+    assert with_access(state, since + PAST_DUE_GRACE - second).height == 1
+    assert with_access(state, since + PAST_DUE_GRACE + second).is_empty()
+    stripe_update = sub_event("updated", "past_due", first_try)
+    later = subscription_states([stripe_update], state)
+    assert later.select("status", "stripe_status", "past_due_since").row(0) == ("past_due", "past_due", since)
+    paid_late = invoice_event("invoice.paid", "in_2", renewal, renewal + 5 * 86_400)
+    recovered = subscription_states([paid_late], later)
+    assert recovered.select("status", "past_due_since").row(0) == ("active", None)
+    assert with_access(recovered, since + 5 * PAST_DUE_GRACE).height == 1
+    assert recovered.equals(subscription_states([*events, stripe_update, paid_late]))
+    ended = sub_event("deleted", "canceled", first_try + 2 * 86_400)
+    assert subscription_states([*events, ended])["status"].to_list() == ["cancelled"]
+
+
+def test_invoice_events_fold_incrementally_in_any_split() -> None:
+    t = ts("2024-03-01T00:00:00")
+    events = [
+        sub_event("created", "trialing", t),
+        invoice_event("invoice.paid", "in_0", t, t),  # the trial's $0 invoice
+        invoice_event("invoice.payment_failed", "in_1", t + 7 * 86_400, t + 7 * 86_400 + 60),
+        sub_event("updated", "past_due", t + 7 * 86_400 + 60),
+        invoice_event("invoice.paid", "in_1", t + 7 * 86_400, t + 8 * 86_400),
+        sub_event("updated", "active", t + 8 * 86_400),
+    ]
+    whole = subscription_states(events)
+    assert whole.select("status", "past_due_since").row(0) == ("active", None)
+    for cut in range(len(events) + 1):
+        for order in (events, events[::-1]):
+            a, b = order[:cut], order[cut:]
+            assert subscription_states(b, subscription_states(a)).equals(whole), cut
+    assert subscription_states(events[:2]).select("status").item() == "trial"
+
+
 def test_invoice_paid_before_subscription_created_ends_right() -> None:
     t = ts("2024-01-10T00:00:00")
     created = sub_event("created", "incomplete", t)
@@ -508,7 +606,7 @@ def test_invoice_paid_before_subscription_created_ends_right() -> None:
         "c1",
         "u1",
     )
-    assert has_access(state["status"])
+    assert state["status"] == "active"
 
 
 # -- Stripe's own object shapes ------------------------------------------------------------------

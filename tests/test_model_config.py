@@ -156,6 +156,22 @@ def test_price_cents_may_be_given_instead_of_dollars() -> None:
     assert "sharing.price_cents" in problems(payload(sharing={**sharing, "price_per_month": 9.99}))
 
 
+@pytest.mark.parametrize(
+    ("sharing", "trial"),
+    [
+        ({"public": True, "price_per_month": 9.99}, 7),  # SPEC 6: 7 days unless the creator says
+        ({"public": True, "price_cents": 999}, 7),
+        ({"public": True, "price_per_month": 9.99, "trial_days": 0}, 0),
+        ({"public": True, "price_per_month": 9.99, "trial_days": 30}, 30),
+        ({"public": True}, 0),  # free models have no trial
+    ],
+)
+def test_a_paid_model_has_a_seven_day_trial_unless_its_creator_sets_one(
+    sharing: dict[str, object], trial: int
+) -> None:
+    assert parse_model_config(payload(sharing=sharing)).sharing.trial_days == trial
+
+
 def test_dollars_to_cents_refuses_fractions_of_a_cent() -> None:
     assert dollars_to_cents(Decimal("19.99")) == 1999
     with pytest.raises(ValueError, match="whole number of cents"):

@@ -203,26 +203,68 @@ def test_price_change_creates_a_new_price_and_archives_the_old(
     assert third not in {first, second}
 
 
-def test_subscription_with_trial(payments: Payments, stripe_server: StripeServer) -> None:
+URLS = ("https://app.example/ok?session_id={CHECKOUT_SESSION_ID}", "https://app.example/cancelled")
+
+
+def test_checkout_session_with_trial(payments: Payments, stripe_server: StripeServer) -> None:
     _, price_id = payments.ensure_product_and_price("m1", "Sharp Spreads", 999, None)
     customer = payments.ensure_customer("u1", "fan@example.com")
     assert payments.ensure_customer("u1", "fan@example.com") == customer
     meta = subscription_metadata("m1", "c1", "u1")
-    sub_id = payments.create_subscription(customer, price_id, 7, meta)
-    assert payments.create_subscription(customer, price_id, 7, meta) == sub_id
-    (request,) = [r for r in stripe_server.requests if r.path == "/v1/subscriptions" and not r.replayed]
-    assert request.idempotency_key == "sub:u1:m1:1"
-    assert request.params["trial_period_days"] == 7
-    assert request.params["items"] == [{"price": price_id}]
-    assert request.params["metadata"] == meta
-    (sub,) = stripe_server.objects("subscription")
-    assert (sub["id"], sub["status"], sub["customer"]) == (sub_id, "trialing", customer)
+    session = payments.create_checkout_session(customer, price_id, 7, meta, URLS, "checkout:u1:m1:p:1")
+    again = payments.create_checkout_session(customer, price_id, 7, meta, URLS, "checkout:u1:m1:p:1")
+    assert again.id == session.id
+    path = "/v1/checkout/sessions"
+    (request,) = [r for r in stripe_server.requests if r.path == path and not r.replayed]
+    assert request.idempotency_key == "checkout:u1:m1:p:1"
+    assert request.params == {
+        "mode": "subscription",
+        "customer": customer,
+        "client_reference_id": "u1",
+        "line_items": [{"price": price_id, "quantity": 1}],
+        "subscription_data": {"metadata": meta, "trial_period_days": 7},
+        "metadata": meta,
+        "success_url": URLS[0],
+        "cancel_url": URLS[1],
+    }
+    assert (session.status, session.mode, session.customer) == ("open", "subscription", customer)
+    assert session.id in session.url
+    assert payments.checkout_session(session.id).status == "open"
+    sub = stripe_server.complete_checkout(session.id)  # the customer pays on Stripe's page
+    assert (sub["status"], sub["customer"], sub["metadata"]) == ("trialing", customer, meta)
     assert sub["trial_end"] - sub["trial_start"] == 7 * 86_400
     assert sub["items"]["data"][0]["price"]["id"] == price_id
-    assert payments.cancel_subscription(sub_id) == "trialing"
-    assert stripe_server.objects("subscription")[0]["cancel_at_period_end"] is True
-    assert payments.cancel_subscription(sub_id, at_period_end=False) == "canceled"
+    assert payments.checkout_session(session.id).subscription == sub["id"]
+    assert payments.subscription_status(sub["id"]) == ("trialing", False)
+    assert payments.cancel_subscription(sub["id"]) == "trialing"
+    assert payments.subscription_status(sub["id"]) == ("trialing", True)
+    assert payments.cancel_subscription(sub["id"], at_period_end=False) == "canceled"
     assert len(stripe_server.objects("customer")) == 1
+
+
+def test_a_checkout_without_trial_sends_no_trial_days(
+    payments: Payments, stripe_server: StripeServer
+) -> None:
+    """Stripe refuses ``trial_period_days=0``: a creator's 0-day trial omits it."""
+    _, price_id = payments.ensure_product_and_price("m1", "Sharp Spreads", 999, None)
+    meta = subscription_metadata("m1", "c1", "u1")
+    session = payments.create_checkout_session(payments.ensure_customer("u1"), price_id, 0, meta, URLS, "k")
+    (request,) = [r for r in stripe_server.requests if r.path == "/v1/checkout/sessions"]
+    assert request.params["subscription_data"] == {"metadata": meta}
+    assert stripe_server.complete_checkout(session.id)["status"] == "active"
+
+
+def test_billing_portal_session(payments: Payments, stripe_server: StripeServer) -> None:
+    customer = payments.ensure_customer("u1")
+    url = payments.create_portal_session(customer, "https://app.example/account", 1_717_000_000)
+    (portal,) = stripe_server.objects("billing_portal.session")
+    assert (url, portal["customer"], portal["return_url"]) == (
+        portal["url"],
+        customer,
+        "https://app.example/account",
+    )
+    (request,) = [r for r in stripe_server.requests if r.path == "/v1/billing_portal/sessions"]
+    assert request.idempotency_key == f"portal:{customer}:1717000000"
 
 
 def test_transfer_with_the_same_key_creates_one_transfer(
@@ -250,7 +292,9 @@ def test_every_post_carries_a_business_idempotency_key(
 ) -> None:
     _, price_id = payments.ensure_product_and_price("m1", "Sharp Spreads", 999, None)
     customer = payments.ensure_customer("u1")
-    payments.create_subscription(customer, price_id, 0, subscription_metadata("m1", "c1", "u1"), attempt=2)
+    meta = subscription_metadata("m1", "c1", "u1")
+    payments.create_checkout_session(customer, price_id, 0, meta, URLS, f"checkout:u1:m1:{price_id}:2")
+    payments.create_portal_session(customer, URLS[1], 1_717_000_000)
     account = payments.ensure_connect_account("c1")
     payments.create_transfer(5_000, account, "payout:c1:2024-01", {})
     keys = [r.idempotency_key for r in stripe_server.requests if r.method == "POST"]
@@ -258,12 +302,11 @@ def test_every_post_carries_a_business_idempotency_key(
         "product:m1",
         "price:m1:999:first",
         "customer:u1",
-        "sub:u1:m1:2",
+        f"checkout:u1:m1:{price_id}:2",
+        f"portal:{customer}:1717000000",
         "account:c1",
         "payout:c1:2024-01",
     ]
-    (sub,) = stripe_server.objects("subscription")
-    assert sub["status"] == "incomplete"  # no trial: waits for the first payment
 
 
 def test_payments_from_env_resolves_secrets_at_run_time(

@@ -33,9 +33,10 @@ from domain.money.ledger import PLATFORM, unbalanced
 from domain.money.subscriptions import subscription_metadata, subscription_states
 from pipelines.sensors import stripe_inbox_sensor
 from services.paid_subscriptions import (
+    AlreadySubscribedError,
     NoPaidSubscriptionError,
     cancel_paid_subscription,
-    start_paid_subscription,
+    start_checkout,
 )
 from services.payments import Payments
 from stores.lake import Lake
@@ -480,40 +481,79 @@ MODEL_ROW = {
 }
 
 
-def test_paid_subscription_starts_once_with_its_trial_and_cancels_at_period_end(
+URLS = ("https://web.example/ok", "https://web.example/cancelled")
+
+
+def checkout(lake: Lake, payments: Payments, user: str, row: dict[str, Any] = MODEL_ROW) -> dict[str, Any]:
+    return start_checkout(lake, payments, user, row, dt.datetime.now(dt.UTC), URLS)
+
+
+def test_paid_checkout_starts_once_with_its_trial_and_cancels_at_period_end(
     lake: Lake, payments: Payments, stripe_server: StripeServer
 ) -> None:
-    started = start_paid_subscription(lake, payments, "u1", MODEL_ROW, dt.datetime.now(dt.UTC))
-    assert (started["status"], started["stripe_status"], started["created"]) == ("trial", "trialing", True)
-    (sub,) = stripe_server.objects("subscription")
-    assert sub["id"] == started["subscription_id"]
-    assert sub["metadata"] == {"model_id": "m1", "creator_user_id": "c1", "user_id": "u1"}
-    assert sub["trial_end"] - sub["trial_start"] == 7 * 86_400
-    again = start_paid_subscription(lake, payments, "u1", MODEL_ROW, dt.datetime.now(dt.UTC))
-    assert (again["subscription_id"], again["created"]) == (sub["id"], False)
-    assert len(stripe_server.objects("subscription")) == len(stripe_server.objects("price")) == 1
+    started = checkout(lake, payments, "u1")
+    assert (started["trial_days"], started["price_cents"], started["created"]) == (7, 999, True)
+    (session,) = stripe_server.objects("checkout.session")
+    assert (session["id"], session["url"]) == (started["session_id"], started["checkout_url"])
+    assert session["metadata"] == {"model_id": "m1", "creator_id": "c1", "user_id": "u1"}
+    again = checkout(lake, payments, "u1")
+    assert (again["session_id"], again["created"]) == (session["id"], False)
+    assert len(stripe_server.objects("checkout.session")) == len(stripe_server.objects("price")) == 1
     assert sorted(lake.list_keys("inbox/stripe/")) == [
         "inbox/stripe/customers/u1.json",
         "inbox/stripe/prices/m1/999.json",
         "inbox/stripe/subscriptions/u1/m1/000001.json",
-        "inbox/stripe/subscriptions/u1/m1/000001.subscription.json",
+        "inbox/stripe/subscriptions/u1/m1/000001.session.json",
     ]
+    with pytest.raises(NoPaidSubscriptionError):  # nothing paid yet: nothing to cancel
+        cancel_paid_subscription(lake, payments, "u1", "m1", dt.datetime.now(dt.UTC))
+    sub = stripe_server.complete_checkout(session["id"])
+    with pytest.raises(AlreadySubscribedError):
+        checkout(lake, payments, "u1")
     cancelled = cancel_paid_subscription(lake, payments, "u1", "m1", dt.datetime.now(dt.UTC))
-    assert (cancelled["status"], cancelled["cancel_at_period_end"]) == ("trial", True)
+    assert (cancelled["subscription_id"], cancelled["status"], cancelled["cancel_at_period_end"]) == (
+        sub["id"],
+        "trial",
+        True,
+    )
     assert stripe_server.objects("subscription")[0]["cancel_at_period_end"] is True
     with pytest.raises(NoPaidSubscriptionError):
         cancel_paid_subscription(lake, payments, "u2", "m1", dt.datetime.now(dt.UTC))
 
 
+def test_an_attempt_that_never_reached_stripe_is_retried_with_its_key(
+    lake: Lake, payments: Payments, stripe_server: StripeServer
+) -> None:
+    """A crash (or an outage) after the attempt was recorded: the retry makes the same call, once."""
+    first = checkout(lake, payments, "u1")
+    session_record = "inbox/stripe/subscriptions/u1/m1/000001.session.json"
+    lake.delete(session_record)  # as if the process died before recording Stripe's answer
+    retried = checkout(lake, payments, "u1")
+    assert (retried["session_id"], retried["created"]) == (first["session_id"], True)
+    calls = [r for r in stripe_server.requests if r.path == "/v1/checkout/sessions"]
+    assert [(r.idempotency_key, r.replayed) for r in calls] == [
+        (calls[0].idempotency_key, False),
+        (calls[0].idempotency_key, True),
+    ]
+    assert calls[0].idempotency_key.endswith(":1") and lake.exists(session_record)
+
+
 def test_a_new_price_is_used_after_a_price_change(
     lake: Lake, payments: Payments, stripe_server: StripeServer
 ) -> None:
-    start_paid_subscription(lake, payments, "u1", MODEL_ROW, dt.datetime.now(dt.UTC))
-    start_paid_subscription(lake, payments, "u2", MODEL_ROW | {"price_cents": 1_499}, dt.datetime.now(dt.UTC))
+    checkout(lake, payments, "u1")
+    checkout(lake, payments, "u2", MODEL_ROW | {"price_cents": 1_499})
     prices = {p["unit_amount"]: p for p in stripe_server.objects("price")}
     assert (prices[999]["active"], prices[1_499]["active"]) == (False, True)
-    subs = {s["metadata"]["user_id"]: s for s in stripe_server.objects("subscription")}
-    assert subs["u2"]["items"]["data"][0]["price"]["id"] == prices[1_499]["id"]
+    sessions = {s["metadata"]["user_id"]: s for s in stripe_server.objects("checkout.session")}
+    sub = stripe_server.complete_checkout(sessions["u2"]["id"])
+    assert sub["items"]["data"][0]["price"]["id"] == prices[1_499]["id"]
+    # u1's open session charges the old price: asking again opens one at the new price.
+    repriced = checkout(lake, payments, "u1", MODEL_ROW | {"price_cents": 1_499})
+    assert (repriced["created"], repriced["price_cents"]) == (True, 1_499)
+    last = [r for r in stripe_server.requests if r.path == "/v1/checkout/sessions"][-1]
+    assert last.params["line_items"] == [{"price": prices[1_499]["id"], "quantity": 1}]
+    assert last.idempotency_key == f"checkout:u1:m1:{prices[1_499]['id']}:2"
 
 
 def test_payouts_run_on_the_first_for_the_month_before() -> None:

@@ -269,7 +269,7 @@ def analyze(
     game's start). Owners run their models; others run free public models and paid models they
     subscribe to. A result computed within the hour for the same version and slate is returned as
     is (`cached: true`) and does not count against the caller's runs."""
-    view = readable(request, model_id, user)
+    view = readable(request, model_id, user, now)
     if view.state.archived:
         raise ApiError(409, "conflict", f"model {model_id!r} is archived; archived models do not run")
     config = ModelConfig.model_validate(view.latest.payload)
@@ -339,7 +339,7 @@ def results(
     game date first, with `result`, `profit` and closing line value once settled. Qualifying picks
     only unless `all=true`. The same readers as the model's analyses may call it. Days are those of
     the latest publication (a day the pipeline is writing appears with the next one, minutes later)."""
-    view = readable(request, model_id, user)
+    view = readable(request, model_id, user, now)
     first, last, parts = window(request, view, "analyses", to, days, now)
     sport, store = view.latest.payload["sport"], request.app.state.store
 
@@ -400,7 +400,7 @@ def performance(
     accuracy, average confidence, ROI, Brier score, pushes, units, log loss, closing line value and
     the rolling 30-day figures), the chosen version's figures over the window and its last 30 days,
     and its calibration table. Visible for listed models and to anyone who may read the model."""
-    view = browsable(request, model_id, user)
+    view = browsable(request, model_id, user, now)
     if version is not None and version not in view.state.versions:
         raise ApiError(404, "not_found", f"model {model_id!r} has no version {version}")
     return performance_report(request, view, to, days, version, now)

@@ -4,8 +4,9 @@ one's notifications (the seed's "Model Marketplace" endpoints).
 Listings come from the serving snapshot: ``model_status`` says which models are listed (public,
 reviewed when paid, not suspended) and the dbt marts give their rolling figures (``leaderboard``)
 and subscriber counts (``model_subscribers``). Free subscriptions are events in the inbox, so a
-subscriber sees their change at once; paid ones go through Stripe (``services.paid_subscriptions``)
-and their state follows Stripe's webhooks into the ``subscriptions`` table.
+subscriber sees their change at once; paid ones start with a Stripe Checkout Session
+(``services.paid_subscriptions``) and their state follows Stripe's webhooks into the ``subscriptions``
+table, where ``domain.money.subscriptions.access`` decides at the request's time who reads.
 """
 
 from __future__ import annotations
@@ -197,7 +198,7 @@ def marketplace_model(model_id: ModelId, user: CurrentUser, request: Request, no
     """Price, trial, listing status, rank and rolling figures, the record of the last 90 days and
     the calibration table. Listed models are open to everyone; an unlisted one only to those who may
     read it (its owner; subscribers while it is public and active)."""
-    view = browsable(request, model_id, user)
+    view = browsable(request, model_id, user, now)
     payload = view.latest.payload
     report = performance_report(request, view, None, 90, None, now)
     listed = snapshot_rows(
@@ -223,7 +224,7 @@ def marketplace_model(model_id: ModelId, user: CurrentUser, request: Request, no
         record=report.window,
         rolling=report.rolling,
         calibration=report.calibration,
-        subscribed=subscribed(request, user, model_id),
+        subscribed=subscribed(request, user, model_id, now),
     )
 
 
@@ -240,6 +241,10 @@ class Subscription(BaseModel):
     price_cents: int | None
     start_date: UtcDatetime | None
     trial_end: UtcDatetime | None = None
+    past_due_since: UtcDatetime | None = Field(
+        default=None,
+        description="When the unpaid invoice was created (past_due only): access ends 3 days later.",
+    )
     next_billing_date: UtcDatetime | None = None
     cancel_at_period_end: bool = False
     subscription_id: str | None = Field(default=None, description="Stripe's id for paid subscriptions.")
@@ -273,23 +278,36 @@ def _paid_row(row: dict[str, Any]) -> Subscription:
         price_cents=row["price_cents"],
         start_date=row["start_date"],
         trial_end=row["trial_end"],
+        past_due_since=row.get("past_due_since"),
         next_billing_date=row["current_period_end"],
         cancel_at_period_end=bool(row["cancel_at_period_end"]),
         subscription_id=row["subscription_id"],
     )
 
 
-def _paid_answer(answer: dict[str, Any], creator_id: str | None, price_cents: int | None) -> Subscription:
-    """A Stripe subscription as ``services.paid_subscriptions`` reports it."""
+class Checkout(BaseModel):
+    """A Stripe Checkout Session that starts a paid subscription: send the subscriber to
+    ``checkout_url``; access begins once Stripe reports the subscription (trial or paid)."""
+
+    model_id: str
+    session_id: str = Field(description="Stripe's Checkout Session id.")
+    checkout_url: str = Field(description="Stripe's hosted payment page for this session.")
+    expires_at: UtcDatetime | None = Field(description="After this the session expires; subscribe again.")
+    price_cents: int = Field(description="Monthly price in cents.")
+    trial_days: int = Field(description="Free days before the first invoice (0: none).")
+
+
+def _paid_cancelled(answer: dict[str, Any]) -> Subscription:
+    """A Stripe subscription set to end with its period, as ``services.paid_subscriptions`` reports it."""
     return Subscription(
         model_id=answer["model_id"],
-        creator_id=answer.get("creator_user_id", creator_id),
+        creator_id=answer["creator_id"],
         kind="paid",
         status=answer["status"],
-        price_cents=answer.get("price_cents", price_cents),
+        price_cents=answer["price_cents"],
         start_date=None,
-        cancel_at_period_end=bool(answer.get("cancel_at_period_end")),
-        subscription_id=answer.get("subscription_id"),
+        cancel_at_period_end=bool(answer["cancel_at_period_end"]),
+        subscription_id=answer["subscription_id"],
     )
 
 
@@ -311,14 +329,22 @@ _PAYMENTS = {
 @router.post(
     "/subscribe",
     status_code=201,
-    response_model=Subscription,
+    response_model=Subscription | Checkout,
     summary="Subscribe to a listed model",
     responses=_NOT_FOUND
     | _PAYMENTS
     | {
-        200: {"description": "Already subscribed: the existing subscription."},
+        200: {
+            "description": "Free: already subscribed, the existing subscription. Paid: the open "
+            "Checkout Session of an earlier request."
+        },
+        201: {"description": "Free: the new subscription. Paid: a new Stripe Checkout Session."},
         400: {"model": ErrorBody, "description": "The caller's user id cannot hold subscriptions."},
-        409: {"model": ErrorBody, "description": "The model is suspended or the caller's own."},
+        409: {
+            "model": ErrorBody,
+            "description": "The model is suspended or the caller's own, or the caller's paid "
+            "subscription to it is still live (manage it through `POST /billing/portal`).",
+        },
     },
 )
 def subscribe(
@@ -328,9 +354,12 @@ def subscribe(
     response: Response,
     now: Now,
     idem: Idempotent,
-) -> Subscription | Response:
+) -> Subscription | Checkout | Response:
     """Free models: the subscription starts at once (subscribing again returns it with 200). Paid
-    models: a Stripe subscription with the model's trial. Suspended models take no new subscribers."""
+    models: a Stripe Checkout Session in subscription mode at the model's current price with its
+    trial (`checkout_url`, `session_id`); access begins when Stripe reports the subscription, and
+    subscribing again while the session is open returns it with 200. Suspended models take no new
+    subscribers."""
     if idem.replay is not None:
         return idem.replay
     view = load_view(request, body.model_id)
@@ -349,10 +378,15 @@ def subscribe(
         raise not_found(body.model_id)
     if row["price_cents"] > 0:
         paid, payments = _stripe(request)
-        with stripe_reachable():
-            answer = paid.start_paid_subscription(request.app.state.lake, payments, user, row, now)
-        response.status_code = 201 if answer.get("created", True) else 200
-        return idem.answer(_paid_answer(answer, row["owner_user_id"], row["price_cents"]))
+        settings = request.app.state.settings
+        urls = (settings.checkout_success_url, settings.checkout_cancel_url)
+        try:
+            with stripe_reachable():
+                answer = paid.start_checkout(request.app.state.lake, payments, user, row, now, urls)
+        except paid.AlreadySubscribedError as exc:
+            raise ApiError(409, "already_subscribed", str(exc)) from None
+        response.status_code = 201 if answer["created"] else 200
+        return idem.answer(Checkout(**answer))
     store = _subscriptions(request)
     before = store.state(user, body.model_id)
     try:
@@ -381,7 +415,7 @@ def unsubscribe(
         assert ended is not None
         return _free(ended)
     view = load_view(request, body.model_id)
-    if view is not None and (view.row["price_cents"] > 0 or paid_access(request, user, body.model_id)):
+    if view is not None and (view.row["price_cents"] > 0 or paid_access(request, user, now, body.model_id)):
         paid, payments = _stripe(request)
         try:
             with stripe_reachable():
@@ -390,7 +424,7 @@ def unsubscribe(
                 )
         except paid.NoPaidSubscriptionError as exc:
             raise ApiError(404, "not_found", str(exc)) from None
-        return _paid_answer(answer, view.row["owner_user_id"], view.row["price_cents"])
+        return _paid_cancelled(answer)
     raise ApiError(404, "not_found", f"you hold no subscription to model {body.model_id!r}")
 
 
@@ -399,10 +433,14 @@ def list_subscriptions(
     user: CurrentUser,
     request: Request,
     page: Pagination,
-    include_ended: Annotated[bool, Query(description="Include cancelled and expired subscriptions.")] = False,
+    now: Now,
+    include_ended: Annotated[
+        bool, Query(description="Also those without access now: cancelled, expired, past_due after 3 days.")
+    ] = False,
 ) -> Page[Subscription]:
     """Free subscriptions as the caller last changed them, paid ones as Stripe last reported them,
-    ordered by model id."""
+    ordered by model id. Without `include_ended`, those that give access now: trial, active, and
+    past_due for 3 days after the unpaid invoice."""
     free = [_free(s) for s in _subscriptions(request).of_user(user)]
     if include_ended:
         paid_rows = snapshot_rows(
@@ -411,10 +449,9 @@ def list_subscriptions(
             [user],
         )
     else:
-        paid_rows = paid_access(request, user)
+        paid_rows = paid_access(request, user, now)
+        free = [s for s in free if s.status == "active"]
     subs = [*free, *(_paid_row(r) for r in paid_rows)]
-    if not include_ended:
-        subs = [s for s in subs if s.status in ("trial", "active")]
     subs.sort(key=lambda s: (s.model_id, s.kind))
     if page.cursor is not None:
         after = decode_cursor(page.cursor, arity=2)

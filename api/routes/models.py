@@ -206,12 +206,13 @@ def get_model(
     user: CurrentUser,
     registry: Registry,
     request: Request,
+    now: Now,
     version: Annotated[int | None, Query(ge=1, description="This version instead of the latest.")] = None,
 ) -> ModelDetail:
     """Owners read any of their models; others read what SPEC 6 lets them (free public models, paid
     ones they subscribe to; nothing while a model is suspended), every version as long as the latest
     one is readable."""
-    view = readable(request, model_id, user)
+    view = readable(request, model_id, user, now)
     state, status = view.state, view.row["status"]
     if version is None or version == state.latest:
         return _detail(view.latest.payload, status)

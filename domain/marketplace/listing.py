@@ -28,7 +28,7 @@ import polars as pl
 from domain.marketplace.performance import suspension_decisions
 from domain.models.engine.backtest import KEYS
 from domain.models.registry import MODEL_VERSIONS
-from domain.money.subscriptions import ACCESS_STATUSES, SUBSCRIPTIONS, subscription_states
+from domain.money.subscriptions import SUBSCRIPTIONS, subscription_states, with_access
 from domain.tables.schemas import UTC_TS, conform
 
 ListingStatus = Literal["listed", "pending_review", "rejected", "suspended", "private", "archived"]
@@ -209,11 +209,12 @@ def status_table(listing: pl.DataFrame, previous: pl.DataFrame, now: dt.datetime
 # ---- notifications ------------------------------------------------------------------------------
 
 
-def subscribers_with_access(subscriptions: pl.DataFrame) -> pl.DataFrame:
-    """``(model_id, user_id)`` of every subscription that gives access now (trial or active)."""
+def subscribers_with_access(subscriptions: pl.DataFrame, now: dt.datetime) -> pl.DataFrame:
+    """``(model_id, user_id)`` of every subscription that gives access at ``now``
+    (:func:`domain.money.subscriptions.access`)."""
     return (
-        conform(subscriptions, SUBSCRIPTIONS)
-        .filter(pl.col("status").is_in(list(ACCESS_STATUSES)) & pl.col("user_id").is_not_null())
+        with_access(conform(subscriptions, SUBSCRIPTIONS), now)
+        .filter(pl.col("user_id").is_not_null())
         .select("model_id", "user_id")
         .unique()
     )
@@ -256,7 +257,7 @@ def notifications(
             ),
         ]
     )
-    out = events.join(subscribers_with_access(subscriptions), on="model_id").with_columns(
+    out = events.join(subscribers_with_access(subscriptions, now), on="model_id").with_columns(
         pl.format("{}:{}:v{}:{}", "kind", "model_id", "version", "user_id").alias("notification_id"),
         pl.lit(now).cast(UTC_TS).alias("created_at"),
     )
@@ -320,10 +321,10 @@ def fold_subscriptions(
 
 
 def popular_models(
-    subscriptions: pl.DataFrame, model_status: pl.DataFrame, above: int = POPULAR_ABOVE
+    subscriptions: pl.DataFrame, model_status: pl.DataFrame, now: dt.datetime, above: int = POPULAR_ABOVE
 ) -> list[str]:
-    """Listed models with more than ``above`` subscribers with access: the scheduled ones."""
-    counts = subscribers_with_access(subscriptions).group_by("model_id").agg(pl.len().alias("n"))
+    """Listed models with more than ``above`` subscribers with access at ``now``: the scheduled ones."""
+    counts = subscribers_with_access(subscriptions, now).group_by("model_id").agg(pl.len().alias("n"))
     listed = conform(model_status, MODEL_STATUS).filter(pl.col("status") == "listed").select("model_id")
     return sorted(counts.filter(pl.col("n") > above).join(listed, on="model_id")["model_id"].to_list())
 

@@ -19,7 +19,7 @@ import json
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
 from pydantic import (
@@ -117,6 +117,10 @@ else:
 # ---- sharing ------------------------------------------------------------------------------------
 
 
+DEFAULT_TRIAL_DAYS = 7
+"""A paid model's trial unless its creator sets 0-30 days (SPEC 6)."""
+
+
 class Sharing(Frozen):
     """Marketplace settings. Prices are dollars in the JSON (as in the seed) and cents in code."""
 
@@ -133,7 +137,28 @@ class Sharing(Frozen):
     revenue_share: Annotated[
         float, Field(description=f"The creator's share; must be {CREATOR_SHARE_PERCENT / 100}")
     ] = CREATOR_SHARE_PERCENT / 100
-    trial_days: Annotated[int, Field(ge=0, le=30)] = 0
+    trial_days: Annotated[
+        int,
+        Field(
+            ge=0,
+            le=30,
+            description=f"Free days before a paid model's first invoice: 0-30, {DEFAULT_TRIAL_DAYS} unless "
+            "given (free models: 0).",
+        ),
+    ] = 0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_trial(cls, data: Any) -> Any:
+        """SPEC 6 (seed Q7): a paid model's trial is 7 days unless its creator says otherwise."""
+        if not isinstance(data, Mapping) or "trial_days" in data:
+            return data
+        price = data.get("price_per_month", data.get("price_cents"))
+        try:
+            paid = price is not None and not isinstance(price, bool) and Decimal(str(price)) > 0
+        except InvalidOperation:  # not a number: the price's own check names it
+            return data
+        return {**data, "trial_days": DEFAULT_TRIAL_DAYS if paid else 0}
 
     @model_validator(mode="before")
     @classmethod

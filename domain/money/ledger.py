@@ -51,7 +51,7 @@ from typing import Any, Literal
 import polars as pl
 
 from domain.money.pricing import CREATOR_SHARE_PERCENT
-from domain.money.subscriptions import META_CREATOR, META_MODEL
+from domain.money.subscriptions import META_CREATOR, META_MODEL, invoice_metadata
 from domain.tables.schemas import UTC_TS
 
 CLEARING = "stripe_clearing"
@@ -175,28 +175,11 @@ def _id(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _owner_of(metadata: Mapping[str, Any] | None) -> Owner | None:
-    metadata = metadata or {}
-    model, creator = metadata.get(META_MODEL), metadata.get(META_CREATOR)
-    return Owner(model, creator) if model and creator else None
-
-
 def invoice_owner(invoice: Mapping[str, Any]) -> Owner | None:
-    """The model and creator an invoice pays for, from the subscription metadata Stripe copies onto it.
-
-    Looked up, in order, in ``subscription_details.metadata`` (API 2023-08 to 2025-02),
-    ``parent.subscription_details.metadata`` (API 2025-03-31 and later), each line's ``metadata``
-    (subscription lines reflect the subscription's metadata), then the invoice's own ``metadata``.
-    """
-    parent = invoice.get("parent") or {}
-    lines = (invoice.get("lines") or {}).get("data") or []
-    candidates = [
-        (invoice.get("subscription_details") or {}).get("metadata"),
-        (parent.get("subscription_details") or {}).get("metadata"),
-        *(line.get("metadata") for line in lines),
-        invoice.get("metadata"),
-    ]
-    return next((owner for meta in candidates if (owner := _owner_of(meta))), None)
+    """The model and creator an invoice pays for, from the subscription metadata Stripe copies onto it
+    (:func:`domain.money.subscriptions.invoice_metadata`)."""
+    metadata = invoice_metadata(invoice)
+    return Owner(metadata[META_MODEL], metadata[META_CREATOR]) if metadata else None
 
 
 def invoice_payment_ids(invoice: Mapping[str, Any]) -> tuple[str | None, str | None]:
