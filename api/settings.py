@@ -11,7 +11,7 @@ from typing import Literal, TypeVar
 
 from api.auth import DEFAULT_TTL_SECONDS
 from domain.errors import UserError
-from stores.layout import JWT_SECRET_FILE, SERVING_DIR
+from stores.layout import JWT_SECRET_FILE, SERVING_DIR, check_terms_version
 from stores.secrets import dev_jwt_secret
 
 MIN_SECRET_BYTES = 32
@@ -41,6 +41,12 @@ class ApiSettings:
     ``read_window_seconds`` in each worker process, in bursts of up to all of them (``api/rate_limit.py``);
     0 turns the limit off."""
     read_window_seconds: float = 60.0
+    creator_terms_version: str = "2026-12-01"
+    """The creator terms a creator must accept (``POST /creators/me/terms``) to publish paid models."""
+    onboarding_refresh_url: str = "http://localhost:3000/creators/payout-account/refresh"
+    """Where Stripe sends a creator whose onboarding link expired (the page asks for a new one)."""
+    onboarding_return_url: str = "http://localhost:3000/creators/payout-account"
+    """Where Stripe sends a creator who left onboarding (finished or not)."""
 
     def __post_init__(self) -> None:
         if self.environment not in ("development", "production"):
@@ -54,6 +60,10 @@ class ApiSettings:
             raise SettingsError("ODDSFORGE_TOKEN_MAX_HOURS must be positive")
         if self.read_limit < 0 or not 0 < self.read_window_seconds < math.inf:
             raise SettingsError("ODDSFORGE_READ_LIMIT must be >= 0 and ODDSFORGE_READ_WINDOW_SECONDS > 0")
+        try:
+            check_terms_version(self.creator_terms_version)
+        except ValueError as exc:
+            raise SettingsError(f"ODDSFORGE_CREATOR_TERMS_VERSION: {exc}") from None
 
     @property
     def serving_dir(self) -> Path:
@@ -67,7 +77,9 @@ class ApiSettings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ApiSettings:
         """Settings from ``ODDSFORGE_WAREHOUSE_DIR``, ``ODDSFORGE_JWT_SECRET``, ``ODDSFORGE_ENV``,
-        ``ODDSFORGE_TOKEN_MAX_HOURS``, ``ODDSFORGE_READ_LIMIT`` and ``ODDSFORGE_READ_WINDOW_SECONDS``.
+        ``ODDSFORGE_TOKEN_MAX_HOURS``, ``ODDSFORGE_READ_LIMIT``, ``ODDSFORGE_READ_WINDOW_SECONDS``,
+        ``ODDSFORGE_CREATOR_TERMS_VERSION``, ``ODDSFORGE_ONBOARDING_REFRESH_URL`` and
+        ``ODDSFORGE_ONBOARDING_RETURN_URL``.
 
         Without ``ODDSFORGE_JWT_SECRET`` in development the secret is the warehouse directory's own
         (``{warehouse}/jwt-secret``, generated on first use, mode 0600), so tokens minted by
@@ -88,6 +100,9 @@ class ApiSettings:
             jwt_secret_file=secret_file,
             read_limit=_number(env, "ODDSFORGE_READ_LIMIT", int, cls.read_limit),
             read_window_seconds=_number(env, "ODDSFORGE_READ_WINDOW_SECONDS", float, cls.read_window_seconds),
+            creator_terms_version=env.get("ODDSFORGE_CREATOR_TERMS_VERSION") or cls.creator_terms_version,
+            onboarding_refresh_url=env.get("ODDSFORGE_ONBOARDING_REFRESH_URL") or cls.onboarding_refresh_url,
+            onboarding_return_url=env.get("ODDSFORGE_ONBOARDING_RETURN_URL") or cls.onboarding_return_url,
         )
 
 

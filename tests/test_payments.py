@@ -228,8 +228,8 @@ def test_subscription_with_trial(payments: Payments, stripe_server: StripeServer
 def test_transfer_with_the_same_key_creates_one_transfer(
     payments: Payments, stripe_server: StripeServer
 ) -> None:
-    account = payments.ensure_connect_account("c1")
-    assert payments.ensure_connect_account("c1") == account
+    account = payments.ensure_connect_account("c1")["id"]
+    assert payments.ensure_connect_account("c1")["id"] == account
     first = payments.create_transfer(5_349, account, "payout:c1:2024-02", {"creator_id": "c1"})
     again = payments.create_transfer(5_349, account, "payout:c1:2024-02", {"creator_id": "c1"})
     assert again == first
@@ -251,7 +251,8 @@ def test_every_post_carries_a_business_idempotency_key(
     _, price_id = payments.ensure_product_and_price("m1", "Sharp Spreads", 999, None)
     customer = payments.ensure_customer("u1")
     payments.create_subscription(customer, price_id, 0, subscription_metadata("m1", "c1", "u1"), attempt=2)
-    account = payments.ensure_connect_account("c1")
+    account = payments.ensure_connect_account("c1")["id"]
+    link = payments.create_onboarding_link(account, "https://x.test/refresh", "https://x.test/back", "link:1")
     payments.create_transfer(5_000, account, "payout:c1:2024-01", {})
     keys = [r.idempotency_key for r in stripe_server.requests if r.method == "POST"]
     assert keys == [
@@ -259,9 +260,18 @@ def test_every_post_carries_a_business_idempotency_key(
         "price:m1:999:first",
         "customer:u1",
         "sub:u1:m1:2",
-        "account:c1",
+        "connect-account:c1",
+        "link:1",
         "payout:c1:2024-01",
     ]
+    assert link.startswith("https://")
+    (request,) = [r for r in stripe_server.requests if r.path == "/v1/account_links"]
+    assert request.params == {
+        "account": account,
+        "type": "account_onboarding",
+        "refresh_url": "https://x.test/refresh",
+        "return_url": "https://x.test/back",
+    }
     (sub,) = stripe_server.objects("subscription")
     assert sub["status"] == "incomplete"  # no trial: waits for the first payment
 
@@ -277,7 +287,7 @@ def test_payments_from_env_resolves_secrets_at_run_time(
 
     @dg.asset
     def connect_account(payments: dg.ResourceParam[Payments]) -> str:
-        return payments.ensure_connect_account("c7")
+        return payments.ensure_connect_account("c7")["id"]
 
     result = dg.materialize([connect_account], resources={"payments": unresolved})
     assert result.output_for_node("connect_account") == stripe_server.objects("account")[0]["id"]
