@@ -140,8 +140,8 @@ def apply_account_event(lake: Lake, event: Mapping[str, Any]) -> bool:
                 "account.updated %s: %s is no creator's payout account", event["id"], state.account_id
             )
             return False
+        key = account_state_key(known.creator_id, int(event["created"]), event["id"])  # checks the time
         at = dt.datetime.fromtimestamp(int(event["created"]), dt.UTC)
-        key = account_state_key(known.creator_id, int(event["created"]), event["id"])
     except (ValueError, TypeError, KeyError) as exc:
         log.warning("account.updated %s not applied: %s", event.get("id"), exc)
         return False

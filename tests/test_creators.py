@@ -16,6 +16,7 @@ import pytest
 from api.app import create_app
 from api.auth import mint_token
 from api.settings import ApiSettings, SettingsError
+from domain.money.accounts import AccountState, account_creator, account_state
 from services.backtests import record_backtest
 from services.payments import Payments
 from stores.audit import read_audit
@@ -253,3 +254,14 @@ def test_the_terms_version_comes_from_the_environment(tmp_path: Path) -> None:
     assert ApiSettings.from_env(env).creator_terms_version == "2027-03-01"
     with pytest.raises(SettingsError, match="ODDSFORGE_CREATOR_TERMS_VERSION"):
         ApiSettings.from_env(base | {"ODDSFORGE_CREATOR_TERMS_VERSION": "../x"})
+
+
+def test_an_account_state_reads_stripe_s_account_object() -> None:
+    account = account_updated("acct_1", "c1", "2025-12-01T00:00:00", False, True, ("external_account",))
+    obj = account["data"]["object"]
+    assert account_state(obj) == AccountState("acct_1", True, False, ("external_account",))
+    assert account_state(obj | {"requirements": None}).requirements_due == ()
+    assert account_creator(obj) == "c1" and account_creator(obj | {"metadata": {}}) is None
+    for broken in ({**obj, "object": "customer"}, {**obj, "requirements": {"currently_due": [1]}}):
+        with pytest.raises(ValueError):
+            account_state(broken)

@@ -189,7 +189,8 @@ def _state(account: PayoutAccount) -> PayoutAccountState:
 
 class TermsRequest(BaseModel):
     version: str = Field(
-        max_length=64, description="The version accepted: the current one (see `GET /legal`)."
+        max_length=64,
+        description="The version accepted: the current one (a wrong one is refused, naming it).",
     )
 
 
