@@ -11,11 +11,11 @@ from typing import Literal, TypeVar
 
 from api.auth import DEFAULT_TTL_SECONDS
 from domain.errors import UserError
-from stores.layout import JWT_SECRET_FILE, SERVING_DIR
+from stores.layout import JWT_SECRET_FILE, SERVING_DIR, check_terms_version
 from stores.secrets import dev_jwt_secret
 
 DEFAULT_WEB_URL = "http://localhost:3000"
-"""Where the web client runs in development: Stripe sends subscribers back to its pages."""
+"""Where the web client runs in development: Stripe sends subscribers and creators back to its pages."""
 MIN_SECRET_BYTES = 32
 """RFC 7518 section 3.2: an HS256 key must be at least as long as the hash output (256 bits)."""
 
@@ -50,6 +50,12 @@ class ApiSettings:
     """Where Stripe Checkout sends a subscriber who gave up."""
     billing_return_url: str = f"{DEFAULT_WEB_URL}/account"
     """Where the Stripe billing portal sends a subscriber back to."""
+    creator_terms_version: str = "2026-12-01"
+    """The creator terms a creator must accept (``POST /creators/me/terms``) to publish paid models."""
+    onboarding_refresh_url: str = f"{DEFAULT_WEB_URL}/creators/payout-account/refresh"
+    """Where Stripe sends a creator whose onboarding link expired (the page asks for a new one)."""
+    onboarding_return_url: str = f"{DEFAULT_WEB_URL}/creators/payout-account"
+    """Where Stripe sends a creator who left onboarding (finished or not)."""
 
     def __post_init__(self) -> None:
         if self.environment not in ("development", "production"):
@@ -66,6 +72,10 @@ class ApiSettings:
         for name, url in _URL_SETTINGS.items():
             if not getattr(self, url).startswith(("https://", "http://")):
                 raise SettingsError(f"{name} must be an http(s) URL, not {getattr(self, url)!r}")
+        try:
+            check_terms_version(self.creator_terms_version)
+        except ValueError as exc:
+            raise SettingsError(f"ODDSFORGE_CREATOR_TERMS_VERSION: {exc}") from None
 
     @property
     def serving_dir(self) -> Path:
@@ -79,10 +89,9 @@ class ApiSettings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ApiSettings:
         """Settings from ``ODDSFORGE_WAREHOUSE_DIR``, ``ODDSFORGE_JWT_SECRET``, ``ODDSFORGE_ENV``,
-        ``ODDSFORGE_TOKEN_MAX_HOURS``, ``ODDSFORGE_READ_LIMIT``, ``ODDSFORGE_READ_WINDOW_SECONDS`` and
-        the web client's pages Stripe sends subscribers to: ``ODDSFORGE_CHECKOUT_SUCCESS_URL``,
-        ``ODDSFORGE_CHECKOUT_CANCEL_URL`` and ``ODDSFORGE_BILLING_RETURN_URL`` (defaults under
-        :data:`DEFAULT_WEB_URL`).
+        ``ODDSFORGE_TOKEN_MAX_HOURS``, ``ODDSFORGE_READ_LIMIT``, ``ODDSFORGE_READ_WINDOW_SECONDS``,
+        ``ODDSFORGE_CREATOR_TERMS_VERSION`` and the web client's pages Stripe sends people back to
+        (:data:`_URL_SETTINGS`, defaults under :data:`DEFAULT_WEB_URL`).
 
         Without ``ODDSFORGE_JWT_SECRET`` in development the secret is the warehouse directory's own
         (``{warehouse}/jwt-secret``, generated on first use, mode 0600), so tokens minted by
@@ -104,6 +113,7 @@ class ApiSettings:
             read_limit=_number(env, "ODDSFORGE_READ_LIMIT", int, cls.read_limit),
             read_window_seconds=_number(env, "ODDSFORGE_READ_WINDOW_SECONDS", float, cls.read_window_seconds),
             **{url: env.get(name) or getattr(cls, url) for name, url in _URL_SETTINGS.items()},
+            creator_terms_version=env.get("ODDSFORGE_CREATOR_TERMS_VERSION") or cls.creator_terms_version,
         )
 
 
@@ -111,8 +121,10 @@ _URL_SETTINGS = {
     "ODDSFORGE_CHECKOUT_SUCCESS_URL": "checkout_success_url",
     "ODDSFORGE_CHECKOUT_CANCEL_URL": "checkout_cancel_url",
     "ODDSFORGE_BILLING_RETURN_URL": "billing_return_url",
+    "ODDSFORGE_ONBOARDING_REFRESH_URL": "onboarding_refresh_url",
+    "ODDSFORGE_ONBOARDING_RETURN_URL": "onboarding_return_url",
 }
-"""Environment variable -> setting, for the pages Stripe sends subscribers to."""
+"""Environment variable -> setting, for the pages Stripe sends subscribers and creators to."""
 
 
 def _max_ttl_seconds(hours: str | None) -> int:

@@ -5,7 +5,8 @@ inbox sensor asks for a ``ledger`` run when new events (or recorded payout trans
 posts exactly the objects it has not posted yet (``stores.ledger``), retries events that
 could not be attributed last time, and is checked to balance before anything downstream reads it.
 ``payouts`` runs per month on the 1st for the month before (``stores.payouts``): intents are
-recorded before Stripe is called, so re-running a month never pays anyone twice.
+recorded before Stripe is called, so re-running a month never pays anyone twice; creators who have
+not finished onboarding (``stores.payout_accounts``) wait, their balance carried over.
 
 No ``from __future__ import annotations`` here: Dagster reads resource annotations unevaluated.
 """
@@ -116,7 +117,9 @@ def creator_balances(lake: dg.ResourceParam[Lake]) -> dg.MaterializeResult:
     description=f"The month's creator payouts (tables/payouts/{{YYYY-MM}}.parquet): every creator whose "
     f"balance at the month's end reaches {PAYOUT_MINIMUM_CENTS} cents is paid all of it through a Stripe "
     "Transfer keyed payout:{creator}:{YYYY-MM}, recorded before Stripe is called; smaller balances "
-    "carry over and negative ones net off later payouts.",
+    "carry over and negative ones net off later payouts. A creator whose payout account cannot receive "
+    "transfers yet is recorded awaiting_onboarding and the balance carries over to the first month "
+    "after onboarding.",
 )
 def payouts(
     context: dg.AssetExecutionContext,

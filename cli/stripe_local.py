@@ -429,6 +429,10 @@ class StripeServer:
 
     def _create(self, resource: str, params: dict[str, Any], now: int) -> dict[str, Any]:
         obj = copy.deepcopy(self.spec.fixtures[resource])
+        if "id" not in obj:  # an object without an id (an account link) is answered, never stored
+            _merge(obj, params)
+            obj["created"] = now
+            return obj
         object_id = params.get("id") or f"{obj['id'].split('_', 1)[0]}_local{next(self._ids):012d}"
         if object_id in self._objects:
             message = f"Object already exists: {resource} with id {object_id}"

@@ -5,12 +5,14 @@ the thin resource in ``resources/payments.py``).
 
 Every POST carries an idempotency key derived from the business key (``product:{model_id}``,
 ``price:{model_id}:{cents}:{previous price}``, ``customer:{user_id}``,
-``checkout:{user}:{model}:{price}:{n}``, ``portal:{customer}:{unix second}``, ``account:{creator_id}``,
+``checkout:{user}:{model}:{price}:{n}``, ``portal:{customer}:{unix second}``,
+``connect-account:{creator_id}``, ``account-link:{creator_id}:{request time}``,
 ``payout:{creator_id}:{YYYY-MM}``), so a retried or re-run step never creates a second object:
 Stripe answers a repeated key with the first response. Stripe keeps keys for 24 hours, so callers
-store the ids these methods return (the seed's ``stripe_customer_id``, ``stripe_price_id``, and the
-Checkout Session that leads to each ``stripe_subscription_id``) and call a create only when they hold
-none. Products get a deterministic id (``model_{model_id}``) and are idempotent for ever.
+store the ids these methods return (the seed's ``stripe_customer_id``, ``stripe_price_id``, the
+Checkout Session that leads to each ``stripe_subscription_id``, the creator's Connect account) and
+call a create only when they hold none. Products get a deterministic id (``model_{model_id}``) and
+are idempotent for ever.
 
 ``api_base`` points the SDK at another server (``STRIPE_API_BASE``), which is how the tests run
 against a local server that checks each request against Stripe's OpenAPI description.
@@ -24,6 +26,7 @@ from typing import Any
 
 import stripe
 
+from domain.money.accounts import CREATOR_METADATA
 from domain.money.subscriptions import META_MODEL, META_USER
 
 CURRENCY = "usd"
@@ -197,17 +200,34 @@ class Payments:
         return sub.status
 
     # -- creators ----------------------------------------------------------------------------------
-    def ensure_connect_account(self, creator_id: str, email: str | None = None) -> str:
-        """An Express Connect account able to receive transfers, one per creator."""
+    def ensure_connect_account(self, creator_id: str, email: str | None = None) -> dict[str, Any]:
+        """An Express Connect account for ``creator_id`` (one per creator, however often this is
+        retried within Stripe's 24 hours: callers store its id), as Stripe's account object."""
         params: dict[str, Any] = {
             "type": "express",
             "capabilities": {"transfers": {"requested": True}},
-            "metadata": {"creator_id": creator_id},
+            "metadata": {CREATOR_METADATA: creator_id},
         }
         if email:
             params["email"] = email
-        account = self.client.v1.accounts.create(params, {"idempotency_key": f"account:{creator_id}"})
-        return account.id
+        account = self.client.v1.accounts.create(params, {"idempotency_key": f"connect-account:{creator_id}"})
+        return account.to_dict()
+
+    def create_onboarding_link(
+        self, account_id: str, refresh_url: str, return_url: str, idempotency_key: str
+    ) -> str:
+        """The URL of a fresh Account Link to Stripe's onboarding for ``account_id`` (single use, valid
+        for minutes: make one per request; ``idempotency_key`` names the request)."""
+        link = self.client.v1.account_links.create(
+            {
+                "account": account_id,
+                "type": "account_onboarding",
+                "refresh_url": refresh_url,
+                "return_url": return_url,
+            },
+            {"idempotency_key": idempotency_key},
+        )
+        return link.url
 
     def create_transfer(
         self, amount_cents: int, destination: str, idempotency_key: str, metadata: dict[str, str]

@@ -25,7 +25,9 @@ who writes it::
         reviews/{model_id}/v{n:06d}.json              the decision on version n       ``oddsforge review``
         backtests/{model_id}/v{n:06d}/{from}_{to}.json    a backtest report           CLI, API
         stripe/events/{event_id}.json                 a verified Stripe event         API webhook
-        stripe/accounts/{creator_id}.json             a creator's Connect account     payouts asset
+        stripe/accounts/{creator_id}.json             a creator's Connect account     API (onboarding)
+        stripe/account_states/{creator_id}/
+            {created:010d}-{event_id}.json            its state from account.updated  API webhook
         stripe/prices/{model_id}/{price_cents}.json   a model's product and price     API
         stripe/customers/{user_id}.json               a user's Stripe customer        API
         stripe/subscriptions/{user_id}/{model_id}/
@@ -35,6 +37,7 @@ who writes it::
         payouts/{month}/{creator_id}.json             a payout's intent               payouts asset
         payouts/{month}/attempts/{creator_id}.json    before Stripe is first called   payouts asset
         payouts/{month}/transfers/{creator_id}.json   the Transfer Stripe returned    payouts asset
+        creator_terms/{user_id}/{version}.json        acceptance of creator terms     API
         audit/{record_id}.json                        one operator or money action    whoever acts
     cache/analyses/{model_id}/v{n:06d}/{day}.parquet  an on-demand run's analyses     API
     cache/ratelimits/analyze/{user_id}/{ms:013d}-{8 hex}  one uncached on-demand run  API
@@ -89,11 +92,13 @@ REVIEWS_INBOX = f"{INBOX}reviews/"
 BACKTESTS_INBOX = f"{INBOX}backtests/"
 STRIPE_EVENTS_INBOX = f"{INBOX}stripe/events/"
 STRIPE_ACCOUNTS_INBOX = f"{INBOX}stripe/accounts/"
+STRIPE_ACCOUNT_STATES_INBOX = f"{INBOX}stripe/account_states/"
 STRIPE_PRICES_INBOX = f"{INBOX}stripe/prices/"
 STRIPE_CUSTOMERS_INBOX = f"{INBOX}stripe/customers/"
 STRIPE_SUBSCRIPTIONS_INBOX = f"{INBOX}stripe/subscriptions/"
 PAYOUTS_INBOX = f"{INBOX}payouts/"
 AUDIT_INBOX = f"{INBOX}audit/"
+CREATOR_TERMS_INBOX = f"{INBOX}creator_terms/"
 LEDGER_PREFIX = f"{TABLES}ledger/"
 PAYOUTS_TABLE_PREFIX = f"{TABLES}payouts/"
 ALERTS_PREFIX = f"{TABLES}alerts/"
@@ -124,6 +129,8 @@ _MODEL_KEY = re.compile(rf"{MODELS_INBOX}([^/]+)/([^/]+)/(?:v(\d{{6}})|archived)
 _SUBSCRIPTION_KEY = re.compile(rf"{SUBSCRIPTIONS_INBOX}([^/]+)/([^/]+)/(\d{{6}})\.json")
 _REVIEW_KEY = re.compile(rf"{REVIEWS_INBOX}([^/]+)/v(\d{{6}})\.json")
 _STRIPE_EVENT_ID = re.compile(r"evt_[A-Za-z0-9_]{1,200}")
+_STRIPE_ACCOUNT_KEY = re.compile(rf"{STRIPE_ACCOUNTS_INBOX}([^/]+)\.json")
+_TERMS_VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _PAID_ATTEMPT = re.compile(r"(\d{6})\.json")
 _ANALYZE_RUN_KEY = re.compile(rf"{ANALYZE_RUNS}[^/]+/(\d+)-[0-9a-f]+")
 _SERVING_SNAPSHOT = re.compile(r"serving-[A-Za-z0-9._-]+\.duckdb")
@@ -387,7 +394,28 @@ def stripe_event_key(event_id: str) -> str:
 
 
 def stripe_account_key(creator_id: str) -> str:
-    return f"{STRIPE_ACCOUNTS_INBOX}{creator_id}.json"
+    """A creator's Connect account id (created once, on the creator's request)."""
+    return f"{STRIPE_ACCOUNTS_INBOX}{check_user_id(creator_id)}.json"
+
+
+def stripe_account_creator(key: str) -> str | None:
+    """The creator whose Connect account ``key`` records; None for anything else."""
+    match = _STRIPE_ACCOUNT_KEY.fullmatch(key)
+    return None if match is None else match[1]
+
+
+def account_states_prefix(creator_id: str) -> str:
+    return f"{STRIPE_ACCOUNT_STATES_INBOX}{check_user_id(creator_id)}/"
+
+
+def account_state_key(creator_id: str, event_created: int, event_id: str) -> str:
+    """The account's state as an ``account.updated`` event reported it: keys sort by the event's
+    creation time (then id), so the last key of a creator's folder is the current state."""
+    if not 0 <= event_created < 10**10:
+        raise ValueError(f"event time {event_created} is not a Unix time in seconds")
+    if not _STRIPE_EVENT_ID.fullmatch(event_id):
+        raise ValueError(f"{event_id!r} is not a Stripe event id")
+    return f"{account_states_prefix(creator_id)}{event_created:010d}-{event_id}.json"
 
 
 def stripe_customer_key(user_id: str) -> str:
@@ -439,6 +467,22 @@ def payout_attempt_key(month: str, creator_id: str) -> str:
 
 def payout_transfer_key(month: str, creator_id: str) -> str:
     return f"{payouts_month_prefix(month)}transfers/{creator_id}.json"
+
+
+def creator_terms_prefix(user_id: str) -> str:
+    return f"{CREATOR_TERMS_INBOX}{check_user_id(user_id)}/"
+
+
+def check_terms_version(version: str) -> str:
+    """``version`` if it can name a terms version in a key (a date or a name: letters, digits, ``. _ -``)."""
+    if not _TERMS_VERSION.fullmatch(version):
+        raise ValueError(f"{version!r} is not a terms version (letters, digits, . _ -; at most 64)")
+    return version
+
+
+def creator_terms_key(user_id: str, version: str) -> str:
+    """``user_id``'s acceptance of the creator terms ``version``."""
+    return f"{creator_terms_prefix(user_id)}{check_terms_version(version)}.json"
 
 
 def is_payout_intent_key(key: str) -> bool:

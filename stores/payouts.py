@@ -1,17 +1,21 @@
 """Monthly creator payouts: records in the lake first, then Stripe Transfers under the same key.
 
-Every object is created once with ``Lake.put_new``: a payout's intent (key, creator, amount), an
-attempt marker written just before Stripe is first called, the Transfer Stripe returned, and the
-creator's Connect account id; the month's records with their status go to
-``tables/payouts/{YYYY-MM}.parquet``. Keys: ``stores/layout.py``.
+Every object is created once with ``Lake.put_new``: a payout's intent (key, creator, amount, and
+whether it awaits the creator's onboarding), an attempt marker written just before Stripe is first
+called, and the Transfer Stripe returned; the month's records with their status go to
+``tables/payouts/{YYYY-MM}.parquet``. Keys: ``stores/layout.py``. The creator's Connect account is
+the one they opened (``stores.payout_accounts``): a payout never creates one.
 
 A run of a month (:func:`pay_month`) plans with :func:`domain.money.payouts.plan_payouts` against every
-intent already recorded, writes the new intents, then completes every intent of the month that has
-no recorded Transfer: with Stripe configured it calls ``create_transfer`` with the payout key
-``payout:{creator}:{YYYY-MM}`` as idempotency key, so a run that died after Stripe answered gets the
-same Transfer back on the re-run; without Stripe the intent stays ``pending_stripe`` and no money
-moves. An intent whose first call is over :data:`STRIPE_KEY_MEMORY` old is not retried (Stripe has
-forgotten the key by then): it is reported ``unconfirmed`` for an operator.
+intent already recorded and the creators whose accounts can receive transfers, writes the new intents,
+then completes every intent of the month that has no recorded Transfer. An intent awaiting onboarding is
+final for its month and moves no money (its amount carries over). Otherwise, with Stripe configured it
+calls ``create_transfer`` with the payout key ``payout:{creator}:{YYYY-MM}`` as idempotency key, so a
+run that died after Stripe answered gets the same Transfer back on the re-run; without Stripe the intent
+stays ``pending_stripe`` and no money moves. An intent whose first call is over
+:data:`STRIPE_KEY_MEMORY` old is not retried (Stripe has forgotten the key by then): it is reported
+``unconfirmed`` for an operator. Each payout paid or awaiting onboarding appends one audit record under
+its payout key.
 """
 
 from __future__ import annotations
@@ -24,9 +28,18 @@ from typing import Any
 import polars as pl
 import stripe
 
+from domain.compliance.audit import AuditRecord
 from domain.money.earnings import PAYOUT_RECORDS, records_frame
-from domain.money.payouts import PAYOUTS, PayoutPlan, month_bounds, payout_key, plan_payouts
+from domain.money.payouts import (
+    AWAITING_ONBOARDING,
+    PAYOUTS,
+    PayoutPlan,
+    month_bounds,
+    payout_key,
+    plan_payouts,
+)
 from services.payments import Payments
+from stores.audit import append
 from stores.lake import Lake
 from stores.layout import (
     PAYOUTS_INBOX,
@@ -37,8 +50,8 @@ from stores.layout import (
     payout_transfer_key,
     payouts_month_prefix,
     payouts_table_key,
-    stripe_account_key,
 )
+from stores.payout_accounts import payable_creators, payout_account
 
 STRIPE_KEY_MEMORY = dt.timedelta(hours=23)
 """Stripe keeps idempotency keys for at least 24 hours; an hour of margin."""
@@ -60,13 +73,20 @@ def recorded_payouts(lake: Lake) -> pl.DataFrame:
     """Every payout intent (any month) as :data:`domain.money.payouts.PAYOUTS` rows: what has been paid or
     set aside. Read from the intents, not the table, so a run that died before writing its table
     still counts."""
-    tables = [k for k in lake.list_keys(PAYOUTS_TABLE_PREFIX) if k.endswith(".parquet")]
-    known = lake.read_parquet(tables, PAYOUT_RECORDS).select(list(PAYOUTS)).cast(PAYOUTS)
+    known = read_payout_records(lake).with_columns(
+        (pl.col("status") == AWAITING_ONBOARDING).alias("awaiting_onboarding")
+    )
     keys = {payout_intent_key(m, c) for m, c in known.select("month", "creator_id").iter_rows()}
     missing = [k for k in lake.list_keys(PAYOUTS_INBOX) if is_payout_intent_key(k) and k not in keys]
-    rows = [_read(lake, k) for k in missing]
-    extra = pl.DataFrame([{c: r[c] for c in PAYOUTS} for r in rows], schema=PAYOUTS)
-    return pl.concat([known, extra])
+    extra = pl.DataFrame([_intent_row(_read(lake, k)) for k in missing], schema=PAYOUTS)
+    return pl.concat([known.select(list(PAYOUTS)), extra])
+
+
+def _intent_row(intent: dict[str, Any]) -> dict[str, Any]:
+    """An intent's :data:`domain.money.payouts.PAYOUTS` row (intents older than onboarding lack the flag)."""
+    return {c: intent[c] for c in PAYOUTS if c != "awaiting_onboarding"} | {
+        "awaiting_onboarding": intent.get("awaiting_onboarding", False)
+    }
 
 
 def read_payout_records(lake: Lake, creator_id: str | None = None) -> pl.DataFrame:
@@ -74,16 +94,6 @@ def read_payout_records(lake: Lake, creator_id: str | None = None) -> pl.DataFra
     keys = [k for k in lake.list_keys(PAYOUTS_TABLE_PREFIX) if k.endswith(".parquet")]
     table = lake.read_parquet(keys, PAYOUT_RECORDS).cast(PAYOUT_RECORDS)
     return table if creator_id is None else table.filter(pl.col("creator_id") == creator_id)
-
-
-def connect_account(lake: Lake, payments: Payments, creator_id: str) -> str:
-    """The creator's Connect account id: stored once created (Stripe forgets idempotency keys)."""
-    key = stripe_account_key(creator_id)
-    if lake.exists(key):
-        return _read(lake, key)["account_id"]
-    account = payments.ensure_connect_account(creator_id)
-    lake.put_new(key, _json({"creator_id": creator_id, "account_id": account}))
-    return _read(lake, key)["account_id"]
 
 
 @dataclass
@@ -108,7 +118,7 @@ def pay_month(
     """Plan, record and (with Stripe) transfer the payouts of ``month``; see the module notes."""
     if now < month_bounds(month)[1]:
         raise ValueError(f"month {month} has not ended yet (now {now:%Y-%m-%d %H:%M} UTC)")
-    plans = plan_payouts(ledger, month, recorded_payouts(lake))
+    plans = plan_payouts(ledger, month, recorded_payouts(lake), payable=payable_creators(lake))
     run = MonthRun(month, payments is not None, pl.DataFrame(schema=PAYOUT_RECORDS))
     for plan in plans:
         intent = {
@@ -116,6 +126,7 @@ def pay_month(
             "creator_id": plan.creator_id,
             "month": month,
             "amount_cents": plan.amount_cents,
+            "awaiting_onboarding": plan.awaiting_onboarding,
             "planned_at": now.isoformat(),
         }
         if lake.put_new(payout_intent_key(month, plan.creator_id), _json(intent)):
@@ -131,15 +142,24 @@ def _complete(
 ) -> dict[str, Any]:
     """The record of one intent, calling Stripe when its Transfer is not recorded yet."""
     month, creator = intent["month"], intent["creator_id"]
-    record = {c: intent[c] for c in PAYOUTS} | {"planned_at": _ts(intent["planned_at"])}
+    record = _intent_row(intent) | {"planned_at": _ts(intent["planned_at"])}
+    if record["awaiting_onboarding"]:
+        _audit(
+            lake, intent, "payout.awaiting_onboarding", intent["planned_at"], {"status": AWAITING_ONBOARDING}
+        )
+        detail = "the creator's payout account could not receive transfers: the balance carries over"
+        return record | {"status": AWAITING_ONBOARDING, "detail": detail}
     done = payout_transfer_key(month, creator)
     if lake.exists(done):
-        result = _read(lake, done)
-        return record | _paid(result)
+        return record | _paid(lake, intent, _read(lake, done))
     if payments is None:
         return record | {"status": "pending_stripe", "detail": "STRIPE_API_KEY is not configured"}
+    account = payout_account(lake, creator)
+    if account is None:  # an intent recorded before payouts waited for onboarding
+        run.errors[creator] = "the creator has no payout account: they must start onboarding"
+        return record | {"status": "failed", "detail": run.errors[creator]}
+    destination = account.account_id
     try:
-        destination = connect_account(lake, payments, creator)
         lake.put_new(payout_attempt_key(month, creator), _json({"first_attempt_at": now.isoformat()}))
         first = dt.datetime.fromisoformat(_read(lake, payout_attempt_key(month, creator))["first_attempt_at"])
         if now - first > STRIPE_KEY_MEMORY:
@@ -165,13 +185,28 @@ def _complete(
     }
     lake.put_new(done, _json(result))
     run.transferred.append(creator)
-    return record | _paid(_read(lake, done))
+    return record | _paid(lake, intent, _read(lake, done))
 
 
-def _paid(result: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "status": "paid",
-        "transfer_id": result["transfer_id"],
-        "destination": result["destination"],
-        "paid_at": _ts(result["paid_at"]),
-    }
+def _paid(lake: Lake, intent: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
+    """The record's fields of a recorded Transfer (and its audit record, appended once)."""
+    moved = {"status": "paid", "transfer_id": result["transfer_id"], "destination": result["destination"]}
+    _audit(lake, intent, "payout.transferred", result["paid_at"], moved)
+    return moved | {"paid_at": _ts(result["paid_at"])}
+
+
+def _audit(lake: Lake, intent: dict[str, Any], action: str, at: str, outcome: dict[str, Any]) -> None:
+    """One audit record per payout, under its payout key (a re-run appends nothing)."""
+    payout = {k: intent[k] for k in ("creator_id", "month", "amount_cents")}
+    append(
+        lake,
+        AuditRecord(
+            business_key=intent["payout_key"],
+            at=dt.datetime.fromisoformat(at),
+            actor="pipeline",
+            action=action,
+            object_type="payout",
+            object_id=intent["payout_key"],
+            after=payout | outcome,
+        ),
+    )

@@ -33,6 +33,8 @@ OTHER_KINDS = [
     layout.paid_attempt_key("bob", MODEL, 2),
     layout.payout_intent_key("2025-01", "alice"),
     layout.payout_transfer_key("2025-01", "alice"),
+    layout.account_state_key("alice", 1_764_000_000, "evt_1"),
+    layout.creator_terms_key("alice", "2026-12-01"),
     layout.analyses_cache_key(MODEL, 3, DAY),
     layout.analyze_run_key("bob", dt.datetime(2025, 1, 15, 12, tzinfo=dt.UTC), "0a1b2c3d"),
     layout.idempotency_claim_key("bob", "ab" * 32, 1),
@@ -84,6 +86,11 @@ def others(*own: str) -> list[str]:
         ),
         (layout.stripe_event_key("evt_1Ab"), "inbox/stripe/events/evt_1Ab.json"),
         (layout.stripe_account_key("alice"), "inbox/stripe/accounts/alice.json"),
+        (
+            layout.account_state_key("alice", 1_764_000_000, "evt_1Ab"),
+            "inbox/stripe/account_states/alice/1764000000-evt_1Ab.json",
+        ),
+        (layout.creator_terms_key("alice", "2026-12-01"), "inbox/creator_terms/alice/2026-12-01.json"),
         (layout.stripe_price_key(MODEL, 999), "inbox/stripe/prices/alice--m-abcdef/999.json"),
         (layout.stripe_customer_key("bob"), "inbox/stripe/customers/bob.json"),
         (
@@ -207,6 +214,18 @@ def test_payout_intents_and_transfers_are_told_apart() -> None:
         assert not layout.is_payout_intent_key(key) and not layout.is_payout_transfer_key(key), key
 
 
+def test_a_connect_account_key_reads_back_as_its_creator() -> None:
+    key = layout.stripe_account_key("alice")
+    assert layout.stripe_account_creator(key) == "alice"
+    for other in others():
+        assert layout.stripe_account_creator(other) is None, other
+
+
+def test_account_states_sort_by_the_time_stripe_reported_them() -> None:
+    keys = [layout.account_state_key("alice", t, "evt_z") for t in (999_999_999, 1_000_000_000)]
+    assert sorted(keys) == keys
+
+
 def test_a_rate_limit_key_reads_back_as_the_millisecond_its_run_started() -> None:
     started = dt.datetime(2025, 1, 15, 12, 0, 0, 250_000, tzinfo=dt.UTC)
     key = layout.analyze_run_key("bob", started, "0a1b2c3d")
@@ -258,6 +277,11 @@ def test_a_serving_pointer_may_only_name_a_snapshot_in_its_folder() -> None:
         lambda: layout.analyze_runs_prefix("../bob"),
         lambda: layout.idempotency_answer_key("../bob", "ab" * 32),
         lambda: layout.idempotency_answer_key("bob", "../../tables"),
+        lambda: layout.stripe_account_key("../bob"),
+        lambda: layout.account_state_key("bob", 1, "evt_1/../x"),
+        lambda: layout.account_state_key("bob", -1, "evt_1"),
+        lambda: layout.creator_terms_key("bob", "../2026"),
+        lambda: layout.check_terms_version(""),
     ],
 )
 def test_builders_refuse_ids_that_would_escape_their_folder(build: Callable[[], str]) -> None:

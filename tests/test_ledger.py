@@ -329,13 +329,15 @@ def pay(
     ledger: pl.DataFrame, payouts: pl.DataFrame, month: str
 ) -> tuple[pl.DataFrame, pl.DataFrame, list[PayoutPlan]]:
     """What the monthly payout run does: plan, record, then post the payouts' entries."""
-    plans = plan_payouts(ledger, month, payouts)
+    plans = plan_payouts(ledger, month, payouts, payable=ONBOARDED)
     payouts = pl.concat([payouts, payouts_frame(plans)])
     ledger = post(ledger, [e for p in plans for e in payout_entries(p)])
     return ledger, payouts, plans
 
 
 NO_PAYOUTS = pl.DataFrame(schema=PAYOUTS)
+ONBOARDED = frozenset({"c1", "c2"})
+"""Creators whose payout accounts can receive transfers."""
 
 
 def test_month_bounds() -> None:
@@ -348,7 +350,9 @@ def test_month_bounds() -> None:
 
 
 def test_payout_key_entries_and_booking_time() -> None:
-    (plan,) = plan_payouts(posted([paid("in_1", 10_000, "2024-01-10T00:00:00")]), "2024-01", NO_PAYOUTS)
+    (plan,) = plan_payouts(
+        posted([paid("in_1", 10_000, "2024-01-10T00:00:00")]), "2024-01", NO_PAYOUTS, payable=ONBOARDED
+    )
     assert plan == PayoutPlan("c1", "2024-01", 7_000)
     assert plan.idempotency_key == "payout:c1:2024-01"
     entries = to_frame(payout_entries(plan))
@@ -367,8 +371,8 @@ def test_only_revenue_booked_before_the_month_end_counts() -> None:
             paid("in_2", 100, "2024-02-01T00:00:00"),  # creator 70, but in February
         ]
     )
-    assert plan_payouts(ledger, "2024-01", NO_PAYOUTS) == []
-    assert plan_payouts(ledger, "2024-01", NO_PAYOUTS, minimum_cents=4_999) == [
+    assert plan_payouts(ledger, "2024-01", NO_PAYOUTS, payable=ONBOARDED) == []
+    assert plan_payouts(ledger, "2024-01", NO_PAYOUTS, payable=ONBOARDED, minimum_cents=4_999) == [
         PayoutPlan("c1", "2024-01", 4_999)
     ]
 
@@ -417,15 +421,32 @@ def test_replanning_a_paid_month_plans_nothing() -> None:
     late = posted(
         [paid("in_2", 10_000, "2024-01-30T00:00:00", creator="c1")], ledger
     )  # arrived after the run
-    assert plan_payouts(late, "2024-01", payouts) == []
-    assert plan_payouts(late, "2024-02", payouts) == [PayoutPlan("c1", "2024-02", 7_000)]
+    assert plan_payouts(late, "2024-01", payouts, payable=ONBOARDED) == []
+    assert plan_payouts(late, "2024-02", payouts, payable=ONBOARDED) == [PayoutPlan("c1", "2024-02", 7_000)]
 
 
 def test_recorded_payout_counts_even_before_its_entries_are_posted() -> None:
     ledger = posted([paid("in_1", 10_000, "2024-01-10T00:00:00"), paid("in_2", 10_000, "2024-02-10")])
     # February was paid (7,000 + 7,000), then January is planned late: nothing is owed for it.
     feb = payouts_frame([PayoutPlan("c1", "2024-02", 14_000)])
-    assert plan_payouts(ledger, "2024-01", feb) == []
+    assert plan_payouts(ledger, "2024-01", feb, payable=ONBOARDED) == []
+
+
+def test_a_creator_without_onboarding_is_held_and_paid_the_carried_balance_after_it() -> None:
+    ledger = posted([paid("in_1", 10_000, "2024-01-10T00:00:00")])
+    (held,) = plan_payouts(ledger, "2024-01", NO_PAYOUTS, payable=set())
+    assert held == PayoutPlan("c1", "2024-01", 7_000, awaiting_onboarding=True)
+    payouts = payouts_frame([held])
+    assert plan_payouts(ledger, "2024-01", payouts, payable=ONBOARDED) == []  # the month is decided
+    assert plan_payouts(ledger, "2024-02", payouts, payable=set()) == [
+        PayoutPlan("c1", "2024-02", 7_000, awaiting_onboarding=True)  # still no onboarding: carried
+    ]
+    ledger = posted([paid("in_2", 1_000, "2024-02-10T00:00:00")], ledger)
+    ledger, payouts, plans = pay(ledger, payouts, "2024-02")  # onboarded in February
+    assert plans == [PayoutPlan("c1", "2024-02", 7_000 + 700)]
+    assert balance(ledger, "creator:c1") == 0
+    for month in ("2024-01", "2024-02", "2024-03"):
+        assert plan_payouts(ledger, month, payouts, payable=ONBOARDED) == [], month
 
 
 # -- subscriptions -------------------------------------------------------------------------------

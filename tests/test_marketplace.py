@@ -64,6 +64,7 @@ from stores.registry import RegistryStore
 from stores.warehouse import Warehouse
 from tests.market_pipeline import INGEST_OPS, market_definitions
 from tests.test_api import SECRET, serve, settings_for
+from tests.test_payments_flow import ready_to_sell
 
 FIRST, LAST = dt.date(2025, 10, 21), dt.date(2025, 11, 9)
 NBA, NFL = "basketball_nba", "americanfootball_nfl"
@@ -160,6 +161,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         world = World(lake, app, url, defs, dg.DagsterInstance.ephemeral())
         world.run("ingest", FIRST, LAST, **dict.fromkeys(INGEST_OPS, ONLY_NBA))
         ratings = {"team_stats": {"weight": 1.0, "fields": ["offensive_rating", "defensive_rating"]}}
+        ready_to_sell(world.client("bob"), lake, "bob")
         world.ids = {
             "carol_free": publish(world, "carol", body("Rotation ATS", True, market="spreads")),
             "alice_free": publish(world, "alice", body("Rotation", True)),

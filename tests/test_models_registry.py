@@ -41,6 +41,7 @@ from stores.layout import idempotency_claim_key, model_archived_key, model_versi
 from stores.registry import RegistryStore
 from stores.warehouse import lake_connection
 from tests.test_api import SECRET, serve, settings_for
+from tests.test_payments_flow import ready_to_sell
 
 T0 = dt.datetime(2026, 1, 23, 19, 0, tzinfo=dt.UTC)
 
@@ -430,6 +431,7 @@ def test_public_models_are_readable_not_writable(as_user: Any, registry_api: tup
     assert _error(bob.get(f"/models/{model_id}", params={"version": 2}), 404)["code"] == "not_found"
 
     paid = config_body(sharing={"public": True, "price_per_month": 9.99, "trial_days": 7})
+    ready_to_sell(alice, lake, "alice")
     paid_id = _shared(alice, lake, paid)
     assert _error(bob.get(f"/models/{paid_id}"), 404)["code"] == "not_found"  # no subscription
 

@@ -270,8 +270,8 @@ def test_billing_portal_session(payments: Payments, stripe_server: StripeServer)
 def test_transfer_with_the_same_key_creates_one_transfer(
     payments: Payments, stripe_server: StripeServer
 ) -> None:
-    account = payments.ensure_connect_account("c1")
-    assert payments.ensure_connect_account("c1") == account
+    account = payments.ensure_connect_account("c1")["id"]
+    assert payments.ensure_connect_account("c1")["id"] == account
     first = payments.create_transfer(5_349, account, "payout:c1:2024-02", {"creator_id": "c1"})
     again = payments.create_transfer(5_349, account, "payout:c1:2024-02", {"creator_id": "c1"})
     assert again == first
@@ -295,7 +295,8 @@ def test_every_post_carries_a_business_idempotency_key(
     meta = subscription_metadata("m1", "c1", "u1")
     payments.create_checkout_session(customer, price_id, 0, meta, URLS, f"checkout:u1:m1:{price_id}:2")
     payments.create_portal_session(customer, URLS[1], 1_717_000_000)
-    account = payments.ensure_connect_account("c1")
+    account = payments.ensure_connect_account("c1")["id"]
+    link = payments.create_onboarding_link(account, "https://x.test/refresh", "https://x.test/back", "link:1")
     payments.create_transfer(5_000, account, "payout:c1:2024-01", {})
     keys = [r.idempotency_key for r in stripe_server.requests if r.method == "POST"]
     assert keys == [
@@ -304,9 +305,18 @@ def test_every_post_carries_a_business_idempotency_key(
         "customer:u1",
         f"checkout:u1:m1:{price_id}:2",
         f"portal:{customer}:1717000000",
-        "account:c1",
+        "connect-account:c1",
+        "link:1",
         "payout:c1:2024-01",
     ]
+    assert link.startswith("https://")
+    (request,) = [r for r in stripe_server.requests if r.path == "/v1/account_links"]
+    assert request.params == {
+        "account": account,
+        "type": "account_onboarding",
+        "refresh_url": "https://x.test/refresh",
+        "return_url": "https://x.test/back",
+    }
 
 
 def test_payments_from_env_resolves_secrets_at_run_time(
@@ -320,7 +330,7 @@ def test_payments_from_env_resolves_secrets_at_run_time(
 
     @dg.asset
     def connect_account(payments: dg.ResourceParam[Payments]) -> str:
-        return payments.ensure_connect_account("c7")
+        return payments.ensure_connect_account("c7")["id"]
 
     result = dg.materialize([connect_account], resources={"payments": unresolved})
     assert result.output_for_node("connect_account") == stripe_server.objects("account")[0]["id"]

@@ -42,6 +42,7 @@ from services.payments import Payments
 from stores.lake import Lake
 from stores.layout import STRIPE_EVENTS_INBOX, is_payout_transfer_key
 from stores.ledger import post_inbox, read_inbox_state, read_ledger
+from stores.payout_accounts import apply_account_event, open_payout_account, record_payout_account
 from stores.payouts import pay_month, read_payout_records
 from stores.stripe_events import read_events, sign_payload
 from tests.test_api import SECRET as JWT_SECRET
@@ -127,6 +128,44 @@ def transfers(server: StripeServer) -> list[tuple[int, str]]:
     return sorted(
         ((t["amount"], t["metadata"]["payout_key"]) for t in server.objects("transfer")), key=lambda t: t[1]
     )
+
+
+def account_updated(
+    account_id: str,
+    creator: str,
+    at: str,
+    payouts_enabled: bool = True,
+    details_submitted: bool = True,
+    due: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """Stripe's ``account.updated`` for a creator's Express account (the fields the platform reads)."""
+    account = {
+        "id": account_id,
+        "object": "account",
+        "type": "express",
+        "details_submitted": details_submitted,
+        "payouts_enabled": payouts_enabled,
+        "charges_enabled": False,
+        "requirements": {"currently_due": list(due), "eventually_due": list(due), "past_due": []},
+        "metadata": {"creator_id": creator},
+    }
+    return event("account.updated", account, ts(at))
+
+
+def onboard(lake: Lake, payments: Payments, *creators: str, at: str = "2025-10-01T00:00:00") -> None:
+    """What a creator's onboarding leaves: their Connect account, and Stripe's ``account.updated``
+    enabling its payouts (as the webhook endpoint applies it)."""
+    for creator in creators:
+        account = open_payout_account(lake, payments, creator, NOW)
+        assert apply_account_event(lake, account_updated(account.account_id, creator, at))
+
+
+def ready_to_sell(client: httpx.Client, lake: Lake, creator: str) -> None:
+    """What publishing a paid model needs of its creator (SPEC 6): the current creator terms accepted
+    through the API and a payout account whose onboarding started (recorded as Stripe created it)."""
+    version = settings_for(Path("unused")).creator_terms_version
+    assert client.post("/creators/me/terms", json={"version": version}).status_code == 200
+    record_payout_account(lake, creator, {"id": f"acct_{creator}", "object": "account"}, NOW)
 
 
 def earnings(client: httpx.Client, user: str) -> dict[str, Any]:
@@ -276,6 +315,7 @@ def test_unattributable_event_waits_and_is_posted_later(lake: Lake) -> None:
 def test_creator_under_the_minimum_is_paid_the_next_month(
     lake: Lake, payments: Payments, stripe_server: StripeServer
 ) -> None:
+    onboard(lake, payments, "c1")
     store(lake, paid("in_1", 7_142, "2025-11-20T00:00:00"))
     assert pay(lake, payments, "2025-11").is_empty()
     assert transfers(stripe_server) == []
@@ -293,6 +333,7 @@ def test_creator_under_the_minimum_is_paid_the_next_month(
 def test_refund_after_a_payout_is_netted_off(
     api: httpx.Client, lake: Lake, payments: Payments, stripe_server: StripeServer
 ) -> None:
+    onboard(lake, payments, "c1")
     store(lake, paid("in_1", 10_000, "2025-11-10T00:00:00"))
     assert pay(lake, payments, "2025-11")["amount_cents"].to_list() == [7_000]
     store(lake, refunded("in_1", 10_000, "2025-12-03T00:00:00"))
@@ -332,6 +373,7 @@ class CrashingLake(Lake):
 def test_rerun_and_crash_after_the_stripe_call_pay_nobody_twice(
     lake: Lake, payments: Payments, stripe_server: StripeServer
 ) -> None:
+    onboard(lake, payments, "c1", "c2")
     store(
         lake,
         paid("in_1", 10_000, "2025-11-10T00:00:00"),
@@ -366,6 +408,7 @@ def test_rerun_and_crash_after_the_stripe_call_pay_nobody_twice(
 def test_unrecorded_transfer_older_than_stripe_remembers_is_not_retried(
     lake: Lake, payments: Payments, stripe_server: StripeServer
 ) -> None:
+    onboard(lake, payments, "c1")
     store(lake, paid("in_1", 10_000, "2025-11-10T00:00:00"))
     post_inbox(lake, NOW)
     with pytest.raises(Killed):
@@ -379,6 +422,7 @@ def test_unrecorded_transfer_older_than_stripe_remembers_is_not_retried(
 def test_without_stripe_the_plan_is_pending_then_paid_once_stripe_is_configured(
     lake: Lake, payments: Payments, stripe_server: StripeServer
 ) -> None:
+    onboard(lake, payments, "c1")
     store(lake, paid("in_1", 10_000, "2025-11-10T00:00:00"))
     pending = pay(lake, None, "2025-11")
     assert pending.select("amount_cents", "status", "transfer_id").rows() == [(7_000, "pending_stripe", None)]
@@ -416,6 +460,7 @@ def test_payouts_command_json(
     monkeypatch.setenv("ODDSFORGE_LAKE", lake.root)
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
     monkeypatch.delenv("STRIPE_API_KEY", raising=False)
+    onboard(lake, Payments(stripe_server.api_key, WEBHOOK_SECRET, stripe_server.url), "c1")
     store(
         lake,
         paid("in_1", 10_000, "2025-11-10T00:00:00"),
@@ -464,7 +509,10 @@ def test_demo_webhooks_are_signed_verified_and_book_the_month(lake: Lake) -> Non
     creator = run.ledger.filter(pl.col("account") == "creator:bob")["amount_cents"]
     assert creator.sum() == 10 * 699  # 11 paid the month, one was refunded; the 12th cancelled in trial
     plan = pay_month(lake, None, "2025-11", run.ledger, NOW).records
-    assert plan.select("creator_id", "amount_cents", "status").rows() == [("bob", 6_990, "pending_stripe")]
+    # bob never onboarded in this lake: the payout waits for it and the balance carries over
+    assert plan.select("creator_id", "amount_cents", "status").rows() == [
+        ("bob", 6_990, "awaiting_onboarding")
+    ]
     states = subscription_states(read_events(lake, list(lake.list_keys(STRIPE_EVENTS_INBOX))))
     assert states.group_by("status").len().sort("status").rows() == [("active", 10), ("cancelled", 2)]
 
@@ -568,6 +616,7 @@ def test_payouts_run_on_the_first_for_the_month_before() -> None:
 
 def test_monthly_revenue_mart(lake: Lake, payments: Payments, tmp_path: Path) -> None:
     """MRR, refunds, the 30/70 split and payouts per month, built by dbt over the ledger's objects."""
+    onboard(lake, payments, "c1")
     store(lake, paid("in_1", 10_000, "2025-11-10T00:00:00"), paid("in_2", 999, "2025-11-30T23:59:59"))
     pay(lake, payments, "2025-11")  # 7,000 + 699 = 7,699 paid out, booked on 1 December
     store(lake, refunded("in_2", 999, "2025-12-02T00:00:00"), paid("in_3", 5, "2025-12-03T00:00:00"))

@@ -23,6 +23,7 @@ from api.clock import Now
 from api.errors import ERROR_RESPONSES, ApiError, ErrorBody, ErrorDetail
 from api.idempotency import Idempotent
 from api.pagination import Page, Pagination, decode_cursor, page_of
+from api.settings import ApiSettings
 from api.types import IsoDate
 from api.visibility import readable
 from domain.marketplace.performance import can_publish
@@ -37,8 +38,10 @@ from domain.models.registry import (
     owner_of,
 )
 from services.backtests import MAX_SPAN_DAYS, backtest_model, best_backtest_graded, record_backtest
+from stores.creator_terms import terms_accepted_at
 from stores.datasets import dataset_infos
 from stores.lake import Lake
+from stores.payout_accounts import payout_account
 from stores.registry import ModelState, RegistryStore
 
 _CREATE_ATTEMPTS = 3
@@ -132,20 +135,52 @@ def _owned_state(registry: RegistryStore, model_id: str, user: str) -> ModelStat
     return state
 
 
-def _check_publishing(config: ModelConfig, backtest_graded: int) -> None:
+def _check_publishing(config: ModelConfig, backtest_graded: int, request: Request) -> None:
     """SPEC 6: a shared version needs a recorded backtest of the model (any of its versions) with at
-    least 50 graded predictions; else a 422 naming the rule and the way there."""
+    least 50 graded predictions; a paid one also the creator's acceptance of the current creator terms
+    and a payout account whose onboarding has started. Else one 422 naming everything missing (a
+    detail each, with the way there)."""
     if not config.sharing.public:
         return
+    missing: list[tuple[str, str, str]] = []  # (what is missing, the way there, the detail's type)
     allowed, why = can_publish(backtest_graded)
-    if allowed:
-        return
-    how = (
-        "create the model with sharing.public = false, backtest it (POST /models/{model_id}/test), "
-        "then update it with sharing.public = true"
-    )
-    detail = ErrorDetail(field="body.sharing.public", message=f"{why}; {how}", type="publishing_rule")
-    raise ApiError(422, "publishing_rule", f"cannot publish: {why}", [detail])
+    if not allowed:
+        how = (
+            "create the model with sharing.public = false, backtest it (POST /models/{model_id}/test), "
+            "then update it with sharing.public = true"
+        )
+        missing.append((why, how, "publishing_rule"))
+    if config.sharing.price_per_month > 0:
+        missing += _paid_publishing(
+            request.app.state.lake, config.creator_user_id, request.app.state.settings
+        )
+    if missing:
+        details = [
+            ErrorDetail(field=_PUBLISHING_FIELDS[kind], message=f"{why}; {how}", type=kind)
+            for why, how, kind in missing
+        ]
+        reasons = "; ".join(why for why, _, _ in missing)
+        raise ApiError(422, "publishing_rule", f"cannot publish: {reasons}", details)
+
+
+_PUBLISHING_FIELDS = {
+    "publishing_rule": "body.sharing.public",
+    "creator_terms": "body.sharing.price_per_month",
+    "payout_account": "body.sharing.price_per_month",
+}
+
+
+def _paid_publishing(lake: Lake, owner: str, settings: ApiSettings) -> list[tuple[str, str, str]]:
+    """What a creator lacks to publish a paid model: the current creator terms, an onboarding started."""
+    missing = []
+    version = settings.creator_terms_version
+    if terms_accepted_at(lake, owner, version) is None:
+        why = f"the creator terms version {version} are not accepted"
+        missing.append((why, "accept them with POST /creators/me/terms", "creator_terms"))
+    if payout_account(lake, owner) is None:
+        why = "no payout account onboarding was started"
+        missing.append((why, "start it with POST /creators/me/payout-account", "payout_account"))
+    return missing
 
 
 @router.post(
@@ -156,7 +191,13 @@ def _check_publishing(config: ModelConfig, backtest_graded: int) -> None:
     responses={400: {"model": ErrorBody, "description": "The caller's user id cannot own models."}},
 )
 def create_model(
-    body: ConfigBody, user: CurrentUser, registry: Registry, response: Response, now: Now, idem: Idempotent
+    body: ConfigBody,
+    user: CurrentUser,
+    registry: Registry,
+    request: Request,
+    response: Response,
+    now: Now,
+    idem: Idempotent,
 ) -> ModelDetail | Response:
     """Validate the configuration and store it as version 1 of a new model owned by the caller."""
     if idem.replay is not None:
@@ -176,7 +217,7 @@ def create_model(
             created_at=now,
             updated_at=now,
         )
-        _check_publishing(config, 0)  # a new model has no backtest yet
+        _check_publishing(config, 0, request)  # a new model has no backtest yet
         if registry.create_version(config):
             response.headers["Location"] = f"{router.prefix}/{model_id}"
             return idem.answer(_detail(config.to_payload(), "active"))
@@ -223,7 +264,7 @@ def get_model(
 
 @router.put("/{model_id}", summary="Update a model (a new version)", responses=_NOT_FOUND | _CONFLICT)
 def update_model(
-    model_id: ModelId, body: ConfigBody, user: CurrentUser, registry: Registry, now: Now
+    model_id: ModelId, body: ConfigBody, user: CurrentUser, registry: Registry, request: Request, now: Now
 ) -> ModelDetail:
     """Store the full configuration as version n+1. Of two concurrent updates exactly one creates it;
     the other gets 409 and may retry on top of the new version."""
@@ -241,7 +282,7 @@ def update_model(
         updated_at=now,
     )
     if config.sharing.public:
-        _check_publishing(config, best_backtest_graded(registry.lake, model_id))
+        _check_publishing(config, best_backtest_graded(registry.lake, model_id), request)
     if not registry.create_version(config):
         raise ApiError(
             409,

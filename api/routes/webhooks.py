@@ -5,7 +5,11 @@ received, within 300 seconds of its timestamp, before anything is stored. A veri
 stored once under its id (``stores.stripe_events.store_event``): a redelivery, or the same event
 arriving twice at once, is a 200 no-op. The answer goes back at once; the ledger and the
 subscriptions table pick the event up from the inbox (``assets/payments.py``), so a slow pipeline
-never makes Stripe time out and retry. No bearer token: the signature is the authentication.
+never makes Stripe time out and retry. ``account.updated`` is the exception: the creator's payout
+account state is recorded before the answer (a few small objects, ``stores.payout_accounts``), so
+the creator and the next payout run see it at once; a redelivery re-applies it, which writes nothing
+new, so a crash between storing and applying heals on Stripe's retry. No bearer token: the signature
+is the authentication.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from api.clock import Now
 from api.errors import ApiError, ErrorBody
 from api.payments import get_payments
 from stores.layout import stripe_event_key
+from stores.payout_accounts import apply_account_event
 from stores.stripe_events import DEFAULT_TOLERANCE_SECONDS, store_event, verify_stripe_signature
 
 log = logging.getLogger(__name__)
@@ -64,6 +69,7 @@ async def stripe_webhook(request: Request, now: Now) -> WebhookReceipt:
         log.warning("Stripe webhook refused: %s", exc)
         raise ApiError(400, "invalid_webhook", str(exc)) from None
     stored = await run_in_threadpool(store_event, request.app.state.lake, event)
+    await run_in_threadpool(apply_account_event, request.app.state.lake, event)
     return WebhookReceipt(event_id=event["id"], type=event["type"], duplicate=not stored)
 
 

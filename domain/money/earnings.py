@@ -8,6 +8,7 @@ One implementation serves the ``creator_balances`` table, ``GET /creators/me/ear
 - *earned* = revenue + reversed;
 - *paid*: payouts whose Stripe Transfer is recorded; *pending*: payouts recorded (the money is
   set aside, :func:`domain.money.payouts.plan_payouts` counts it as paid) but not transferred yet;
+  a payout *awaiting onboarding* sets nothing aside: its amount stays in the balance;
 - *balance* = earned - paid - pending: what the next payout considers. It carries over below the
   $50 minimum and is negative after a refund of revenue already paid out, which later revenue nets off.
 """
@@ -20,15 +21,17 @@ from typing import Any, Literal, get_args
 import polars as pl
 
 from domain.money.ledger import CREATOR_PREFIX
-from domain.money.payouts import PAYOUTS
+from domain.money.payouts import AWAITING_ONBOARDING, PAYOUTS
 from domain.tables.schemas import UTC_TS
 
-PayoutStatus = Literal["paid", "pending_stripe", "failed", "unconfirmed"]
+PayoutStatus = Literal["paid", "pending_stripe", "failed", "unconfirmed", "awaiting_onboarding"]
 """``paid``: the Transfer is recorded. ``pending_stripe``: planned while no Stripe key was configured;
 a run with a key transfers it under the same idempotency key. ``failed``: Stripe refused it this run
 (retried next run). ``unconfirmed``: Stripe was called more than a day ago and no result was
 recorded; Stripe no longer remembers the idempotency key, so an operator must look the transfer up
-(metadata ``payout_key``) instead of the platform retrying blindly."""
+(metadata ``payout_key``) instead of the platform retrying blindly. ``awaiting_onboarding``: the
+creator's payout account could not receive transfers when the month was planned; nothing was paid or
+set aside, and the first month planned after onboarding pays the carried balance."""
 PAYOUT_STATUSES: tuple[str, ...] = get_args(PayoutStatus)
 
 PAYOUT_RECORDS: dict[str, pl.DataType] = {
@@ -101,7 +104,7 @@ def monthly_earnings(entries: pl.DataFrame, payouts: pl.DataFrame) -> pl.DataFra
 
     Payout entries are left out of the months' earnings: a payout is the month's ``payout_cents``
     (whatever its status), and ``carried_over_cents`` is everything earned up to the month's end
-    minus every payout recorded for it and earlier months.
+    minus every payout recorded for it and earlier months (except those awaiting onboarding).
     """
     cents = pl.col("amount_cents")
     earned = (
@@ -127,7 +130,7 @@ def monthly_earnings(entries: pl.DataFrame, payouts: pl.DataFrame) -> pl.DataFra
         .with_columns(pl.col(c).fill_null(0) for c in ("revenue_cents", "reversed_cents", "earned_cents"))
         .sort("creator_id", "month")
         .with_columns(
-            (pl.col("earned_cents") - pl.col("payout_cents").fill_null(0))
+            (pl.col("earned_cents") - _set_aside(pl.col("payout_cents"), pl.col("payout_status")))
             .cum_sum()
             .over("creator_id")
             .alias("carried_over_cents")
@@ -137,12 +140,18 @@ def monthly_earnings(entries: pl.DataFrame, payouts: pl.DataFrame) -> pl.DataFra
     )
 
 
+def _set_aside(cents: pl.Expr, status: pl.Expr) -> pl.Expr:
+    """What a payout record takes out of the balance: nothing while it awaits onboarding."""
+    return pl.when(status == AWAITING_ONBOARDING).then(0).otherwise(cents.fill_null(0))
+
+
 def earnings_summary(entries: pl.DataFrame, payouts: pl.DataFrame) -> dict[str, Any]:
     """Totals of one creator's entries and payout records: earned, paid, pending and balance."""
     earned = int(_creator_entries(entries).filter(~_PAYOUT)["amount_cents"].sum())
     transferred = payouts["status"] == "paid"
     paid = int(payouts.filter(transferred)["amount_cents"].sum())
-    pending = int(payouts.filter(~transferred)["amount_cents"].sum())
+    held_back = _set_aside(pl.col("amount_cents"), pl.col("status")).sum()
+    pending = int(payouts.filter(~transferred).select(held_back).item())
     return {
         "earned_cents": earned,
         "paid_cents": paid,

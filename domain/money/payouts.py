@@ -11,6 +11,12 @@ yet posted to the ledger (a crash in between) still counts as paid, and planning
 never pays the same money twice. A creator with a record for the month is never planned again for
 it, even if late revenue arrived; that revenue carries over to the next month.
 
+A creator whose payout account cannot receive transfers (none yet, or Stripe has not enabled its
+payouts) is not paid: the month's record says ``awaiting_onboarding`` and counts as the month's
+decision but not as paid, so the balance carries over whole and the first month planned after
+onboarding pays all of it under that month's key. Re-running either month pays nobody twice: the
+held month is decided, the paying month has its record.
+
 Each payout's idempotency key is ``payout:{creator_id}:{YYYY-MM}``: the key of its record, of its
 Stripe Transfer and of its ledger transaction.
 """
@@ -19,7 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
 import polars as pl
@@ -28,15 +34,19 @@ from domain.money.ledger import CREATOR_PREFIX, TRANSFERS, Entry, creator_accoun
 
 PAYOUT_MINIMUM_CENTS = 5_000
 """The seed's $50 minimum payout."""
+AWAITING_ONBOARDING = "awaiting_onboarding"
+"""The status of a payout held because the creator's account cannot receive transfers."""
 
 PAYOUTS: dict[str, pl.DataType] = {
     "payout_key": pl.String(),
     "creator_id": pl.String(),
     "month": pl.String(),
     "amount_cents": pl.Int64(),
+    "awaiting_onboarding": pl.Boolean(),
 }
 """Payout records; :func:`plan_payouts` reads these columns (a table may carry more, e.g. the
-Stripe transfer id)."""
+Stripe transfer id). ``awaiting_onboarding`` records hold nothing back: their amount stays in the
+balance."""
 
 _MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
 
@@ -62,6 +72,8 @@ class PayoutPlan:
     creator_id: str
     month: str
     amount_cents: int
+    awaiting_onboarding: bool = False
+    """The creator's account cannot receive transfers: nothing is paid and the balance carries over."""
 
     @property
     def idempotency_key(self) -> str:
@@ -77,9 +89,12 @@ def plan_payouts(
     entries: pl.DataFrame,
     month: str,
     existing_payouts: pl.DataFrame,
+    *,
+    payable: Collection[str],
     minimum_cents: int = PAYOUT_MINIMUM_CENTS,
 ) -> list[PayoutPlan]:
-    """The payouts owed for ``month`` (``YYYY-MM``), by creator id; see the module notes."""
+    """The payouts owed for ``month`` (``YYYY-MM``), by creator id; those of creators not in
+    ``payable`` (whose accounts can receive transfers) await onboarding. See the module notes."""
     _, end = month_bounds(month)
     earned = (
         entries.filter(
@@ -90,7 +105,11 @@ def plan_payouts(
         .group_by("creator_id")
         .agg(pl.col("amount_cents").sum().alias("earned"))
     )
-    paid = existing_payouts.group_by("creator_id").agg(pl.col("amount_cents").sum().alias("paid"))
+    paid = (
+        existing_payouts.filter(~pl.col("awaiting_onboarding").fill_null(False))
+        .group_by("creator_id")
+        .agg(pl.col("amount_cents").sum().alias("paid"))
+    )
     done = existing_payouts.filter(pl.col("month") == month).select("creator_id")
     owed = (
         earned.join(paid, on="creator_id", how="left")
@@ -99,12 +118,12 @@ def plan_payouts(
         .filter(pl.col("owed") >= minimum_cents)
         .sort("creator_id")
     )
-    return [PayoutPlan(creator, month, cents) for creator, cents in owed.iter_rows()]
+    return [PayoutPlan(c, month, cents, c not in payable) for c, cents in owed.iter_rows()]
 
 
 def payouts_frame(plans: Iterable[PayoutPlan]) -> pl.DataFrame:
     """Plans as payout records (:data:`PAYOUTS`), to store before any Transfer is created."""
-    rows = [(p.idempotency_key, p.creator_id, p.month, p.amount_cents) for p in plans]
+    rows = [(p.idempotency_key, p.creator_id, p.month, p.amount_cents, p.awaiting_onboarding) for p in plans]
     return pl.DataFrame(rows, schema=PAYOUTS, orient="row")
 
 
