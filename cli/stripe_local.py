@@ -331,7 +331,7 @@ class StripeServer:
     ) -> tuple[int, dict[str, str], bytes]:
         split = urlsplit(target)
         pairs = parse_qsl(split.query, keep_blank_values=True) + parse_qsl(body, keep_blank_values=True)
-        key = headers.get("idempotency-key") if method == "post" else None
+        key = headers.get("idempotency-key") if method in {"post", "delete"} else None
         with self._lock:
             params: dict[str, Any] = {}
             replayed = False
@@ -382,7 +382,7 @@ class StripeServer:
             raise ApiError(501, None, message, kind="api_error")
         now = int(time.time())
         if not is_object:
-            return 200, json.dumps(self._create(resource, params, now)).encode()
+            return 200, json.dumps(self._expanded(self._create(resource, params, now), params)).encode()
         (object_id,) = path_params.values()
         obj = self._objects.get(object_id)
         if obj is None or obj.get("object") != kind:
@@ -408,8 +408,57 @@ class StripeServer:
             obj["unit_amount_decimal"] = str(params["unit_amount"])
         if resource == "subscription":
             self._shape_subscription(obj, params, now)
+        if resource == "refund":
+            self._refund_charge(obj, params)
         self._objects[object_id] = obj
         return obj
+
+    def add(self, resource: str, **fields: Any) -> dict[str, Any]:
+        """Hold an object Stripe would have from activity this server does not take (a charge made
+        by a paid invoice, ...): the resource's fixture with ``fields`` (an ``id`` among them)."""
+        obj = {**copy.deepcopy(self.spec.fixtures[resource]), "created": int(time.time()), **fields}
+        with self._lock:
+            self._objects[obj["id"]] = obj
+        return copy.deepcopy(obj)
+
+    def _refund_charge(self, refund: dict[str, Any], params: dict[str, Any]) -> None:
+        """What Stripe does on a refund: find the charge (or the payment intent's), check the amount
+        against what is left, and add it to the charge's ``amount_refunded``."""
+        intent = params.get("payment_intent")
+        charge = self._objects.get(params.get("charge", "")) or next(
+            (
+                o
+                for o in self._objects.values()
+                if o.get("object") == "charge" and intent and o.get("payment_intent") == intent
+            ),
+            None,
+        )
+        if charge is None or charge.get("object") != "charge":
+            param, value = (
+                ("charge", params.get("charge")) if "charge" in params else ("payment_intent", intent)
+            )
+            raise ApiError(400, "resource_missing", f"No such {param}: '{value}'", param)
+        left = charge["amount"] - charge["amount_refunded"]
+        amount = params.get("amount", left)
+        if amount > left:
+            message = f"Refund amount ({amount}) is greater than unrefunded amount on charge ({left})"
+            raise ApiError(400, "amount_too_large", message, "amount")
+        charge.update(amount_refunded=charge["amount_refunded"] + amount, refunded=amount == left)
+        refund.update(
+            amount=amount,
+            charge=charge["id"],
+            payment_intent=charge.get("payment_intent"),
+            status="succeeded",
+        )
+
+    def _expanded(self, obj: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+        """``obj`` with the top-level references named in ``expand`` replaced by the objects held."""
+        out = copy.deepcopy(obj)
+        for field in params.get("expand", []):
+            ref = out.get(field)
+            if isinstance(ref, str) and ref in self._objects:
+                out[field] = copy.deepcopy(self._objects[ref])
+        return out
 
     def _shape_subscription(self, sub: dict[str, Any], params: dict[str, Any], now: int) -> None:
         """What Stripe derives on creation: items with their prices, trial and period dates."""
