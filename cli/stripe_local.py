@@ -9,7 +9,10 @@ exist (else 404 "Unrecognized request URL"), required parameters must be present
 rejected, and integers, booleans and enums must parse, all as 400 ``invalid_request_error`` with
 Stripe's messages. A create answers the resource's fixture with the request's fields merged in and a
 fresh id (or the ``id`` asked for, where the API allows one, refused if taken); objects can then be
-retrieved, updated and deleted. ``Idempotency-Key`` works as on Stripe: a repeated key replays the
+retrieved, updated and deleted (a subscription's DELETE cancels it). A Refund takes its amount off the
+charge it names (objects Stripe would hold from payments, such as charges, are seeded with
+:meth:`StripeServer.add`) and ``expand`` embeds the objects a create names. ``Idempotency-Key``
+works as on Stripe (on POST, and on DELETE, where Stripe ignores it): a repeated key replays the
 first response (``Idempotent-Replayed: true``) and creates nothing; reusing a key with other
 parameters is an ``idempotency_error``. Every request is recorded, with its key.
 

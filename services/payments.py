@@ -4,11 +4,12 @@ the API and the pipeline alike (there through the thin resource in ``resources/p
 
 Every POST carries an idempotency key derived from the business key (``product:{model_id}``,
 ``price:{model_id}:{cents}:{previous price}``, ``customer:{user_id}``, ``sub:{user}:{model}:{n}``,
-``account:{creator_id}``, ``payout:{creator_id}:{YYYY-MM}``), so a retried or re-run step never creates
-a second object: Stripe answers a repeated key with the first response. Stripe keeps keys for 24
-hours, so callers store the ids these methods return (the seed's ``stripe_customer_id``,
-``stripe_price_id``, ``stripe_subscription_id``) and call a create only when they hold none. Products
-get a deterministic id (``model_{model_id}``) and are idempotent for ever.
+``account:{creator_id}``, ``payout:{creator_id}:{YYYY-MM}``, ``refund:{subscription_id}:{invoice_id}``),
+so a retried or re-run step never creates a second object: Stripe answers a repeated key with the
+first response. Stripe keeps keys for 24 hours, so callers store the ids these methods return (the
+seed's ``stripe_customer_id``, ``stripe_price_id``, ``stripe_subscription_id``) and call a create
+only when they hold none. Products get a deterministic id (``model_{model_id}``) and are idempotent
+for ever.
 
 ``api_base`` points the SDK at another server (``STRIPE_API_BASE``), which is how the tests run
 against a local server that checks each request against Stripe's OpenAPI description.

@@ -24,8 +24,10 @@ import polars as pl
 import pytest
 
 from api.app import create_app
+from api.auth import mint_token
 from assets.cancellations import fair_cancellations
-from assets.marketplace import MODEL_STATUS_KEY, subscriptions
+from assets.marketplace import MODEL_STATUS_KEY, model_status, subscriptions
+from assets.models import model_versions
 from domain.marketplace.listing import MODEL_STATUS
 from domain.money.ledger import PLATFORM, balances, unbalanced
 from domain.money.subscriptions import has_access, subscription_metadata
@@ -33,10 +35,12 @@ from domain.tables.schemas import conform
 from services.payments import Payments
 from stores.audit import read_audit
 from stores.lake import Lake
-from stores.layout import is_refund_result_key
+from stores.layout import CANCELLATIONS_INBOX, is_refund_result_key, table_key
 from stores.ledger import post_inbox, read_ledger
 from stores.stripe_events import sign_payload
+from tests.test_api import SECRET as JWT_SECRET
 from tests.test_api import serve, settings_for
+from tests.test_marketplace import body
 
 if TYPE_CHECKING:
     from cli.stripe_local import StripeServer
@@ -45,7 +49,6 @@ pytest_plugins = ["tests.stripe_server"]
 
 WEBHOOK_SECRET = "whsec_cancel_test_0123456789"
 PERIOD_START = dt.datetime(2026, 11, 5, tzinfo=dt.UTC)
-PERIOD_END = PERIOD_START + dt.timedelta(days=31)
 SUSPENDED_AT = PERIOD_START + dt.timedelta(days=10, hours=12)
 REFUND = 644
 INVOICE = "in_cancel1"
@@ -78,9 +81,18 @@ def deliver(client: httpx.Client, kind: str, obj: dict[str, Any], created: int) 
     assert response.status_code == 200, response.text
 
 
-def paid_subscription(client: httpx.Client, payments: Payments, server: StripeServer) -> str:
-    """A subscriber paying 999 for the period, as Stripe and its webhooks leave it (API 2025-03+
-    shapes: the invoice names its subscription under ``parent`` and its charge under ``payments``)."""
+def paid_subscription(
+    client: httpx.Client,
+    payments: Payments,
+    server: StripeServer,
+    model_id: str = "m1",
+    period_start: dt.datetime = PERIOD_START,
+) -> str:
+    """A subscriber paying 999 for 31 days from ``period_start``, as Stripe and its webhooks leave it
+    (API 2025-03+ shapes: the invoice names its subscription under ``parent``, its charge under
+    ``payments``)."""
+    metadata = subscription_metadata(model_id, "c1", "u1")
+    start, end = int(period_start.timestamp()), int((period_start + dt.timedelta(days=31)).timestamp())
     sdk = payments.client.v1
     price = sdk.prices.create(
         {
@@ -95,14 +107,14 @@ def paid_subscription(client: httpx.Client, payments: Payments, server: StripeSe
         {
             "customer": customer.id,
             "items": [{"price": price.id}],
-            "metadata": subscription_metadata("m1", "c1", "u1"),
+            "metadata": metadata,
         }
     )
     server.add(
         "charge", id=CHARGE, amount=999, amount_refunded=0, payment_intent="pi_cancel1", invoice=INVOICE
     )
     (stripe_sub,) = server.objects("subscription")
-    deliver(client, "customer.subscription.created", stripe_sub, int(PERIOD_START.timestamp()))
+    deliver(client, "customer.subscription.created", stripe_sub, start)
     invoice = {
         "id": INVOICE,
         "object": "invoice",
@@ -112,7 +124,7 @@ def paid_subscription(client: httpx.Client, payments: Payments, server: StripeSe
             "type": "subscription_details",
             "subscription_details": {
                 "subscription": sub.id,
-                "metadata": subscription_metadata("m1", "c1", "u1"),
+                "metadata": metadata,
             },
         },
         "payments": {"data": [{"status": "paid", "payment": {"type": "charge", "charge": CHARGE}}]},
@@ -121,12 +133,12 @@ def paid_subscription(client: httpx.Client, payments: Payments, server: StripeSe
                 {
                     "id": "il_1",
                     "amount": 999,
-                    "period": {"start": int(PERIOD_START.timestamp()), "end": int(PERIOD_END.timestamp())},
+                    "period": {"start": start, "end": end},
                 }
             ]
         },
     }
-    deliver(client, "invoice.paid", invoice, int(PERIOD_START.timestamp()) + 60)
+    deliver(client, "invoice.paid", invoice, start + 60)
     return sub.id
 
 
@@ -199,7 +211,7 @@ def test_suspension_mid_period_cancels_and_refunds_the_unused_days_once(
     deliver(api, "customer.subscription.deleted", stripe_sub, int(time.time()))
     assert post_inbox(lake, dt.datetime.now(dt.UTC)).new_entries.is_empty()
     assert dg.materialize([subscriptions], resources={"lake": lake}).success
-    table = lake.read_parquet(["tables/subscriptions.parquet"])
+    table = lake.read_parquet([table_key("subscriptions")])
     (status,) = table.filter(pl.col("subscription_id") == suspended)["status"].to_list()
     assert (status, has_access(status)) == ("cancelled", False)
 
@@ -262,4 +274,35 @@ def test_without_stripe_nothing_is_cancelled_or_recorded(lake: Lake, suspended: 
     result = dg.materialize([fair_cancellations], resources={"lake": lake, "payments": None})
     assert result.success
     assert result.asset_materializations_for_node("fair_cancellations")[0].metadata["to_cancel"].value == 1
-    assert list(lake.list_keys("inbox/cancellations/")) == []
+    assert list(lake.list_keys(CANCELLATIONS_INBOX)) == []
+
+
+def test_archiving_a_paid_model_through_the_api_ends_its_subscriptions(
+    api: httpx.Client, lake: Lake, payments: Payments, stripe_server: StripeServer
+) -> None:
+    """The owner archives (DELETE /models/{id}); model_versions, model_status and fair_cancellations
+    follow. Paid 5 days 3 hours ago for 31 days: 6 days started, 25 refunded: 999 * 25 // 31 = 805."""
+    owner = {"Authorization": f"Bearer {mint_token('c1', JWT_SECRET)}"}
+    created = api.post("/models", json=body("Paid", False, price=9.99), headers=owner)
+    assert created.status_code == 201, created.text
+    model_id = created.json()["model_id"]
+    start = dt.datetime.now(dt.UTC) - dt.timedelta(days=5, hours=3)
+    sub_id = paid_subscription(api, payments, stripe_server, model_id, start)
+    assert dg.materialize([subscriptions], resources={"lake": lake}).success
+    post_inbox(lake, dt.datetime.now(dt.UTC))
+    assert dg.materialize([model_versions, model_status], resources={"lake": lake}).success
+    assert api.delete(f"/models/{model_id}", headers=owner).status_code == 204
+    assert dg.materialize([model_versions, model_status], resources={"lake": lake}).success
+    assert cancel(lake, payments).success
+    assert stripe_server.objects("subscription")[0]["status"] == "canceled"
+    (refund_call,) = calls(stripe_server, "POST", "/v1/refunds")
+    assert refund_call.params["amount"] == 805
+    assert refund_call.idempotency_key == f"refund:{sub_id}:{INVOICE}"
+    outbox = lake.read_parquet([table_key("notifications")])
+    assert outbox.select("user_id", "kind").rows() == [("u1", "archived")]
+    assert "refunded" in outbox["message"][0]
+    assert sorted(read_audit(lake)["action"].to_list()) == [
+        "model.archived",
+        "refund.created",
+        "subscription.cancelled",
+    ]
