@@ -229,12 +229,12 @@ def _compared(previous: pl.DataFrame, current: pl.DataFrame) -> pl.DataFrame:
 
 
 def _newly(status: str) -> pl.Expr:
-    """Rows of :func:`_compared` that entered ``status`` (a suspension also counts per version)."""
-    return (pl.col("status") == status) & (
-        pl.col("_was").is_null()
-        | (pl.col("_was") != status)
-        | ((pl.col("_was_version") != pl.col("version")) & (status == "suspended"))
-    )
+    """Rows of :func:`_compared` that entered ``status``; a suspension sticks to its version, so a
+    newer version suspended again is a new suspension."""
+    entered = pl.col("_was").is_null() | (pl.col("_was") != status)
+    if status == "suspended":
+        entered = entered | (pl.col("_was_version") != pl.col("version"))
+    return (pl.col("status") == status) & entered
 
 
 PAID_ENDED = " Paid subscriptions are cancelled now and the unused days of the period refunded."
