@@ -5,8 +5,9 @@
   subscription; an inbox sensor (``pipelines/sensors.py``) asks for a run that merges exactly the new
   objects.
 - ``model_status`` applies SPEC 6 after each performance update: listing (public, reviewed when
-  paid), automatic suspension (three consecutive failing daily evaluations) and notifications to
-  subscribers (a new version of a shared model, a suspension) appended to ``tables/notifications``.
+  paid), automatic suspension (three consecutive failing daily evaluations), notifications to
+  subscribers (a new version of a shared model, a suspension, an archive) appended to
+  ``tables/notifications``, and one audit record per suspension or archive.
   A sensor re-runs it when an operator records a review.
 
 No ``from __future__ import annotations`` here: Dagster reads the ``config`` annotation unevaluated.
@@ -28,12 +29,14 @@ from domain.marketplace.listing import (
     latest_versions,
     listing_status,
     notifications,
+    status_audit_records,
     status_table,
     sticky_suspensions,
     suspensions,
 )
 from domain.marketplace.performance import MODEL_PERFORMANCE, ROLLING_DAYS
 from domain.money.subscriptions import SUBSCRIPTIONS, with_access
+from stores import audit
 from stores.lake import Lake
 from stores.layout import (
     STRIPE_EVENTS_INBOX,
@@ -156,8 +159,10 @@ def model_status(
     found = suspensions(history, versions.filter(pl.col("model_id").is_in(listed.implode())), days)
     table = status_table(listing_status(latest, reviews, pl.concat([held, found])), previous, now)
     sent = notifications(previous, table, read_table(lake, SUBSCRIPTIONS_KEY, SUBSCRIPTIONS), now)
-    # The outbox first: a crash before the status is written re-sends (deduplicated by id) instead
-    # of losing notifications.
+    # The audit log and the outbox first: a crash before the status is written re-sends (deduplicated
+    # by id and business key) instead of losing notifications or records.
+    for record in status_audit_records(previous, table):
+        audit.append(lake, record)
     lake.write_parquet(
         NOTIFICATIONS_KEY, append_notifications(read_table(lake, NOTIFICATIONS_KEY, NOTIFICATIONS), sent)
     )

@@ -9,7 +9,10 @@ exist (else 404 "Unrecognized request URL"), required parameters must be present
 rejected, and integers, booleans and enums must parse, all as 400 ``invalid_request_error`` with
 Stripe's messages. A create answers the resource's fixture with the request's fields merged in and a
 fresh id (or the ``id`` asked for, where the API allows one, refused if taken); objects can then be
-retrieved, updated and deleted. ``Idempotency-Key`` works as on Stripe: a repeated key replays the
+retrieved, updated and deleted (a subscription's DELETE cancels it). A Refund takes its amount off the
+charge it names (objects Stripe would hold from payments, such as charges, are seeded with
+:meth:`StripeServer.add`) and ``expand`` embeds the objects a create names. ``Idempotency-Key``
+works as on Stripe (on POST, and on DELETE, where Stripe ignores it): a repeated key replays the
 first response (``Idempotent-Replayed: true``) and creates nothing; reusing a key with other
 parameters is an ``idempotency_error``. Every request is recorded, with its key. What a person does
 on Stripe's hosted pages is a method: :meth:`StripeServer.complete_checkout` pays a Checkout Session.
@@ -362,7 +365,7 @@ class StripeServer:
     ) -> tuple[int, dict[str, str], bytes]:
         split = urlsplit(target)
         pairs = parse_qsl(split.query, keep_blank_values=True) + parse_qsl(body, keep_blank_values=True)
-        key = headers.get("idempotency-key") if method == "post" else None
+        key = headers.get("idempotency-key") if method in {"post", "delete"} else None
         with self._lock:
             params: dict[str, Any] = {}
             replayed = False
@@ -413,7 +416,7 @@ class StripeServer:
             raise ApiError(501, None, message, kind="api_error")
         now = int(time.time())
         if not is_object:
-            return 200, json.dumps(self._create(resource, params, now)).encode()
+            return 200, json.dumps(self._expanded(self._create(resource, params, now), params)).encode()
         (object_id,) = path_params.values()
         obj = self._objects.get(object_id)
         if obj is None or obj.get("object") != kind:
@@ -448,8 +451,57 @@ class StripeServer:
         if resource == "checkout.session":
             obj.update(status="open", expires_at=params.get("expires_at", now + 86_400))
             self._checkouts[object_id] = params
+        if resource == "refund":
+            self._refund_charge(obj, params)
         self._objects[object_id] = obj
         return obj
+
+    def add(self, resource: str, **fields: Any) -> dict[str, Any]:
+        """Hold an object Stripe would have from activity this server does not take (a charge made
+        by a paid invoice, ...): the resource's fixture with ``fields`` (an ``id`` among them)."""
+        obj = {**copy.deepcopy(self.spec.fixtures[resource]), "created": int(time.time()), **fields}
+        with self._lock:
+            self._objects[obj["id"]] = obj
+        return copy.deepcopy(obj)
+
+    def _refund_charge(self, refund: dict[str, Any], params: dict[str, Any]) -> None:
+        """What Stripe does on a refund: find the charge (or the payment intent's), check the amount
+        against what is left, and add it to the charge's ``amount_refunded``."""
+        intent = params.get("payment_intent")
+        charge = self._objects.get(params.get("charge", "")) or next(
+            (
+                o
+                for o in self._objects.values()
+                if o.get("object") == "charge" and intent and o.get("payment_intent") == intent
+            ),
+            None,
+        )
+        if charge is None or charge.get("object") != "charge":
+            param, value = (
+                ("charge", params.get("charge")) if "charge" in params else ("payment_intent", intent)
+            )
+            raise ApiError(400, "resource_missing", f"No such {param}: '{value}'", param)
+        left = charge["amount"] - charge["amount_refunded"]
+        amount = params.get("amount", left)
+        if amount > left:
+            message = f"Refund amount ({amount}) is greater than unrefunded amount on charge ({left})"
+            raise ApiError(400, "amount_too_large", message, "amount")
+        charge.update(amount_refunded=charge["amount_refunded"] + amount, refunded=amount == left)
+        refund.update(
+            amount=amount,
+            charge=charge["id"],
+            payment_intent=charge.get("payment_intent"),
+            status="succeeded",
+        )
+
+    def _expanded(self, obj: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+        """``obj`` with the top-level references named in ``expand`` replaced by the objects held."""
+        out = copy.deepcopy(obj)
+        for field in params.get("expand", []):
+            ref = out.get(field)
+            if isinstance(ref, str) and ref in self._objects:
+                out[field] = copy.deepcopy(self._objects[ref])
+        return out
 
     def _shape_subscription(self, sub: dict[str, Any], params: dict[str, Any], now: int) -> None:
         """What Stripe derives on creation: items with their prices, trial and period dates."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from assets.analyses import analysis_assets
+from assets.cancellations import cancellation_assets
 from assets.datasets import dataset_assets, dataset_checks
 from assets.features import feature_assets
 from assets.ingest import ingest_assets
@@ -45,6 +46,7 @@ defs = with_freshness_policies(
                 *performance_assets,
                 *payment_assets,
                 *marketplace_assets,
+                *cancellation_assets,
                 *mart_assets,
                 serving_snapshot,
             ]

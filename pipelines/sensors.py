@@ -219,9 +219,10 @@ LEDGER_INBOX = Inbox(
     name="ledger",
     objects=ledger_sources,
     target=dg.AssetSelection.assets(ledger, creator_balances),
-    description="Posts new verified Stripe events and recorded payout transfers onto the ledger.",
+    description="Posts new verified Stripe events, recorded payout transfers and fair-cancellation "
+    "refunds onto the ledger.",
     previous_run="ledger run",
-    new_objects="Stripe events or payout transfers",
+    new_objects="Stripe events, payout transfers or refunds",
     # A ledger run posts whatever it has not posted yet: the keys only name the request.
 )
 SUBSCRIPTIONS_INBOX = Inbox(

@@ -7,12 +7,12 @@ Every POST carries an idempotency key derived from the business key (``product:{
 ``price:{model_id}:{cents}:{previous price}``, ``customer:{user_id}``,
 ``checkout:{user}:{model}:{price}:{n}``, ``portal:{customer}:{unix second}``,
 ``connect-account:{creator_id}``, ``account-link:{creator_id}:{request time}``,
-``payout:{creator_id}:{YYYY-MM}``), so a retried or re-run step never creates a second object:
-Stripe answers a repeated key with the first response. Stripe keeps keys for 24 hours, so callers
-store the ids these methods return (the seed's ``stripe_customer_id``, ``stripe_price_id``, the
-Checkout Session that leads to each ``stripe_subscription_id``, the creator's Connect account) and
-call a create only when they hold none. Products get a deterministic id (``model_{model_id}``) and
-are idempotent for ever.
+``payout:{creator_id}:{YYYY-MM}``, ``refund:{subscription_id}:{invoice_id}``), so a retried or
+re-run step never creates a second object: Stripe answers a repeated key with the first response.
+Stripe keeps keys for 24 hours, so callers store the ids these methods return (the seed's
+``stripe_customer_id``, ``stripe_price_id``, the Checkout Session that leads to each
+``stripe_subscription_id``, the creator's Connect account) and call a create only when they hold
+none. Products get a deterministic id (``model_{model_id}``) and are idempotent for ever.
 
 ``api_base`` points the SDK at another server (``STRIPE_API_BASE``), which is how the tests run
 against a local server that checks each request against Stripe's OpenAPI description.
@@ -188,16 +188,68 @@ class Payments:
         return session.url
 
     def cancel_subscription(self, subscription_id: str, at_period_end: bool = True) -> str:
-        """Cancel a subscription, by default when the paid period ends; returns its Stripe status."""
+        """Cancel a subscription, by default when the paid period ends; returns its Stripe status.
+
+        At once (``at_period_end=False``) is Stripe's ``DELETE``, without proration (a fair
+        cancellation refunds the unused days itself, :meth:`refund`) and with the key
+        ``cancel_now:{subscription_id}`` (Stripe treats a DELETE as idempotent anyway). A subscription
+        Stripe has already cancelled answers its status instead of an error.
+        """
         if at_period_end:
             sub = self.client.v1.subscriptions.update(
                 subscription_id,
                 {"cancel_at_period_end": True},
                 {"idempotency_key": f"cancel:{subscription_id}"},
             )
-        else:
-            sub = self.client.v1.subscriptions.cancel(subscription_id)
+            return sub.status
+        try:
+            sub = self.client.v1.subscriptions.cancel(
+                subscription_id, {}, {"idempotency_key": f"cancel_now:{subscription_id}"}
+            )
+        except stripe.InvalidRequestError:
+            sub = self.client.v1.subscriptions.retrieve(subscription_id)
+            if sub.status != "canceled":
+                raise
         return sub.status
+
+    def refund(
+        self,
+        charge_id: str | None,
+        payment_intent_id: str | None,
+        amount_cents: int,
+        idempotency_key: str,
+        metadata: dict[str, str],
+    ) -> dict[str, Any]:
+        """Refund ``amount_cents`` of a charge (or of the payment intent that made it, for invoices
+        that name only that); the key (``refund:{subscription}:{invoice}``) makes a retry a no-op.
+
+        Returns ``refund_id``, ``created`` and the refunded ``charge`` as Stripe returned it with the
+        refund (expanded, so its cumulative ``amount_refunded`` includes this refund).
+        """
+        if not (charge_id or payment_intent_id):
+            raise ValueError("a refund needs the charge or the payment intent it gives back")
+        target = {"charge": charge_id} if charge_id else {"payment_intent": payment_intent_id}
+        refund = self.client.v1.refunds.create(
+            {
+                **target,
+                "amount": amount_cents,
+                "metadata": {**metadata, "refund_key": idempotency_key},
+                "expand": ["charge"],
+            },
+            {"idempotency_key": idempotency_key},
+        )
+        charge = refund.charge
+        if not isinstance(charge, stripe.Charge):
+            raise stripe.APIError(f"refund {refund.id} came back without its charge expanded")
+        return {
+            "refund_id": refund.id,
+            "created": refund.created,
+            "charge": {
+                "id": charge.id,
+                "amount_refunded": charge.amount_refunded,
+                "payment_intent": payment_intent_id or _plain_id(charge.payment_intent),
+            },
+        }
 
     # -- creators ----------------------------------------------------------------------------------
     def ensure_connect_account(self, creator_id: str, email: str | None = None) -> dict[str, Any]:
@@ -244,6 +296,10 @@ class Payments:
             {"idempotency_key": idempotency_key},
         )
         return transfer.id
+
+
+def _plain_id(value: Any) -> str | None:
+    return getattr(value, "id", value) if value is not None else None
 
 
 def _is_monthly(price: stripe.Price, product_id: str, cents: int) -> bool:

@@ -38,6 +38,11 @@ who writes it::
         payouts/{month}/attempts/{creator_id}.json    before Stripe is first called   payouts asset
         payouts/{month}/transfers/{creator_id}.json   the Transfer Stripe returned    payouts asset
         creator_terms/{user_id}/{version}.json        acceptance of creator terms     API
+        cancellations/{subscription_id}/              a paid model's fair cancellation  cancellations asset
+            cancel.json                               before Stripe is asked to cancel
+            cancelled.json                            the subscription Stripe cancelled
+            refunds/{invoice_id}.json                 a refund's amount, before Stripe is called
+            refunded/{invoice_id}.json                the Refund Stripe returned (ledger posts it)
         audit/{record_id}.json                        one operator or money action    whoever acts
     cache/analyses/{model_id}/v{n:06d}/{day}.parquet  an on-demand run's analyses     API
     cache/ratelimits/analyze/{user_id}/{ms:013d}-{8 hex}  one uncached on-demand run  API
@@ -97,6 +102,7 @@ STRIPE_PRICES_INBOX = f"{INBOX}stripe/prices/"
 STRIPE_CUSTOMERS_INBOX = f"{INBOX}stripe/customers/"
 STRIPE_SUBSCRIPTIONS_INBOX = f"{INBOX}stripe/subscriptions/"
 PAYOUTS_INBOX = f"{INBOX}payouts/"
+CANCELLATIONS_INBOX = f"{INBOX}cancellations/"
 AUDIT_INBOX = f"{INBOX}audit/"
 CREATOR_TERMS_INBOX = f"{INBOX}creator_terms/"
 LEDGER_PREFIX = f"{TABLES}ledger/"
@@ -132,6 +138,8 @@ _STRIPE_EVENT_ID = re.compile(r"evt_[A-Za-z0-9_]{1,200}")
 _STRIPE_ACCOUNT_KEY = re.compile(rf"{STRIPE_ACCOUNTS_INBOX}([^/]+)\.json")
 _TERMS_VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _PAID_ATTEMPT = re.compile(r"(\d{6})\.json")
+_STRIPE_OBJECT_ID = re.compile(r"[a-z]{2,4}_[A-Za-z0-9_]{1,200}")
+_REFUND_RESULT_KEY = re.compile(rf"{CANCELLATIONS_INBOX}[^/]+/refunded/[^/]+\.json")
 _ANALYZE_RUN_KEY = re.compile(rf"{ANALYZE_RUNS}[^/]+/(\d+)-[0-9a-f]+")
 _SERVING_SNAPSHOT = re.compile(r"serving-[A-Za-z0-9._-]+\.duckdb")
 _MARTS_BUILD = re.compile(r"marts-[A-Za-z0-9_-]+")
@@ -493,6 +501,31 @@ def is_payout_intent_key(key: str) -> bool:
 def is_payout_transfer_key(key: str) -> bool:
     parts = key.removeprefix(PAYOUTS_INBOX).split("/")
     return key.startswith(PAYOUTS_INBOX) and len(parts) == 3 and parts[1] == "transfers"
+
+
+CancellationRecord = Literal["cancel", "cancelled"]
+RefundRecord = Literal["refunds", "refunded"]
+
+
+def _stripe_id(value: str) -> str:
+    if not _STRIPE_OBJECT_ID.fullmatch(value):
+        raise ValueError(f"{value!r} is not a Stripe object id")
+    return value
+
+
+def cancellation_key(subscription_id: str, record: CancellationRecord) -> str:
+    """A fair cancellation's intent (written before Stripe is called) or its result."""
+    return f"{CANCELLATIONS_INBOX}{_stripe_id(subscription_id)}/{record}.json"
+
+
+def refund_key(subscription_id: str, invoice_id: str, record: RefundRecord) -> str:
+    """The refund of one paid invoice of a cancelled subscription: its intent (``refunds``) or the
+    Refund Stripe returned (``refunded``, which the ledger posts)."""
+    return f"{CANCELLATIONS_INBOX}{_stripe_id(subscription_id)}/{record}/{_stripe_id(invoice_id)}.json"
+
+
+def is_refund_result_key(key: str) -> bool:
+    return _REFUND_RESULT_KEY.fullmatch(key) is not None
 
 
 # ---- the on-demand cache --------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 The ledger is ``tables/ledger/{YYYY-MM}.parquet``, the entries booked in that month (UTC),
 append-only; ``tables/ledger_inbox.parquet`` records every inbox object the ledger has read (verified
-Stripe events, recorded payout transfers) and what came of it. Keys: ``stores/layout.py``.
+Stripe events, recorded payout transfers, refunds of fair cancellations) and what came of it. Keys:
+``stores/layout.py``.
 
 :func:`post_inbox` reads the objects listed under those inbox prefixes that are new or were pending
 last time, posts them with :func:`domain.money.ledger.post_events` (Stripe events) and
@@ -22,13 +23,16 @@ import polars as pl
 
 from domain.money.ledger import LEDGER, empty_ledger, post, post_events, to_frame
 from domain.money.payouts import PayoutPlan, payout_entries
+from domain.money.refunds import refund_observation
 from domain.tables.schemas import UTC_TS
 from stores.lake import Lake
 from stores.layout import (
+    CANCELLATIONS_INBOX,
     LEDGER_PREFIX,
     PAYOUTS_INBOX,
     STRIPE_EVENTS_INBOX,
     is_payout_transfer_key,
+    is_refund_result_key,
     ledger_key,
     table_key,
 )
@@ -50,10 +54,12 @@ already) or ``pending`` (it cannot be attributed yet: read again next run, ``rea
 
 
 def ledger_sources(lake: Lake) -> list[tuple[str, float]]:
-    """``(key, mtime)`` of every inbox object the ledger posts from, sorted by key."""
+    """``(key, mtime)`` of every inbox object the ledger posts from, sorted by key: Stripe events,
+    payout transfers and the refunds of fair cancellations."""
     events = lake.list_objects(STRIPE_EVENTS_INBOX)
     transfers = (o for o in lake.list_objects(PAYOUTS_INBOX) if is_payout_transfer_key(o[0]))
-    return sorted([*events, *transfers])
+    refunds = (o for o in lake.list_objects(CANCELLATIONS_INBOX) if is_refund_result_key(o[0]))
+    return sorted([*events, *transfers, *refunds])
 
 
 def read_ledger(lake: Lake, creator_id: str | None = None) -> pl.DataFrame:
@@ -102,9 +108,14 @@ def post_inbox(lake: Lake, now: dt.datetime) -> LedgerRun:
     """Post every unread inbox object onto the ledger (see the module notes)."""
     state = read_inbox_state(lake)
     keys = unread_keys(lake, state)
-    event_keys = [k for k in keys if k.startswith(STRIPE_EVENTS_INBOX)]
+    # A recorded refund is posted as the observation of its charge that it carries, by the same rule
+    # as a charge.refunded webhook (domain.money.refunds): whichever comes first posts it, once.
+    event_keys = [k for k in keys if k.startswith(STRIPE_EVENTS_INBOX) or is_refund_result_key(k)]
     transfer_keys = [k for k in keys if is_payout_transfer_key(k)]
-    events = read_events(lake, event_keys)
+    events = [
+        refund_observation(obj) if is_refund_result_key(k) else obj
+        for k, obj in zip(event_keys, read_events(lake, event_keys), strict=True)
+    ]
     transfers = [json.loads(lake.get_bytes(k)) for k in transfer_keys]
 
     ledger = read_ledger(lake)

@@ -18,6 +18,7 @@ INTEGRATION_MODULES = frozenset(
         "test_datasets_api",
         "test_datasets_pipeline",
         "test_dbt",
+        "test_fair_cancellation",
         "test_ge_quality",
         "test_history_import",
         "test_ingest_assets",

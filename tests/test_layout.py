@@ -108,6 +108,8 @@ def others(*own: str) -> list[str]:
         (layout.payout_intent_key("2025-01", "alice"), "inbox/payouts/2025-01/alice.json"),
         (layout.payout_attempt_key("2025-01", "alice"), "inbox/payouts/2025-01/attempts/alice.json"),
         (layout.payout_transfer_key("2025-01", "alice"), "inbox/payouts/2025-01/transfers/alice.json"),
+        (layout.cancellation_key("sub_1", "cancel"), "inbox/cancellations/sub_1/cancel.json"),
+        (layout.refund_key("sub_1", "in_2", "refunded"), "inbox/cancellations/sub_1/refunded/in_2.json"),
         (
             layout.analyses_cache_key(MODEL, 3, DAY),
             "cache/analyses/alice--m-abcdef/v000003/2025-01-15.parquet",
@@ -224,6 +226,18 @@ def test_a_connect_account_key_reads_back_as_its_creator() -> None:
 def test_account_states_sort_by_the_time_stripe_reported_them() -> None:
     keys = [layout.account_state_key("alice", t, "evt_z") for t in (999_999_999, 1_000_000_000)]
     assert sorted(keys) == keys
+
+
+def test_recorded_refunds_are_told_apart_and_ids_cannot_choose_a_path() -> None:
+    refunded = layout.refund_key("sub_1", "in_2", "refunded")
+    assert layout.is_refund_result_key(refunded)
+    assert not layout.is_refund_result_key(layout.refund_key("sub_1", "in_2", "refunds"))
+    assert not layout.is_refund_result_key(layout.cancellation_key("sub_1", "cancelled"))
+    for key in others():
+        assert not layout.is_refund_result_key(key), key
+    for bad in ("../x", "sub_1/..", "sub 1", ""):
+        with pytest.raises(ValueError, match="not a Stripe object id"):
+            layout.cancellation_key(bad, "cancel")
 
 
 def test_a_rate_limit_key_reads_back_as_the_millisecond_its_run_started() -> None:

@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 import polars as pl
 
+from domain.compliance.audit import AuditRecord
 from domain.marketplace.performance import suspension_decisions
 from domain.models.engine.backtest import KEYS
 from domain.models.registry import MODEL_VERSIONS
@@ -33,7 +34,7 @@ from domain.tables.schemas import UTC_TS, conform
 
 ListingStatus = Literal["listed", "pending_review", "rejected", "suspended", "private", "archived"]
 Decision = Literal["approve", "reject"]
-NotificationKind = Literal["new_version", "suspended"]
+NotificationKind = Literal["new_version", "suspended", "archived"]
 
 POPULAR_ABOVE = 10
 """The seed's hybrid execution: shared models with more than this many subscribers run on schedule."""
@@ -220,24 +221,39 @@ def subscribers_with_access(subscriptions: pl.DataFrame, now: dt.datetime) -> pl
     )
 
 
+def _compared(previous: pl.DataFrame, current: pl.DataFrame) -> pl.DataFrame:
+    """``current`` status rows with the previous ``_was`` status and ``_was_version`` of each model."""
+    before = conform(previous, MODEL_STATUS).select(
+        "model_id", pl.col("version").alias("_was_version"), pl.col("status").alias("_was")
+    )
+    return conform(current, MODEL_STATUS).join(before, on="model_id", how="left")
+
+
+def _newly(status: str) -> pl.Expr:
+    """Rows of :func:`_compared` that entered ``status``; a suspension sticks to its version, so a
+    newer version suspended again is a new suspension."""
+    entered = pl.col("_was").is_null() | (pl.col("_was") != status)
+    if status == "suspended":
+        entered = entered | (pl.col("_was_version") != pl.col("version"))
+    return (pl.col("status") == status) & entered
+
+
+PAID_ENDED = " Paid subscriptions are cancelled now and the unused days of the period refunded."
+"""Added to the notice of a paid model's suspension or archive (SPEC 6, fair cancellation)."""
+
+
 def notifications(
     previous: pl.DataFrame, current: pl.DataFrame, subscriptions: pl.DataFrame, now: dt.datetime
 ) -> pl.DataFrame:
     """:data:`NOTIFICATIONS` for what changed between two status tables, one per subscriber with
     access: a new version of a shared model (not on the first run, which has nothing to compare
-    with) and a suspension."""
-    before = conform(previous, MODEL_STATUS).select(
-        "model_id", pl.col("version").alias("_was_version"), pl.col("status").alias("_was")
-    )
-    rows = conform(current, MODEL_STATUS).join(before, on="model_id", how="left")
+    with), a suspension and an archive (for a paid model, saying that subscriptions end and the
+    unused days are refunded)."""
+    rows = _compared(previous, current)
     shared = ~pl.col("status").is_in(["private", "archived"])
     new_version = (pl.col("version") > pl.col("_was_version")).fill_null(False) & shared
-    newly_suspended = (pl.col("status") == "suspended") & (
-        pl.col("_was").is_null()
-        | (pl.col("_was") != "suspended")
-        | (pl.col("_was_version") != pl.col("version"))
-    )
     name = pl.col("name")
+    paid = pl.when(pl.col("price_cents") > 0).then(pl.lit(PAID_ENDED)).otherwise(pl.lit(""))
     events = pl.concat(
         [
             rows.filter(new_version).select(
@@ -245,15 +261,23 @@ def notifications(
                 pl.lit("new_version").alias("kind"),
                 pl.format("{} has a new version (v{})", name, pl.col("version")).alias("message"),
             ),
-            rows.filter(newly_suspended).select(
+            rows.filter(_newly("suspended")).select(
                 *KEYS,
                 pl.lit("suspended").alias("kind"),
                 pl.format(
                     "{} was suspended from the marketplace: {}. Its analyses stop until its creator "
-                    "publishes a new version.",
+                    "publishes a new version.{}",
                     name,
                     pl.col("reason"),
+                    paid,
                 ).alias("message"),
+            ),
+            rows.filter(_newly("archived") & pl.col("_was").is_not_null()).select(
+                *KEYS,
+                pl.lit("archived").alias("kind"),
+                pl.format("{} was archived by its creator; its analyses stop.{}", name, paid).alias(
+                    "message"
+                ),
             ),
         ]
     )
@@ -262,6 +286,26 @@ def notifications(
         pl.lit(now).cast(UTC_TS).alias("created_at"),
     )
     return conform(out, NOTIFICATIONS).sort("notification_id")
+
+
+def status_audit_records(previous: pl.DataFrame, current: pl.DataFrame) -> list[AuditRecord]:
+    """One audit record per model that entered ``suspended`` (per version: the pipeline suspended
+    it) or ``archived`` (its owner did) between two status tables, at the status's ``since``."""
+    rows = _compared(previous, current).filter(_newly("suspended") | _newly("archived"))
+    return [
+        AuditRecord(
+            business_key=f"model.{r['status']}:{r['model_id']}"
+            + (f":v{r['version']}" if r["status"] == "suspended" else ""),
+            at=r["since"],
+            actor="pipeline" if r["status"] == "suspended" else r["owner_user_id"],
+            action=f"model.{r['status']}",
+            object_type="model",
+            object_id=r["model_id"],
+            before=None if r["_was"] is None else {"status": r["_was"], "version": r["_was_version"]},
+            after={"status": r["status"], "version": r["version"], "reason": r["reason"]},
+        )
+        for r in rows.iter_rows(named=True)
+    ]
 
 
 def append_notifications(existing: pl.DataFrame, new: pl.DataFrame) -> pl.DataFrame:
