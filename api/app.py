@@ -17,7 +17,17 @@ from fastapi.responses import JSONResponse
 from api.clock import utc_now
 from api.errors import error_response, install_error_handlers
 from api.guard import install_request_guard
-from api.routes import creators, datasets, execution, games, health, marketplace, models, webhooks
+from api.routes import (
+    compliance,
+    creators,
+    datasets,
+    execution,
+    games,
+    health,
+    marketplace,
+    models,
+    webhooks,
+)
 from api.serving import NoSnapshotError, ServingStore
 from api.settings import ApiSettings
 from domain.datasets.registry import DatasetLimits
@@ -105,6 +115,8 @@ def create_app(
     app.include_router(marketplace.router)
     app.include_router(marketplace.notifications_router)
     app.include_router(execution.router)
+    app.include_router(compliance.legal_router)
+    app.include_router(compliance.router)
     return app
 
 

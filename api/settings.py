@@ -5,11 +5,13 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, TypeVar
 
 from api.auth import DEFAULT_TTL_SECONDS
+from domain.compliance.eligibility import RegionPolicy
+from domain.compliance.legal import DEFAULT_TERMS_VERSION
 from domain.errors import UserError
 from stores.layout import JWT_SECRET_FILE, SERVING_DIR
 from stores.secrets import dev_jwt_secret
@@ -41,6 +43,10 @@ class ApiSettings:
     ``read_window_seconds`` in each worker process, in bursts of up to all of them (``api/rate_limit.py``);
     0 turns the limit off."""
     read_window_seconds: float = 60.0
+    region_policy: RegionPolicy = field(default_factory=RegionPolicy)
+    """Blocked regions and minimum-age overrides (``ODDSFORGE_BLOCKED_REGIONS``, ``ODDSFORGE_MIN_AGE``)."""
+    user_terms_version: str = DEFAULT_TERMS_VERSION
+    creator_terms_version: str = DEFAULT_TERMS_VERSION
 
     def __post_init__(self) -> None:
         if self.environment not in ("development", "production"):
@@ -67,7 +73,9 @@ class ApiSettings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ApiSettings:
         """Settings from ``ODDSFORGE_WAREHOUSE_DIR``, ``ODDSFORGE_JWT_SECRET``, ``ODDSFORGE_ENV``,
-        ``ODDSFORGE_TOKEN_MAX_HOURS``, ``ODDSFORGE_READ_LIMIT`` and ``ODDSFORGE_READ_WINDOW_SECONDS``.
+        ``ODDSFORGE_TOKEN_MAX_HOURS``, ``ODDSFORGE_READ_LIMIT``, ``ODDSFORGE_READ_WINDOW_SECONDS``,
+        ``ODDSFORGE_BLOCKED_REGIONS`` (``US-WA,US-ID``), ``ODDSFORGE_MIN_AGE`` (``US-NY=21,GB=18``),
+        ``ODDSFORGE_USER_TERMS_VERSION`` and ``ODDSFORGE_CREATOR_TERMS_VERSION``.
 
         Without ``ODDSFORGE_JWT_SECRET`` in development the secret is the warehouse directory's own
         (``{warehouse}/jwt-secret``, generated on first use, mode 0600), so tokens minted by
@@ -88,7 +96,17 @@ class ApiSettings:
             jwt_secret_file=secret_file,
             read_limit=_number(env, "ODDSFORGE_READ_LIMIT", int, cls.read_limit),
             read_window_seconds=_number(env, "ODDSFORGE_READ_WINDOW_SECONDS", float, cls.read_window_seconds),
+            region_policy=_region_policy(env),
+            user_terms_version=env.get("ODDSFORGE_USER_TERMS_VERSION") or DEFAULT_TERMS_VERSION,
+            creator_terms_version=env.get("ODDSFORGE_CREATOR_TERMS_VERSION") or DEFAULT_TERMS_VERSION,
         )
+
+
+def _region_policy(env: Mapping[str, str]) -> RegionPolicy:
+    try:
+        return RegionPolicy.parse(env.get("ODDSFORGE_BLOCKED_REGIONS", ""), env.get("ODDSFORGE_MIN_AGE", ""))
+    except ValueError as exc:
+        raise SettingsError(f"ODDSFORGE_BLOCKED_REGIONS / ODDSFORGE_MIN_AGE: {exc}") from None
 
 
 def _max_ttl_seconds(hours: str | None) -> int:

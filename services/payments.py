@@ -156,13 +156,17 @@ class Payments:
         key = f"sub:{metadata[META_USER]}:{metadata[META_MODEL]}:{attempt}"
         return self.client.v1.subscriptions.create(params, {"idempotency_key": key}).id
 
-    def cancel_subscription(self, subscription_id: str, at_period_end: bool = True) -> str:
-        """Cancel a subscription, by default when the paid period ends; returns its Stripe status."""
+    def cancel_subscription(
+        self, subscription_id: str, at_period_end: bool = True, idempotency_key: str | None = None
+    ) -> str:
+        """Cancel a subscription, by default when the paid period ends; returns its Stripe status.
+        ``idempotency_key`` names the business action (default ``cancel:{subscription_id}``, the
+        subscriber's own cancellation)."""
         if at_period_end:
             sub = self.client.v1.subscriptions.update(
                 subscription_id,
                 {"cancel_at_period_end": True},
-                {"idempotency_key": f"cancel:{subscription_id}"},
+                {"idempotency_key": idempotency_key or f"cancel:{subscription_id}"},
             )
         else:
             sub = self.client.v1.subscriptions.cancel(subscription_id)
