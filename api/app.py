@@ -44,6 +44,9 @@ DESCRIPTION = """\
 Read access to OddsForge's games and betting lines.
 
 Every data endpoint needs `Authorization: Bearer <token>` (mint one with `oddsforge token USER_ID`).
+Picks, results, analyses, model figures, runs and subscribing also need the token's `birthdate` and
+`region` claims to show an age at least the region's minimum (403 `age_verification_required`) in a
+region that is not blocked (451 `region_blocked`); `GET /legal` states the rules and the disclaimer.
 Errors always have the body `{"error": {"code", "message", "details"}}`. Lists are paginated with
 `limit` and the opaque `next_cursor`. Times are ISO 8601 in UTC; prices are decimal odds.
 """

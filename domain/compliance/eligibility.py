@@ -85,8 +85,8 @@ class RegionPolicy:
         overrides = {}
         for part in (p.strip() for p in minimum_ages.split(",") if p.strip()):
             region_text, _, age_text = part.partition("=")
-            (region,) = _codes(region_text, "minimum age") or [None]
-            if region is None or not age_text.strip().isdigit() or not 0 < int(age_text) < 100:
+            region, age_text = parse_region(region_text), age_text.strip()
+            if region is None or not age_text.isdigit() or not 0 < int(age_text) < 100:
                 raise ValueError(f"minimum age: {part!r} is not REGION=AGE such as US-NY=21")
             overrides[region] = int(age_text)
         return cls(frozenset(_codes(blocked, "blocked regions")), overrides)
