@@ -17,7 +17,18 @@ from fastapi.responses import JSONResponse
 from api.clock import utc_now
 from api.errors import error_response, install_error_handlers
 from api.guard import install_request_guard
-from api.routes import billing, creators, datasets, execution, games, health, marketplace, models, webhooks
+from api.routes import (
+    billing,
+    compliance,
+    creators,
+    datasets,
+    execution,
+    games,
+    health,
+    marketplace,
+    models,
+    webhooks,
+)
 from api.serving import NoSnapshotError, ServingStore
 from api.settings import ApiSettings
 from domain.datasets.registry import DatasetLimits
@@ -34,6 +45,9 @@ DESCRIPTION = """\
 Read access to OddsForge's games and betting lines.
 
 Every data endpoint needs `Authorization: Bearer <token>` (mint one with `oddsforge token USER_ID`).
+Picks, results, analyses, model figures, runs and subscribing also need the token's `birthdate` and
+`region` claims to show an age at least the region's minimum (403 `age_verification_required`) in a
+region that is not blocked (451 `region_blocked`); `GET /legal` states the rules and the disclaimer.
 Errors always have the body `{"error": {"code", "message", "details"}}`. Lists are paginated with
 `limit` and the opaque `next_cursor`. Times are ISO 8601 in UTC; prices are decimal odds.
 """
@@ -106,6 +120,8 @@ def create_app(
     app.include_router(marketplace.notifications_router)
     app.include_router(billing.router)
     app.include_router(execution.router)
+    app.include_router(compliance.legal_router)
+    app.include_router(compliance.router)
     return app
 
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, TypeVar
 
 from api.auth import DEFAULT_TTL_SECONDS
+from domain.compliance.eligibility import RegionPolicy
+from domain.compliance.legal import DEFAULT_TERMS_VERSION
 from domain.errors import UserError
 from stores.layout import JWT_SECRET_FILE, SERVING_DIR, check_terms_version
 from stores.secrets import dev_jwt_secret
@@ -50,12 +52,16 @@ class ApiSettings:
     """Where Stripe Checkout sends a subscriber who gave up."""
     billing_return_url: str = f"{DEFAULT_WEB_URL}/account"
     """Where the Stripe billing portal sends a subscriber back to."""
-    creator_terms_version: str = "2026-12-01"
+    creator_terms_version: str = DEFAULT_TERMS_VERSION
     """The creator terms a creator must accept (``POST /creators/me/terms``) to publish paid models."""
+    user_terms_version: str = DEFAULT_TERMS_VERSION
+    """The user terms ``GET /legal`` names."""
     onboarding_refresh_url: str = f"{DEFAULT_WEB_URL}/creators/payout-account/refresh"
     """Where Stripe sends a creator whose onboarding link expired (the page asks for a new one)."""
     onboarding_return_url: str = f"{DEFAULT_WEB_URL}/creators/payout-account"
     """Where Stripe sends a creator who left onboarding (finished or not)."""
+    region_policy: RegionPolicy = field(default_factory=RegionPolicy)
+    """Blocked regions and minimum-age overrides (``ODDSFORGE_BLOCKED_REGIONS``, ``ODDSFORGE_MIN_AGE``)."""
 
     def __post_init__(self) -> None:
         if self.environment not in ("development", "production"):
@@ -90,8 +96,9 @@ class ApiSettings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ApiSettings:
         """Settings from ``ODDSFORGE_WAREHOUSE_DIR``, ``ODDSFORGE_JWT_SECRET``, ``ODDSFORGE_ENV``,
         ``ODDSFORGE_TOKEN_MAX_HOURS``, ``ODDSFORGE_READ_LIMIT``, ``ODDSFORGE_READ_WINDOW_SECONDS``,
-        ``ODDSFORGE_CREATOR_TERMS_VERSION`` and the web client's pages Stripe sends people back to
-        (:data:`_URL_SETTINGS`, defaults under :data:`DEFAULT_WEB_URL`).
+        ``ODDSFORGE_BLOCKED_REGIONS`` (``US-WA,US-ID``), ``ODDSFORGE_MIN_AGE`` (``US-NY=21,GB=18``),
+        ``ODDSFORGE_USER_TERMS_VERSION``, ``ODDSFORGE_CREATOR_TERMS_VERSION`` and the web client's
+        pages Stripe sends people back to (:data:`_URL_SETTINGS`, defaults under :data:`DEFAULT_WEB_URL`).
 
         Without ``ODDSFORGE_JWT_SECRET`` in development the secret is the warehouse directory's own
         (``{warehouse}/jwt-secret``, generated on first use, mode 0600), so tokens minted by
@@ -114,6 +121,8 @@ class ApiSettings:
             read_window_seconds=_number(env, "ODDSFORGE_READ_WINDOW_SECONDS", float, cls.read_window_seconds),
             **{url: env.get(name) or getattr(cls, url) for name, url in _URL_SETTINGS.items()},
             creator_terms_version=env.get("ODDSFORGE_CREATOR_TERMS_VERSION") or cls.creator_terms_version,
+            user_terms_version=env.get("ODDSFORGE_USER_TERMS_VERSION") or cls.user_terms_version,
+            region_policy=_region_policy(env),
         )
 
 
@@ -125,6 +134,13 @@ _URL_SETTINGS = {
     "ODDSFORGE_ONBOARDING_RETURN_URL": "onboarding_return_url",
 }
 """Environment variable -> setting, for the pages Stripe sends subscribers and creators to."""
+
+
+def _region_policy(env: Mapping[str, str]) -> RegionPolicy:
+    try:
+        return RegionPolicy.parse(env.get("ODDSFORGE_BLOCKED_REGIONS", ""), env.get("ODDSFORGE_MIN_AGE", ""))
+    except ValueError as exc:
+        raise SettingsError(f"ODDSFORGE_BLOCKED_REGIONS / ODDSFORGE_MIN_AGE: {exc}") from None
 
 
 def _max_ttl_seconds(hours: str | None) -> int:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, get_args
 
 from cli.instance import ensure_instance_yaml
+from domain.compliance.eligibility import parse_birthdate, parse_region
 from domain.errors import UserError
 
 if TYPE_CHECKING:
@@ -301,6 +302,17 @@ def _duration(text: str) -> int:
     return seconds
 
 
+def _claim(parse: Callable[[object], object], example: str) -> Callable[[str], str]:
+    """An argparse type that accepts what ``parse`` reads and keeps the text as given."""
+
+    def checked(text: str) -> str:
+        if parse(text) is None:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {example}")
+        return text
+
+    return checked
+
+
 def cmd_token(args: argparse.Namespace) -> int:
     from api.auth import mint_token
     from api.settings import ApiSettings
@@ -312,7 +324,8 @@ def cmd_token(args: argparse.Namespace) -> int:
         raise UserError(
             f"--ttl of {ttl} s is longer than the API accepts: at most {limit} s (ODDSFORGE_TOKEN_MAX_HOURS)"
         )
-    print(mint_token(args.user_id, settings.jwt_secret, ttl_seconds=ttl))
+    identity = {name: getattr(args, name) for name in ("birthdate", "region") if getattr(args, name)}
+    print(mint_token(args.user_id, settings.jwt_secret, ttl_seconds=ttl, **identity))
     return 0
 
 
@@ -458,6 +471,17 @@ def build_parser() -> argparse.ArgumentParser:
         type=_duration,
         metavar="DURATION",
         help="lifetime, e.g. 90m, 12h, 3600s; at most and by default ODDSFORGE_TOKEN_MAX_HOURS (24h)",
+    )
+    p.add_argument(
+        "--birthdate",
+        type=_claim(parse_birthdate, "a date such as 2001-04-30"),
+        help="the holder's birthdate, YYYY-MM-DD (picks need the region's minimum age); default: an adult's",
+    )
+    p.add_argument(
+        "--region",
+        type=_claim(parse_region, "a region such as US-NY or a country such as GB"),
+        help="where the holder is, ISO 3166-2 (US-NY) or a country code (GB); default: a US region that "
+        "no default policy blocks",
     )
     p.set_defaults(func=cmd_token)
 

@@ -187,19 +187,23 @@ class Payments:
         )
         return session.url
 
-    def cancel_subscription(self, subscription_id: str, at_period_end: bool = True) -> str:
+    def cancel_subscription(
+        self, subscription_id: str, at_period_end: bool = True, idempotency_key: str | None = None
+    ) -> str:
         """Cancel a subscription, by default when the paid period ends; returns its Stripe status.
 
-        At once (``at_period_end=False``) is Stripe's ``DELETE``, without proration (a fair
-        cancellation refunds the unused days itself, :meth:`refund`) and with the key
-        ``cancel_now:{subscription_id}`` (Stripe treats a DELETE as idempotent anyway). A subscription
-        Stripe has already cancelled answers its status instead of an error.
+        ``idempotency_key`` names the business action of a cancellation at period end (default
+        ``cancel:{subscription_id}``, the subscriber's own; a self-exclusion names its own). At once
+        (``at_period_end=False``) is Stripe's ``DELETE``, without proration (a fair cancellation
+        refunds the unused days itself, :meth:`refund`) and with the key ``cancel_now:{subscription_id}``
+        (Stripe treats a DELETE as idempotent anyway). A subscription Stripe has already cancelled
+        answers its status instead of an error.
         """
         if at_period_end:
             sub = self.client.v1.subscriptions.update(
                 subscription_id,
                 {"cancel_at_period_end": True},
-                {"idempotency_key": f"cancel:{subscription_id}"},
+                {"idempotency_key": idempotency_key or f"cancel:{subscription_id}"},
             )
             return sub.status
         try:

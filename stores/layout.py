@@ -44,6 +44,7 @@ who writes it::
             refunds/{invoice_id}.json                 a refund's amount, before Stripe is called
             refunded/{invoice_id}.json                the Refund Stripe returned (ledger posts it)
         audit/{record_id}.json                        one operator or money action    whoever acts
+        self_exclusions/{user_id}/{day}-{period}.json a self-exclusion from that day  API
     cache/analyses/{model_id}/v{n:06d}/{day}.parquet  an on-demand run's analyses     API
     cache/ratelimits/analyze/{user_id}/{ms:013d}-{8 hex}  one uncached on-demand run  API
     idempotency/{user_id}/{sha256 of the key}/        one ``Idempotency-Key`` of a user's  API
@@ -105,6 +106,7 @@ PAYOUTS_INBOX = f"{INBOX}payouts/"
 CANCELLATIONS_INBOX = f"{INBOX}cancellations/"
 AUDIT_INBOX = f"{INBOX}audit/"
 CREATOR_TERMS_INBOX = f"{INBOX}creator_terms/"
+SELF_EXCLUSIONS_INBOX = f"{INBOX}self_exclusions/"
 LEDGER_PREFIX = f"{TABLES}ledger/"
 PAYOUTS_TABLE_PREFIX = f"{TABLES}payouts/"
 ALERTS_PREFIX = f"{TABLES}alerts/"
@@ -140,9 +142,13 @@ _TERMS_VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _PAID_ATTEMPT = re.compile(r"(\d{6})\.json")
 _STRIPE_OBJECT_ID = re.compile(r"[a-z]{2,4}_[A-Za-z0-9_]{1,200}")
 _REFUND_RESULT_KEY = re.compile(rf"{CANCELLATIONS_INBOX}[^/]+/refunded/[^/]+\.json")
+_PAID_SUBSCRIPTION_RECORD = re.compile(r"\d{6}\.subscription\.json")
 _ANALYZE_RUN_KEY = re.compile(rf"{ANALYZE_RUNS}[^/]+/(\d+)-[0-9a-f]+")
 _SERVING_SNAPSHOT = re.compile(r"serving-[A-Za-z0-9._-]+\.duckdb")
 _MARTS_BUILD = re.compile(r"marts-[A-Za-z0-9_-]+")
+_SELF_EXCLUSION_KEY = re.compile(
+    rf"{SELF_EXCLUSIONS_INBOX}([^/]+)/(\d{{4}}-\d{{2}}-\d{{2}})-(30d|6m|1y|permanent)\.json"
+)
 _IDEMPOTENCY_KEY = re.compile(rf"{IDEMPOTENCY}([^/]+)/([0-9a-f]{{64}})/(?:claim-(\d{{3}})|answer)\.json")
 
 
@@ -461,6 +467,21 @@ def parse_paid_attempt_key(key: str, user_id: str, model_id: str) -> int | None:
     return None if match is None else int(match[1])
 
 
+def user_paid_attempts_prefix(user_id: str) -> str:
+    """Every paid subscription attempt of ``user_id``, to any model."""
+    return f"{STRIPE_SUBSCRIPTIONS_INBOX}{check_user_id(user_id)}/"
+
+
+def is_paid_subscription_record(key: str) -> bool:
+    """Whether ``key`` records the subscription Stripe created for an attempt."""
+    parts = key.removeprefix(STRIPE_SUBSCRIPTIONS_INBOX).split("/")
+    return (
+        key.startswith(STRIPE_SUBSCRIPTIONS_INBOX)
+        and len(parts) == 3
+        and _PAID_SUBSCRIPTION_RECORD.fullmatch(parts[2]) is not None
+    )
+
+
 def payouts_month_prefix(month: str) -> str:
     return f"{PAYOUTS_INBOX}{month}/"
 
@@ -526,6 +547,40 @@ def refund_key(subscription_id: str, invoice_id: str, record: RefundRecord) -> s
 
 def is_refund_result_key(key: str) -> bool:
     return _REFUND_RESULT_KEY.fullmatch(key) is not None
+
+
+# ---- self-exclusions -----------------------------------------------------------------------------
+
+
+def self_exclusions_prefix(user_id: str) -> str:
+    return f"{SELF_EXCLUSIONS_INBOX}{check_user_id(user_id)}/"
+
+
+def self_exclusion_key(user_id: str, start: dt.date, period: str) -> str:
+    """A user's self-exclusion of ``period`` (``30d``, ``6m``, ``1y``, ``permanent``) from ``start``:
+    one object per user, day and period, created once, so a retried request stores nothing twice."""
+    key = f"{self_exclusions_prefix(user_id)}{start.isoformat()}-{period}.json"
+    if _SELF_EXCLUSION_KEY.fullmatch(key) is None:
+        raise ValueError(f"{period!r} is not a self-exclusion period")
+    return key
+
+
+@dataclass(frozen=True)
+class SelfExclusionKey:
+    user_id: str
+    start: dt.date
+    period: str
+
+
+def parse_self_exclusion_key(key: str) -> SelfExclusionKey | None:
+    """The user, start day and period a self-exclusion key names; None for anything else."""
+    match = _SELF_EXCLUSION_KEY.fullmatch(key)
+    if match is None:
+        return None
+    try:
+        return SelfExclusionKey(match[1], dt.date.fromisoformat(match[2]), match[3])
+    except ValueError:
+        return None
 
 
 # ---- the on-demand cache --------------------------------------------------------------------------

@@ -14,6 +14,7 @@ INTEGRATION_MODULES = frozenset(
         "test_api",
         "test_api_contract",
         "test_cli",
+        "test_compliance",
         "test_creators",
         "test_datasets_api",
         "test_datasets_pipeline",

@@ -25,7 +25,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from api.app import create_app
-from api.auth import AUDIENCE, ISSUER, InvalidTokenError, mint_token, verify_token
+from api.auth import AUDIENCE, DEV_BIRTHDATE, DEV_REGION, ISSUER, InvalidTokenError, mint_token, verify_token
 from api.serving import ServingStore
 from api.settings import ApiSettings, SettingsError
 from domain.sports import sport_info
@@ -330,7 +330,17 @@ def test_minted_token_round_trips() -> None:
     now = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
     token = mint_token("user-42", SECRET, ttl_seconds=600, now=now)
     claims = jwt.decode(token, SECRET, algorithms=["HS256"], audience=AUDIENCE, options={"verify_exp": False})
-    assert claims == {"sub": "user-42", "iss": ISSUER, "aud": AUDIENCE, "iat": 1577836800, "exp": 1577837400}
+    assert claims == {
+        "sub": "user-42",
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "iat": 1577836800,
+        "exp": 1577837400,
+        "birthdate": DEV_BIRTHDATE,
+        "region": DEV_REGION,
+    }
+    bare = mint_token("user-42", SECRET, birthdate=None, region=None)
+    assert {"birthdate", "region"}.isdisjoint(jwt.decode(bare, options={"verify_signature": False}))
     assert verify_token(mint_token("user-42", SECRET), SECRET) == "user-42"
 
 

@@ -38,6 +38,7 @@ OTHER_KINDS = [
     layout.analyses_cache_key(MODEL, 3, DAY),
     layout.analyze_run_key("bob", dt.datetime(2025, 1, 15, 12, tzinfo=dt.UTC), "0a1b2c3d"),
     layout.idempotency_claim_key("bob", "ab" * 32, 1),
+    layout.self_exclusion_key("bob", DAY, "6m"),
 ]
 
 
@@ -121,6 +122,12 @@ def others(*own: str) -> list[str]:
             "cache/ratelimits/analyze/bob/1736942400250-0a1b2c3d",
         ),
         (layout.dataset_warehouse_location(DATASET, 2), "datasets/alice--ds-3fa9c1/v000002.duckdb"),
+        (layout.self_exclusion_key("bob", DAY, "30d"), "inbox/self_exclusions/bob/2025-01-15-30d.json"),
+        (
+            layout.self_exclusion_key("bob", DAY, "permanent"),
+            "inbox/self_exclusions/bob/2025-01-15-permanent.json",
+        ),
+        (layout.user_paid_attempts_prefix("bob"), "inbox/stripe/subscriptions/bob/"),
         (
             layout.serving_snapshot_name(dt.datetime(2025, 1, 15, 6, 30, 5), "0a1b2c3d"),
             "serving-20250115T063005-0a1b2c3d.duckdb",
@@ -201,6 +208,31 @@ def test_a_paid_attempt_reads_back_as_its_number_within_its_pair_only() -> None:
         *others(layout.paid_attempt_key("bob", MODEL, 2)),
     ]:
         assert layout.parse_paid_attempt_key(key, "bob", MODEL) is None, key
+
+
+def test_a_self_exclusion_reads_back_as_its_user_day_and_period() -> None:
+    for period in ("30d", "6m", "1y", "permanent"):
+        key = layout.self_exclusion_key("bob", DAY, period)
+        assert layout.parse_self_exclusion_key(key) == layout.SelfExclusionKey("bob", DAY, period)
+    for key in [
+        *others(layout.self_exclusion_key("bob", DAY, "6m")),
+        "inbox/self_exclusions/bob/2025-02-30-30d.json",
+        "inbox/self_exclusions/bob/2025-01-15-2w.json",
+    ]:
+        assert layout.parse_self_exclusion_key(key) is None, key
+    with pytest.raises(ValueError, match="not a self-exclusion period"):
+        layout.self_exclusion_key("bob", DAY, "2w")
+
+
+def test_only_what_stripe_created_for_an_attempt_is_a_subscription_record() -> None:
+    record = layout.paid_attempt_key("bob", MODEL, 2, "subscription")
+    assert layout.is_paid_subscription_record(record)
+    for key in [
+        layout.paid_attempt_key("bob", MODEL, 2),
+        layout.paid_attempt_key("bob", MODEL, 2, "cancel"),
+        *others(),
+    ]:
+        assert not layout.is_paid_subscription_record(key), key
 
 
 def test_payout_intents_and_transfers_are_told_apart() -> None:
@@ -296,6 +328,8 @@ def test_a_serving_pointer_may_only_name_a_snapshot_in_its_folder() -> None:
         lambda: layout.account_state_key("bob", -1, "evt_1"),
         lambda: layout.creator_terms_key("bob", "../2026"),
         lambda: layout.check_terms_version(""),
+        lambda: layout.self_exclusion_key("../bob", DAY, "30d"),
+        lambda: layout.user_paid_attempts_prefix("a/b"),
     ],
 )
 def test_builders_refuse_ids_that_would_escape_their_folder(build: Callable[[], str]) -> None:

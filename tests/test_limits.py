@@ -267,13 +267,13 @@ def test_reads_without_a_valid_token_are_limited_by_address_and_health_never(
 
 def test_a_read_verifies_its_token_once(served: Served, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[str] = []
-    verify = api.auth.verify_token
+    verify = api.auth.verify_claims
 
-    def counted(token: str, *rest: Any) -> str:
+    def counted(token: str, *rest: Any) -> dict[str, Any]:
         calls.append(token)
         return verify(token, *rest)
 
-    monkeypatch.setattr(api.auth, "verify_token", counted)
+    monkeypatch.setattr(api.auth, "verify_claims", counted)
     with served.client("ann") as ann:
         assert ann.get("/models").status_code == 200
     assert len(calls) == 1

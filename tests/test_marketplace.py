@@ -33,6 +33,7 @@ from assets.models import model_versions
 from assets.performance import model_performance, settled_picks
 from assets.serving import serving_snapshot
 from cli import main as cli
+from domain.compliance.legal import DISCLAIMER
 from domain.marketplace.listing import (
     MODEL_STATUS,
     NOTIFICATIONS,
@@ -505,6 +506,27 @@ def test_uncached_runs_are_limited_per_user(world: World, clock: list[dt.datetim
     )
     clock[0] += dt.timedelta(minutes=50)
     assert ok(run("2025-10-31"))["cached"] is False
+
+
+def test_every_answer_with_picks_figures_or_listings_carries_the_disclaimer(world: World) -> None:
+    """SPEC 9, on real picks: results, an on-demand run, performance, a backtest, the listing and a
+    model's page."""
+    model_id, kim = world.ids["carol_free"], world.client("kim")
+    results = ok(kim.get(f"/models/{model_id}/results", params={"days": 21}))
+    assert any(item["pick"] for item in results["items"])
+    run = ok(kim.post(f"/models/{model_id}/analyze", json={"date": "2025-11-04"}))
+    assert run["qualifying"] > 0
+    performance = ok(kim.get(f"/models/{model_id}/performance"))
+    assert performance["window"]["graded"] > 0
+    span = {"from": "2025-11-03", "to": "2025-11-04"}
+    backtest = ok(world.client("carol").post(f"/models/{model_id}/test", json=span))
+    assert backtest["summary"]["graded"] > 0 and backtest["from"] == "2025-11-03"
+    listing = ok(kim.get("/marketplace/models"))
+    assert model_id in [m["model_id"] for m in listing["items"]]
+    page = ok(kim.get(f"/marketplace/models/{model_id}"))
+    assert page["record"]["graded"] > 0
+    for answer in (results, run, performance, backtest, listing, page):
+        assert answer["disclaimer"] == DISCLAIMER
 
 
 # ---- execution modes and automation -------------------------------------------------------------

@@ -18,11 +18,19 @@ import polars as pl
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 
-from api.auth import CurrentUser, current_user
+from api.auth import current_user
 from api.clock import Now
+from api.compliance import (
+    ELIGIBILITY_RESPONSES,
+    PICKS_RESPONSES,
+    Disclaimed,
+    DisclaimedPage,
+    EligibleUser,
+    PicksUser,
+)
 from api.errors import ERROR_RESPONSES, ApiError, ErrorBody, ErrorDetail
 from api.model_data import Partitions, model_rows, partitions
-from api.pagination import Page, Pagination, decode_cursor, page_of
+from api.pagination import Pagination, decode_cursor, page_of
 from api.routes.games import SportKey, UtcDatetime
 from api.snapshot_cache import SnapshotCache
 from api.types import IsoDate
@@ -98,7 +106,7 @@ def _analyses(rows: list[dict[str, Any]], shape: type[Analysis] = Analysis) -> l
     return out
 
 
-class SlateRun(BaseModel):
+class SlateRun(Disclaimed):
     """A model version's analyses of one slate, fresh or from the hour-long cache."""
 
     model_id: str
@@ -155,7 +163,7 @@ class CalibrationBin(BaseModel):
     win_rate: float
 
 
-class PerformanceReport(BaseModel):
+class PerformanceReport(Disclaimed):
     model_id: str
     version: int
     sport: str
@@ -251,6 +259,7 @@ def performance_report(
     "/{model_id}/analyze",
     summary="Run a model on a slate now (cached for an hour)",
     responses=_NOT_FOUND
+    | PICKS_RESPONSES
     | {
         400: {"model": ErrorBody, "description": "The caller's user id cannot run models."},
         409: {"model": ErrorBody, "description": "The model is archived."},
@@ -259,7 +268,7 @@ def performance_report(
 )
 def analyze(
     model_id: ModelId,
-    user: CurrentUser,
+    user: PicksUser,
     request: Request,
     now: Now,
     body: Annotated[AnalyzeRequest | None, Body()] = None,
@@ -318,12 +327,12 @@ is checked per request), so the hottest model pages cost a dictionary lookup."""
 @router.get(
     "/{model_id}/results",
     summary="A model's recent analyses and their results",
-    response_model=Page[SettledAnalysis],
-    responses=_NOT_FOUND,
+    response_model=DisclaimedPage[SettledAnalysis],
+    responses=_NOT_FOUND | PICKS_RESPONSES,
 )
 def results(
     model_id: ModelId,
-    user: CurrentUser,
+    user: PicksUser,
     request: Request,
     now: Now,
     page: Pagination,
@@ -376,18 +385,23 @@ def results(
         found = page_of(
             items, page.limit, key=lambda a: (a.game_date.isoformat(), a.game_id, a.bookmaker, str(a.version))
         )
-        return found.model_dump_json(by_alias=True).encode()
+        answer = DisclaimedPage[SettledAnalysis](
+            items=found.items, next_cursor=found.next_cursor, limit=found.limit
+        )
+        return answer.model_dump_json(by_alias=True).encode()
 
     key = (model_id, first, last, include_all, page.cursor, page.limit)
     return Response(_RESULTS.lookup(store, key, compute), media_type="application/json")
 
 
 @router.get(
-    "/{model_id}/performance", summary="A model's daily and rolling performance", responses=_NOT_FOUND
+    "/{model_id}/performance",
+    summary="A model's daily and rolling performance",
+    responses=_NOT_FOUND | ELIGIBILITY_RESPONSES,
 )
 def performance(
     model_id: ModelId,
-    user: CurrentUser,
+    user: EligibleUser,
     request: Request,
     now: Now,
     days: Annotated[int, Query(ge=1, le=MAX_DAYS, description="Days in the window.")] = 90,

@@ -21,6 +21,7 @@ from pydantic import BaseModel, Field
 
 from api.auth import CurrentUser, current_user
 from api.clock import Now
+from api.compliance import PICKS_RESPONSES, Disclaimed, DisclaimedPage, PicksUser
 from api.errors import ERROR_RESPONSES, ApiError, ErrorBody
 from api.idempotency import Idempotent
 from api.pagination import Page, Pagination, decode_cursor, invalid_cursor, page_of
@@ -106,7 +107,7 @@ def _listing(row: dict[str, Any]) -> MarketplaceModel:
     return MarketplaceModel(**{k: v for k, v in row.items() if not k.startswith("_k")})
 
 
-_PAGES: SnapshotCache[Page[MarketplaceModel]] = SnapshotCache()
+_PAGES: SnapshotCache[DisclaimedPage[MarketplaceModel]] = SnapshotCache()
 """Listing pages of the current snapshot: the same page is computed once per snapshot."""
 
 
@@ -124,7 +125,7 @@ def list_marketplace(
     sort: Annotated[
         Sort, Query(description="`score` (default), `roi` or `subscribers`, best first.")
     ] = "score",
-) -> Page[MarketplaceModel]:
+) -> DisclaimedPage[MarketplaceModel]:
     """Listed models (public, reviewed when paid, not suspended), best first: by performance score
     (models with 50 graded picks in the rolling 30 days first, then the Wilson lower bound, ties by
     ROI), by ROI, or by subscribers."""
@@ -154,7 +155,7 @@ def list_marketplace(
         f"WHERE {' AND '.join(where)} ORDER BY {order} LIMIT ?"
     )
 
-    def compute() -> Page[MarketplaceModel]:
+    def compute() -> DisclaimedPage[MarketplaceModel]:
         try:
             with store.cursor() as cur:
                 result = cur.execute(sql, [*params, page.limit + 1])
@@ -163,14 +164,14 @@ def list_marketplace(
         except duckdb.CatalogException:  # a snapshot published before the marketplace tables existed
             rows = []
         listed = page_of(rows, page.limit, key=lambda row: _sort_key(row, len(keys)))
-        return Page[MarketplaceModel](
+        return DisclaimedPage[MarketplaceModel](
             items=[_listing(r) for r in listed.items], next_cursor=listed.next_cursor, limit=listed.limit
         )
 
     return _PAGES.lookup(store, (sql, tuple(params), page.limit), compute)
 
 
-class MarketplaceDetail(BaseModel):
+class MarketplaceDetail(Disclaimed):
     """A model's marketplace page."""
 
     model_id: str
@@ -333,6 +334,7 @@ _PAYMENTS = {
     summary="Subscribe to a listed model",
     responses=_NOT_FOUND
     | _PAYMENTS
+    | PICKS_RESPONSES
     | {
         200: {
             "description": "Free: already subscribed, the existing subscription. Paid: the open "
@@ -349,7 +351,7 @@ _PAYMENTS = {
 )
 def subscribe(
     body: Annotated[SubscriptionRequest, Body()],
-    user: CurrentUser,
+    user: PicksUser,
     request: Request,
     response: Response,
     now: Now,
@@ -359,7 +361,8 @@ def subscribe(
     models: a Stripe Checkout Session in subscription mode at the model's current price with its
     trial (`checkout_url`, `session_id`); access begins when Stripe reports the subscription, and
     subscribing again while the session is open returns it with 200. Suspended models take no new
-    subscribers."""
+    subscribers. The caller must be old enough where they are, in a region that is not blocked, and not
+    self-excluded."""
     if idem.replay is not None:
         return idem.replay
     view = load_view(request, body.model_id)

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import CurrentUser, current_user
 from api.clock import Now
+from api.compliance import ELIGIBILITY_RESPONSES, Disclaimed, EligibleUser
 from api.errors import ERROR_RESPONSES, ApiError, ErrorBody, ErrorDetail
 from api.idempotency import Idempotent
 from api.pagination import Page, Pagination, decode_cursor, page_of
@@ -312,20 +313,39 @@ class BacktestRequest(BaseModel):
     version: int | None = Field(default=None, ge=1)
 
 
+class BacktestReport(Disclaimed):
+    """A backtest's figures (``services.backtests.backtest_model``) and where the run was recorded."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    model_id: str
+    version: int
+    sport: str
+    market: str
+    start: dt.date = Field(alias="from")
+    end: dt.date = Field(alias="to")
+    games_in_span: int
+    summary: dict[str, Any] = Field(
+        description="Predictions, graded picks, wins, accuracy, ROI, units, Brier score, pushes, ..."
+    )
+    monthly: list[dict[str, Any]] = Field(description="The same figures per month.")
+    recorded_as: str = Field(description="The lake key of the recorded run (publishing reads it).")
+
+
 @router.post(
     "/{model_id}/test",
-    response_model=dict,
+    response_model=BacktestReport,
     summary="Backtest a model over the platform's history, as if live",
-    responses=_NOT_FOUND,
+    responses=_NOT_FOUND | ELIGIBILITY_RESPONSES,
 )
 def backtest(
     model_id: ModelId,
     body: BacktestRequest,
-    user: CurrentUser,
+    user: EligibleUser,
     registry: Registry,
     request: Request,
     idem: Idempotent,
-) -> dict | Response:
+) -> BacktestReport | Response:
     """Runs the same engine as the daily pipeline day by day over the span (cut-off at each game's
     start) and reports predictions, graded picks, accuracy, ROI, Brier score, pushes and a per-month
     table. The owner's run is recorded: publishing needs a backtest with 50 graded predictions."""
@@ -341,5 +361,5 @@ def backtest(
         )
     config = ModelConfig.model_validate(registry.read(state, version).payload)
     report = backtest_model(request.app.state.lake, config, body.start, body.end)
-    report["recorded_as"] = record_backtest(request.app.state.lake, report)
-    return idem.answer(report)
+    recorded_as = record_backtest(request.app.state.lake, report)
+    return idem.answer(BacktestReport.model_validate(report | {"recorded_as": recorded_as}))
