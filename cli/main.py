@@ -1,4 +1,4 @@
-"""The ``oddsforge`` command line: demo, ui, api, import-history, sql, token, payouts, review."""
+"""The ``oddsforge`` command line: demo, ui, api, import-history, sql, token, payouts, review, audit."""
 
 from __future__ import annotations
 
@@ -395,6 +395,50 @@ def cmd_review(args: argparse.Namespace) -> int:
     return 0
 
 
+def _since(text: str) -> dt.datetime:
+    """``--since``: a date (midnight UTC) or an ISO 8601 time (UTC unless it names an offset)."""
+    try:
+        since = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise UserError(
+            f"--since {text!r} is neither a date (YYYY-MM-DD) nor a time (YYYY-MM-DDTHH:MM[:SS][Z|+HH:MM])"
+        ) from None
+    return since if since.tzinfo is not None else since.replace(tzinfo=dt.UTC)
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    """Read the records from the lake's inbox, so the log shows before any pipeline run."""
+    from domain.compliance.audit import change_summary
+    from stores.audit import read_audit
+    from stores.lake import Lake
+
+    since = None if args.since is None else _since(args.since)
+    table = read_audit(Lake.from_env(), since)
+    if args.json:
+        for row in table.iter_rows(named=True):
+            states = {k: None if row[k] is None else json.loads(row[k]) for k in ("before", "after")}
+            print(json.dumps(row | states | {"at": row["at"].isoformat().replace("+00:00", "Z")}))
+        return 0
+    if table.is_empty():
+        print("No audit records" + ("" if since is None else f" since {since.isoformat()}") + ".")
+        return 0
+    header = ("time (UTC)", "actor", "action", "object", "before → after")
+    rows = [
+        (
+            f"{r['at']:%Y-%m-%d %H:%M:%S}",
+            r["actor"],
+            r["action"],
+            f"{r['object_type']} {r['object_id']}",
+            change_summary(r["before"], r["after"]),
+        )
+        for r in table.iter_rows(named=True)
+    ]
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header) - 1)]
+    for row in [header, *rows]:
+        print("  ".join([*(cell.ljust(w) for cell, w in zip(row, widths, strict=False)), row[-1]]))
+    return 0
+
+
 # -- parser ----------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -524,6 +568,21 @@ def build_parser() -> argparse.ArgumentParser:
         r.add_argument("--reviewer", default=os.environ.get("USER", "operator"), help="who decided")
         r.add_argument("--json", action="store_true", help="print the decision as JSON")
         r.set_defaults(func=cmd_review)
+
+    p = sub.add_parser(
+        "audit",
+        help="operators: the audit log of operator and money actions, oldest first",
+        description="Reads the records from the lake's inbox (no pipeline run needed); analysts query "
+        'the same records as the audit table: oddsforge sql "SELECT * FROM audit".',
+    )
+    p.add_argument(
+        "--since",
+        metavar="DATE_OR_TIME",
+        help="only records at or after this date (YYYY-MM-DD, midnight UTC) or ISO 8601 time (UTC "
+        "unless it names an offset)",
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object per record and line")
+    p.set_defaults(func=cmd_audit)
     return parser
 
 

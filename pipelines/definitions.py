@@ -6,6 +6,7 @@ import dagster as dg
 
 from assets.analyses import analysis_assets
 from assets.cancellations import cancellation_assets
+from assets.compliance import compliance_assets
 from assets.datasets import dataset_assets, dataset_checks
 from assets.features import feature_assets
 from assets.ingest import ingest_assets
@@ -20,6 +21,7 @@ from pipelines.execution import automate, execution_jobs, execution_schedules, e
 from pipelines.housekeeping import housekeeping_job, housekeeping_schedule
 from pipelines.jobs import (
     analyses_job,
+    audit_job,
     ingest_job,
     ingest_schedules,
     ledger_job,
@@ -49,6 +51,7 @@ defs = with_freshness_policies(
                 *cancellation_assets,
                 *mart_assets,
                 serving_snapshot,
+                *compliance_assets,
             ]
         ),
         jobs=[
@@ -62,6 +65,7 @@ defs = with_freshness_policies(
             ledger_job,
             payouts_job,
             housekeeping_job,
+            audit_job,
             *execution_jobs,
         ],
         schedules=[*ingest_schedules, payouts_schedule, housekeeping_schedule, *execution_schedules],

@@ -126,6 +126,12 @@ payouts_job = dg.define_asset_job(
     description="Pay the creators of a month (partition YYYY-MM) whose balance reaches $50.",
 )
 
+audit_job = dg.define_asset_job(
+    "audit_job",
+    selection=dg.AssetSelection.assets("audit"),
+    description="Fold new audit records (operator and money actions) from the inbox into the audit table.",
+)
+
 payouts_schedule = dg.build_schedule_from_partitioned_job(
     payouts_job,
     name="monthly_payouts_schedule",

@@ -1,7 +1,7 @@
 """The inbox sensors: the API writes immutable objects under ``inbox/``, and one sensor per inbox asks
 for a run of the assets that fold the new objects into tables.
 
-Each sensor is made by :func:`inbox_sensor` from an :class:`Inbox` declaration, so all five behave
+Each sensor is made by :func:`inbox_sensor` from an :class:`Inbox` declaration, so all six behave
 alike:
 
 - a settle-window cursor (:func:`new_inbox_objects`): each object is processed once, even when a slow
@@ -14,8 +14,8 @@ alike:
   :data:`SILENT_RUN_SECONDS` is marked failed by the tick, which raises its alert, and no longer
   blocks the inbox;
 - they start RUNNING: the API's writes wait for them (a dataset answers ``processing``, a model
-  version, a subscription, a review or a payment reaches the tables only through them), so a fresh
-  deployment must not wait for an operator to switch them on.
+  version, a subscription, a review, a payment or an audit record reaches the tables only through
+  them), so a fresh deployment must not wait for an operator to switch them on.
 
 Adding an inbox: a lister of its ``(key, modification time)`` objects in ``stores/``, an asset that
 merges the keys it is given (and rebuilds from every object when given none), one declaration here.
@@ -31,11 +31,13 @@ from dataclasses import dataclass
 
 import dagster as dg
 
+from assets.compliance import audit
 from assets.datasets import datasets
 from assets.marketplace import model_status, subscriptions
 from assets.models import model_versions
 from assets.payments import creator_balances, ledger
 from stores import layout
+from stores.audit import audit_objects
 from stores.datasets import DatasetStore
 from stores.lake import Lake
 from stores.ledger import ledger_sources
@@ -244,16 +246,28 @@ REVIEW_INBOX = Inbox(
     previous_run="reviews run",
     new_objects="reviews objects",
 )
+AUDIT_INBOX = Inbox(
+    sensor_name="audit_inbox_sensor",
+    name="audit",
+    objects=audit_objects,
+    target=dg.AssetSelection.assets(audit),
+    description="Folds new audit records (operator and money actions) into the audit table.",
+    previous_run="audit run",
+    new_objects="audit records",
+    keys_into=audit,
+)
 
 model_inbox_sensor = inbox_sensor(MODEL_INBOX)
 dataset_inbox_sensor = inbox_sensor(DATASET_INBOX)
 stripe_inbox_sensor = inbox_sensor(LEDGER_INBOX)
 subscriptions_inbox_sensor = inbox_sensor(SUBSCRIPTIONS_INBOX)
 review_inbox_sensor = inbox_sensor(REVIEW_INBOX)
+audit_inbox_sensor = inbox_sensor(AUDIT_INBOX)
 inbox_sensors = [
     model_inbox_sensor,
     dataset_inbox_sensor,
     stripe_inbox_sensor,
     subscriptions_inbox_sensor,
     review_inbox_sensor,
+    audit_inbox_sensor,
 ]

@@ -9,6 +9,7 @@ who writes it::
     tables/{table}/{sport}/{day}.parquet              a tidy daily partition          pipeline
     tables/ledger/{month}.parquet                     entries booked that month       ledger asset
     tables/payouts/{month}.parquet                    the month's payout records      payouts asset
+    tables/audit/{month}.parquet                      audit records of that month     audit asset
     tables/dataset_rows/{dataset_id}/v{n:06d}.parquet a dataset version's typed rows  datasets asset
     tables/alerts/{alert_id}.json                     an operator alert               sensors, checks
     datasets/{dataset_id}/v{n:06d}/{name}             a version's report.json,        datasets asset
@@ -109,6 +110,7 @@ CREATOR_TERMS_INBOX = f"{INBOX}creator_terms/"
 SELF_EXCLUSIONS_INBOX = f"{INBOX}self_exclusions/"
 LEDGER_PREFIX = f"{TABLES}ledger/"
 PAYOUTS_TABLE_PREFIX = f"{TABLES}payouts/"
+AUDIT_TABLE_PREFIX = f"{TABLES}audit/"
 ALERTS_PREFIX = f"{TABLES}alerts/"
 ANALYSES_CACHE = f"{CACHE}analyses/"
 ANALYZE_RUNS = f"{CACHE}ratelimits/analyze/"
@@ -149,6 +151,7 @@ _MARTS_BUILD = re.compile(r"marts-[A-Za-z0-9_-]+")
 _SELF_EXCLUSION_KEY = re.compile(
     rf"{SELF_EXCLUSIONS_INBOX}([^/]+)/(\d{{4}}-\d{{2}}-\d{{2}})-(30d|6m|1y|permanent)\.json"
 )
+_AUDIT_KEY = re.compile(rf"{AUDIT_INBOX}([0-9a-f]{{32}})\.json")
 _IDEMPOTENCY_KEY = re.compile(rf"{IDEMPOTENCY}([^/]+)/([0-9a-f]{{64}})/(?:claim-(\d{{3}})|answer)\.json")
 
 
@@ -222,6 +225,17 @@ def audit_key(record_id: str) -> str:
     if not re.fullmatch(r"[0-9a-f]{32}", record_id):
         raise ValueError(f"audit record id {record_id!r} is not 32 lowercase hex digits")
     return f"{AUDIT_INBOX}{record_id}.json"
+
+
+def parse_audit_key(key: str) -> str | None:
+    """The record id of an audit record's key; None for anything else."""
+    match = _AUDIT_KEY.fullmatch(key)
+    return None if match is None else match[1]
+
+
+def audit_table_key(month: str) -> str:
+    """The ``audit`` table's object of a month (``YYYY-MM``, UTC) of records."""
+    return f"{AUDIT_TABLE_PREFIX}{month}.parquet"
 
 
 # ---- models ---------------------------------------------------------------------------------------

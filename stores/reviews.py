@@ -4,6 +4,11 @@
 A decision names the version and the price it was made at (``domain.marketplace.listing`` decides what it
 covers). Re-deciding a version replaces its object: the operator's latest word on a version counts.
 ``oddsforge review`` writes here; the ``model_status`` asset and the API read here.
+
+Each decision also appends an audit record (SPEC 9, ``stores.audit``): the operator, the model's
+previous decision and the new one. The record is written first, as a payout's intent is, and its
+business key names the decision it replaces, so a decision retried after a crash between the two
+writes leaves one record, while deciding again later (a new reason, a reversal) leaves another.
 """
 
 from __future__ import annotations
@@ -15,9 +20,11 @@ from typing import Any
 
 import polars as pl
 
+from domain.compliance.audit import AuditRecord
 from domain.errors import UserError
 from domain.marketplace.listing import REVIEWS, SUSPENSIONS, Decision, latest_versions, listing_status
 from domain.models.registry import MODEL_VERSIONS
+from stores.audit import append
 from stores.lake import Lake
 from stores.layout import REVIEWS_INBOX, parse_review_key, review_key, reviews_prefix, table_key
 from stores.registry import RegistryStore
@@ -41,7 +48,8 @@ class ReviewStore:
         reviewer: str,
         now: dt.datetime,
     ) -> dict[str, Any]:
-        """Store the decision on ``version`` of ``model_id`` (made at ``price_cents``) and return it."""
+        """Store the decision on ``version`` of ``model_id`` (made at ``price_cents``), with its audit
+        record, and return it."""
         review = {
             "model_id": model_id,
             "version": version,
@@ -51,8 +59,14 @@ class ReviewStore:
             "reviewer": reviewer,
             "decided_at": now.isoformat(),
         }
+        append(self.lake, review_audit_record(self.latest(model_id), review))
         self.lake.put_bytes(review_key(model_id, version), json.dumps(review, sort_keys=True).encode())
         return review
+
+    def latest(self, model_id: str) -> dict[str, Any] | None:
+        """The model's decision that counts now (on its highest reviewed version), as stored."""
+        keys = [key for key, _ in self.listing(model_id)]
+        return json.loads(self.lake.get_bytes(keys[-1])) if keys else None
 
     def decisions(self, keys: list[str]) -> pl.DataFrame:
         """The decisions stored at ``keys`` (:data:`REVIEWS`)."""
@@ -72,6 +86,26 @@ class ReviewStore:
         return self.decisions(
             [k for k in self.lake.list_keys(REVIEWS_INBOX) if parse_review_key(k) is not None]
         )
+
+
+def review_audit_record(previous: dict[str, Any] | None, review: dict[str, Any]) -> AuditRecord:
+    """The audit record of ``review`` (a stored decision), which replaces ``previous`` (the model's
+    decision that counted until now, or None)."""
+
+    def state(decision: dict[str, Any]) -> dict[str, Any]:
+        return {k: decision[k] for k in ("decision", "version", "price_cents", "reason")}
+
+    replaced = "none" if previous is None else f"v{previous['version']}@{previous['decided_at']}"
+    return AuditRecord(
+        business_key=f"review:{review['model_id']}:v{review['version']}:{review['decision']}:after:{replaced}",
+        at=dt.datetime.fromisoformat(review["decided_at"]),
+        actor=f"operator:{review['reviewer']}",
+        action="review.approved" if review["decision"] == "approve" else "review.rejected",
+        object_type="model",
+        object_id=review["model_id"],
+        before=None if previous is None else state(previous),
+        after=state(review),
+    )
 
 
 class ReviewError(UserError):

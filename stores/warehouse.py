@@ -28,6 +28,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from domain.compliance.audit import AUDIT
 from domain.datasets.registry import DATASETS
 from domain.marketplace.listing import MODEL_STATUS, NOTIFICATIONS
 from domain.marketplace.performance import CALIBRATION, MODEL_PERFORMANCE, SETTLED_PICKS
@@ -82,6 +83,7 @@ LAKE_TABLES: dict[str, dict[str, pl.DataType]] = {
     "ledger_inbox": LEDGER_INBOX,
     "creator_balances": CREATOR_BALANCES,
     "payouts": PAYOUT_RECORDS,
+    "audit": AUDIT,
 }
 """Table (and view) name -> schema: every lake table analysts, the API and dbt read."""
 

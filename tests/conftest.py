@@ -13,6 +13,7 @@ INTEGRATION_MODULES = frozenset(
         "test_analyses",
         "test_api",
         "test_api_contract",
+        "test_audit_table",
         "test_cli",
         "test_compliance",
         "test_creators",

@@ -30,13 +30,14 @@ def test_nba_schedule_ingests_yesterday_and_today_in_one_run_for_nba_only() -> N
 
 
 STARTS_RUNNING = {
-    # The API's write path: a model version, a dataset, a payment, a subscription or a review reaches
-    # the tables only through these, so nothing the API accepts waits for an operator.
+    # The API's write path: a model version, a dataset, a payment, a subscription, a review or an
+    # audit record reaches the tables only through these, so nothing the API accepts waits for an operator.
     "model_inbox_sensor": True,
     "dataset_inbox_sensor": True,
     "stripe_inbox_sensor": True,
     "subscriptions_inbox_sensor": True,
     "review_inbox_sensor": True,
+    "audit_inbox_sensor": True,
     # Alerting and the automation from new analyses to the leaderboard.
     "alert_on_run_failure": True,
     "results_to_leaderboard": True,

@@ -39,6 +39,8 @@ OTHER_KINDS = [
     layout.analyze_run_key("bob", dt.datetime(2025, 1, 15, 12, tzinfo=dt.UTC), "0a1b2c3d"),
     layout.idempotency_claim_key("bob", "ab" * 32, 1),
     layout.self_exclusion_key("bob", DAY, "6m"),
+    layout.audit_key("0f" * 16),
+    layout.audit_table_key("2025-01"),
 ]
 
 
@@ -61,6 +63,7 @@ def others(*own: str) -> list[str]:
         (layout.table_prefix("analyses", "basketball_nba"), "tables/analyses/basketball_nba/"),
         (layout.ledger_key("2025-01"), "tables/ledger/2025-01.parquet"),
         (layout.payouts_table_key("2025-01"), "tables/payouts/2025-01.parquet"),
+        (layout.audit_table_key("2025-01"), "tables/audit/2025-01.parquet"),
         (layout.dataset_rows_key(DATASET, 2), "tables/dataset_rows/alice--ds-3fa9c1/v000002.parquet"),
         (layout.alert_key("quota-r1"), "tables/alerts/quota-r1.json"),
         (
@@ -111,6 +114,7 @@ def others(*own: str) -> list[str]:
         (layout.payout_transfer_key("2025-01", "alice"), "inbox/payouts/2025-01/transfers/alice.json"),
         (layout.cancellation_key("sub_1", "cancel"), "inbox/cancellations/sub_1/cancel.json"),
         (layout.refund_key("sub_1", "in_2", "refunded"), "inbox/cancellations/sub_1/refunded/in_2.json"),
+        (layout.audit_key("0f" * 16), "inbox/audit/0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f.json"),
         (
             layout.analyses_cache_key(MODEL, 3, DAY),
             "cache/analyses/alice--m-abcdef/v000003/2025-01-15.parquet",
@@ -197,6 +201,14 @@ def test_subscription_and_review_keys_read_back() -> None:
     assert layout.parse_review_key(review) == layout.ReviewKey(MODEL, 3)
     for key in others(review):
         assert layout.parse_review_key(key) is None, key
+
+
+def test_an_audit_record_key_reads_back_as_its_id() -> None:
+    record = layout.audit_key("0f" * 16)
+    assert layout.parse_audit_key(record) == "0f" * 16
+    assert layout.parse_audit_key(f"{layout.AUDIT_INBOX}.{'0f' * 16}.json.0a1b.tmp") is None
+    for key in others(record):
+        assert layout.parse_audit_key(key) is None, key
 
 
 def test_a_paid_attempt_reads_back_as_its_number_within_its_pair_only() -> None:

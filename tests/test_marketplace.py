@@ -59,6 +59,7 @@ from pipelines.jobs import range_tags
 from pipelines.sensors import review_inbox_sensor, subscriptions_inbox_sensor
 from resources.sample_feed import SampleLeagueFeed
 from services.on_demand import ExecutionLimits
+from stores.audit import read_audit
 from stores.lake import Lake
 from stores.layout import analyses_cache_key, table_key
 from stores.registry import RegistryStore
@@ -284,6 +285,12 @@ def test_paid_model_is_listed_only_once_an_operator_approves(
         cli.main(["review", "reject", paid])  # a rejection needs a reason
     assert cli.main(["review", "approve", world.ids["carol_free"]]) == 2  # free models need no review
     assert cli.main(["review", "approve", paid, "--reviewer", "ops"]) == 0
+    (record,) = read_audit(world.lake).iter_rows(named=True)  # refused attempts leave none
+    assert (record["actor"], record["action"], record["object_id"]) == (
+        "operator:ops",
+        "review.approved",
+        paid,
+    )
 
     tick = review_inbox_sensor(
         dg.build_sensor_context(instance=world.instance, resources={"lake": world.lake})
