@@ -11,8 +11,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
-from api.auth import CurrentUser, current_user
+from api.auth import current_user
 from api.clock import Now
+from api.compliance import ELIGIBILITY_RESPONSES, EligibleUser
 from api.errors import ERROR_RESPONSES, ApiError, ErrorBody
 from api.payments import get_payments, stripe_reachable
 from services.paid_subscriptions import NoCustomerError, stored_customer
@@ -33,6 +34,7 @@ class BillingPortal(BaseModel):
     "/portal",
     summary="Open the Stripe billing portal",
     responses={
+        **ELIGIBILITY_RESPONSES,
         404: {
             "model": ErrorBody,
             "description": "The caller has no billing account yet (`no_billing_account`): they never "
@@ -45,9 +47,10 @@ class BillingPortal(BaseModel):
         },
     },
 )
-def billing_portal(user: CurrentUser, request: Request, now: Now) -> BillingPortal:
+def billing_portal(user: EligibleUser, request: Request, now: Now) -> BillingPortal:
     """A billing portal session for the caller's Stripe customer; Stripe sends them back to the
-    configured return URL (`ODDSFORGE_BILLING_RETURN_URL`)."""
+    configured return URL (`ODDSFORGE_BILLING_RETURN_URL`). Paying needs the region and age that
+    picks need (SPEC 9); a self-excluded subscriber may still open it, to cancel or pay what is due."""
     payments = get_payments(request)
     try:
         customer_id = stored_customer(request.app.state.lake, user)
