@@ -36,6 +36,7 @@ from stores.layout import (
     stripe_customer_key,
     stripe_price_key,
     stripe_prices_prefix,
+    user_paid_attempts_prefix,
 )
 
 ENDED = frozenset({"cancelled", "expired"})
@@ -129,6 +130,25 @@ def _sessions(
 def _subscription_of(session: stripe.checkout.Session) -> str | None:
     sub = session.subscription
     return sub if isinstance(sub, str) or sub is None else sub.id
+
+
+def has_checkouts(lake: Lake, user_id: str) -> bool:
+    """Whether the user ever started a checkout (so Stripe may hold subscriptions of theirs)."""
+    return bool(lake.list_keys(user_paid_attempts_prefix(user_id)))
+
+
+def checkout_subscription_ids(lake: Lake, payments: Payments, user_id: str) -> list[str]:
+    """The Stripe subscriptions the user's completed checkouts started, one per model (the newest:
+    a new checkout opens only after the earlier subscription ended), live or ended."""
+    prefix = user_paid_attempts_prefix(user_id)
+    models = sorted({key.removeprefix(prefix).split("/", 1)[0] for key in lake.list_keys(prefix)})
+    found = []
+    for model_id in models:
+        for _, session in _sessions(lake, payments, user_id, model_id):
+            sub_id = _subscription_of(session)
+            if session.status == "complete" and sub_id is not None:
+                found.append(sub_id)
+    return found
 
 
 def start_checkout(

@@ -11,7 +11,6 @@ user that is still live is set to cancel at the end of its period, each with the
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -25,7 +24,6 @@ from domain.money.subscriptions import TERMINAL_STRIPE_STATUSES
 from services.payments import Payments
 from stores import audit
 from stores.lake import Lake
-from stores.layout import is_paid_subscription_record, user_paid_attempts_prefix
 from stores.self_exclusions import read_self_exclusions, record_self_exclusion
 
 
@@ -81,12 +79,6 @@ def exclude(lake: Lake, user_id: str, period: Period, now: dt.datetime) -> Exclu
         ),
     )
     return Excluded(asked, created)
-
-
-def recorded_subscription_ids(lake: Lake, user_id: str) -> list[str]:
-    """The Stripe subscriptions the API created for ``user_id`` (any model, live or ended)."""
-    keys = [k for k in lake.list_keys(user_paid_attempts_prefix(user_id)) if is_paid_subscription_record(k)]
-    return [json.loads(lake.get_bytes(key))["subscription_id"] for key in keys]
 
 
 def stop_renewals(payments: Payments, subscription_ids: Iterable[str], exclusion: SelfExclusion) -> list[str]:

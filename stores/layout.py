@@ -144,7 +144,6 @@ _TERMS_VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _PAID_ATTEMPT = re.compile(r"(\d{6})\.json")
 _STRIPE_OBJECT_ID = re.compile(r"[a-z]{2,4}_[A-Za-z0-9_]{1,200}")
 _REFUND_RESULT_KEY = re.compile(rf"{CANCELLATIONS_INBOX}[^/]+/refunded/[^/]+\.json")
-_PAID_SUBSCRIPTION_RECORD = re.compile(r"\d{6}\.subscription\.json")
 _ANALYZE_RUN_KEY = re.compile(rf"{ANALYZE_RUNS}[^/]+/(\d+)-[0-9a-f]+")
 _SERVING_SNAPSHOT = re.compile(r"serving-[A-Za-z0-9._-]+\.duckdb")
 _MARTS_BUILD = re.compile(r"marts-[A-Za-z0-9_-]+")
@@ -484,16 +483,6 @@ def parse_paid_attempt_key(key: str, user_id: str, model_id: str) -> int | None:
 def user_paid_attempts_prefix(user_id: str) -> str:
     """Every paid subscription attempt of ``user_id``, to any model."""
     return f"{STRIPE_SUBSCRIPTIONS_INBOX}{check_user_id(user_id)}/"
-
-
-def is_paid_subscription_record(key: str) -> bool:
-    """Whether ``key`` records the subscription Stripe created for an attempt."""
-    parts = key.removeprefix(STRIPE_SUBSCRIPTIONS_INBOX).split("/")
-    return (
-        key.startswith(STRIPE_SUBSCRIPTIONS_INBOX)
-        and len(parts) == 3
-        and _PAID_SUBSCRIPTION_RECORD.fullmatch(parts[2]) is not None
-    )
 
 
 def payouts_month_prefix(month: str) -> str:

@@ -20,7 +20,7 @@ from api.settings import ApiSettings
 from cli.main import main
 from domain.compliance.eligibility import RegionPolicy
 from domain.compliance.legal import DISCLAIMER
-from services.paid_subscriptions import start_paid_subscription
+from services.paid_subscriptions import start_checkout
 from services.payments import Payments
 from stores.audit import read_audit
 from stores.lake import Lake
@@ -238,7 +238,9 @@ def _cancels(server: StripeServer) -> list[str | None]:
 def test_a_self_excluded_user_gets_no_picks_nor_subscriptions_and_stops_paying(
     api: Api, payments: Payments, stripe_server: StripeServer
 ) -> None:
-    sub_id = start_paid_subscription(api.lake, payments, "eve", PAID_MODEL, NOW)["subscription_id"]
+    urls = ("https://web.test/paid", "https://web.test/cancelled")
+    session_id = start_checkout(api.lake, payments, "eve", PAID_MODEL, NOW, urls)["session_id"]
+    sub_id = stripe_server.complete_checkout(session_id)["id"]  # eve pays on Stripe's page: a trial
     model_id = api.own_model("eve")
     with api.client("eve") as eve:
         assert eve.get("/me/self-exclusion").json() == {

@@ -236,17 +236,6 @@ def test_a_self_exclusion_reads_back_as_its_user_day_and_period() -> None:
         layout.self_exclusion_key("bob", DAY, "2w")
 
 
-def test_only_what_stripe_created_for_an_attempt_is_a_subscription_record() -> None:
-    record = layout.paid_attempt_key("bob", MODEL, 2, "subscription")
-    assert layout.is_paid_subscription_record(record)
-    for key in [
-        layout.paid_attempt_key("bob", MODEL, 2),
-        layout.paid_attempt_key("bob", MODEL, 2, "cancel"),
-        *others(),
-    ]:
-        assert not layout.is_paid_subscription_record(key), key
-
-
 def test_payout_intents_and_transfers_are_told_apart() -> None:
     intent, transfer = (
         layout.payout_intent_key("2025-01", "alice"),

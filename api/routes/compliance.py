@@ -24,10 +24,10 @@ from domain.compliance.eligibility import DEFAULT_MINIMUM_AGE, US_MINIMUM_AGE
 from domain.compliance.legal import DISCLAIMER, DISCLAIMERS, HELP_LINES
 from domain.compliance.self_exclusion import Period, SelfExclusion
 from domain.models.registry import UnusableUserIdError
+from services.paid_subscriptions import checkout_subscription_ids, has_checkouts
 from services.self_exclusion import (
     ExclusionWouldShortenError,
     exclude,
-    recorded_subscription_ids,
     stop_renewals,
 )
 
@@ -114,16 +114,23 @@ def _state(exclusion: SelfExclusion | None) -> SelfExclusionState:
     )
 
 
-def _live_subscription_ids(request: Request, user: str) -> list[str]:
-    """The caller's paid subscriptions the API started and those the pipeline knows from Stripe's
-    events and does not know to have ended."""
+def _stop_renewals(request: Request, user: str, exclusion: SelfExclusion) -> None:
+    """Set the caller's paid subscriptions to cancel at period end: those their checkouts started and
+    those the pipeline knows from Stripe's events and does not know to have ended. Stripe is called
+    only when there are some."""
     known = snapshot_rows(
         request.app.state.store,
         "SELECT subscription_id FROM subscriptions WHERE user_id = ? AND NOT terminal "
         "AND NOT starts_with(subscription_id, 'free:')",
         [user],
     )
-    return [*recorded_subscription_ids(request.app.state.lake, user), *(r["subscription_id"] for r in known)]
+    lake = request.app.state.lake
+    if not known and not has_checkouts(lake, user):
+        return
+    payments = get_payments(request)
+    with stripe_reachable():
+        started = checkout_subscription_ids(lake, payments, user)
+        stop_renewals(payments, [*started, *(r["subscription_id"] for r in known)], exclusion)
 
 
 @router.post(
@@ -165,11 +172,7 @@ def start_self_exclusion(
         raise ApiError(400, "bad_request", str(exc)) from None
     except ExclusionWouldShortenError as exc:
         raise ApiError(409, "self_exclusion_active", str(exc)) from None
-    subscription_ids = _live_subscription_ids(request, user)
-    if subscription_ids:
-        payments = get_payments(request)
-        with stripe_reachable():
-            stop_renewals(payments, subscription_ids, outcome.exclusion)
+    _stop_renewals(request, user, outcome.exclusion)
     response.status_code = 201 if outcome.created else 200
     return _state(outcome.exclusion)
 
