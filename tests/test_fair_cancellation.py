@@ -30,7 +30,7 @@ from assets.marketplace import MODEL_STATUS_KEY, model_status, subscriptions
 from assets.models import model_versions
 from domain.marketplace.listing import MODEL_STATUS
 from domain.money.ledger import PLATFORM, balances, unbalanced
-from domain.money.subscriptions import has_access, subscription_metadata
+from domain.money.subscriptions import subscription_metadata, with_access
 from domain.tables.schemas import conform
 from services.payments import Payments
 from stores.audit import read_audit
@@ -212,8 +212,9 @@ def test_suspension_mid_period_cancels_and_refunds_the_unused_days_once(
     assert post_inbox(lake, dt.datetime.now(dt.UTC)).new_entries.is_empty()
     assert dg.materialize([subscriptions], resources={"lake": lake}).success
     table = lake.read_parquet([table_key("subscriptions")])
-    (status,) = table.filter(pl.col("subscription_id") == suspended)["status"].to_list()
-    assert (status, has_access(status)) == ("cancelled", False)
+    row = table.filter(pl.col("subscription_id") == suspended)
+    assert row["status"].to_list() == ["cancelled"]
+    assert with_access(row, dt.datetime.now(dt.UTC)).is_empty()
 
     # Re-runs cancel and refund nothing more; one audit record per action.
     assert cancel(lake, payments).success
