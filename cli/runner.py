@@ -191,6 +191,7 @@ def run_demo(progress: Progress) -> dict[str, Any]:
     )
     _timed(stages, "calibration and dbt marts", progress, lambda: run_dbt_job("marts_job", progress))
     _timed(stages, "publish serving snapshot", progress, lambda: run_job("serving_job"))
+    _timed(stages, "audit table", progress, lambda: run_job("audit_job"))  # last: after every action
     warehouse = Warehouse.from_env()
     return {
         "leaderboard": leaderboard_rows(warehouse),

@@ -78,6 +78,7 @@ def test_demo_runs_end_to_end_with_the_lake_on_s3(s3_endpoint: str, tmp_path: Pa
     report = json.loads(done.stdout)  # stdout is the report alone: progress and dbt's lines are elsewhere
     assert report["lake"] == f"s3://{bucket}/lake/"
     assert report["tables"]["games"] > 1000 and report["tables"]["analyses"] > 0
+    assert report["tables"]["audit"] >= 1  # the operator's approval of the paid model, at least
     assert report["leaderboard"], "the dbt marts over the S3 lake produced no leaderboard"
     # Every table is in the bucket, nothing in a local lake folder; the snapshot and marts are local.
     keys = [
