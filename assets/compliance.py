@@ -60,8 +60,8 @@ def audit(
             "months_written": ", ".join(fold.months) or "none",
             "latest": dg.MetadataValue.md(
                 markdown_table(
-                    table.sort("at", descending=True).select(
-                        "at", "actor", "action", "object_type", "object_id"
+                    table.sort("acted_at", descending=True).select(
+                        "acted_at", "actor", "action", "object_type", "object_id"
                     ),
                     rows=10,
                 )

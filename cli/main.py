@@ -417,7 +417,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     if args.json:
         for row in table.iter_rows(named=True):
             states = {k: None if row[k] is None else json.loads(row[k]) for k in ("before", "after")}
-            print(json.dumps(row | states | {"at": row["at"].isoformat().replace("+00:00", "Z")}))
+            print(json.dumps(row | states | {"acted_at": row["acted_at"].isoformat().replace("+00:00", "Z")}))
         return 0
     if table.is_empty():
         print("No audit records" + ("" if since is None else f" since {since.isoformat()}") + ".")
@@ -425,7 +425,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     header = ("time (UTC)", "actor", "action", "object", "before → after")
     rows = [
         (
-            f"{r['at']:%Y-%m-%d %H:%M:%S}",
+            f"{r['acted_at']:%Y-%m-%d %H:%M:%S}",
             r["actor"],
             r["action"],
             f"{r['object_type']} {r['object_id']}",

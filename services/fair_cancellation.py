@@ -150,7 +150,7 @@ def _cancel(
         lake,
         AuditRecord(
             business_key=f"cancel:{sub}",
-            at=dt.datetime.fromisoformat(result["recorded_at"]),
+            acted_at=dt.datetime.fromisoformat(result["recorded_at"]),
             actor=ACTOR,
             action="subscription.cancelled",
             object_type="subscription",
@@ -225,7 +225,7 @@ def _refund(
         lake,
         AuditRecord(
             business_key=business_key,
-            at=dt.datetime.fromisoformat(result["recorded_at"]),
+            acted_at=dt.datetime.fromisoformat(result["recorded_at"]),
             actor=ACTOR,
             action="refund.created",
             object_type="refund",

@@ -69,7 +69,7 @@ def exclude(lake: Lake, user_id: str, period: Period, now: dt.datetime) -> Exclu
         lake,
         AuditRecord(
             business_key=asked.business_key,
-            at=asked.requested_at,
+            acted_at=asked.requested_at,
             actor=user_id,
             action="self_exclusion.started",
             object_type="user",

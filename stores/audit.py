@@ -35,7 +35,7 @@ READ_THREADS = 16
 def append(lake: Lake, record: AuditRecord) -> bool:
     """Store ``record`` once; False when a record with its business key was already there."""
     row = record.row()
-    body = json.dumps(row | {"at": row["at"].isoformat()}, sort_keys=True).encode()
+    body = json.dumps(row | {"acted_at": row["acted_at"].isoformat()}, sort_keys=True).encode()
     return lake.put_new(audit_key(record.record_id), body)
 
 
@@ -48,21 +48,22 @@ def read_records(lake: Lake, keys: Iterable[str]) -> pl.DataFrame:
     """The records stored at ``keys``, as rows of :data:`AUDIT` in the order given."""
     with ThreadPoolExecutor(READ_THREADS) as pool:
         rows = [json.loads(blob) for blob in pool.map(lake.get_bytes, keys)]
-    return pl.DataFrame([row | {"at": dt.datetime.fromisoformat(row["at"])} for row in rows], schema=AUDIT)
+    parsed = [row | {"acted_at": dt.datetime.fromisoformat(row["acted_at"])} for row in rows]
+    return pl.DataFrame(parsed, schema=AUDIT)
 
 
 def read_audit(lake: Lake, since: dt.datetime | None = None) -> pl.DataFrame:
     """Every record (or those at or after ``since``), oldest first, as rows of :data:`AUDIT`."""
     table = read_records(lake, (k for k, _ in audit_objects(lake)))
     if since is not None:
-        table = table.filter(pl.col("at") >= since.astimezone(dt.UTC))
-    return table.sort("at", "record_id")
+        table = table.filter(pl.col("acted_at") >= since.astimezone(dt.UTC))
+    return table.sort("acted_at", "record_id")
 
 
 def read_audit_table(lake: Lake) -> pl.DataFrame:
     """The ``audit`` table as the pipeline last wrote it, oldest first."""
     keys = [k for k in lake.list_keys(AUDIT_TABLE_PREFIX) if k.endswith(".parquet")]
-    return lake.read_parquet(keys, AUDIT).sort("at", "record_id")
+    return lake.read_parquet(keys, AUDIT).sort("acted_at", "record_id")
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,7 @@ class Fold:
 def fold_records(lake: Lake, records: pl.DataFrame) -> Fold:
     """Add ``records`` (:data:`AUDIT`) to the table's month objects; a month that already holds all
     of its records is not rewritten."""
-    month = pl.col("at").dt.strftime("%Y-%m").alias("month")
+    month = pl.col("acted_at").dt.strftime("%Y-%m").alias("month")
     added, months = [], []
     for (name,), group in sorted(records.with_columns(month).partition_by("month", as_dict=True).items()):
         key = audit_table_key(name)

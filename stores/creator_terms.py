@@ -28,7 +28,7 @@ def accept_terms(lake: Lake, user_id: str, version: str, now: dt.datetime) -> dt
         lake,
         AuditRecord(
             business_key=f"creator-terms:{user_id}:{version}",
-            at=accepted_at,
+            acted_at=accepted_at,
             actor=user_id,
             action="terms.accepted",
             object_type="creator_terms",

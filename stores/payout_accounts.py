@@ -89,7 +89,7 @@ def record_payout_account(
         lake,
         AuditRecord(
             business_key=f"connect-account:{creator_id}",
-            at=opened.created_at,
+            acted_at=opened.created_at,
             actor=creator_id,
             action="payout_account.created",
             object_type=OBJECT_TYPE,
@@ -154,7 +154,7 @@ def apply_account_event(lake: Lake, event: Mapping[str, Any]) -> bool:
             lake,
             AuditRecord(
                 business_key=f"account.updated:{event['id']}",
-                at=at,
+                acted_at=at,
                 actor="stripe",
                 action="account.updated",
                 object_type=OBJECT_TYPE,

@@ -202,7 +202,7 @@ def _audit(lake: Lake, intent: dict[str, Any], action: str, at: str, outcome: di
         lake,
         AuditRecord(
             business_key=intent["payout_key"],
-            at=dt.datetime.fromisoformat(at),
+            acted_at=dt.datetime.fromisoformat(at),
             actor="pipeline",
             action=action,
             object_type="payout",

@@ -98,7 +98,7 @@ def review_audit_record(previous: dict[str, Any] | None, review: dict[str, Any])
     replaced = "none" if previous is None else f"v{previous['version']}@{previous['decided_at']}"
     return AuditRecord(
         business_key=f"review:{review['model_id']}:v{review['version']}:{review['decision']}:after:{replaced}",
-        at=dt.datetime.fromisoformat(review["decided_at"]),
+        acted_at=dt.datetime.fromisoformat(review["decided_at"]),
         actor=f"operator:{review['reviewer']}",
         action="review.approved" if review["decision"] == "approve" else "review.rejected",
         object_type="model",

@@ -60,13 +60,13 @@ def test_records_come_back_oldest_first_and_since_filters(tmp_path) -> None:
         ({"business_key": ""}, "business key"),
         ({"action": "approved"}, "object.verb"),
         ({"actor": ""}, "actor"),
-        ({"at": dt.datetime(2026, 12, 1)}, "timezone"),
+        ({"acted_at": dt.datetime(2026, 12, 1)}, "timezone"),
     ],
 )
 def test_an_incomplete_record_is_refused_names_the_gap(change: dict[str, object], message: str) -> None:
     fields: dict[str, object] = {
         "business_key": "k",
-        "at": T0,
+        "acted_at": T0,
         "actor": "pipeline",
         "action": "model.suspended",
         "object_type": "model",
@@ -162,7 +162,7 @@ def test_the_audit_command_prints_a_table_or_json_lines_since_a_date_or_time(
     code, lines, _ = cli(capsys, "audit", "--since", "2026-12-02", "--json")
     assert code == 0 and [json.loads(line)["business_key"] for line in lines] == ["k2"]
     record = json.loads(lines[0])
-    assert record["at"] == "2026-12-03T09:00:00Z"
+    assert record["acted_at"] == "2026-12-03T09:00:00Z"
     assert (record["before"], record["after"]) == ({"status": "pending"}, {"status": "rejected"})
     assert record["actor"] == "operator:ops" and record["record_id"] == _record("k2").record_id
 
@@ -253,5 +253,5 @@ def test_a_decision_retried_after_a_crash_leaves_one_record(
     monkeypatch.setattr(Lake, "put_bytes", put_bytes)
     decide(lake_env, model_id, "approve", "", "ops", T0 + dt.timedelta(minutes=1))
     (record,) = read_audit(lake_env).iter_rows(named=True)
-    assert record["at"] == T0 and record["before"] is None
+    assert record["acted_at"] == T0 and record["before"] is None
     assert ReviewStore(lake_env).latest(model_id)["decision"] == "approve"

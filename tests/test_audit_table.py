@@ -76,7 +76,7 @@ def test_appended_records_reach_the_audit_table_once_each(
     again = dg.materialize([audit], resources={"lake": s3_lake}, instance=instance)
     assert again.success
     assert again.get_asset_materialization_events()[0].materialization.metadata["records_added"].value == 0
-    rows = sql(capsys, 'SELECT business_key, after FROM audit ORDER BY "at"')
+    rows = sql(capsys, "SELECT business_key, after FROM audit ORDER BY acted_at")
     assert [(r["business_key"], r["after"]) for r in rows] == [
         ("payout:alice:2026-10", '{"status":"transferred"}'),
         ("payout:bob:2026-10", '{"status":"transferred"}'),

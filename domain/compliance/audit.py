@@ -27,7 +27,7 @@ from domain.tables.schemas import UTC_TS, conform
 
 AUDIT: dict[str, pl.DataType] = {
     "record_id": pl.String(),
-    "at": UTC_TS,
+    "acted_at": UTC_TS,
     "actor": pl.String(),
     "action": pl.String(),
     "object_type": pl.String(),
@@ -47,7 +47,7 @@ class AuditRecord:
     """One action; :attr:`record_id` is a digest of :attr:`business_key`."""
 
     business_key: str
-    at: dt.datetime
+    acted_at: dt.datetime
     actor: str
     action: str
     object_type: str
@@ -62,7 +62,7 @@ class AuditRecord:
             raise ValueError(f"audit action {self.action!r} is not of the form object.verb")
         if not (self.actor and self.object_type and self.object_id):
             raise ValueError(f"audit record {self.business_key!r} needs an actor, an object type and an id")
-        if self.at.tzinfo is None:
+        if self.acted_at.tzinfo is None:
             raise ValueError(f"audit record {self.business_key!r}: the time must be timezone-aware")
 
     @property
@@ -73,7 +73,7 @@ class AuditRecord:
         """The record as a row of :data:`AUDIT`."""
         return {
             "record_id": self.record_id,
-            "at": self.at.astimezone(dt.UTC),
+            "acted_at": self.acted_at.astimezone(dt.UTC),
             "actor": self.actor,
             "action": self.action,
             "object_type": self.object_type,
@@ -93,7 +93,7 @@ def merge_records(table: pl.DataFrame, new: pl.DataFrame) -> pl.DataFrame:
     """``table`` with the records of ``new`` it lacks, oldest first: a record already in ``table``
     is kept as it is, so folding the same records again changes nothing."""
     merged = pl.concat([conform(table, AUDIT), conform(new, AUDIT)])
-    return merged.unique("record_id", keep="first", maintain_order=True).sort("at", "record_id")
+    return merged.unique("record_id", keep="first", maintain_order=True).sort("acted_at", "record_id")
 
 
 def id_problems(table: pl.DataFrame) -> list[str]:

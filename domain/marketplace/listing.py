@@ -296,7 +296,7 @@ def status_audit_records(previous: pl.DataFrame, current: pl.DataFrame) -> list[
         AuditRecord(
             business_key=f"model.{r['status']}:{r['model_id']}"
             + (f":v{r['version']}" if r["status"] == "suspended" else ""),
-            at=r["since"],
+            acted_at=r["since"],
             actor="pipeline" if r["status"] == "suspended" else r["owner_user_id"],
             action=f"model.{r['status']}",
             object_type="model",
