@@ -11,7 +11,7 @@ with the tier limits of :data:`MODEL_QUOTAS`.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, Field
 
@@ -148,7 +148,7 @@ def builder_catalogue(sport: str) -> BuilderCatalogue:
         source_kinds=[
             _kind(kind.parameters, kind.builtin) for kind in KINDS if kind.parameters.available_for(sport)
         ],
-        fields={kind: _fields(sport, kind) for kind in ("team", "player") if fields_of(sport, kind)},
+        fields={kind: _fields(sport, kind) for kind in get_args(FieldKind) if fields_of(sport, kind)},
         transformations=[
             Transformation(name=n, description=t.description, needs=list(t.needs))
             for n, t in TRANSFORMATIONS.items()
