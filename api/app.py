@@ -19,6 +19,7 @@ from api.errors import error_response, install_error_handlers
 from api.guard import install_request_guard
 from api.routes import (
     billing,
+    catalogue,
     compliance,
     creators,
     datasets,
@@ -113,6 +114,7 @@ def create_app(
     app.include_router(health.router)
     app.include_router(games.router)
     app.include_router(models.router)
+    app.include_router(catalogue.router)
     app.include_router(datasets.router)
     app.include_router(creators.router)
     app.include_router(webhooks.router)

@@ -18,6 +18,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.errors import ApiError
+from domain.tiers import Tier, tier_of
 
 ISSUER = "oddsforge"
 AUDIENCE = "oddsforge-api"
@@ -45,10 +46,11 @@ def mint_token(
     *,
     birthdate: str | None = DEV_BIRTHDATE,
     region: str | None = DEV_REGION,
+    tier: str | None = None,
 ) -> str:
     """A signed token for ``user_id`` valid for ``ttl_seconds`` from ``now`` (default: the clock),
-    vouching for ``birthdate`` and ``region`` (None leaves the claim out): the development stand-in
-    for the identity provider."""
+    vouching for ``birthdate``, ``region`` and ``tier`` (None leaves the claim out): the development
+    stand-in for the identity provider."""
     if not user_id:
         raise ValueError("user_id must be non-empty")
     if ttl_seconds <= 0:
@@ -61,7 +63,7 @@ def mint_token(
         "iat": issued,
         "exp": issued + dt.timedelta(seconds=ttl_seconds),
     }
-    identity = {"birthdate": birthdate, "region": region}
+    identity = {"birthdate": birthdate, "region": region, "tier": tier}
     claims |= {name: value for name, value in identity.items() if value is not None}
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
@@ -156,3 +158,11 @@ def token_claims(request: Request) -> Mapping[str, Any]:
 
 
 CurrentUser = Annotated[str, Depends(current_user)]
+
+
+async def caller_tier(request: Request, _: CurrentUser) -> Tier:
+    """FastAPI dependency: the caller's tier from the ``tier`` claim of the verified token."""
+    return tier_of(token_claims(request).get("tier"))
+
+
+CallerTier = Annotated[Tier, Depends(caller_tier)]

@@ -25,7 +25,6 @@ from domain.datasets.documents import VersionMeta
 from domain.datasets.files import ParsedDataset, read_dataset
 from domain.datasets.registry import (
     DatasetLimits,
-    Tier,
     check_dataset_count,
     check_storage,
     check_upload_rate,
@@ -34,6 +33,7 @@ from domain.datasets.registry import (
 from domain.datasets.validation import QualityReport, check_keys, dataset_stats, preview, quality_report
 from domain.models.config import DataType
 from domain.models.registry import ENTROPY_BYTES
+from domain.tiers import Tier
 from stores.datasets import DatasetState, DatasetStore
 from stores.layout import dataset_upload_key
 

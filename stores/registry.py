@@ -23,7 +23,8 @@ from functools import lru_cache
 from typing import Any
 
 from domain.models.config import ModelConfig
-from domain.models.registry import Status, owner_of, version_bytes, version_record
+from domain.models.registry import Status, is_public, owner_of, version_bytes, version_record
+from domain.models.tiers import ModelCounts
 from stores.lake import Lake
 from stores.layout import (
     MODELS_INBOX,
@@ -126,6 +127,14 @@ class RegistryStore:
         found = _states(self.lake.list_keys(user_models_prefix(user_id)))
         # A user id is a key segment only if it is a valid owner ("a/b" must not list b's models).
         return [state for state in found if owner_of(state.model_id) == user_id]
+
+    def model_counts(self, user_id: str, excluding: str | None = None) -> ModelCounts:
+        """What counts against ``user_id``'s tier limits (``domain.models.tiers``): their models that
+        are not archived, and those whose latest version is public; ``excluding`` one model (the
+        one being updated)."""
+        states = [s for s in self.models_of(user_id) if not s.archived and s.model_id != excluding]
+        public = sum(is_public(self.read(s, s.latest).payload) for s in states)
+        return ModelCounts(active=len(states), public=public)
 
     def read(self, state: ModelState, version: int) -> StoredVersion:
         """One stored version of a listed model."""

@@ -34,11 +34,11 @@ from domain.datasets.registry import (
     merge_datasets,
     new_dataset_id,
     storage_for,
-    tier_of,
 )
 from domain.datasets.validation import QualityReport, typed_rows
 from domain.models.registry import new_model_id
 from domain.tables.schemas import empty
+from domain.tiers import tier_of
 from pipelines.sensors import dataset_inbox_sensor
 from services.custom_scores import dataset_rows
 from services.dataset_intake import assess

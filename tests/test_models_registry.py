@@ -258,13 +258,13 @@ def registry_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str
 @pytest.fixture(scope="module")
 def as_user(registry_api: tuple[str, RacingLake]) -> Iterator[Any]:
     url, _ = registry_api
-    clients: dict[str, httpx.Client] = {}
+    clients: dict[tuple[str, str | None], httpx.Client] = {}
 
-    def client(user: str) -> httpx.Client:
-        if user not in clients:
-            headers = {"Authorization": f"Bearer {mint_token(user, SECRET)}"}
-            clients[user] = httpx.Client(base_url=url, headers=headers, timeout=10)
-        return clients[user]
+    def client(user: str, tier: str | None = None) -> httpx.Client:
+        if (user, tier) not in clients:
+            headers = {"Authorization": f"Bearer {mint_token(user, SECRET, tier=tier)}"}
+            clients[user, tier] = httpx.Client(base_url=url, headers=headers, timeout=10)
+        return clients[user, tier]
 
     yield client
     for c in clients.values():
@@ -335,7 +335,7 @@ def test_create_get_update_list_archive(as_user: Any, registry_api: tuple[str, R
 
 
 def test_list_is_paginated(as_user: Any) -> None:
-    carol = as_user("carol")
+    carol = as_user("carol", tier="pro")  # five models: more than the free tier's three
     created = sorted(
         _ok(carol.post("/models", json=config_body(name=f"m{i}")), 201)["model_id"] for i in range(5)
     )
@@ -417,7 +417,7 @@ def _shared(client: httpx.Client, lake: Lake, body: dict[str, Any]) -> str:
 
 def test_public_models_are_readable_not_writable(as_user: Any, registry_api: tuple[str, RacingLake]) -> None:
     _, lake = registry_api
-    alice, bob = as_user("alice"), as_user("bob")
+    alice, bob = as_user("alice", tier="pro"), as_user("bob")  # alice: more models than the free tier's
     public = config_body(name="Shared", sharing={"public": True, "price_per_month": 0})
     model_id = _shared(alice, lake, public)
     assert _ok(bob.get(f"/models/{model_id}"))["name"] == "Shared"

@@ -32,16 +32,15 @@ import json
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any, Literal
 
-import jwt
 import polars as pl
 from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, Response, UploadFile
 from fastapi.responses import HTMLResponse
 from fastapi.routing import APIRoute
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.types import Message, Receive
 
-from api.auth import CurrentUser, current_user
+from api.auth import CallerTier, CurrentUser, current_user
 from api.clock import Now
 from api.errors import ERROR_RESPONSES, ApiError, ErrorBody, ErrorDetail
 from api.idempotency import Idempotent
@@ -54,10 +53,8 @@ from domain.datasets.registry import (
     LimitExceeded,
     Status,
     Storage,
-    Tier,
     check_file_size,
     dataset_owner,
-    tier_of,
 )
 from domain.datasets.validation import KEY_FIELDS, DatasetRejected, FieldType
 from domain.models.config import DataType
@@ -135,16 +132,6 @@ router = APIRouter(
 Store = Annotated[DatasetStore, Depends(_store)]
 Limits = Annotated[DatasetLimits, Depends(_limits)]
 
-
-async def caller_tier(
-    _: CurrentUser, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-) -> Tier:
-    """The caller's tier from the ``tier`` claim of the token ``current_user`` has just verified."""
-    token = credentials.credentials if credentials else ""
-    return tier_of(jwt.decode(token, options={"verify_signature": False}).get("tier"))
-
-
-CallerTier = Annotated[Tier, Depends(caller_tier)]
 
 _NOT_FOUND = {404: {"model": ErrorBody, "description": "No such dataset, or not one of the caller's."}}
 _NOT_READY = {

@@ -13,12 +13,12 @@ from __future__ import annotations
 import datetime as dt
 import os
 from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.auth import CurrentUser, current_user
+from api.auth import CallerTier, CurrentUser, current_user
 from api.clock import Now
 from api.compliance import ELIGIBILITY_RESPONSES, Disclaimed, EligibleUser
 from api.errors import ERROR_RESPONSES, ApiError, ErrorBody, ErrorDetail
@@ -35,9 +35,12 @@ from domain.models.registry import (
     Status,
     UnusableUserIdError,
     build_version,
+    is_public,
     new_model_id,
     owner_of,
 )
+from domain.models.tiers import ModelCounts, TierLimitError, check_model_limits
+from domain.tiers import Tier
 from services.backtests import MAX_SPAN_DAYS, backtest_model, best_backtest_graded, record_backtest
 from stores.creator_terms import terms_accepted_at
 from stores.datasets import dataset_infos
@@ -58,6 +61,13 @@ router = APIRouter(
     },  # models never need a serving snapshot
 )
 
+_TIER_LIMIT = {
+    403: {
+        "model": ErrorBody,
+        "description": "`tier_limit`: the caller's tier (the token's `tier` claim) allows no more active "
+        "or public models; the message names the limit.",
+    }
+}
 _NOT_FOUND = {404: {"model": ErrorBody, "description": "No such model, or not one the caller may see."}}
 _CONFLICT = {
     409: {
@@ -128,6 +138,34 @@ def _validated(body: dict[str, Any], lake: Lake, **server: Any) -> ModelConfig:
     return config
 
 
+def _new_model_id(user: str, body: Mapping[str, Any]) -> str:
+    """A fresh id for a new model of ``user`` named as ``body`` says; 400 for an unusable user id."""
+    name = body.get("name")
+    try:
+        return new_model_id(user, name if isinstance(name, str) else "", os.urandom(ENTROPY_BYTES))
+    except UnusableUserIdError as exc:
+        raise ApiError(400, "bad_request", str(exc)) from None
+
+
+def _validated_new(body: dict[str, Any], lake: Lake, user: str, now: dt.datetime) -> ModelConfig:
+    """Version 1 of a new model of ``user`` under a fresh id, or a 422 naming every offending field."""
+    model_id = _new_model_id(user, body)
+    return _validated(
+        body, lake, model_id=model_id, owner_user_id=user, version=1, created_at=now, updated_at=now
+    )
+
+
+def _check_tier(tier: Tier, counts: ModelCounts, *, adds_model: bool, makes_public: bool) -> None:
+    """403 ``tier_limit`` naming the limit when the write would take the caller over their tier's."""
+    try:
+        check_model_limits(tier, counts, adds_model=adds_model, makes_public=makes_public)
+    except TierLimitError as exc:
+        details = (
+            [ErrorDetail(field=f"body.{exc.field}", message=str(exc), type="tier_limit")] if exc.field else []
+        )
+        raise ApiError(403, "tier_limit", str(exc), details) from None
+
+
 def _owned_state(registry: RegistryStore, model_id: str, user: str) -> ModelState:
     """The state of a model the caller owns; 404 for any other id."""
     state = registry.state(model_id) if owner_of(model_id) == user else None
@@ -189,40 +227,50 @@ def _paid_publishing(lake: Lake, owner: str, settings: ApiSettings) -> list[tupl
     status_code=201,
     response_model=ModelDetail,
     summary="Create a model (version 1)",
-    responses={400: {"model": ErrorBody, "description": "The caller's user id cannot own models."}},
+    responses={400: {"model": ErrorBody, "description": "The caller's user id cannot own models."}}
+    | _TIER_LIMIT,
 )
 def create_model(
     body: ConfigBody,
     user: CurrentUser,
+    tier: CallerTier,
     registry: Registry,
     request: Request,
     response: Response,
     now: Now,
     idem: Idempotent,
 ) -> ModelDetail | Response:
-    """Validate the configuration and store it as version 1 of a new model owned by the caller."""
+    """Validate the configuration and store it as version 1 of a new model owned by the caller, within
+    the model limits of the caller's tier."""
     if idem.replay is not None:
         return idem.replay
-    name = body.get("name")
+    counts = registry.model_counts(user)
     for _ in range(_CREATE_ATTEMPTS):
-        try:
-            model_id = new_model_id(user, name if isinstance(name, str) else "", os.urandom(ENTROPY_BYTES))
-        except UnusableUserIdError as exc:
-            raise ApiError(400, "bad_request", str(exc)) from None
-        config = _validated(
-            body,
-            registry.lake,
-            model_id=model_id,
-            owner_user_id=user,
-            version=1,
-            created_at=now,
-            updated_at=now,
-        )
+        config = _validated_new(body, registry.lake, user, now)
+        _check_tier(tier, counts, adds_model=True, makes_public=config.sharing.public)
         _check_publishing(config, 0, request)  # a new model has no backtest yet
         if registry.create_version(config):
-            response.headers["Location"] = f"{router.prefix}/{model_id}"
+            response.headers["Location"] = f"{router.prefix}/{config.model_id}"
             return idem.answer(_detail(config.to_payload(), "active"))
     raise ApiError(409, "conflict", "could not allocate a model id; retry")
+
+
+class Validity(BaseModel):
+    valid: Literal[True] = Field(description="Always true: an invalid draft answers 422 instead.")
+
+
+@router.post(
+    "/validate",
+    summary="Check a draft config as POST /models would, storing nothing",
+    responses={400: {"model": ErrorBody, "description": "The caller's user id cannot own models."}},
+)
+def validate_model(body: ConfigBody, user: CurrentUser, registry: Registry, now: Now) -> Validity:
+    """Runs the validation of ``POST /models`` (the same code: config rules and the caller's datasets)
+    and answers ``{"valid": true}``, or 422 with every problem and its field path. Publishing
+    preconditions and tier limits depend on the account, not the draft: ``POST /models`` and ``PUT``
+    check them."""
+    _validated_new(body, registry.lake, user, now)
+    return Validity(valid=True)
 
 
 @router.get("", summary="The caller's models")
@@ -263,12 +311,21 @@ def get_model(
     return _detail(registry.read(state, version).payload, status)
 
 
-@router.put("/{model_id}", summary="Update a model (a new version)", responses=_NOT_FOUND | _CONFLICT)
+@router.put(
+    "/{model_id}", summary="Update a model (a new version)", responses=_NOT_FOUND | _CONFLICT | _TIER_LIMIT
+)
 def update_model(
-    model_id: ModelId, body: ConfigBody, user: CurrentUser, registry: Registry, request: Request, now: Now
+    model_id: ModelId,
+    body: ConfigBody,
+    user: CurrentUser,
+    tier: CallerTier,
+    registry: Registry,
+    request: Request,
+    now: Now,
 ) -> ModelDetail:
     """Store the full configuration as version n+1. Of two concurrent updates exactly one creates it;
-    the other gets 409 and may retry on top of the new version."""
+    the other gets 409 and may retry on top of the new version. Making a model public must stay
+    within the public models the caller's tier allows."""
     state = _owned_state(registry, model_id, user)
     if state.archived:
         raise ApiError(409, "conflict", f"model {model_id!r} is archived; archived models cannot change")
@@ -282,6 +339,9 @@ def update_model(
         created_at=dt.datetime.fromisoformat(latest.payload["created_at"]),
         updated_at=now,
     )
+    if config.sharing.public and not is_public(latest.payload):
+        counts = registry.model_counts(user, excluding=model_id)
+        _check_tier(tier, counts, adds_model=False, makes_public=True)
     if config.sharing.public:
         _check_publishing(config, best_backtest_graded(registry.lake, model_id), request)
     if not registry.create_version(config):

@@ -7,8 +7,8 @@ user may *store* (SPEC section 7) and how stored datasets are recorded:
   the API finds a dataset's objects from its id alone and answers 404 for anyone else's id.
 * Limits per user: 10 uploads (new datasets and refreshes) in any 24 hours, and a tier quota on the
   number of datasets and their total size: free 10 / 100 MB, pro 50 / 1 GB, enterprise unlimited.
-  The tier comes from the bearer token's ``tier`` claim; no claim, or a value that is not a tier,
-  means ``free`` (the least a user can be given). A dataset's size is its latest version's upload.
+  The tier comes from the bearer token's ``tier`` claim (``domain.tiers``). A dataset's size is its
+  latest version's upload.
 * Small datasets (< 1 MB *and* < 1,000 rows) are served from the warehouse, the rest from the lake.
 
 Time is always a parameter; nothing here reads the clock.
@@ -22,7 +22,7 @@ import math
 import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, get_args
+from typing import Any, Literal
 
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
@@ -34,10 +34,7 @@ from domain.errors import UserError
 from domain.models.config import DatasetInfo, DataType
 from domain.models.registry import ENTROPY_BYTES, new_model_id, owner_of
 from domain.tables.schemas import UTC_TS, conform
-
-Tier = Literal["free", "pro", "enterprise"]
-TIERS: tuple[Tier, ...] = get_args(Tier)
-DEFAULT_TIER: Tier = "free"
+from domain.tiers import Tier
 
 Status = Literal["processing", "active", "error", "superseded"]
 """``processing``: uploaded, not yet processed by the pipeline (never stored in the table);
@@ -88,12 +85,6 @@ class LimitExceeded(UserError):
         self.code = code
         self.retry_after = retry_after
         """Seconds until the limit allows the upload again, when that is known."""
-
-
-def tier_of(claim: object) -> Tier:
-    """The tier a token's ``tier`` claim names (case-insensitive); anything else is ``free``."""
-    name = claim.strip().lower() if isinstance(claim, str) else ""
-    return next((t for t in TIERS if t == name), DEFAULT_TIER)
 
 
 def check_file_size(size: int, limits: DatasetLimits) -> None:

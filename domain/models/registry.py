@@ -150,6 +150,11 @@ def version_bytes(config: ModelConfig) -> bytes:
     return json.dumps(config.to_payload(), sort_keys=True, separators=(",", ":")).encode()
 
 
+def is_public(payload: Mapping[str, Any]) -> bool:
+    """Whether a stored version is shared (``sharing.public``), read as written."""
+    return bool(payload["sharing"]["public"])
+
+
 def version_record(payload: Mapping[str, Any], inbox_key: str) -> dict[str, Any]:
     """The ``model_versions`` row of a stored version (status ``active``; archive markers change it).
 
@@ -166,7 +171,7 @@ def version_record(payload: Mapping[str, Any], inbox_key: str) -> dict[str, Any]
         "sport": payload["sport"],
         "bet_type": payload["bet_type"],
         "market": payload["market"],
-        "public": sharing["public"],
+        "public": is_public(payload),
         "price_cents": sharing["price_cents"],
         "trial_days": sharing["trial_days"],
         "status": "active",

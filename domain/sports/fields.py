@@ -14,7 +14,7 @@ Fields with orientation 0 give a neutral 0.5 for totals.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import polars as pl
@@ -40,6 +40,8 @@ class FieldSpec:
     expr: pl.Expr | None = None
     """For derived fields: an expression over one row of box-score columns plus the opponent's
     columns prefixed with :data:`OPPONENT_PREFIX`."""
+    unit: str = field(kw_only=True)
+    """What one value measures, as a source averages it per game (``"points per 100 possessions"``)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -52,33 +54,48 @@ class FieldCatalogue:
 
 # ---- box-score columns as fields ----------------------------------------------------------------
 
-BOX_FIELDS: dict[str, tuple[str, bool, Orientation]] = {
-    # name: (description, lower_is_better, total_orientation)
-    "minutes": ("Minutes played (team: total player-minutes, 240 in regulation)", False, 0),
-    "pts": ("Points scored", False, 1),
-    "fgm": ("Field goals made", False, 1),
-    "fga": ("Field goals attempted; more shots means a faster game", False, 1),
-    "fg3m": ("Three-pointers made", False, 1),
-    "fg3a": ("Three-pointers attempted", False, 1),
-    "ftm": ("Free throws made", False, 1),
-    "fta": ("Free throws attempted", False, 1),
-    "oreb": ("Offensive rebounds: second chances to score", False, 1),
-    "dreb": ("Defensive rebounds: ends opponent possessions, but follows their misses", False, 0),
-    "reb": ("Total rebounds", False, 0),
-    "ast": ("Assists, which come with made baskets", False, 1),
-    "stl": ("Steals: end opponent possessions, start fast breaks", False, 0),
-    "blk": ("Blocked shots: opponent misses at the rim", False, -1),
-    "tov": ("Turnovers: possessions that end without a shot", True, -1),
-    "pf": ("Personal fouls: free throws for the opponent and a stopped clock", True, 1),
-    "plus_minus": ("Point margin while on court (team: final margin); says nothing of the total", False, 0),
+BOX_FIELDS: dict[str, tuple[str, bool, Orientation, str]] = {
+    # name: (description, lower_is_better, total_orientation, unit)
+    "minutes": (
+        "Minutes played (team: total player-minutes, 240 in regulation)",
+        False,
+        0,
+        "minutes per game",
+    ),
+    "pts": ("Points scored", False, 1, "points per game"),
+    "fgm": ("Field goals made", False, 1, "field goals per game"),
+    "fga": ("Field goals attempted; more shots means a faster game", False, 1, "attempts per game"),
+    "fg3m": ("Three-pointers made", False, 1, "three-pointers per game"),
+    "fg3a": ("Three-pointers attempted", False, 1, "attempts per game"),
+    "ftm": ("Free throws made", False, 1, "free throws per game"),
+    "fta": ("Free throws attempted", False, 1, "attempts per game"),
+    "oreb": ("Offensive rebounds: second chances to score", False, 1, "rebounds per game"),
+    "dreb": (
+        "Defensive rebounds: ends opponent possessions, but follows their misses",
+        False,
+        0,
+        "rebounds per game",
+    ),
+    "reb": ("Total rebounds", False, 0, "rebounds per game"),
+    "ast": ("Assists, which come with made baskets", False, 1, "assists per game"),
+    "stl": ("Steals: end opponent possessions, start fast breaks", False, 0, "steals per game"),
+    "blk": ("Blocked shots: opponent misses at the rim", False, -1, "blocks per game"),
+    "tov": ("Turnovers: possessions that end without a shot", True, -1, "turnovers per game"),
+    "pf": ("Personal fouls: free throws for the opponent and a stopped clock", True, 1, "fouls per game"),
+    "plus_minus": (
+        "Point margin while on court (team: final margin); says nothing of the total",
+        False,
+        0,
+        "points per game",
+    ),
 }
 """The statistic columns of the lake's box-score tables (``TEAM_BOX``, ``PLAYER_BOX``), read as is."""
 
 
 def box_field(name: str) -> FieldSpec:
     """The field reading box-score column ``name`` as is."""
-    description, lower, orientation = BOX_FIELDS[name]
-    return FieldSpec(name, description, lower, orientation)
+    description, lower, orientation, unit = BOX_FIELDS[name]
+    return FieldSpec(name, description, lower, orientation, unit=unit)
 
 
 # ---- expression builders (SPEC section 4) -------------------------------------------------------

@@ -128,8 +128,16 @@ DERIVED_FIELDS = [
         False,
         1,
         possessions_expr(),
+        unit="possessions per game",
     ),
-    FieldSpec("offensive_rating", "Points scored per 100 possessions", False, 1, offensive_rating_expr()),
+    FieldSpec(
+        "offensive_rating",
+        "Points scored per 100 possessions",
+        False,
+        1,
+        offensive_rating_expr(),
+        unit="points per 100 possessions",
+    ),
     FieldSpec(
         "defensive_rating",
         "Points allowed per 100 opponent possessions (the opponent's "
@@ -137,6 +145,7 @@ DERIVED_FIELDS = [
         True,
         1,
         offensive_rating_expr(opponent=True),
+        unit="points per 100 possessions",
     ),
     FieldSpec(
         "pace",
@@ -144,6 +153,7 @@ DERIVED_FIELDS = [
         False,
         1,
         pace_expr(GAME_MINUTES, PLAYERS_ON_COURT),
+        unit="possessions per 48 minutes",
     ),
     FieldSpec(
         "net_rating",
@@ -151,14 +161,23 @@ DERIVED_FIELDS = [
         False,
         0,
         offensive_rating_expr() - offensive_rating_expr(opponent=True),
+        unit="points per 100 possessions",
     ),
-    FieldSpec("pts_allowed", "Points scored by the opponent", True, 1, box_col("pts", opponent=True)),
+    FieldSpec(
+        "pts_allowed",
+        "Points scored by the opponent",
+        True,
+        1,
+        box_col("pts", opponent=True),
+        unit="points per game",
+    ),
     FieldSpec(
         "efg_pct",
         "Effective field-goal percentage: (FGM + 0.5 * FG3M) / FGA",
         False,
         1,
         ratio(box_col("fgm") + 0.5 * box_col("fg3m"), box_col("fga")),
+        unit="fraction of 1",
     ),
     FieldSpec(
         "ts_pct",
@@ -166,6 +185,7 @@ DERIVED_FIELDS = [
         False,
         1,
         ratio(box_col("pts"), 2 * (box_col("fga") + 0.44 * box_col("fta"))),
+        unit="fraction of 1",
     ),
 ]
 

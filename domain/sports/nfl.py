@@ -80,14 +80,17 @@ OTHER_NAMES: dict[str, str] = {
 
 
 TEAM_FIELDS = [
-    FieldSpec("points_for", "Points scored", False, 1, box_col("pts")),
-    FieldSpec("points_against", "Points allowed", True, 1, box_col("pts", opponent=True)),
+    FieldSpec("points_for", "Points scored", False, 1, box_col("pts"), unit="points per game"),
+    FieldSpec(
+        "points_against", "Points allowed", True, 1, box_col("pts", opponent=True), unit="points per game"
+    ),
     FieldSpec(
         "margin",
         "Points scored minus points allowed",
         False,
         0,
         box_col("pts") - box_col("pts", opponent=True),
+        unit="points per game",
     ),
 ]
 """NFL history has final scores only, so the team fields are score-based and there are no player

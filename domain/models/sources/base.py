@@ -22,6 +22,7 @@ from pydantic import Field
 
 from domain.models.config_base import ConfigProblem, Frozen
 from domain.models.features import Tables
+from domain.sports.fields import FieldKind
 
 P = TypeVar("P")
 T = TypeVar("T")
@@ -32,11 +33,19 @@ class SourceBase(Frozen):
 
     kind: ClassVar[str]
     """The kind's name: the source's name in a config for a built-in kind."""
+    field_kind: ClassVar[FieldKind | None] = None
+    """The catalogue fields its ``fields`` setting names (team or player), if it has one."""
     enabled: bool = True
     weight: Annotated[float, Field(ge=0, allow_inf_nan=False, description="Relative weight, >= 0")]
     dynamic_weighting: bool | None = Field(
         default=None, description="Overrides the model's dynamic_weighting for this source when set"
     )
+
+    @classmethod
+    def available_for(cls, sport: str) -> bool:
+        """Whether a model of ``sport`` may use the kind at all (always, unless the kind needs data
+        the sport lacks)."""
+        return True
 
     def sport_problems(self, sport: str) -> list[ConfigProblem]:
         """What is wrong with these parameters for a model of ``sport`` (paths relative to the

@@ -9,6 +9,7 @@ its own key (model version and source name) and scoring looks its scores up.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -20,6 +21,40 @@ from domain.models.config_base import ConfigError, ConfigProblem, Finite, Identi
 from domain.models.sources.base import SourceBase, SourceDay, SourceKind
 
 Transformation = Literal["linear", "threshold", "percentile", "custom_formula"]
+
+
+@dataclass(frozen=True)
+class TransformationSpec:
+    """What a transformation does (SPEC 4, "custom data") and the settings it needs."""
+
+    description: str
+    needs: tuple[str, ...]
+
+
+TRANSFORMATIONS: dict[Transformation, TransformationSpec] = {
+    "linear": TransformationSpec(
+        "(value - min_value) / (max_value - min_value), clamped to [0, 1]",
+        ("field", "min_value", "max_value"),
+    ),
+    "threshold": TransformationSpec(
+        "1 when the value is above the threshold, else 0", ("field", "threshold")
+    ),
+    "percentile": TransformationSpec(
+        "the value's rank among all of the dataset's values of the field (ties count half)", ("field",)
+    ),
+    "custom_formula": TransformationSpec(
+        "an expression over the dataset's fields (formula grammar), clamped to [0, 1]", ("formula",)
+    ),
+}
+"""Every transformation with the settings it needs; the validator and the builder catalogue read it."""
+
+_NEEDS = {
+    "field": "the dataset field to score",
+    "min_value": "both min_value and max_value, with min_value < max_value",
+    "max_value": "both min_value and max_value, with min_value < max_value",
+    "threshold": "a threshold value",
+    "formula": "a formula",
+}
 
 CUSTOM_SCORES: dict[str, pl.DataType] = {
     "model_id": pl.String(),
@@ -60,30 +95,20 @@ class CustomDataSource(SourceBase):
 
     @model_validator(mode="after")
     def _parameters_for_transformation(self) -> CustomDataSource:
-        problems: list[ConfigProblem] = []
         t = self.transformation
-        if t != "custom_formula" and not self.field:
-            problems.append(ConfigProblem("field", f"transformation {t} needs the dataset field to score"))
-        if t == "linear":
-            if self.min_value is None or self.max_value is None:
-                problems.append(
-                    ConfigProblem(
-                        "max_value" if self.min_value is not None else "min_value",
-                        "linear needs both min_value and max_value, with min_value < max_value",
-                    )
+        problems = [
+            ConfigProblem(name, f"transformation {t} needs {_NEEDS[name]}")
+            for name in TRANSFORMATIONS[t].needs
+            if getattr(self, name) in (None, "")
+        ]
+        if t == "linear" and not problems and not self.min_value < self.max_value:  # type: ignore[operator]
+            problems.append(
+                ConfigProblem(
+                    "max_value",
+                    f"linear needs min_value < max_value; got min_value {self.min_value} and "
+                    f"max_value {self.max_value}",
                 )
-            elif not self.min_value < self.max_value:
-                problems.append(
-                    ConfigProblem(
-                        "max_value",
-                        f"linear needs min_value < max_value; got min_value {self.min_value} and "
-                        f"max_value {self.max_value}",
-                    )
-                )
-        elif t == "threshold" and self.threshold is None:
-            problems.append(ConfigProblem("threshold", "transformation threshold needs a threshold value"))
-        elif t == "custom_formula" and not self.formula:
-            problems.append(ConfigProblem("formula", "transformation custom_formula needs a formula"))
+            )
         if problems:
             raise ConfigError(problems)
         return self

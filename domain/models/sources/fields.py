@@ -49,10 +49,15 @@ class FieldsSource(SourceBase):
     field_kind: ClassVar[FieldKind]
     fields: FieldList
 
+    @classmethod
+    def available_for(cls, sport: str) -> bool:
+        """Only where the sport's catalogue has fields of the kind."""
+        return bool(fields_of(sport, cls.field_kind))
+
     def sport_problems(self, sport: str) -> list[ConfigProblem]:
         """Fields must come from the sport's catalogue."""
         allowed = fields_of(sport, self.field_kind)
-        if not allowed:
+        if not self.available_for(sport):
             return [
                 ConfigProblem(
                     "",
