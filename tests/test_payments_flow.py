@@ -37,6 +37,7 @@ from services.paid_subscriptions import (
     AlreadySubscribedError,
     NoPaidSubscriptionError,
     cancel_paid_subscription,
+    has_checkouts,
     start_checkout,
 )
 from services.payments import Payments
@@ -574,7 +575,9 @@ def checkout(lake: Lake, payments: Payments, user: str, row: dict[str, Any] = MO
 def test_paid_checkout_starts_once_with_its_trial_and_cancels_at_period_end(
     lake: Lake, payments: Payments, stripe_server: StripeServer
 ) -> None:
+    assert not has_checkouts(lake, "u1")
     started = checkout(lake, payments, "u1")
+    assert has_checkouts(lake, "u1") and not has_checkouts(lake, "u2")
     assert (started["trial_days"], started["price_cents"], started["created"]) == (7, 999, True)
     (session,) = stripe_server.objects("checkout.session")
     assert (session["id"], session["url"]) == (started["session_id"], started["checkout_url"])
