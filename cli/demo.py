@@ -2,8 +2,10 @@
 
 The demo follows the marketplace's rules: every model starts private (version 1); the shared ones
 are backtested over the first six weeks of the season, and only then stored as a shared version 2
-(the publishing rule of ``PUT /models``); the paid one is approved as an operator would
-(``oddsforge review approve``); a few users subscribe to the free ones.
+(the publishing rule of ``PUT /models``); paid ones are approved as an operator would
+(``oddsforge review approve``); a few users subscribe to the free ones. Bob's "Closing line value"
+(:data:`LOOP_MODEL`) is the money loop's: a subscriber pays for it through Checkout and bob archives
+it, which refunds the unused days.
 """
 
 from __future__ import annotations
@@ -111,6 +113,25 @@ DEMO_MODELS: list[tuple[str, dict[str, Any]]] = [
 ]
 
 
+LOOP_MODEL: tuple[str, dict[str, Any]] = (
+    "bob",
+    {
+        "name": "Closing line value",
+        "description": "Sides the market moved towards, confirmed by net rating (no trial).",
+        "sport": "basketball_nba",
+        "market": "h2h",
+        "data_sources": {
+            "odds_movement": {"weight": 0.5, "time_window_hours": 24},
+            "team_stats": {"weight": 0.5, "fields": ["net_rating"], "lookback_games": 10},
+        },
+        "min_confidence": 0.52,
+        "max_confidence": 0.9,
+        "sharing": {"public": True, "price_per_month": 12.0, "trial_days": 0},
+    },
+)
+"""The paid model of the money loop (``cli/demo_money.py``), registered and published by the loop
+after its creator's onboarding has started, as publishing a paid model requires."""
+
 FREE_SUBSCRIPTIONS: list[tuple[str, str, str]] = [
     ("dave", "alice", "Form and steam"),
     ("dave", "carol", "Hot hands ATS"),
@@ -127,15 +148,18 @@ def demo_model_id(user: str, name: str) -> str:
     return new_model_id(user, name, entropy)
 
 
+LOOP_MODEL_ID = demo_model_id(LOOP_MODEL[0], LOOP_MODEL[1]["name"])
+
+
 def _private(body: dict[str, Any]) -> dict[str, Any]:
     return body | {"sharing": body["sharing"] | {"public": False}}
 
 
-def register_demo_models(lake: Lake) -> list[str]:
+def register_demo_models(lake: Lake, models: list[tuple[str, dict[str, Any]]] = DEMO_MODELS) -> list[str]:
     """Store version 1 of each demo model, private (idempotent: ids derive from user and name)."""
     store = RegistryStore(lake)
     ids = []
-    for user, body in DEMO_MODELS:
+    for user, body in models:
         model_id = demo_model_id(user, body["name"])
         config = build_version(
             _private(body),
@@ -150,13 +174,15 @@ def register_demo_models(lake: Lake) -> list[str]:
     return ids
 
 
-def publish_demo_models(lake: Lake, start: dt.date) -> list[dict[str, Any]]:
+def publish_demo_models(
+    lake: Lake, start: dt.date, models: list[tuple[str, dict[str, Any]]] = DEMO_MODELS
+) -> list[dict[str, Any]]:
     """Backtest version 1 of each model meant to be shared over ``BACKTEST_DAYS`` from ``start``,
     record the report, and store the shared version 2 once the publishing rule allows it; approve
     paid ones as the operator. Idempotent."""
     store = RegistryStore(lake)
     published = []
-    for user, body in DEMO_MODELS:
+    for user, body in models:
         if not body["sharing"].get("public"):
             continue
         model_id = demo_model_id(user, body["name"])

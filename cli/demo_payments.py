@@ -30,7 +30,9 @@ HOUR = 3_600
 DAY = 24 * HOUR
 
 
-def _event(tag: str, kind: str, created: int, obj: dict[str, Any]) -> dict[str, Any]:
+def demo_event(tag: str, kind: str, created: int, obj: dict[str, Any]) -> dict[str, Any]:
+    """A Stripe event about ``obj``, its id derived from ``tag``, kind, object and time (so a re-run
+    delivers the same event, which the inbox stores once)."""
     digest = hashlib.sha256(f"{tag}/{kind}/{obj['id']}/{created}".encode()).hexdigest()[:24]
     return {
         "id": f"evt_demo_{digest}",
@@ -131,21 +133,21 @@ def demo_events(model: dict[str, Any], month: str = DEMO_MONTH, subscribers: int
         status = "trialing" if trial else "active"
         period_end = paid_at if trial else start + 30 * DAY
         created = _subscription(sub_id, customer, model, meta, status, start, period_end)
-        events.append(_event(tag, "customer.subscription.created", start, created))
+        events.append(demo_event(tag, "customer.subscription.created", start, created))
         if trial:
             trial_invoice = f"in_demo_{tag}_{user}_0"
             first = _invoice(trial_invoice, customer, sub_id, meta, 0, start, "subscription_create")
-            events.append(_event(tag, "invoice.paid", start, first))
+            events.append(demo_event(tag, "invoice.paid", start, first))
         if i == subscribers:  # cancels during the trial: never charged
             cancel_at = start + 3 * DAY
             ended = created | {"status": "canceled", "canceled_at": cancel_at, "ended_at": cancel_at}
-            events.append(_event(tag, "customer.subscription.deleted", cancel_at, ended))
+            events.append(demo_event(tag, "customer.subscription.deleted", cancel_at, ended))
             continue
         active = _subscription(sub_id, customer, model, meta, "active", start, paid_at + 30 * DAY)
         invoice_id = f"in_demo_{tag}_{user}_1"
         invoice = _invoice(invoice_id, customer, sub_id, meta, cents, paid_at, "subscription_cycle")
-        events.append(_event(tag, "customer.subscription.updated", paid_at, active))
-        events.append(_event(tag, "invoice.paid", paid_at + 60, invoice))
+        events.append(demo_event(tag, "customer.subscription.updated", paid_at, active))
+        events.append(demo_event(tag, "invoice.paid", paid_at + 60, invoice))
         if i == subscribers - 1:  # refunded in full, then cancelled
             refund_at = paid_at + 2 * DAY
             charge = {
@@ -158,9 +160,9 @@ def demo_events(model: dict[str, Any], month: str = DEMO_MONTH, subscribers: int
                 "customer": customer,
                 "payment_intent": f"pi_{invoice_id.removeprefix('in_')}",
             }
-            events.append(_event(tag, "charge.refunded", refund_at, charge))
+            events.append(demo_event(tag, "charge.refunded", refund_at, charge))
             ended = active | {"status": "canceled", "canceled_at": refund_at, "ended_at": refund_at}
-            events.append(_event(tag, "customer.subscription.deleted", refund_at + 60, ended))
+            events.append(demo_event(tag, "customer.subscription.deleted", refund_at + 60, ended))
     return events
 
 

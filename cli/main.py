@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, get_args
 
@@ -91,15 +91,58 @@ def cmd_demo(args: argparse.Namespace) -> int:
             f"verified, {hooks['stored']} stored (redeliveries ignored: {hooks['duplicates']})"
         )
         _print_payouts(report["payments"])
+        print_money_loop(report["money_loop"])
         print(f"\nLake: {report['lake']}\nServing snapshot: {report['snapshot']}")
         print("\nLook at it:")
         print('  oddsforge sql "SELECT * FROM games ORDER BY commence_time LIMIT 5"')
         print("  oddsforge ui          # Dagster UI on http://127.0.0.1:3000")
         print("  oddsforge api         # API on http://127.0.0.1:8000/docs (token: oddsforge token USER)")
         print(f"  oddsforge payouts --month {report['payments']['month']}   # re-run: nobody is paid twice")
+        print("  oddsforge audit       # operator and money actions, oldest first")
 
     _emit(args, report, human)
     return 0
+
+
+def print_money_loop(loop: dict[str, Any]) -> None:
+    """The demo's walk through paying, onboarding, payouts, a refund and the audit trail."""
+    print("\nMoney loop (local Stripe):")
+    if not loop["available"]:
+        print(f"  {loop['reason']}.")
+        return
+    creator, onboarding, checkout = loop["creator"], loop["onboarding"], loop["checkout"]
+    print(f"  Stripe API on {loop['stripe']} (Stripe's OpenAPI description; no key, no network)")
+    print(
+        f"  {creator}: creator terms {onboarding['terms_version']} accepted; payout account "
+        f"{onboarding['account_id']}; account.updated: payouts_enabled {onboarding['payouts_enabled']}"
+    )
+    for p in loop["payouts"]:
+        where = p["transfer_id"] or "balance carried over"
+        print(f"  payout {p['month']}  {_dollars(p['amount_cents']):>9}  {p['status']:<19} {where}")
+    print(f"  Stripe transfers made by this run (payouts re-run too): {len(loop['transfers_this_run'])}")
+    if checkout["this_run"]:
+        print(
+            f"  {checkout['user_id']}: POST /marketplace/subscribe -> {checkout['session_id']}, paid "
+            f"${_dollars(checkout['price_cents'])} on Stripe's page -> {checkout['subscription_id']} "
+            f"{checkout['stripe_status']}; POST /billing/portal -> a portal session"
+        )
+    else:
+        print(f"  {checkout['user_id']}: checked out on an earlier run (nothing charged again)")
+    cancellation = loop["cancellation"]
+    for r in cancellation["refunds"]:
+        print(
+            f"  {creator} archived the model: {r['subscription_id']} cancelled at Stripe; the days of "
+            f"{r['period_start'][:10]}..{r['period_end'][:10]} not started refunded: "
+            f"${_dollars(r['amount_cents'])} of ${_dollars(r['paid_cents'])} ({r['refund_id']})"
+        )
+    ledger = cancellation["ledger"]
+    print(
+        f"  Stripe refunds made by this run: {cancellation['refunds_this_run']}; ledger: "
+        f"{ledger['entries']} entries summing to {ledger['sum_cents']} cents"
+    )
+    print(f"\nAudit trail ({len(loop['audit'])} records; oddsforge audit):")
+    for line in audit_lines(loop["audit"]):
+        print(f"  {line}")
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
@@ -408,7 +451,6 @@ def _since(text: str) -> dt.datetime:
 
 def cmd_audit(args: argparse.Namespace) -> int:
     """Read the records from the lake's inbox, so the log shows before any pipeline run."""
-    from domain.compliance.audit import change_summary
     from stores.audit import read_audit
     from stores.lake import Lake
 
@@ -422,6 +464,15 @@ def cmd_audit(args: argparse.Namespace) -> int:
     if table.is_empty():
         print("No audit records" + ("" if since is None else f" since {since.isoformat()}") + ".")
         return 0
+    print("\n".join(audit_lines(table.iter_rows(named=True))))
+    return 0
+
+
+def audit_lines(records: Iterable[dict[str, Any]]) -> list[str]:
+    """Audit records (rows of ``stores.audit.read_audit``) as the aligned lines ``oddsforge audit``
+    prints, a header first; the demo prints its money loop's trail with them."""
+    from domain.compliance.audit import change_summary
+
     header = ("time (UTC)", "actor", "action", "object", "before → after")
     rows = [
         (
@@ -431,12 +482,13 @@ def cmd_audit(args: argparse.Namespace) -> int:
             f"{r['object_type']} {r['object_id']}",
             change_summary(r["before"], r["after"]),
         )
-        for r in table.iter_rows(named=True)
+        for r in records
     ]
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header) - 1)]
-    for row in [header, *rows]:
-        print("  ".join([*(cell.ljust(w) for cell, w in zip(row, widths, strict=False)), row[-1]]))
-    return 0
+    return [
+        "  ".join([*(cell.ljust(w) for cell, w in zip(row, widths, strict=False)), row[-1]])
+        for row in [header, *rows]
+    ]
 
 
 # -- parser ----------------------------------------------------------------------------------------

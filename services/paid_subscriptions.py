@@ -134,7 +134,7 @@ def _subscription_of(session: stripe.checkout.Session) -> str | None:
 
 def has_checkouts(lake: Lake, user_id: str) -> bool:
     """Whether the user ever started a checkout (so Stripe may hold subscriptions of theirs)."""
-    return bool(lake.list_keys(user_paid_attempts_prefix(user_id)))
+    return next(iter(lake.list_keys(user_paid_attempts_prefix(user_id))), None) is not None
 
 
 def checkout_subscription_ids(lake: Lake, payments: Payments, user_id: str) -> list[str]:

@@ -9,6 +9,7 @@ import os
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import boto3
 import dagster as dg
@@ -16,6 +17,7 @@ import pytest
 
 from assets.analyses import analyses
 from assets.ingest import ingest_assets
+from cli.stripe_local import spec_available, spec_dir
 from pipelines.automation import odds_api_quota
 from resources.sample_feed import SampleLeagueFeed
 from stores.lake import Lake
@@ -93,7 +95,50 @@ def test_demo_runs_end_to_end_with_the_lake_on_s3(s3_endpoint: str, tmp_path: Pa
     assert Path(report["snapshot"]).is_relative_to(tmp_path / "warehouse")
     marts = Warehouse(directory=str(tmp_path / "warehouse")).marts.current()
     assert marts is not None and marts.is_file()
+    _check_money_loop(report)
     print(f"demo on S3: {time.monotonic() - started:.0f} s")
+
+
+def _check_money_loop(report: dict[str, Any]) -> None:
+    """The demo's walk against the local Stripe (issue 13): a checkout, a payout that waited for
+    onboarding and then transferred once, a pro-rata refund, and the audit trail. Without Stripe's
+    description (a clone without ../shared) the demo falls back: tests/test_payments_flow.py."""
+    loop = report["money_loop"]
+    if not spec_available():
+        assert loop["available"] is False and str(spec_dir()) in loop["reason"]
+        return
+    assert loop["available"] is True and report["payments"]["stripe"] == "configured"
+    assert loop["onboarding"]["payouts_enabled"] is True
+    assert [(p["month"], p["status"]) for p in loop["payouts"]] == [
+        ("2025-11", "awaiting_onboarding"),
+        ("2025-12", "paid"),
+    ]
+    waited, paid = loop["payouts"]
+    assert paid["amount_cents"] == waited["amount_cents"] > 0
+    (transfer,) = loop["transfers_this_run"]  # both months were run again: still one transfer
+    assert (transfer["id"], transfer["amount_cents"]) == (paid["transfer_id"], paid["amount_cents"])
+    checkout = loop["checkout"]
+    assert checkout["this_run"] and checkout["session_id"].startswith("cs_") and checkout["checkout_url"]
+    assert (checkout["price_cents"], checkout["trial_days"], checkout["stripe_status"]) == (1200, 0, "active")
+    cancellation = loop["cancellation"]
+    (refund,) = cancellation["refunds"]
+    assert refund["subscription_id"] == checkout["subscription_id"]
+    assert (refund["paid_cents"], refund["amount_cents"]) == (1200, 1200 * 29 // 30)  # 1 of 30 days started
+    assert cancellation["refunds_this_run"] == 1
+    assert [(s["user_id"], s["status"]) for s in cancellation["subscriptions"]] == [("heidi", "cancelled")]
+    assert cancellation["ledger"]["sum_cents"] == 0
+    actions = [r["action"] for r in loop["audit"]]
+    for action in (
+        "terms.accepted",
+        "payout_account.created",
+        "account.updated",
+        "payout.awaiting_onboarding",
+        "payout.transferred",
+        "model.archived",
+        "subscription.cancelled",
+        "refund.created",
+    ):
+        assert actions.count(action) == 1, (action, actions)
 
 
 def _boto_creds() -> dict[str, str]:

@@ -26,9 +26,10 @@ import pytest
 from api.app import create_app
 from api.auth import mint_token
 from assets.marts import dbt_build_args
-from assets.payments import creator_balances, ledger, payouts
-from cli.demo_payments import DEMO_WEBHOOK_SECRET, deliver, demo_events
-from cli.main import main
+from assets.payments import NO_STRIPE, creator_balances, ledger, payouts
+from cli.demo_payments import DEMO_MONTH, DEMO_WEBHOOK_SECRET, deliver, demo_events
+from cli.main import main, print_money_loop
+from cli.runner import run_money
 from domain.money.ledger import PLATFORM, unbalanced
 from domain.money.subscriptions import subscription_metadata, subscription_states
 from pipelines.sensors import stripe_inbox_sensor
@@ -36,6 +37,7 @@ from services.paid_subscriptions import (
     AlreadySubscribedError,
     NoPaidSubscriptionError,
     cancel_paid_subscription,
+    has_checkouts,
     start_checkout,
 )
 from services.payments import Payments
@@ -517,6 +519,40 @@ def test_demo_webhooks_are_signed_verified_and_book_the_month(lake: Lake) -> Non
     assert states.group_by("status").len().sort("status").rows() == [("active", 10), ("cancelled", 2)]
 
 
+def test_demo_without_stripe_s_description_falls_back_to_the_webhook_month(
+    lake: Lake, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fresh clone has no ``../shared``: the demo's money stage says so in one line, runs the
+    month's payouts without Stripe, and succeeds (``make demo`` never fails for it)."""
+    empty = tmp_path / "no-stripe-description"
+    empty.mkdir()
+    monkeypatch.setenv("ODDSFORGE_STRIPE_OPENAPI_DIR", str(empty))
+    monkeypatch.setenv("ODDSFORGE_LAKE", lake.root)
+    (tmp_path / "dagster").mkdir()
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
+    monkeypatch.delenv("STRIPE_API_KEY", raising=False)
+    model = {
+        "model_id": "bob--rotation-strength-x1",
+        "owner_user_id": "bob",
+        "price_cents": 999,
+        "trial_days": 7,
+    }
+    deliver(lake, demo_events(model, DEMO_MONTH), DEMO_WEBHOOK_SECRET, time.time())
+    lines: list[str] = []
+    report, loop = run_money(lake, tmp_path / "warehouse" / "stripe-spec", lines.append)
+    assert loop["available"] is False and str(empty) in loop["reason"]
+    assert [line for line in lines if str(empty) in line] == [loop["reason"]]
+    assert report["succeeded"] and report["stripe"] == NO_STRIPE
+    assert [(p["creator_id"], p["amount_cents"], p["status"]) for p in report["payouts"]] == [
+        ("bob", 6_990, "awaiting_onboarding")
+    ]
+    assert not (tmp_path / "warehouse").exists()  # no local Stripe, no spec index cache
+    out = io.StringIO()
+    with redirect_stdout(out):
+        print_money_loop(loop)
+    assert out.getvalue().splitlines() == ["", "Money loop (local Stripe):", f"  {loop['reason']}."]
+
+
 # -- paid subscriptions --------------------------------------------------------------------------
 MODEL_ROW = {
     "model_id": "m1",
@@ -539,7 +575,9 @@ def checkout(lake: Lake, payments: Payments, user: str, row: dict[str, Any] = MO
 def test_paid_checkout_starts_once_with_its_trial_and_cancels_at_period_end(
     lake: Lake, payments: Payments, stripe_server: StripeServer
 ) -> None:
+    assert not has_checkouts(lake, "u1")
     started = checkout(lake, payments, "u1")
+    assert has_checkouts(lake, "u1") and not has_checkouts(lake, "u2")
     assert (started["trial_days"], started["price_cents"], started["created"]) == (7, 999, True)
     (session,) = stripe_server.objects("checkout.session")
     assert (session["id"], session["url"]) == (started["session_id"], started["checkout_url"])
