@@ -34,7 +34,8 @@ below it after every model that reaches it."""
 SUSPEND_BELOW = 0.5
 GRACE_EVALUATIONS = 3
 WILSON_Z = 1.96
-"""95% two-sided normal quantile; the dbt macro ``wilson_lower_bound`` uses the same value."""
+"""95% two-sided normal quantile; the dbt macros ``wilson_lower_bound`` and ``mean_interval`` use the
+same value."""
 
 SETTLED_PICKS: dict[str, pl.DataType] = {
     **ANALYSES,
@@ -229,7 +230,7 @@ def edge_lower_bound(wins: pl.Expr, n: pl.Expr, breakeven: pl.Expr) -> pl.Expr:
     break-even probability (``1 / decimal price``) of the same graded picks; 0 without graded picks.
 
     Win rate alone is no ranking: favourites at 1.30 need 76.9% to break even, so 72-28 scores
-    0.625 - 0.769 = -0.144 while 35-25 at -110 (break-even 0.524) scores 0.458 - 0.524 = -0.066.
+    0.625 - 0.769 = -0.144 while 35-25 at -110 (break-even 0.524) scores 0.457 - 0.524 = -0.067.
     A positive score means the model beat its prices with 95% confidence. The dbt macro
     ``edge_lower_bound`` is this formula in SQL.
     """
