@@ -75,7 +75,8 @@ def settled_picks(
     kinds={"polars", "parquet"},
     description="Per model version and day: total and correct predictions, accuracy, average "
     "confidence, ROI, Brier score, pushes, units, log loss, closing line value, and rolling 30-day "
-    "figures with the performance score (Wilson lower bound) the leaderboard ranks by.",
+    "figures with the performance score (edge lower bound: Wilson lower bound of accuracy minus "
+    "the mean break-even probability) the leaderboard ranks by.",
     partitions_def=daily_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
 )

@@ -138,6 +138,8 @@ _DATASET_KEY = re.compile(
 _MODEL_KEY = re.compile(rf"{MODELS_INBOX}([^/]+)/([^/]+)/(?:v(\d{{6}})|archived)\.json")
 _SUBSCRIPTION_KEY = re.compile(rf"{SUBSCRIPTIONS_INBOX}([^/]+)/([^/]+)/(\d{{6}})\.json")
 _REVIEW_KEY = re.compile(rf"{REVIEWS_INBOX}([^/]+)/v(\d{{6}})\.json")
+_ISO_DATE = r"(\d{4}-\d\d-\d\d)"
+_BACKTEST_KEY = re.compile(rf"{BACKTESTS_INBOX}([^/]+)/v(\d{{6}})/{_ISO_DATE}_{_ISO_DATE}\.json")
 _STRIPE_EVENT_ID = re.compile(r"evt_[A-Za-z0-9_]{1,200}")
 _STRIPE_ACCOUNT_KEY = re.compile(rf"{STRIPE_ACCOUNTS_INBOX}([^/]+)\.json")
 _TERMS_VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -408,6 +410,24 @@ def backtests_prefix(model_id: str) -> str:
 
 def backtest_key(model_id: str, version: int, start: dt.date, end: dt.date) -> str:
     return f"{backtests_prefix(model_id)}v{version:06d}/{start.isoformat()}_{end.isoformat()}.json"
+
+
+@dataclass(frozen=True)
+class BacktestKey:
+    model_id: str
+    version: int
+    start: dt.date
+    end: dt.date
+
+
+def parse_backtest_key(key: str) -> BacktestKey | None:
+    """The model version and span a recorded backtest's key names; None for anything else."""
+    match = _BACKTEST_KEY.fullmatch(key)
+    try:
+        dates = [dt.date.fromisoformat(match[i]) for i in (3, 4)] if match else None
+    except ValueError:  # digits that are no date
+        return None
+    return None if match is None or dates is None else BacktestKey(match[1], int(match[2]), *dates)
 
 
 # ---- Stripe and payouts ---------------------------------------------------------------------------

@@ -41,6 +41,7 @@ from domain.money.subscriptions import SUBSCRIPTIONS
 from domain.tables.schemas import GAMES, LINES, ODDS_SNAPSHOTS, PLAYER_BOX, TEAM_BOX
 from stores.lake import Lake, delete_path, remove_stale_temp
 from stores.layout import (
+    BACKTESTS_INBOX,
     MARTS_DATABASE,
     MARTS_DIR,
     MARTS_POINTER,
@@ -49,6 +50,7 @@ from stores.layout import (
     is_marts_build,
     is_serving_snapshot,
     marts_build_name,
+    parse_backtest_key,
     parse_daily_key,
     serving_snapshot_name,
     table_key,
@@ -115,6 +117,12 @@ object of a day, ``{table}/{sport}/{day}/shard-k.parquet``), with its
 modification time (POSIX seconds). The API takes its days and keys from here, so it never lists the
 lake per request and every table it serves is as of the same publication."""
 
+BACKTESTS_TABLE = "model_backtests"
+BACKTESTS: dict[str, pl.DataType] = {"model_id": pl.String, "backtests": pl.Int64}
+"""Per model, the backtests its creator recorded across its versions (one per version and span: a
+rerun of the same span replaces the report). The listing shows it (SPEC 5): a record found after
+many tries means less than one found after two."""
+
 MART_TABLES = ["leaderboard", "creator_summary", "model_subscribers", "monthly_revenue"]
 """dbt marts every marts build must hold, copied into each serving snapshot once one exists."""
 
@@ -125,17 +133,20 @@ WITH listed AS (
            s.bet_type, s.market, s.price_cents, v.trial_days,
            coalesce(l.established, false) AS established, coalesce(l.graded, 0) AS graded,
            coalesce(l.wins, 0) AS wins, l.accuracy, l.roi, coalesce(l.units, 0) AS units,
-           coalesce(l.profit, 0) AS profit, l.brier, coalesce(l.performance_score, 0) AS performance_score,
-           l.as_of, coalesce(m.subscribers, 0) AS subscribers, s.since AS listed_since
+           coalesce(l.profit, 0) AS profit, l.brier, l.breakeven, l.clv, l.clv_low, l.clv_high,
+           coalesce(l.clv_picks, 0) AS clv_picks, coalesce(l.performance_score, 0) AS performance_score,
+           l.as_of, coalesce(m.subscribers, 0) AS subscribers, coalesce(b.backtests, 0) AS backtests,
+           s.since AS listed_since
     FROM model_status s
     JOIN model_versions v ON v.model_id = s.model_id AND v.version = s.version
     LEFT JOIN leaderboard l ON l.model_id = s.model_id AND l.version = s.version
     LEFT JOIN model_subscribers m ON m.model_id = s.model_id
+    LEFT JOIN model_backtests b ON b.model_id = s.model_id
     WHERE s.status = 'listed'
 )
 SELECT *, row_number() OVER (
     PARTITION BY sport, bet_type
-    ORDER BY established DESC, performance_score DESC, roi DESC NULLS LAST, model_id
+    ORDER BY established DESC, graded > 0 DESC, performance_score DESC, roi DESC NULLS LAST, model_id
 ) AS rank
 FROM listed
 """
@@ -195,6 +206,13 @@ def partition_manifest(lake: Lake) -> pl.DataFrame:
             if (daily := parse_daily_key(key)) is not None:  # shard objects too
                 rows.append((table, daily.sport, daily.day, key, modified))
     return pl.DataFrame(rows, schema=PARTITIONS, orient="row")
+
+
+def backtest_counts(lake: Lake) -> pl.DataFrame:
+    """:data:`BACKTESTS` rows of every model with a recorded backtest (one listing of the inbox)."""
+    models = [b.model_id for k in lake.list_keys(BACKTESTS_INBOX) if (b := parse_backtest_key(k)) is not None]
+    counts = pl.DataFrame({"model_id": models}, schema={"model_id": pl.String})
+    return counts.group_by("model_id").agg(pl.len().cast(pl.Int64).alias("backtests")).sort("model_id")
 
 
 def create_lake_views(con: duckdb.DuckDBPyConnection, lake: Lake) -> None:
@@ -346,7 +364,8 @@ class Warehouse:
         ``CURRENT`` at it."""
         counts: dict[str, int] = {}
         marts = self.marts.current()
-        with self.snapshots.build(now, [*SERVING_TABLES, PARTITIONS_TABLE]) as build, self.connect() as con:
+        tables = [*SERVING_TABLES, PARTITIONS_TABLE, BACKTESTS_TABLE]
+        with self.snapshots.build(now, tables) as build, self.connect() as con:
             create_lake_views(con, lake)
             home = con.execute("SELECT current_database()").fetchone()[0]
             con.execute(f"ATTACH '{build.file}' AS snapshot")
@@ -356,6 +375,9 @@ class Warehouse:
             con.register("_manifest", manifest.to_arrow())
             counts[PARTITIONS_TABLE] = _copy(con, PARTITIONS_TABLE, "SELECT * FROM _manifest ORDER BY ALL")
             con.unregister("_manifest")
+            con.register("_backtests", backtest_counts(lake).to_arrow())
+            counts[BACKTESTS_TABLE] = _copy(con, BACKTESTS_TABLE, "SELECT * FROM _backtests")
+            con.unregister("_backtests")
             if marts is not None:
                 con.execute(f"ATTACH '{marts}' AS marts (READ_ONLY)")
                 for table in MART_TABLES:

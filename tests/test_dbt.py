@@ -40,7 +40,7 @@ from stores.lake import Lake
 from stores.layout import table_key
 from stores.warehouse import Warehouse, lake_connection
 
-NBA, NFL = "basketball_nba", "americanfootball_nfl"
+NBA, NFL, MLB = "basketball_nba", "americanfootball_nfl", "baseball_mlb"
 AS_OF = dt.date(2024, 3, 31)
 WINDOW_START = AS_OF - dt.timedelta(days=ROLLING_DAYS - 1)  # 2024-03-02
 
@@ -55,7 +55,16 @@ VERSIONS = [
     ("u3", "private", NBA, 1, False, "active"),
     ("u3", "idle", NBA, 1, True, "active"),
     ("u3", "nfl", NFL, 1, True, "active"),
+    # SPEC 5's worked set (tests/test_performance.py works its scores out by hand):
+    ("u4", "favourites", MLB, 1, True, "active"),  # h2h favourites at 1.30
+    ("u4", "ats58", MLB, 1, True, "active"),  # spreads at -110
+    ("u4", "perfect5", MLB, 1, True, "active"),  # 5-0 at -110
 ]
+MARKETS = {"favourites": "h2h"}
+"""Models not in the spreads market."""
+MINUS_110 = 1 + 100 / 110
+PRICES = {"favourites": 1.30}
+"""Decimal price of every pick of a model (-110 unless given): its break-even is 1 / price."""
 # Daily rows (model, version, sport, date, wins, losses, profit):
 PERFORMANCE = [
     ("sixty", 1, NBA, AS_OF - dt.timedelta(days=1), 30, 20, 5.0),
@@ -69,7 +78,19 @@ PERFORMANCE = [
     ("gone", 1, NBA, AS_OF, 5, 5, -0.5),
     ("private", 1, NBA, AS_OF, 90, 10, 80.0),
     ("nfl", 1, NFL, AS_OF - dt.timedelta(days=3), 55, 45, 3.0),
+    ("favourites", 1, MLB, AS_OF, 72, 28, 72 * 0.3 - 28),  # 72% and -6.4 units
+    ("ats58", 1, MLB, AS_OF - dt.timedelta(days=1), 20, 10, 20 / 1.1 - 10),
+    ("ats58", 1, MLB, AS_OF, 15, 15, 15 / 1.1 - 15),  # 35-25 (58%) over two days
+    ("perfect5", 1, MLB, AS_OF, 5, 0, 5 / 1.1),
 ]
+# Closing line value of daily rows (model, date) -> (mean, picks with a close, mean of squares):
+CLV = {
+    ("favourites", AS_OF): (-0.004, 100, 0.0001),
+    ("ats58", AS_OF - dt.timedelta(days=1)): (0.02, 30, 0.0005),
+    ("ats58", AS_OF): (0.004, 29, 0.0003),
+    ("perfect5", AS_OF): (0.01, 1, 0.0001),
+    ("sixty", AS_OF): (0.001, 50, 0.0002),
+}
 # Subscriptions (id, subscriber, model, status):
 SUBS = [
     ("s1", "a", "sixty", "trial"),
@@ -97,7 +118,7 @@ def model_versions() -> pl.DataFrame:
             "name": m.title(),
             "sport": sport,
             "bet_type": "game",
-            "market": "spreads",
+            "market": MARKETS.get(m, "spreads"),
             "public": public,
             "price_cents": 0,
             "trial_days": 7,
@@ -115,7 +136,7 @@ def performance_rows() -> pl.DataFrame:
             "model_id": m,
             "version": v,
             "sport": sport,
-            "market": "spreads",
+            "market": MARKETS.get(m, "spreads"),
             "date": d,
             "analyses": w + lo,
             "total_predictions": w + lo,
@@ -129,7 +150,9 @@ def performance_rows() -> pl.DataFrame:
             "roi": profit / (w + lo),
             "brier_score": 0.24,
             "avg_confidence": 0.6,
+            "breakeven": 1 / PRICES.get(m, MINUS_110),
         }
+        | dict(zip(["clv", "clv_picks", "clv_sq"], CLV.get((m, d), (None, 0, None)), strict=True))
         for m, v, sport, d, w, lo, profit in PERFORMANCE
     ]
     return conform(pl.DataFrame(rows), MODEL_PERFORMANCE)
@@ -234,7 +257,7 @@ def test_an_analyst_holding_the_marts_never_blocks_a_build(tmp_path: Path) -> No
         with duckdb.connect(str(third), read_only=True) as fresh:
             assert fresh.execute(count).fetchone() == (3,)
             # dbt's views name the catalog after the file: every build's file keeps the name marts.
-            assert fresh.execute("select count(*) from int_latest_model_versions").fetchone() == (8,)
+            assert fresh.execute("select count(*) from int_latest_model_versions").fetchone() == (11,)
     finally:
         held.close()
     # The serving snapshot and ``oddsforge sql`` read the current build.
@@ -268,9 +291,32 @@ def test_leaderboard_ranks_and_windows(built: Path) -> None:
     assert board["as_of"].unique().to_list() == [AS_OF]
 
 
+def test_leaderboard_ranks_by_edge_not_win_rate(built: Path) -> None:
+    """SPEC 5's worked set in the mart: the spreads model at 58% ranks above favourites winning 72%
+    at 1.30 (which lose money), and 5-0 after both; scores as worked out in tests/test_performance.py."""
+    mlb = query(built, f"select * from leaderboard where sport = '{MLB}' order by rank")
+    assert mlb["model_id"].to_list() == ["ats58", "favourites", "perfect5"]
+    scores = dict(zip(mlb["model_id"], mlb["performance_score"], strict=True))
+    assert scores == {
+        "ats58": pytest.approx(0.457279 - 110 / 210, abs=1e-6),
+        "favourites": pytest.approx(0.625118 - 1 / 1.3, abs=1e-6),
+        "perfect5": pytest.approx(0.565509 - 110 / 210, abs=1e-6),
+    }
+    rows = {r["model_id"]: r for r in mlb.iter_rows(named=True)}
+    assert rows["favourites"]["roi"] == pytest.approx(-0.064)
+    # ats58's CLV: 59 picks, mean (30 * 0.02 + 29 * 0.004) / 59, mean square (30 * 0.0005 + 29 *
+    # 0.0003) / 59; the 95% interval is mean -+ 1.96 * sqrt(sample variance / 59).
+    mean, square = (30 * 0.02 + 29 * 0.004) / 59, (30 * 0.0005 + 29 * 0.0003) / 59
+    half = 1.96 * ((square - mean**2) * 59 / 58 / 59) ** 0.5
+    ats = rows["ats58"]
+    assert (ats["clv_picks"], ats["clv"]) == (59, pytest.approx(mean))
+    assert (ats["clv_low"], ats["clv_high"]) == (pytest.approx(mean - half), pytest.approx(mean + half))
+    assert rows["perfect5"]["clv_low"] is None  # one pick with a close: no interval
+
+
 def test_sql_and_python_leaderboards_agree(built: Path) -> None:
     """One rule in two languages: the mart and domain.marketplace.performance.leaderboard rank the same models
-    with the same Wilson scores on the same data."""
+    with the same edge scores, break-even and CLV intervals on the same data."""
     sql = query(built, "select * from leaderboard").sort("sport", "rank")
     python = leaderboard(rolling_performance(performance_rows(), AS_OF), model_versions()).sort(
         "sport", "rank"
@@ -281,6 +327,12 @@ def test_sql_and_python_leaderboards_agree(built: Path) -> None:
     assert sql["performance_score"].to_list() == pytest.approx(
         python["performance_score"].to_list(), abs=1e-12
     )
+    assert sql["breakeven"].to_list() == pytest.approx(python["rolling_breakeven"].to_list(), abs=1e-12)
+    for column in ("clv", "clv_low", "clv_high"):
+        assert sql[column].to_list() == pytest.approx(
+            python[f"rolling_{column}"].to_list(), abs=1e-12, nan_ok=True
+        )
+    assert sql["clv_picks"].to_list() == python["rolling_clv_picks"].to_list()
     assert sql["roi"].to_list() == pytest.approx(python["rolling_roi"].to_list())
     assert sql["brier"].to_list() == pytest.approx(python["rolling_brier"].to_list())
 

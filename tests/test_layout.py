@@ -203,6 +203,14 @@ def test_subscription_and_review_keys_read_back() -> None:
         assert layout.parse_review_key(key) is None, key
 
 
+def test_a_backtest_key_reads_back_as_its_model_version_and_span() -> None:
+    report = layout.backtest_key(MODEL, 3, DAY, DAY)
+    assert layout.parse_backtest_key(report) == layout.BacktestKey(MODEL, 3, DAY, DAY)
+    assert layout.parse_backtest_key(report.replace("01-15.json", "02-31.json")) is None  # no such day
+    for key in others(report):
+        assert layout.parse_backtest_key(key) is None, key
+
+
 def test_an_audit_record_key_reads_back_as_its_id() -> None:
     record = layout.audit_key("0f" * 16)
     assert layout.parse_audit_key(record) == "0f" * 16

@@ -44,7 +44,7 @@ from domain.marketplace.listing import (
     notifications,
     retry_after,
 )
-from domain.marketplace.performance import MODEL_PERFORMANCE
+from domain.marketplace.performance import MODEL_PERFORMANCE, wilson_lower_bound
 from domain.models.engine import ANALYSES
 from domain.models.registry import MODEL_VERSIONS, build_version, new_model_id
 from domain.money.subscriptions import SUBSCRIPTIONS
@@ -232,7 +232,15 @@ def test_listing_ranks_listed_models_with_their_figures(world: World) -> None:
             and m["as_of"] == LAST.isoformat()
         )
         assert m["version"] == 2
-    scores = [(m["established"], m["performance_score"]) for m in page["items"]]
+        # SPEC 5: ROI, CLV with its 95% interval and the backtests behind the record (one each).
+        assert m["roi"] == pytest.approx(m["profit"] / m["units"])
+        # (the sample league prices its picks at the close: CLV 0, a zero-width interval)
+        assert m["clv_picks"] > 1 and m["clv_low"] <= m["clv"] <= m["clv_high"]
+        assert m["backtests"] == 1
+        assert m["performance_score"] == pytest.approx(
+            pl.select(wilson_lower_bound(m["wins"], m["graded"])).item() - m["breakeven"]
+        )
+    scores = [(m["established"], m["graded"] > 0, m["performance_score"]) for m in page["items"]]
     assert scores == sorted(scores, reverse=True)
 
     by_roi = ok(zoe.get("/marketplace/models", params={"sort": "roi"}))["items"]
@@ -254,6 +262,9 @@ def test_listing_ranks_listed_models_with_their_figures(world: World) -> None:
         False,
     )
     assert detail["rolling"]["graded"] == items[alice]["graded"]
+    for figure in ("performance_score", "breakeven", "clv", "clv_low", "clv_high", "clv_picks"):
+        assert detail["rolling"][figure] == pytest.approx(items[alice][figure])
+    assert detail["listing"]["backtests"] == 1
     assert detail["record"]["through"] == LAST.isoformat()
 
     perf = ok(zoe.get(f"/models/{alice}/performance"))
@@ -265,6 +276,16 @@ def test_listing_ranks_listed_models_with_their_figures(world: World) -> None:
     )
     days = [r["game_date"] for r in results["items"]]
     assert days == sorted(days, reverse=True)
+
+    # Another span counts as another backtest (of the model, whatever the version); a rerun of the
+    # same span replaces its report and does not.
+    week = {"from": FIRST.isoformat(), "to": (FIRST + dt.timedelta(days=6)).isoformat()}
+    for _ in range(2):
+        ok(world.client("alice").post(f"/models/{alice}/test", json=week))
+    world.refresh()
+    listed = {m["model_id"]: m for m in ok(zoe.get("/marketplace/models"))["items"]}
+    assert (listed[alice]["backtests"], listed[carol]["backtests"]) == (2, 1)
+    assert ok(zoe.get(f"/marketplace/models/{alice}"))["listing"]["backtests"] == 2
 
 
 def test_paid_model_is_listed_only_once_an_operator_approves(

@@ -18,6 +18,7 @@ from domain.marketplace.performance import (
     calibration_plot_markdown,
     can_publish,
     daily_performance,
+    edge_lower_bound,
     leaderboard,
     needs_review,
     rolling_performance,
@@ -105,7 +106,10 @@ NO_LINES = pl.DataFrame(schema=LINES)
 #     = (0.16 + 0.49 + 0.1225 + 0.16 + 0.5625) / 5 = 0.299,
 #   log loss (-ln .6 - ln .3 - ln .65 - ln .6 - ln .25) / 5
 #     = (0.5108 + 1.2040 + 0.4308 + 0.5108 + 1.3863) / 5 = 0.8085,
-#   avg confidence (0.6 + 0.7 + 0.8 + 0.65 + 0.6 + 0.75) / 6 = 4.1 / 6.
+#   avg confidence (0.6 + 0.7 + 0.8 + 0.65 + 0.6 + 0.75) / 6 = 4.1 / 6,
+#   break-even (1 / price of the graded picks) (3 / 1.909 + 2 / 2.5) / 5 = 0.474301,
+#   performance score = Wilson lower bound of 3/5 (0.230720) - 0.474301 = -0.243581: 60% at
+#   these prices is no proven edge.
 
 WEEK = [
     analysis("G1", day(0), "home", 0.60, (1.909, 1.909)),
@@ -171,6 +175,7 @@ def test_hand_worked_week(week: pl.DataFrame) -> None:
     assert mon["roi"] == pytest.approx((0.909 - 1) / 2)
     assert mon["brier_score"] == pytest.approx((0.16 + 0.49) / 2)
     assert mon["log_loss"] == pytest.approx((-math.log(0.6) - math.log(0.3)) / 2)
+    assert mon["breakeven"] == pytest.approx((1 / 1.909 + 1 / 2.5) / 2)
 
     tue = by_day[day(1)]  # G3 push (refunded), G4 won at 2.5: one unit risked
     assert [tue[c] for c in counts] == [2, 1, 0, 1, 1.0]
@@ -180,6 +185,7 @@ def test_hand_worked_week(week: pl.DataFrame) -> None:
     wed = by_day[day(2)]  # only the non-qualifying G5 settled (G6 is not final)
     assert (wed["analyses"], wed["total_predictions"], wed["graded"]) == (1, 0, 0)
     assert wed["accuracy"] is None and wed["roi"] is None and wed["brier_score"] is None
+    assert wed["breakeven"] is None
 
     fri = by_day[day(4)]  # the rolling window now holds the whole week
     assert (fri["rolling_graded"], fri["rolling_wins"], fri["rolling_units"]) == (5, 3, 5.0)
@@ -187,7 +193,9 @@ def test_hand_worked_week(week: pl.DataFrame) -> None:
     assert fri["rolling_profit"] == pytest.approx(1.318)
     assert fri["rolling_roi"] == pytest.approx(0.2636)
     assert fri["rolling_brier"] == pytest.approx(0.299)
-    assert fri["performance_score"] == pytest.approx(pl.select(wilson_lower_bound(3, 5)).item())
+    assert fri["rolling_breakeven"] == pytest.approx((3 / 1.909 + 2 / 2.5) / 5)
+    assert pl.select(wilson_lower_bound(3, 5)).item() == pytest.approx(0.230720, abs=1e-6)
+    assert fri["performance_score"] == pytest.approx(0.230720 - 0.474301, abs=1e-6)
 
     # The same picks as one backtest-style group: the shared metrics give the week's figures.
     whole = performance(week, ["model_id", "version"]).row(0, named=True)
@@ -197,6 +205,7 @@ def test_hand_worked_week(week: pl.DataFrame) -> None:
     assert whole["brier"] == pytest.approx(0.299)
     assert whole["log_loss"] == pytest.approx(4.0427 / 5, abs=1e-4)
     assert whole["avg_confidence"] == pytest.approx(4.1 / 6)
+    assert whole["breakeven"] == pytest.approx(fri["rolling_breakeven"])
 
 
 def test_daily_performance_replaces_its_own_day(week: pl.DataFrame) -> None:
@@ -208,7 +217,7 @@ def test_daily_performance_replaces_its_own_day(week: pl.DataFrame) -> None:
 def test_rolling_window_sums_counts_not_means() -> None:
     # Day 0: 1-0 (100%); day 10: 1-9 (10%). Mean of daily accuracies 55%; the window's is 2/11.
     # Day -30 is outside the 30 days ending on day 10 (day -19 .. day 10); day -19 is inside.
-    def row(d: dt.date, wins: int, losses: int, brier: float) -> dict:
+    def row(d: dt.date, wins: int, losses: int, brier: float, breakeven: float, clvs: list[float]) -> dict:
         return {
             "model_id": "m",
             "version": 1,
@@ -225,14 +234,18 @@ def test_rolling_window_sums_counts_not_means() -> None:
             "brier_score": brier,
             "log_loss": 0.5,
             "avg_confidence": 0.6,
+            "breakeven": breakeven,
+            "clv": sum(clvs) / len(clvs) if clvs else None,
+            "clv_picks": len(clvs),
+            "clv_sq": sum(c * c for c in clvs) / len(clvs) if clvs else None,
         }
 
     history = frame(
         [
-            row(day(-30), 50, 0, 0.1),
-            row(day(-19), 0, 1, 0.5),
-            row(day(0), 1, 0, 0.2),
-            row(day(10), 1, 9, 0.3),
+            row(day(-30), 50, 0, 0.1, 0.9, [0.5]),
+            row(day(-19), 0, 1, 0.5, 0.6, [0.02]),
+            row(day(0), 1, 0, 0.2, 0.5, [-0.01]),
+            row(day(10), 1, 9, 0.3, 0.55, [0.03, 0.01]),
         ],
         DAILY,
     )
@@ -242,6 +255,18 @@ def test_rolling_window_sums_counts_not_means() -> None:
     assert r["rolling_profit"] == pytest.approx(2 * 0.9 - 10)
     # Brier weighted by graded picks: (0.5 * 1 + 0.2 * 1 + 0.3 * 10) / 12.
     assert r["rolling_brier"] == pytest.approx(3.7 / 12)
+    # Break-even weighted by graded picks: (0.6 * 1 + 0.5 * 1 + 0.55 * 10) / 12 = 6.6 / 12 = 0.55.
+    assert r["rolling_breakeven"] == pytest.approx(0.55)
+    assert r["performance_score"] == pytest.approx(pl.select(wilson_lower_bound(2, 12)).item() - 0.55)
+    # CLV of the window's picks 0.02, -0.01, 0.03, 0.01: mean 0.0125; squared deviations 0.0075²,
+    # 0.0225², 0.0175², 0.0025² sum to 0.000875, sample variance 0.000875 / 3 = 0.00029167,
+    # standard error sqrt(0.00029167 / 4) = 0.0085391, half-width 1.96 * 0.0085391 = 0.0167367.
+    assert (r["rolling_clv"], r["rolling_clv_picks"]) == (pytest.approx(0.0125), 4)
+    assert r["rolling_clv_low"] == pytest.approx(0.0125 - 0.0167367, abs=1e-7)
+    assert r["rolling_clv_high"] == pytest.approx(0.0125 + 0.0167367, abs=1e-7)
+    one = rolling_performance(history, day(0), days=1).row(0, named=True)
+    assert (one["rolling_clv"], one["rolling_clv_picks"]) == (pytest.approx(-0.01), 1)
+    assert one["rolling_clv_low"] is None and one["rolling_clv_high"] is None  # one value: no interval
 
 
 def test_clv_sign_positive_when_the_pick_beats_the_close() -> None:
@@ -312,15 +337,22 @@ def versions(*rows: dict) -> pl.DataFrame:
     return frame([base | r for r in rows], MODEL_VERSIONS)
 
 
-def rolling_rows(*rows: tuple[str, int, int, float]) -> pl.DataFrame:
-    """Rolling figures for (model_id, wins, losses, roi) through the real daily -> rolling path."""
+MINUS_110 = 1 + 100 / 110
+"""American -110 as a decimal price (1.90909): break-even 110 / 210 = 0.5238095."""
+
+
+def rolling_rows(
+    *rows: tuple[str, int, int, float], price: float = MINUS_110, market: str = "spreads"
+) -> pl.DataFrame:
+    """Rolling figures for (model_id, wins, losses, roi) at one decimal ``price`` through the real
+    daily -> rolling path."""
     daily = frame(
         [
             {
                 "model_id": m,
                 "version": 1,
                 "sport": SPORT,
-                "market": "spreads",
+                "market": market,
                 "date": MON,
                 "analyses": w + lo,
                 "total_predictions": w + lo,
@@ -329,6 +361,7 @@ def rolling_rows(*rows: tuple[str, int, int, float]) -> pl.DataFrame:
                 "pushes": 0,
                 "graded": w + lo,
                 "profit": roi * (w + lo),
+                "breakeven": 1 / price,
             }
             for m, w, lo, roi in rows
         ],
@@ -352,10 +385,63 @@ def test_leaderboard_ranks_60_40_above_5_0_and_breaks_ties_by_roi() -> None:
     assert board["model_id"].to_list() == ["twin", "sixty", "five-oh", "idle"]
     assert board["rank"].to_list() == [1, 2, 3, 4]
     scores = dict(zip(board["model_id"], board["performance_score"], strict=True))
-    # The Wilson bound alone would put 5-0 first (0.566 > 0.502): a window under 50 graded picks
-    # is not established and ranks after every established one.
+    # At -110 the edge keeps the Wilson order: 5-0 scores 0.5655 - 0.5238 = 0.0417 above 60-40's
+    # 0.5020 - 0.5238 = -0.0218, but a window under 50 graded picks is not established and ranks
+    # after every established one.
     assert scores["five-oh"] > scores["sixty"] == scores["twin"]
+    assert scores["sixty"] == pytest.approx(0.502001 - 110 / 210, abs=1e-6)
     assert board.filter(pl.col("model_id") == "idle")["rolling_graded"].item() == 0
+
+
+def test_leaderboard_ranks_by_edge_not_win_rate() -> None:
+    """SPEC 5's worked set. Favourites at 1.30 win 72 of 100 and lose money (72 * 0.3 - 28 = -6.4);
+    a spreads model at -110 wins 35 of 60 (58%); a 5-0 model has too few picks.
+
+    Wilson lower bounds (z = 1.96, z² = 3.8416):
+      72/100: (72 + 1.9208 - 1.96 * sqrt(72 * 28 / 100 + 0.9604)) / 103.8416 = 64.91324 / 103.8416 = 0.625118
+      35/60:  (35 + 1.9208 - 1.96 * sqrt(35 * 25 / 60 + 0.9604)) / 63.8416 = 29.19339 / 63.8416 = 0.457279
+      5/5:    5 / 8.8416 = 0.565509
+    Break-even: 1 / 1.30 = 0.769231; -110: 110 / 210 = 0.523810.
+    Scores: favourites 0.625118 - 0.769231 = -0.144113; spreads 0.457279 - 0.523810 = -0.066531;
+    5-0 0.565509 - 0.523810 = +0.041699 (highest, but not established).
+    Win rate would rank favourites (72%) first; the edge ranks the spreads model first.
+    """
+    rolling = pl.concat(
+        [
+            rolling_rows(("favourites", 72, 28, -0.064), price=1.30, market="h2h"),
+            rolling_rows(("spreads", 35, 25, (35 * 100 / 110 - 25) / 60), ("five-oh", 5, 0, 100 / 110)),
+        ]
+    )
+    board = leaderboard(
+        rolling,
+        versions(
+            {"model_id": "favourites", "market": "h2h"}, {"model_id": "spreads"}, {"model_id": "five-oh"}
+        ),
+    )
+    assert board["model_id"].to_list() == ["spreads", "favourites", "five-oh"]
+    assert board["established"].to_list() == [True, True, False]
+    rows = {r["model_id"]: r for r in board.iter_rows(named=True)}
+    assert rows["favourites"]["rolling_accuracy"] > rows["spreads"]["rolling_accuracy"]
+    assert rows["favourites"]["rolling_roi"] == pytest.approx(-0.064)
+    assert rows["favourites"]["performance_score"] == pytest.approx(-0.144113, abs=1e-6)
+    assert rows["spreads"]["performance_score"] == pytest.approx(-0.066531, abs=1e-6)
+    assert rows["five-oh"]["performance_score"] == pytest.approx(0.041699, abs=1e-6)
+
+
+def test_edge_lower_bound_without_graded_picks_is_zero() -> None:
+    got = pl.select(edge_lower_bound(pl.lit(0), pl.lit(0), pl.lit(None, pl.Float64))).item()
+    assert got == 0.0
+
+
+def test_leaderboard_puts_models_without_graded_picks_last() -> None:
+    # A short losing record at 1.30 scores below 0 (0.0 - 0.769 for 0-3): still above a listed
+    # model with no graded pick at all, whose score is 0 only for want of picks.
+    board = leaderboard(
+        rolling_rows(("short", 0, 3, -1.0), price=1.30),
+        versions({"model_id": "short"}, {"model_id": "idle"}),
+    )
+    assert board["model_id"].to_list() == ["short", "idle"]
+    assert board["performance_score"][0] < board["performance_score"][1] == 0.0
 
 
 def test_leaderboard_uses_the_latest_version_and_ranks_per_sport() -> None:

@@ -140,7 +140,17 @@ class Figures(BaseModel):
     profit: float
     roi: float | None
     brier: float | None
-    performance_score: float = Field(description="Lower bound of the 95% Wilson interval of accuracy.")
+    breakeven: float | None = Field(
+        description="Mean break-even probability (1 / decimal price) of graded picks."
+    )
+    clv: float | None = Field(description="Mean closing line value over picks with a closing line.")
+    clv_low: float | None = Field(description="Lower end of the 95% interval of the mean CLV (2+ picks).")
+    clv_high: float | None = Field(description="Upper end of the 95% interval of the mean CLV (2+ picks).")
+    clv_picks: int = Field(description="Picks with a closing line.")
+    performance_score: float = Field(
+        description="Edge lower bound: the lower end of the 95% Wilson interval of accuracy minus the "
+        "mean break-even probability."
+    )
 
 
 class DailyPerformance(BaseModel):
@@ -208,6 +218,11 @@ def figures(rows: pl.DataFrame, version: int, last: dt.date, days: int) -> Figur
         profit=r["rolling_profit"],
         roi=r["rolling_roi"],
         brier=r["rolling_brier"],
+        breakeven=r["rolling_breakeven"],
+        clv=r["rolling_clv"],
+        clv_low=r["rolling_clv_low"],
+        clv_high=r["rolling_clv_high"],
+        clv_picks=r["rolling_clv_picks"],
         performance_score=r["performance_score"],
     )
 

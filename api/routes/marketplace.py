@@ -71,22 +71,41 @@ class MarketplaceModel(BaseModel):
     trial_days: int
     rank: int = Field(description="Rank within sport and bet type (established models first).")
     established: bool = Field(description="At least 50 graded picks in the window.")
-    graded: int
+    graded: int = Field(description="Wins and losses in the window (pushes are refunded and left out).")
     wins: int
     accuracy: float | None
-    roi: float | None
+    roi: float | None = Field(description="Profit per unit risked in the window; null without graded picks.")
     units: float
     profit: float
     brier: float | None
-    performance_score: float = Field(description="Lower bound of the 95% Wilson interval of accuracy.")
+    breakeven: float | None = Field(
+        description="Mean break-even probability (1 / decimal price) of the graded picks: the accuracy "
+        "the prices taken need."
+    )
+    clv: float | None = Field(
+        description="Mean closing line value (closing minus pick-time no-vig probability of the picked "
+        "side) over picks with a closing line; null without one."
+    )
+    clv_low: float | None = Field(description="Lower end of the 95% interval of the mean CLV (2+ picks).")
+    clv_high: float | None = Field(description="Upper end of the 95% interval of the mean CLV (2+ picks).")
+    clv_picks: int = Field(description="Picks with a closing line (the CLV's sample).")
+    performance_score: float = Field(
+        description="Edge lower bound: the lower end of the 95% Wilson interval of accuracy minus the "
+        "mean break-even probability; positive = beat its prices with 95% confidence."
+    )
     as_of: dt.date | None = Field(description="Last day of the rolling window; null before any result.")
     subscribers: int = Field(description="Subscriptions in trial or active.")
+    backtests: int = Field(
+        description="Backtests the creator recorded on the model across its versions (one per version "
+        "and span): a record found after many tries means less than one found after a few."
+    )
     listed_since: UtcDatetime | None
 
 
 _SORTS: dict[Sort, list[tuple[str, Callable[[str], Any]]]] = {
     "score": [
         ("-CAST(established AS INTEGER)", int),
+        ("-CAST(graded > 0 AS INTEGER)", int),
         ("-performance_score", float),
         ("coalesce(-roi, 1e308)", float),
         ("model_id", str),
@@ -127,8 +146,8 @@ def list_marketplace(
     ] = "score",
 ) -> DisclaimedPage[MarketplaceModel]:
     """Listed models (public, reviewed when paid, not suspended), best first: by performance score
-    (models with 50 graded picks in the rolling 30 days first, then the Wilson lower bound, ties by
-    ROI), by ROI, or by subscribers."""
+    (models with 50 graded picks in the rolling 30 days first, then the edge lower bound, ties by
+    ROI; models without graded picks last), by ROI, or by subscribers."""
     keys = _SORTS[sort]
     select = ", ".join(f"{expr} AS _k{i}" for i, (expr, _) in enumerate(keys))
     where, params = ["true"], []

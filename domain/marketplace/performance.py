@@ -7,7 +7,7 @@ backtest and the live record of the same picks agree to the last digit.
 - :func:`settle` grades the analyses of completed games and adds closing line value;
 - :func:`daily_performance` gives one ``model_performance`` row per model version and game date,
   with the rolling 30-day figures that feed the leaderboard;
-- :func:`leaderboard` ranks the listed models by :func:`wilson_lower_bound` of rolling accuracy;
+- :func:`leaderboard` ranks the listed models by :func:`edge_lower_bound` of the rolling window;
 - :func:`suspension_decisions`, :func:`can_publish` and :func:`needs_review` are the marketplace's
   rules; :func:`calibration` is the reliability table.
 
@@ -34,7 +34,8 @@ below it after every model that reaches it."""
 SUSPEND_BELOW = 0.5
 GRACE_EVALUATIONS = 3
 WILSON_Z = 1.96
-"""95% two-sided normal quantile; the dbt macro ``wilson_lower_bound`` uses the same value."""
+"""95% two-sided normal quantile; the dbt macros ``wilson_lower_bound`` and ``mean_interval`` use the
+same value."""
 
 SETTLED_PICKS: dict[str, pl.DataType] = {
     **ANALYSES,
@@ -73,12 +74,16 @@ DAILY: dict[str, pl.DataType] = {
     "log_loss": pl.Float64(),
     "clv": pl.Float64(),
     "clv_picks": pl.Int64(),
+    "clv_sq": pl.Float64(),
+    "breakeven": pl.Float64(),
     **{f"picks_{side}": pl.Int64() for side in SIDES},
 }
 """A model version's figures over the picks settled on one day (SPEC 5): ``total_predictions`` are
 its qualifying picks (pushes included), ``correct_predictions`` the wins; accuracy, ROI (profit per
 unit risked, one unit per win or loss: pushes are refunded), Brier score and log loss are over wins
-and losses; ``avg_confidence`` and ``clv`` over qualifying picks (``clv`` where a close exists)."""
+and losses; ``avg_confidence`` and ``clv`` over qualifying picks (``clv`` where a close exists);
+``clv_sq`` is the mean of ``clv²`` over the same picks and ``breakeven`` the mean of ``1 / price`` over
+wins and losses, kept so that rolling windows sum them (CLV interval, edge)."""
 
 ROLLING: dict[str, pl.DataType] = {
     "rolling_graded": pl.Int64(),
@@ -88,10 +93,16 @@ ROLLING: dict[str, pl.DataType] = {
     "rolling_profit": pl.Float64(),
     "rolling_roi": pl.Float64(),
     "rolling_brier": pl.Float64(),
+    "rolling_breakeven": pl.Float64(),
+    "rolling_clv": pl.Float64(),
+    "rolling_clv_low": pl.Float64(),
+    "rolling_clv_high": pl.Float64(),
+    "rolling_clv_picks": pl.Int64(),
     "performance_score": pl.Float64(),
 }
 """Figures over the 30 days ending on a day, summed from daily rows (counts and sums, never means of
-means); ``performance_score`` = :func:`wilson_lower_bound` of the rolling accuracy."""
+means); ``rolling_clv_low``/``_high`` bound the 95% interval of the mean CLV (null under two picks
+with a close); ``performance_score`` = :func:`edge_lower_bound` of the window."""
 
 MODEL_PERFORMANCE: dict[str, pl.DataType] = {**DAILY, **ROLLING}
 """The ``model_performance`` table: one row per model version and day it had settled analyses."""
@@ -168,10 +179,15 @@ def rolling_performance(history: pl.DataFrame, day: dt.date, days: int = ROLLING
         "profit",
         (pl.col("brier_score").fill_null(0.0) * graded).alias("brier_sum"),
         (pl.col("log_loss").fill_null(0.0) * graded).alias("log_loss_sum"),
+        (pl.col("breakeven").fill_null(0.0) * graded).alias("breakeven_sum"),
+        (pl.col("clv").fill_null(0.0) * pl.col("clv_picks")).alias("clv_sum"),
+        pl.col("clv_picks").fill_null(0),
+        (pl.col("clv_sq").fill_null(0.0) * pl.col("clv_picks")).alias("clv_sq_sum"),
         (pl.col("avg_confidence").fill_null(0.0) * pl.col("total_predictions")).alias("confidence_sum"),
         *[f"picks_{side}" for side in SIDES],
     )
     figures = metrics(sums.group_by(*KEYS, "sport", "market").agg(pl.all().sum()))
+    clv_low, clv_high = mean_interval(pl.col("clv"), pl.col("clv_sq"), pl.col("clv_picks"))
     return figures.select(
         *KEYS,
         "sport",
@@ -184,7 +200,12 @@ def rolling_performance(history: pl.DataFrame, day: dt.date, days: int = ROLLING
         pl.col("profit").alias("rolling_profit"),
         pl.col("roi").alias("rolling_roi"),
         pl.col("brier").alias("rolling_brier"),
-        wilson_lower_bound(pl.col("wins"), pl.col("graded")).alias("performance_score"),
+        pl.col("breakeven").alias("rolling_breakeven"),
+        pl.col("clv").alias("rolling_clv"),
+        clv_low.alias("rolling_clv_low"),
+        clv_high.alias("rolling_clv_high"),
+        pl.col("clv_picks").alias("rolling_clv_picks"),
+        edge_lower_bound(pl.col("wins"), pl.col("graded"), pl.col("breakeven")).alias("performance_score"),
     ).sort(KEYS)
 
 
@@ -204,6 +225,29 @@ def wilson_lower_bound(wins: pl.Expr | int, n: pl.Expr | int, z: float = WILSON_
     return pl.when(total > 0).then(bound).otherwise(0.0)
 
 
+def edge_lower_bound(wins: pl.Expr, n: pl.Expr, breakeven: pl.Expr) -> pl.Expr:
+    """The performance score (SPEC 5): :func:`wilson_lower_bound` of accuracy minus the mean
+    break-even probability (``1 / decimal price``) of the same graded picks; 0 without graded picks.
+
+    Win rate alone is no ranking: favourites at 1.30 need 76.9% to break even, so 72-28 scores
+    0.625 - 0.769 = -0.144 while 35-25 at -110 (break-even 0.524) scores 0.457 - 0.524 = -0.067.
+    A positive score means the model beat its prices with 95% confidence. The dbt macro
+    ``edge_lower_bound`` is this formula in SQL.
+    """
+    return wilson_lower_bound(wins, n) - pl.when(n > 0).then(breakeven.fill_null(0.0)).otherwise(0.0)
+
+
+def mean_interval(
+    mean: pl.Expr, mean_sq: pl.Expr, n: pl.Expr, z: float = WILSON_Z
+) -> tuple[pl.Expr, pl.Expr]:
+    """Normal 95% interval of a mean from its count, mean and mean of squares (sample variance,
+    clipped at 0 against rounding); null under two values. Used for the mean CLV of a window; the
+    leaderboard mart computes the same in SQL."""
+    variance = ((mean_sq - mean * mean) * n / (n - 1)).clip(lower_bound=0.0)
+    half = pl.when(n > 1).then(z * (variance / n).sqrt())
+    return mean - half, mean + half
+
+
 # ---- leaderboard --------------------------------------------------------------------------------
 
 
@@ -217,11 +261,18 @@ def leaderboard(rolling: pl.DataFrame, model_versions: pl.DataFrame) -> pl.DataF
     """Listed models ranked within sport and bet type (the seed's shared-models index).
 
     ``rolling`` is :func:`rolling_performance` of the day. Order: models with at least
-    :data:`MIN_GRADED` graded picks in the window first (``established``), then ``performance_score``
-    descending, ties by rolling ROI descending, then model id. A listed model without picks in the
-    window is shown with zero figures, last.
+    :data:`MIN_GRADED` graded picks in the window first (``established``), then models with any graded
+    pick, then ``performance_score`` descending, ties by rolling ROI descending, then model id. A
+    listed model without picks in the window is shown with zero figures, last (its score of 0 would
+    otherwise rank it above a short record that trails its prices).
     """
-    counts = {"rolling_graded": 0, "rolling_wins": 0, "rolling_units": 0.0, "rolling_profit": 0.0}
+    counts = {
+        "rolling_graded": 0,
+        "rolling_wins": 0,
+        "rolling_units": 0.0,
+        "rolling_profit": 0.0,
+        "rolling_clv_picks": 0,
+    }
     board = (
         latest_listed(model_versions)
         .select(*KEYS, "owner_user_id", "name", "sport", "bet_type", "market", "price_cents")
@@ -232,8 +283,16 @@ def leaderboard(rolling: pl.DataFrame, model_versions: pl.DataFrame) -> pl.DataF
         )
         .with_columns((pl.col("rolling_graded") >= MIN_GRADED).alias("established"))
         .sort(
-            ["sport", "bet_type", "established", "performance_score", "rolling_roi", "model_id"],
-            descending=[False, False, True, True, True, False],
+            [
+                "sport",
+                "bet_type",
+                "established",
+                pl.col("rolling_graded") > 0,
+                "performance_score",
+                "rolling_roi",
+                "model_id",
+            ],
+            descending=[False, False, True, True, True, True, False],
             nulls_last=True,
         )
     )

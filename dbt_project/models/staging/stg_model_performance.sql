@@ -20,6 +20,8 @@
     'log_loss': 'double',
     'clv': 'double',
     'clv_picks': 'bigint',
+    'clv_sq': 'double',
+    'breakeven': 'double',
     'rolling_graded': 'bigint',
     'rolling_wins': 'bigint',
     'rolling_accuracy': 'double',

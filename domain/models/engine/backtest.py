@@ -121,10 +121,12 @@ def performance(graded: pl.DataFrame, by: Sequence[str]) -> pl.DataFrame:
     ``analyses``, ``qualifying``; over qualifying picks: ``wins``, ``losses``, ``pushes``, ``graded``
     (wins + losses), ``accuracy``, ``units`` (one per graded pick; pushes are refunded), ``profit``,
     ``roi`` = profit / units, ``brier`` = mean of ``(confidence - won)^2`` and ``log_loss`` = mean of
-    ``-log(confidence if won else 1 - confidence)`` over graded picks, ``avg_confidence``, and
-    ``picks_<side>`` so that a lean to one side shows. Settled picks
+    ``-log(confidence if won else 1 - confidence)`` over graded picks, ``avg_confidence``,
+    ``breakeven`` = mean of ``1 / pick_price`` over graded picks (the accuracy the prices taken need
+    to break even), and ``picks_<side>`` so that a lean to one side shows. Settled picks
     (``domain.marketplace.performance``) carry ``clv``; then ``clv`` (its mean over qualifying picks
-    that have one) and ``clv_picks`` follow.
+    that have one), ``clv_picks`` and ``clv_sq`` (the mean of ``clv²`` over the same picks, so that
+    windows summed from days get a variance) follow.
     """
     return metrics(tally(graded, by))
 
@@ -145,6 +147,7 @@ def tally(graded: pl.DataFrame, by: Sequence[str]) -> pl.DataFrame:
         clv = [
             pl.col("clv").filter(has_clv).sum().alias("clv_sum"),
             has_clv.sum().cast(pl.Int64).alias("clv_picks"),
+            (pl.col("clv") ** 2).filter(has_clv).sum().alias("clv_sq_sum"),
         ]
     return graded.group_by(*by).agg(
         pl.len().cast(pl.Int64).alias("analyses"),
@@ -155,6 +158,7 @@ def tally(graded: pl.DataFrame, by: Sequence[str]) -> pl.DataFrame:
         pl.col("profit").filter(counted).sum().alias("profit"),
         ((pl.col("confidence") - won.cast(pl.Float64)) ** 2).filter(counted).sum().alias("brier_sum"),
         log_loss.filter(counted).sum().alias("log_loss_sum"),
+        (1 / pl.col("pick_price")).filter(counted).sum().alias("breakeven_sum"),
         pl.col("confidence").filter(q).sum().alias("confidence_sum"),
         *clv,
         *[(q & (pl.col("pick") == side)).sum().cast(pl.Int64).alias(f"picks_{side}") for side in SIDES],
@@ -165,13 +169,26 @@ def metrics(sums: pl.DataFrame) -> pl.DataFrame:
     """Figures of a (possibly summed) :func:`tally`; see :func:`performance` for the columns."""
     graded = pl.col("wins") + pl.col("losses")
     per_graded = [
-        pl.when(graded > 0).then(pl.col(f"{name}_sum") / graded).alias(name) for name in ("brier", "log_loss")
+        pl.when(graded > 0).then(pl.col(f"{name}_sum") / graded).alias(name)
+        for name in ("brier", "log_loss", "breakeven")
     ]
     clv: list[pl.Expr | str] = []
     if "clv_sum" in sums.columns:
-        mean_clv = pl.when(pl.col("clv_picks") > 0).then(pl.col("clv_sum") / pl.col("clv_picks"))
-        clv = [mean_clv.alias("clv"), "clv_picks"]
-    summed = ["profit", "brier_sum", "log_loss_sum", "confidence_sum", "clv_sum", "clv_picks"]
+        per_clv_pick = [
+            pl.when(pl.col("clv_picks") > 0).then(pl.col(f"{name}_sum") / pl.col("clv_picks")).alias(name)
+            for name in ("clv", "clv_sq")
+        ]
+        clv = [per_clv_pick[0], "clv_picks", per_clv_pick[1]]
+    summed = [
+        "profit",
+        "brier_sum",
+        "log_loss_sum",
+        "breakeven_sum",
+        "confidence_sum",
+        "clv_sum",
+        "clv_picks",
+        "clv_sq_sum",
+    ]
     return sums.select(
         pl.exclude(*summed, *[f"picks_{s}" for s in SIDES]),
         graded.alias("graded"),
