@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["tests.s3", "tests.services"]
+pytest_plugins = ["tests.s3", "tests.services", "tests.stripe_server"]
 
 INTEGRATION_MODULES = frozenset(
     {

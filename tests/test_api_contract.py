@@ -41,7 +41,6 @@ from tests.test_datasets_pipeline import games_csv, run_pipeline
 if TYPE_CHECKING:
     from cli.stripe_local import SpecIndex, StripeServer
 
-pytest_plugins = ["tests.stripe_server"]
 
 NBA = "basketball_nba"
 FIRST, LAST = SEASON_START, SEASON_START + dt.timedelta(days=41)

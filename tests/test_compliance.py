@@ -29,7 +29,6 @@ from tests.test_api import SECRET, opening_day_games, opening_day_lines, publish
 if TYPE_CHECKING:
     from cli.stripe_local import StripeServer
 
-pytest_plugins = ["tests.stripe_server"]
 
 NOW = dt.datetime(2026, 12, 7, 15, 0, tzinfo=dt.UTC)
 TWENTY = "2006-06-01"

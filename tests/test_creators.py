@@ -26,12 +26,11 @@ from tests.test_api import SECRET as JWT_SECRET
 from tests.test_api import serve, settings_for
 from tests.test_ledger import paid
 from tests.test_models_registry import config_body
-from tests.test_payments_flow import WEBHOOK_SECRET, account_updated, deliver_http, pay, store, transfers
+from tests.test_payments_flow import account_updated, deliver_http, pay, store, transfers
 
 if TYPE_CHECKING:
     from cli.stripe_local import StripeServer
 
-pytest_plugins = ["tests.stripe_server"]
 
 TERMS = "2026-12-01"
 Client = Callable[[str], httpx.Client]
@@ -40,11 +39,6 @@ Client = Callable[[str], httpx.Client]
 @pytest.fixture
 def lake(tmp_path: Path) -> Lake:
     return Lake(root=str(tmp_path / "lake"))
-
-
-@pytest.fixture
-def payments(stripe_server: StripeServer) -> Payments:
-    return Payments(api_key=stripe_server.api_key, webhook_secret=WEBHOOK_SECRET, api_base=stripe_server.url)
 
 
 @pytest.fixture

@@ -38,6 +38,7 @@ from stores.lake import Lake
 from stores.layout import CANCELLATIONS_INBOX, is_refund_result_key, table_key
 from stores.ledger import post_inbox, read_ledger
 from stores.stripe_events import sign_payload
+from tests.stripe_server import WEBHOOK_SECRET
 from tests.test_api import SECRET as JWT_SECRET
 from tests.test_api import serve, settings_for
 from tests.test_marketplace import body
@@ -45,9 +46,7 @@ from tests.test_marketplace import body
 if TYPE_CHECKING:
     from cli.stripe_local import StripeServer
 
-pytest_plugins = ["tests.stripe_server"]
 
-WEBHOOK_SECRET = "whsec_cancel_test_0123456789"
 PERIOD_START = dt.datetime(2026, 11, 5, tzinfo=dt.UTC)
 SUSPENDED_AT = PERIOD_START + dt.timedelta(days=10, hours=12)
 REFUND = 644
@@ -58,11 +57,6 @@ CHARGE = "ch_cancel1"
 @pytest.fixture
 def lake(tmp_path: Path) -> Lake:
     return Lake(root=str(tmp_path / "lake"))
-
-
-@pytest.fixture
-def payments(stripe_server: StripeServer) -> Payments:
-    return Payments(api_key=stripe_server.api_key, webhook_secret=WEBHOOK_SECRET, api_base=stripe_server.url)
 
 
 @pytest.fixture

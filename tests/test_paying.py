@@ -37,7 +37,6 @@ from tests.test_api import SECRET, serve, settings_for
 if TYPE_CHECKING:
     from cli.stripe_local import StripeServer
 
-pytest_plugins = ["tests.stripe_server"]
 
 WEBHOOK_SECRET = "whsec_paying_0123456789"
 T0 = dt.datetime(2026, 3, 2, 12, 0, tzinfo=dt.UTC)

@@ -30,7 +30,6 @@ from stores.stripe_events import (
 if TYPE_CHECKING:
     from cli.stripe_local import StripeServer
 
-pytest_plugins = ["tests.stripe_server"]
 """The server's fixtures: ``stripe_spec`` (once per session) and ``stripe_server`` (per test)."""
 
 SECRET = "whsec_test_0123456789abcdef"

@@ -47,6 +47,7 @@ from stores.ledger import post_inbox, read_inbox_state, read_ledger
 from stores.payout_accounts import apply_account_event, open_payout_account, record_payout_account
 from stores.payouts import pay_month, read_payout_records
 from stores.stripe_events import read_events, sign_payload
+from tests.stripe_server import WEBHOOK_SECRET
 from tests.test_api import SECRET as JWT_SECRET
 from tests.test_api import serve, settings_for
 from tests.test_dbt import query, run_dbt
@@ -55,9 +56,7 @@ from tests.test_ledger import event, paid, refunded, ts
 if TYPE_CHECKING:
     from cli.stripe_local import StripeServer
 
-pytest_plugins = ["tests.stripe_server"]
 
-WEBHOOK_SECRET = "whsec_flow_test_0123456789"
 NOW = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
 """When the tests' payout runs happen (every month they pay has ended)."""
 
@@ -66,11 +65,6 @@ NOW = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
 @pytest.fixture
 def lake(tmp_path: Path) -> Lake:
     return Lake(root=str(tmp_path / "lake"))
-
-
-@pytest.fixture
-def payments(stripe_server: StripeServer) -> Payments:
-    return Payments(api_key=stripe_server.api_key, webhook_secret=WEBHOOK_SECRET, api_base=stripe_server.url)
 
 
 @pytest.fixture
