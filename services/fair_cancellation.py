@@ -182,11 +182,14 @@ def _refund(
     """Refund the unused days of one paid invoice once (nothing when none are left)."""
     sub, business_key = row["subscription_id"], f"refund:{row['subscription_id']}:{invoice.invoice_id}"
     amount = unused_refund_cents(invoice.amount_cents, invoice.period_start, invoice.period_end, cancelled_at)
+    planned = refund_key(sub, invoice.invoice_id, "refunds")
+    if amount > 0 and invoice.charge_id and not lake.exists(planned):
+        amount = min(amount, payments.refundable_cents(invoice.charge_id))  # never more than is left
     if amount == 0:
         return
     intent = _create_once(
         lake,
-        refund_key(sub, invoice.invoice_id, "refunds"),
+        planned,
         {
             "refund_key": business_key,
             "subscription_id": sub,

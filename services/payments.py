@@ -216,6 +216,12 @@ class Payments:
                 raise
         return sub.status
 
+    def refundable_cents(self, charge_id: str) -> int:
+        """What is left to refund of a charge (an operator may have refunded part of it already):
+        a refund over it would be refused by Stripe."""
+        charge = self.client.v1.charges.retrieve(charge_id)
+        return max(0, charge.amount - charge.amount_refunded)
+
     def refund(
         self,
         charge_id: str | None,

@@ -265,6 +265,18 @@ def test_a_crash_after_the_refund_and_a_rerun_refund_once(
     assert read_audit(lake).height == 2
 
 
+def test_a_charge_partly_refunded_already_is_refunded_only_what_is_left(
+    lake: Lake, payments: Payments, stripe_server: StripeServer, suspended: str
+) -> None:
+    payments.client.v1.refunds.create({"charge": CHARGE, "amount": 500})  # an operator, by hand
+    assert cancel(lake, payments).success
+    _, ours = calls(stripe_server, "POST", "/v1/refunds")
+    assert ours.params["amount"] == 999 - 500 < REFUND
+    assert stripe_server.objects("charge")[0]["amount_refunded"] == 999
+    assert cancel(lake, payments).success  # a re-run: nothing left, nothing asked
+    assert len(calls(stripe_server, "POST", "/v1/refunds")) == 2
+
+
 def test_without_stripe_nothing_is_cancelled_or_recorded(lake: Lake, suspended: str) -> None:
     result = dg.materialize([fair_cancellations], resources={"lake": lake, "payments": None})
     assert result.success
