@@ -42,6 +42,7 @@ from tests.stripe_server import WEBHOOK_SECRET
 from tests.test_api import SECRET as JWT_SECRET
 from tests.test_api import serve, settings_for
 from tests.test_marketplace import body
+from tests.test_payments_flow import CrashingLake
 
 if TYPE_CHECKING:
     from cli.stripe_local import StripeServer
@@ -237,23 +238,10 @@ def test_a_refund_webhook_first_is_not_posted_twice(
     assert creator_balance(lake) == 249
 
 
-class Killed(Exception):
-    """The process died here."""
-
-
-class CrashingLake(Lake):
-    """The lake of a process that dies right after Stripe answered a refund, before recording it."""
-
-    def put_new(self, key: str, data: bytes) -> bool:
-        if is_refund_result_key(key):
-            raise Killed("between Stripe's answer and the record")
-        return super().put_new(key, data)
-
-
 def test_a_crash_after_the_refund_and_a_rerun_refund_once(
     lake: Lake, payments: Payments, stripe_server: StripeServer, suspended: str
 ) -> None:
-    crashing = CrashingLake(root=lake.root)
+    crashing = CrashingLake(lake.root, dies_at=is_refund_result_key)  # after Stripe refunded
     assert not dg.materialize(
         [fair_cancellations], resources={"lake": crashing, "payments": payments}, raise_on_error=False
     ).success

@@ -13,7 +13,7 @@ import io
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import redirect_stdout
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -358,10 +358,15 @@ class Killed(Exception):
 
 
 class CrashingLake(Lake):
-    """The lake of a process that dies right after Stripe answered a transfer, before recording it."""
+    """The lake of a process that dies right after Stripe answered, before recording the answer
+    under a key ``dies_at`` accepts (by default a payout's transfer)."""
+
+    def __init__(self, root: str, dies_at: Callable[[str], bool] = is_payout_transfer_key) -> None:
+        super().__init__(root=root)
+        self.dies_at = dies_at
 
     def put_new(self, key: str, data: bytes) -> bool:
-        if is_payout_transfer_key(key):
+        if self.dies_at(key):
             raise Killed("between Stripe's answer and the record")
         return super().put_new(key, data)
 

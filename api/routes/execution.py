@@ -127,7 +127,27 @@ class AnalyzeRequest(BaseModel):
     )
 
 
-class Figures(BaseModel):
+class EdgeFigures(BaseModel):
+    """What ranks a model (SPEC 5): how far it beat the prices it took, and its closing line value."""
+
+    breakeven: float | None = Field(
+        description="Mean break-even probability (1 / decimal price) of the graded picks: the accuracy "
+        "the prices taken need."
+    )
+    clv: float | None = Field(
+        description="Mean closing line value (closing minus pick-time no-vig probability of the picked "
+        "side) over picks with a closing line; null without one."
+    )
+    clv_low: float | None = Field(description="Lower end of the 95% interval of the mean CLV (2+ picks).")
+    clv_high: float | None = Field(description="Upper end of the 95% interval of the mean CLV (2+ picks).")
+    clv_picks: int = Field(description="Picks with a closing line (the CLV's sample).")
+    performance_score: float = Field(
+        description="Edge lower bound: the lower end of the 95% Wilson interval of accuracy minus the "
+        "mean break-even probability; positive = beat its prices with 95% confidence."
+    )
+
+
+class Figures(EdgeFigures):
     """Figures of one model version over a window of days (summed from daily rows)."""
 
     version: int
@@ -140,17 +160,6 @@ class Figures(BaseModel):
     profit: float
     roi: float | None
     brier: float | None
-    breakeven: float | None = Field(
-        description="Mean break-even probability (1 / decimal price) of graded picks."
-    )
-    clv: float | None = Field(description="Mean closing line value over picks with a closing line.")
-    clv_low: float | None = Field(description="Lower end of the 95% interval of the mean CLV (2+ picks).")
-    clv_high: float | None = Field(description="Upper end of the 95% interval of the mean CLV (2+ picks).")
-    clv_picks: int = Field(description="Picks with a closing line.")
-    performance_score: float = Field(
-        description="Edge lower bound: the lower end of the 95% Wilson interval of accuracy minus the "
-        "mean break-even probability."
-    )
 
 
 class DailyPerformance(BaseModel):

@@ -26,7 +26,7 @@ from api.errors import ERROR_RESPONSES, ApiError, ErrorBody
 from api.idempotency import Idempotent
 from api.pagination import Page, Pagination, decode_cursor, invalid_cursor, page_of
 from api.payments import get_payments, stripe_reachable
-from api.routes.execution import CalibrationBin, Figures, performance_report
+from api.routes.execution import CalibrationBin, EdgeFigures, Figures, performance_report
 from api.routes.games import SportKey, UtcDatetime
 from api.serving import Store
 from api.snapshot_cache import SnapshotCache
@@ -56,7 +56,7 @@ Sort = Literal["score", "roi", "subscribers"]
 # ---- listings -----------------------------------------------------------------------------------
 
 
-class MarketplaceModel(BaseModel):
+class MarketplaceModel(EdgeFigures):
     """A listed model with its rolling 30-day figures (the seed's shared models index)."""
 
     model_id: str
@@ -78,21 +78,6 @@ class MarketplaceModel(BaseModel):
     units: float
     profit: float
     brier: float | None
-    breakeven: float | None = Field(
-        description="Mean break-even probability (1 / decimal price) of the graded picks: the accuracy "
-        "the prices taken need."
-    )
-    clv: float | None = Field(
-        description="Mean closing line value (closing minus pick-time no-vig probability of the picked "
-        "side) over picks with a closing line; null without one."
-    )
-    clv_low: float | None = Field(description="Lower end of the 95% interval of the mean CLV (2+ picks).")
-    clv_high: float | None = Field(description="Upper end of the 95% interval of the mean CLV (2+ picks).")
-    clv_picks: int = Field(description="Picks with a closing line (the CLV's sample).")
-    performance_score: float = Field(
-        description="Edge lower bound: the lower end of the 95% Wilson interval of accuracy minus the "
-        "mean break-even probability; positive = beat its prices with 95% confidence."
-    )
     as_of: dt.date | None = Field(description="Last day of the rolling window; null before any result.")
     subscribers: int = Field(description="Subscriptions in trial or active.")
     backtests: int = Field(
