@@ -5,6 +5,8 @@ through ``model_versions``): every live paid subscription of a suspended or arch
 cancelled at once through Stripe and the unused days of its paid period are refunded pro rata
 (``services.fair_cancellation``; records before every Stripe call, so re-runs never refund twice).
 The refunds reach the ledger through its inbox sensor; subscribers were notified by ``model_status``.
+It also runs when the ledger books new payments: an invoice of an ended subscription booked after the
+run that ended it (its ``invoice.paid`` came late) is refunded then.
 
 No ``from __future__ import annotations`` here: Dagster reads resource annotations unevaluated.
 """
@@ -18,7 +20,7 @@ from assets.marketplace import MODEL_STATUS_KEY, SUBSCRIPTIONS_KEY, read_table
 from domain.marketplace.listing import MODEL_STATUS
 from domain.money.refunds import subscriptions_to_end
 from domain.money.subscriptions import SUBSCRIPTIONS
-from services.fair_cancellation import end_subscriptions, paid_invoices
+from services.fair_cancellation import end_subscriptions, ended_subscriptions, paid_invoices
 from services.payments import Payments
 from stores.lake import Lake
 from stores.ledger import read_ledger
@@ -41,7 +43,9 @@ def fair_cancellations(
 ) -> dg.MaterializeResult:
     now = dt.datetime.now(dt.UTC)
     targets = subscriptions_to_end(
-        read_table(lake, SUBSCRIPTIONS_KEY, SUBSCRIPTIONS), read_table(lake, MODEL_STATUS_KEY, MODEL_STATUS)
+        read_table(lake, SUBSCRIPTIONS_KEY, SUBSCRIPTIONS),
+        read_table(lake, MODEL_STATUS_KEY, MODEL_STATUS),
+        ended_subscriptions(lake),
     )
     preview = markdown_table(targets.select("subscription_id", "model_id", "listing_status", "since"))
     if payments is None:

@@ -113,8 +113,8 @@ def condition_for(key: dg.AssetKey) -> dg.AutomationCondition | None:
         # Subscriber changes need no re-evaluation; the inbox sensor updates the table they feed.
         return after_updates().ignore(dg.AssetSelection.assets("subscriptions"))
     if name == "fair_cancellations":
-        # A status change ends subscriptions; new payments alone change nothing to cancel.
-        return after_updates().ignore(dg.AssetSelection.assets("subscriptions", "ledger"))
+        # A status change ends subscriptions; a payment booked late for one already ended is refunded.
+        return after_updates().ignore(dg.AssetSelection.assets("subscriptions"))
     if name in ("model_calibration", "serving_snapshot") or name.startswith("marts/"):
         return after_updates()
     return None

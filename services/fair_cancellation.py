@@ -35,7 +35,13 @@ from domain.money.refunds import invoice_service_period, invoice_subscription_id
 from services.payments import Payments
 from stores import audit
 from stores.lake import Lake
-from stores.layout import cancellation_key, refund_key, stripe_event_key
+from stores.layout import (
+    CANCELLATIONS_INBOX,
+    cancellation_key,
+    parse_cancelled_key,
+    refund_key,
+    stripe_event_key,
+)
 from stores.payouts import STRIPE_KEY_MEMORY
 
 ACTOR = "pipeline"
@@ -78,6 +84,11 @@ def _create_once(lake: Lake, key: str, data: dict[str, Any]) -> dict[str, Any]:
     re-run keeps the first run's time and amount)."""
     lake.put_new(key, _json(data))
     return _read(lake, key)
+
+
+def ended_subscriptions(lake: Lake) -> set[str]:
+    """The subscriptions a fair cancellation has ended at Stripe (their result is recorded)."""
+    return {sub for key in lake.list_keys(CANCELLATIONS_INBOX) if (sub := parse_cancelled_key(key))}
 
 
 def paid_invoices(lake: Lake, ledger: pl.DataFrame, model_ids: list[str]) -> dict[str, list[PaidInvoice]]:

@@ -146,6 +146,7 @@ _TERMS_VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _PAID_ATTEMPT = re.compile(r"(\d{6})\.json")
 _STRIPE_OBJECT_ID = re.compile(r"[a-z]{2,4}_[A-Za-z0-9_]{1,200}")
 _REFUND_RESULT_KEY = re.compile(rf"{CANCELLATIONS_INBOX}[^/]+/refunded/[^/]+\.json")
+_CANCELLED_KEY = re.compile(rf"{CANCELLATIONS_INBOX}([^/]+)/cancelled\.json")
 _ANALYZE_RUN_KEY = re.compile(rf"{ANALYZE_RUNS}[^/]+/(\d+)-[0-9a-f]+")
 _SERVING_SNAPSHOT = re.compile(r"serving-[A-Za-z0-9._-]+\.duckdb")
 _MARTS_BUILD = re.compile(r"marts-[A-Za-z0-9_-]+")
@@ -570,6 +571,12 @@ def refund_key(subscription_id: str, invoice_id: str, record: RefundRecord) -> s
 
 def is_refund_result_key(key: str) -> bool:
     return _REFUND_RESULT_KEY.fullmatch(key) is not None
+
+
+def parse_cancelled_key(key: str) -> str | None:
+    """The subscription a fair cancellation's result record names; None for any other key."""
+    match = _CANCELLED_KEY.fullmatch(key)
+    return match.group(1) if match else None
 
 
 # ---- self-exclusions -----------------------------------------------------------------------------

@@ -82,12 +82,10 @@ def paid_subscription(
     server: StripeServer,
     model_id: str = "m1",
     period_start: dt.datetime = PERIOD_START,
+    booked: bool = True,
 ) -> str:
     """A subscriber paying 999 for 31 days from ``period_start``, as Stripe and its webhooks leave it
-    (API 2025-03+ shapes: the invoice names its subscription under ``parent``, its charge under
-    ``payments``)."""
-    metadata = subscription_metadata(model_id, "c1", "u1")
-    start, end = int(period_start.timestamp()), int((period_start + dt.timedelta(days=31)).timestamp())
+    (its invoice only when ``booked``; else :func:`pay_invoice` delivers it later)."""
     sdk = payments.client.v1
     price = sdk.prices.create(
         {
@@ -102,14 +100,23 @@ def paid_subscription(
         {
             "customer": customer.id,
             "items": [{"price": price.id}],
-            "metadata": metadata,
+            "metadata": subscription_metadata(model_id, "c1", "u1"),
         }
     )
     server.add(
         "charge", id=CHARGE, amount=999, amount_refunded=0, payment_intent="pi_cancel1", invoice=INVOICE
     )
     (stripe_sub,) = server.objects("subscription")
-    deliver(client, "customer.subscription.created", stripe_sub, start)
+    deliver(client, "customer.subscription.created", stripe_sub, int(period_start.timestamp()))
+    if booked:
+        pay_invoice(client, sub.id, model_id, period_start)
+    return sub.id
+
+
+def pay_invoice(client: httpx.Client, sub_id: str, model_id: str, period_start: dt.datetime) -> None:
+    """The ``invoice.paid`` of the 31 days from ``period_start`` (API 2025-03+ shapes: the invoice
+    names its subscription under ``parent``, its charge under ``payments``)."""
+    start, end = int(period_start.timestamp()), int((period_start + dt.timedelta(days=31)).timestamp())
     invoice = {
         "id": INVOICE,
         "object": "invoice",
@@ -118,8 +125,8 @@ def paid_subscription(
         "parent": {
             "type": "subscription_details",
             "subscription_details": {
-                "subscription": sub.id,
-                "metadata": metadata,
+                "subscription": sub_id,
+                "metadata": subscription_metadata(model_id, "c1", "u1"),
             },
         },
         "payments": {"data": [{"status": "paid", "payment": {"type": "charge", "charge": CHARGE}}]},
@@ -134,7 +141,6 @@ def paid_subscription(
         },
     }
     deliver(client, "invoice.paid", invoice, start + 60)
-    return sub.id
 
 
 def suspend(lake: Lake) -> None:
@@ -263,6 +269,34 @@ def test_a_charge_partly_refunded_already_is_refunded_only_what_is_left(
     assert stripe_server.objects("charge")[0]["amount_refunded"] == 999
     assert cancel(lake, payments).success  # a re-run: nothing left, nothing asked
     assert len(calls(stripe_server, "POST", "/v1/refunds")) == 2
+
+
+def test_an_invoice_booked_after_the_cancellation_is_refunded_by_the_next_run(
+    api: httpx.Client, lake: Lake, payments: Payments, stripe_server: StripeServer
+) -> None:
+    """The subscription is ended before its invoice.paid is booked: the run cancels, refunds
+    nothing; once the late invoice is in the ledger, the next run refunds it (644, as above), once."""
+    sub_id = paid_subscription(api, payments, stripe_server, booked=False)
+    assert dg.materialize([subscriptions], resources={"lake": lake}).success
+    suspend(lake)
+    assert cancel(lake, payments).success
+    assert calls(stripe_server, "POST", "/v1/refunds") == []
+    (stripe_sub,) = stripe_server.objects("subscription")
+    deliver(api, "customer.subscription.deleted", stripe_sub, int(time.time()))
+    assert dg.materialize([subscriptions], resources={"lake": lake}).success
+
+    pay_invoice(api, sub_id, "m1", PERIOD_START)
+    post_inbox(lake, dt.datetime.now(dt.UTC))
+    assert cancel(lake, payments).success
+    assert cancel(lake, payments).success
+    (refund_call,) = calls(stripe_server, "POST", "/v1/refunds")
+    assert (refund_call.params["amount"], refund_call.idempotency_key) == (
+        REFUND,
+        f"refund:{sub_id}:{INVOICE}",
+    )
+    assert len(calls(stripe_server, "DELETE", "/v1/subscriptions/")) == 1
+    post_inbox(lake, dt.datetime.now(dt.UTC))
+    assert creator_balance(lake) == 249
 
 
 def test_without_stripe_nothing_is_cancelled_or_recorded(lake: Lake, suspended: str) -> None:

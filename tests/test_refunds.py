@@ -146,6 +146,9 @@ def test_only_live_paid_subscriptions_of_suspended_or_archived_models_end() -> N
         ("sub_d", "archived", 2),
     ]
     assert ending["since"].to_list() == [START] * 3
+    # A subscription a fair cancellation already ended stays, so a late invoice of it is refunded.
+    again = subscriptions_to_end(subs, status, ended_here={"sub_c", "sub_e"})
+    assert again["subscription_id"].to_list() == ["sub_a", "sub_b", "sub_c", "sub_d"]
 
 
 def test_a_suspension_and_an_archive_leave_one_record_and_one_notice_each() -> None:

@@ -20,7 +20,7 @@ refund twice whatever the order.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import polars as pl
@@ -84,8 +84,12 @@ def invoice_service_period(invoice: Mapping[str, Any]) -> tuple[dt.datetime, dt.
     return dt.datetime.fromtimestamp(start, dt.UTC), dt.datetime.fromtimestamp(end, dt.UTC)
 
 
-def subscriptions_to_end(subscriptions: pl.DataFrame, model_status: pl.DataFrame) -> pl.DataFrame:
-    """The live paid subscriptions of models whose listing status is suspended or archived: every
+def subscriptions_to_end(
+    subscriptions: pl.DataFrame, model_status: pl.DataFrame, ended_here: Collection[str] = ()
+) -> pl.DataFrame:
+    """The live paid subscriptions of models whose listing status is suspended or archived, and
+    those of ``ended_here`` (subscriptions a fair cancellation already ended: an invoice booked after
+    that run, such as one whose ``invoice.paid`` arrived late, is refunded by the next run): every
     :data:`SUBSCRIPTIONS` column plus the model's ``listing_status``, ``version`` and ``since`` (when
     access ended, the time their refunds count from)."""
     ending = (
@@ -93,11 +97,14 @@ def subscriptions_to_end(subscriptions: pl.DataFrame, model_status: pl.DataFrame
         .filter(pl.col("status").is_in(ENDING_STATUSES))
         .select("model_id", pl.col("status").alias("listing_status"), "version", "since")
     )
-    live_paid = conform(subscriptions, SUBSCRIPTIONS).filter(
+    paid = conform(subscriptions, SUBSCRIPTIONS).filter(
         ~pl.col("subscription_id").str.starts_with(FREE_PREFIX)
-        & ~pl.col("stripe_status").is_in(list(TERMINAL_STRIPE_STATUSES))
+        & (
+            ~pl.col("stripe_status").is_in(list(TERMINAL_STRIPE_STATUSES))
+            | pl.col("subscription_id").is_in(list(ended_here))
+        )
     )
-    return live_paid.join(ending, on="model_id").sort("subscription_id")
+    return paid.join(ending, on="model_id").sort("subscription_id")
 
 
 def refund_observation(refund: Mapping[str, Any]) -> dict[str, Any]:
