@@ -28,6 +28,7 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
 from domain.marketplace.performance import MIN_GRADED, ROLLING_DAYS, WILSON_Z
+from domain.money.subscriptions import PAST_DUE_GRACE
 from stores.lake import Lake, httpfs_extension_path
 from stores.warehouse import MART_TABLES, Warehouse
 
@@ -69,15 +70,16 @@ def prepare_manifest(project: DbtProject) -> Path:
 
 def dbt_vars(lake: Lake, duckdb_path: Path) -> dict[str, Any]:
     """``--vars`` of every dbt run: absolute paths (dbt runs in ``dbt_project/``), the marketplace's
-    constants from :mod:`domain.marketplace.performance` (one source of truth), and for an S3 lake
-    the packaged httpfs extension and the endpoint (credentials stay in the standard AWS
-    variables)."""
+    constants from :mod:`domain.marketplace.performance` and the past_due grace (one source of
+    truth), and for an S3 lake the packaged httpfs extension and the endpoint (credentials stay in
+    the standard AWS variables)."""
     values: dict[str, Any] = {
         "lake_root": lake.root.rstrip("/") if lake.is_s3 else str(Path(lake.root).resolve()),
         "duckdb_path": str(duckdb_path),
         "rolling_days": ROLLING_DAYS,
         "min_graded": MIN_GRADED,
         "wilson_z": WILSON_Z,
+        "past_due_grace_hours": PAST_DUE_GRACE // dt.timedelta(hours=1),
     }
     if lake.is_s3:
         endpoint = lake.client.meta.endpoint_url

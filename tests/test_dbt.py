@@ -7,6 +7,7 @@ import datetime as dt
 import os
 import shutil
 from pathlib import Path
+from typing import get_args
 
 import dagster as dg
 import duckdb
@@ -34,7 +35,7 @@ from domain.marketplace.performance import (
     rolling_performance,
 )
 from domain.models.registry import MODEL_VERSIONS
-from domain.money.subscriptions import SUBSCRIPTIONS
+from domain.money.subscriptions import PAST_DUE_GRACE, SUBSCRIPTIONS, Status, with_access
 from domain.tables.schemas import conform
 from stores.lake import Lake
 from stores.layout import table_key
@@ -98,7 +99,11 @@ SUBS = [
     ("s3", "c", "sixty", "cancelled"),
     ("s4", "d", "five-oh", "expired"),
     ("s5", "e", "nfl", "trial"),
+    ("s7", "g", "sixty", "past_due"),  # failed a day ago: in its grace days, counts
+    ("s8", "h", "sixty", "past_due"),  # failed four days ago: past its grace, does not
 ]
+PAST_DUE_FOR = {"s7": dt.timedelta(days=1), "s8": dt.timedelta(days=4)}
+"""How long before the build each past_due subscription's invoice failed."""
 OWNERS = {model: owner for owner, model, *_ in VERSIONS}
 SUB_TO_TWIN = {
     "subscription_id": "s6",
@@ -159,8 +164,10 @@ def performance_rows() -> pl.DataFrame:
 
 
 def subscriptions() -> pl.DataFrame:
+    now = dt.datetime.now(dt.UTC)
     rows = [
         {"subscription_id": s, "user_id": u, "model_id": m, "creator_id": OWNERS[m], "status": st}
+        | ({"past_due_since": now - PAST_DUE_FOR[s]} if s in PAST_DUE_FOR else {})
         for s, u, m, st in SUBS
     ]
     return conform(pl.DataFrame(rows), SUBSCRIPTIONS)
@@ -339,14 +346,19 @@ def test_sql_and_python_leaderboards_agree(built: Path) -> None:
 
 def test_subscribers_and_creators(built: Path) -> None:
     subs = dict(query(built, "select model_id, subscribers from model_subscribers").iter_rows())
-    assert subs["sixty"] == 2  # trial + active; the cancelled one does not count
+    assert subs["sixty"] == 3  # trial + active + past_due in grace; cancelled and past grace do not
+    # One rule in two languages: the mart counts what domain.money.subscriptions.access gives.
+    python = with_access(subscriptions(), dt.datetime.now(dt.UTC)).group_by("model_id").len()
+    assert {m: n for m, n in subs.items() if n} == dict(python.iter_rows())
+    grace = query(built, "select in_grace from model_subscribers where model_id = 'sixty'").item()
+    assert grace == 1
     assert subs["five-oh"] == 0  # expired
     assert subs["nfl"] == 1 and subs["idle"] == 0
     creators = {
         r["creator_id"]: r for r in query(built, "select * from creator_summary").iter_rows(named=True)
     }
     u1, u2, u3 = creators["u1"], creators["u2"], creators["u3"]
-    assert (u1["models"], u1["public_models"], u1["subscribers"]) == (3, 3, 2)
+    assert (u1["models"], u1["public_models"], u1["subscribers"]) == (3, 3, 3)
     # u1: sixty 60/100, twin 60/100, old 110/130 over both versions: 330 graded, mean accuracy.
     assert u1["total_graded"] == 330
     assert u1["avg_accuracy"] == pytest.approx((0.6 + 0.6 + 110 / 130) / 3)
@@ -371,7 +383,21 @@ def test_staging_columns_follow_the_python_contracts(built: Path) -> None:
 
 def test_dbt_defaults_match_the_domain_constants() -> None:
     project = yaml.safe_load((DBT_DIR / "dbt_project.yml").read_text())
-    assert project["vars"] == {"rolling_days": ROLLING_DAYS, "min_graded": MIN_GRADED, "wilson_z": WILSON_Z}
+    assert project["vars"] == {
+        "rolling_days": ROLLING_DAYS,
+        "min_graded": MIN_GRADED,
+        "wilson_z": WILSON_Z,
+        "past_due_grace_hours": PAST_DUE_GRACE // dt.timedelta(hours=1),
+    }
+
+
+def test_staging_accepts_every_subscription_status() -> None:
+    """A status the domain can write but the staging test refuses would fail every marts build."""
+    staging = yaml.safe_load((DBT_DIR / "models" / "staging" / "_staging.yml").read_text())
+    (model,) = [m for m in staging["models"] if m["name"] == "stg_subscriptions"]
+    (column,) = [c for c in model["columns"] if c["name"] == "status"]
+    (test,) = [t["accepted_values"] for t in column["data_tests"] if "accepted_values" in t]
+    assert test["arguments"]["values"] == list(get_args(Status))
 
 
 def test_dagster_wiring() -> None:

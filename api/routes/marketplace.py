@@ -79,7 +79,9 @@ class MarketplaceModel(EdgeFigures):
     profit: float
     brier: float | None
     as_of: dt.date | None = Field(description="Last day of the rolling window; null before any result.")
-    subscribers: int = Field(description="Subscriptions in trial or active.")
+    subscribers: int = Field(
+        description="Subscriptions that give access: trial, active, or past_due in its 3 grace days."
+    )
     backtests: int = Field(
         description="Backtests the creator recorded on the model across its versions (one per version "
         "and span): a record found after many tries means less than one found after a few."

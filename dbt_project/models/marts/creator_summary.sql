@@ -1,6 +1,6 @@
 -- Per creator: models (not archived), listed models, and the all-time record of every model they made
 -- (archived ones included, so archiving never hides a bad record): graded picks, the mean of the
--- models' accuracies, and subscribers (trial or active) over all their models.
+-- models' accuracies, and subscribers (those with access: trial, active, past_due in grace) over all their models.
 with models as (
     select * from {{ ref('int_latest_model_versions') }}
 ),

@@ -6,6 +6,7 @@
     'creator_id': 'varchar',
     'price_cents': 'bigint',
     'status': 'varchar',
+    'past_due_since': 'timestamptz',
     'start_date': 'timestamptz',
     'trial_end': 'timestamptz',
     'current_period_end': 'timestamptz',
