@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from domain.compliance.commitments import Pick, batch_digest, batch_object, day_root, merkle_root, utc_z
+from domain.models.engine import ANALYSES
 from domain.sports import SPORTS
 from domain.tables.schemas import GAMES
 from stores.alerts import Alert, raise_alert
@@ -247,7 +248,7 @@ def replay_commitments(lake: Lake, sport: str, start: dt.date, end: dt.date, ver
     committed = 0
     day = start
     while day <= end:
-        analyses = lake.read_table("analyses", sport, day, day + dt.timedelta(days=1))
+        analyses = lake.read_table("analyses", sport, day, day + dt.timedelta(days=1), ANALYSES)
         games = lake.read_table("games", sport, day, day + dt.timedelta(days=1), GAMES)
         if analyses.height and games.height:
             first = games["commence_time"].min()

@@ -86,6 +86,7 @@ def model_proofs(
     chain = [link.as_dict() for link in read_chain(lake, model_id) if link.batch_id in ids]
     return {
         "model_id": model_id,
+        "sport": sport,
         "first": first,
         "last": last,
         "picks": picks,

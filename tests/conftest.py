@@ -33,6 +33,7 @@ INTEGRATION_MODULES = frozenset(
         "test_ops_faults",
         "test_ops_services",
         "test_partial_data",
+        "test_verify",
         "test_payments",
         "test_payments_flow",
     }
