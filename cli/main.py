@@ -99,9 +99,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print("  oddsforge api         # API on http://127.0.0.1:8000/docs (token: oddsforge token USER)")
         print(f"  oddsforge payouts --month {report['payments']['month']}   # re-run: nobody is paid twice")
         print("  oddsforge audit       # operator and money actions, oldest first")
+        verify_line = f"oddsforge verify {report['verify']['model_id']} --token $(oddsforge token dave)"
+        print(f"  {verify_line}   # with oddsforge api running")
+        print("\nThe record, checked by oddsforge verify over the API (committed picks, SPEC 9):")
+        print("  " + report["verify"]["summary"].replace("\n", "\n  "))
 
     _emit(args, report, human)
-    return 0
+    return 0 if report["verify"]["ok"] else 1
 
 
 def print_money_loop(loop: dict[str, Any]) -> None:

@@ -33,9 +33,9 @@ INTEGRATION_MODULES = frozenset(
         "test_ops_faults",
         "test_ops_services",
         "test_partial_data",
-        "test_verify",
         "test_payments",
         "test_payments_flow",
+        "test_verify",
     }
 )
 """Modules that start servers (S3, Stripe, the API, Postgres, Redis, Dagster), run Dagster jobs or
