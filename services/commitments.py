@@ -163,6 +163,8 @@ def commit_picks(
 ) -> Commit:
     """Commit the run's picks of ``day`` for ``models``: new picks whose cut-off is still ahead go
     into one batch; a record run that would change a committed pick raises an alert and keeps it."""
+    if analyses.is_empty() or not models & set(analyses["model_id"].unique()):
+        return Commit(analyses)
     games = lake.read_table("games", sport, day, day + dt.timedelta(days=1), GAMES)
     picks = pick_rows(analyses, games, models)
     now = clock()
