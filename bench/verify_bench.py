@@ -8,7 +8,7 @@ Without ``--model`` it takes the model with the most committed picks. Figures go
 Over the API the verifier makes one proofs request, one ``/commitments/{date}`` and one games request
 per game date and one performance request per version (eight at a time), then recomputes every leaf,
 path, root, day root and chain link and re-grades every pick. The baseline builds the same documents
-with the API's own services and response models, reading the lake directly, and runs the same
+with the API's own services (and JSON encoding), reading the lake directly, and runs the same
 :func:`cli.verify.check`. Target: under 5 s for about 1,600 picks.
 """
 
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import statistics
 import sys
 import time
@@ -29,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from api.app import create_app
 from api.auth import mint_token
-from api.routes.commitments import DayCommitments, ModelProofs
+from api.routes.commitments import DayCommitments
 from api.settings import ApiSettings
 from cli.local_api import serve
 from cli.verify import ApiSource, Evidence, check, verify
@@ -62,9 +63,9 @@ def local_evidence(lake: Lake, model_id: str, first: dt.date, last: dt.date) -> 
     end = last + dt.timedelta(days=1)
     analyses = lake.read_table("analyses", SPORT, first, end, ANALYSES).filter(pl.col("model_id") == model_id)
     games = lake.read_table("games", SPORT, first, end, GAMES)
-    proofs = ModelProofs.model_validate(model_proofs(lake, model_id, SPORT, analyses, games, first, last))
-    proof_doc = proofs.model_dump(mode="json")
-    days = sorted({b.day for b in proofs.batches} | {p.game_date for p in proofs.picks})
+    document = model_proofs(lake, model_id, SPORT, analyses, games, first, last)
+    proof_doc = json.loads(json.dumps(document, default=dt.date.isoformat))  # as the route answers
+    days = sorted({b["day"] for b in document["batches"]} | {p["game_date"] for p in document["picks"]})
     day_docs = {
         d.isoformat(): DayCommitments.model_validate(day_commitments(lake, d)).model_dump(mode="json")
         for d in days
@@ -84,7 +85,7 @@ def local_evidence(lake: Lake, model_id: str, first: dt.date, last: dt.date) -> 
             "profit": r["rolling_profit"],
         }
         for r in rolling_performance(performance, last, span).iter_rows(named=True)
-        if r["version"] in {p.pick.version for p in proofs.picks}
+        if r["version"] in {p["pick"]["version"] for p in document["picks"]}
     }
     return Evidence(proof_doc, day_docs, game_docs, figures)
 

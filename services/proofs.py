@@ -16,7 +16,7 @@ from typing import Any
 
 import polars as pl
 
-from domain.compliance.commitments import inclusion_path
+from domain.compliance.commitments import inclusion_paths, leaf_hash
 from services.commitments import pick_rows
 from stores.commitments import day_batches, read_chain, read_day, read_leaves
 from stores.lake import Lake
@@ -65,21 +65,23 @@ def model_proofs(
                     "leaves": sorted(leaves),
                 }
             )
-            where.update({leaf: (stored.batch_id, day, leaves) for leaf in leaves})
+            paths = inclusion_paths(leaves)
+            where.update({leaf: (stored.batch_id, path) for leaf, path in paths.items()})
     picks = []
     dated = analyses.select("game_id", "game_date").unique()
     game_dates = dict(zip(dated["game_id"], dated["game_date"], strict=True))
     for pick in pick_rows(analyses, games, {model_id}):
-        leaf = pick.leaf()
-        found = where.get(leaf)
+        canonical = pick.canonical()
+        leaf = leaf_hash(canonical)
+        batch_id, path = where.get(leaf, (None, []))
         picks.append(
             {
                 "pick": pick.fields(),
                 "game_date": game_dates[pick.game_id],
-                "canonical": pick.canonical(),
+                "canonical": canonical,
                 "leaf": leaf,
-                "batch_id": found[0] if found else None,
-                "path": [vars(s) for s in inclusion_path(found[2], leaf)] if found else [],
+                "batch_id": batch_id,
+                "path": [{"sibling": s.sibling, "side": s.side} for s in path],
             }
         )
     ids = {b["batch_id"] for b in batches}

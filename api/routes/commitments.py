@@ -9,10 +9,11 @@ self-exclusion) and may read the model (a paid model's non-subscribers get 404).
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Annotated, Literal
 
 import polars as pl
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from api.auth import current_user
@@ -23,6 +24,7 @@ from api.model_data import model_rows
 from api.routes.execution import MAX_DAYS, ModelId, window
 from api.types import IsoDate
 from api.visibility import readable
+from domain.compliance.legal import DISCLAIMER
 from domain.models.engine import ANALYSES
 from domain.tables.schemas import GAMES
 from services.proofs import day_commitments, model_proofs
@@ -144,6 +146,7 @@ def commitments(
 @router.get(
     "/{model_id}/proofs",
     summary="A model's picks with their commitment proofs",
+    response_model=ModelProofs,
     responses={404: {"model": ErrorBody, "description": "No such model, or not one the caller may see."}}
     | PICKS_RESPONSES,
 )
@@ -176,4 +179,6 @@ def proofs(
     analyses = model_rows(lake, parts.between(start, last), model_id, ANALYSES).sort("game_date", "game_id")
     games = lake.read_table("games", sport, start, last + dt.timedelta(days=1), GAMES)
     games = games.filter(pl.col("game_id").is_in(analyses["game_id"].unique().implode()))
-    return ModelProofs.model_validate(model_proofs(lake, model_id, sport, analyses, games, start, last))
+    # Built as JSON directly: validating a season's picks and paths into models cost more than the rest.
+    document = model_proofs(lake, model_id, sport, analyses, games, start, last) | {"disclaimer": DISCLAIMER}
+    return Response(json.dumps(document, default=dt.date.isoformat), media_type="application/json")

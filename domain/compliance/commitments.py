@@ -143,15 +143,22 @@ class Step:
 
 def inclusion_path(leaves: list[str], leaf: str) -> list[Step]:
     """The siblings from ``leaf`` up to the root (levels where the node is promoted add no step)."""
+    return inclusion_paths(leaves)[leaf]
+
+
+def inclusion_paths(leaves: list[str]) -> dict[str, list[Step]]:
+    """Every leaf's inclusion path, from one build of the tree."""
     levels = _levels(leaves)
-    index = levels[0].index(leaf)
-    path = []
-    for level in levels[:-1]:
-        sibling = index ^ 1
-        if sibling < len(level):
-            path.append(Step(level[sibling], "left" if sibling < index else "right"))
-        index //= 2
-    return path
+    paths: dict[str, list[Step]] = {}
+    for start, leaf in enumerate(levels[0]):
+        index, path = start, []
+        for level in levels[:-1]:
+            sibling = index ^ 1
+            if sibling < len(level):
+                path.append(Step(level[sibling], "left" if sibling < index else "right"))
+            index //= 2
+        paths[leaf] = path
+    return paths
 
 
 def root_from_path(leaf: str, path: list[Step]) -> str:
