@@ -67,8 +67,10 @@ class Commit:
 
 
 def pick_rows(analyses: pl.DataFrame, games: pl.DataFrame, models: set[str]) -> list[Pick]:
-    """The qualifying analyses of ``models`` as picks, cut off at their game's start."""
-    rows = analyses.filter(pl.col("qualifies") & pl.col("model_id").is_in(list(models))).join(
+    """The qualifying analyses of ``models`` as picks, cut off at their game's start (an analysis
+    without a side, price or confidence is no pick anyone could take)."""
+    complete = pl.all_horizontal(pl.col("pick", "pick_price", "confidence").is_not_null())
+    rows = analyses.filter(pl.col("qualifies") & complete & pl.col("model_id").is_in(list(models))).join(
         games.select("game_id", "commence_time"), on="game_id", how="inner"
     )
     return [
