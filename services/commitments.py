@@ -8,7 +8,7 @@ from its first run; private models are never committed. A pick's ``cut_off`` is 
 
 Late picks are never committed: a pick whose cut-off is at or before the commit time (a backfill, a
 record run at each game's start, a slate already under way) stays in the record uncommitted, counted
-in the run's metadata, and ``oddsforge verify`` names it. A run of the record (scheduled or record
+in the run's log, and ``oddsforge verify`` names it. A run of the record (scheduled or record
 runs) that would change a committed pick (another leaf for the same model, version, game, bookmaker
 and market, or no longer picking it) raises an alert and changes nothing: the committed rows stay in
 the stored analyses and no object is written for them. On-demand runs commit what they showed the
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -45,6 +46,7 @@ from stores.lake import Lake
 from stores.layout import batch_id as make_batch_id
 
 Clock = Callable[[], dt.datetime]
+log = logging.getLogger(__name__)
 PICK_KEY = ["model_id", "version", "game_id", "bookmaker", "market"]
 
 
@@ -195,7 +197,18 @@ def commit_run(
     lake: Lake, versions: pl.DataFrame, sport: str, day: dt.date, analyses: pl.DataFrame
 ) -> pl.DataFrame:
     """What the daily analyses asset calls for each day it scores: commit, and return what to store."""
-    return commit_picks(lake, sport, day, analyses, public_models(versions)).analyses
+    done = commit_picks(lake, sport, day, analyses, public_models(versions))
+    if done.committed or done.late or done.conflicts:
+        log.info(
+            "%s %s: %d picks committed (batch %s), %d late (not committed), %d committed picks kept",
+            sport,
+            day,
+            done.committed,
+            done.batch_id,
+            done.late,
+            len(done.conflicts),
+        )
+    return done.analyses
 
 
 # ---- day roots -------------------------------------------------------------------------------------
