@@ -179,7 +179,9 @@ def commit_picks(
     if conflicts:
         _alert(lake, day, conflicts, now)
         analyses = _keep_committed(lake, sport, day, analyses, conflicts)
-    fresh = [p for p in picks if p.key not in committed]
+    # The record commits a pick once per key; an on-demand run commits what it showed unless identical.
+    seen = set(committed.values())
+    fresh = [p for p in picks if (p.key not in committed if run == "record" else p.leaf() not in seen)]
     on_time = [p for p in fresh if now < p.cut_off]
     late = len(fresh) - len(on_time)
     if not on_time:

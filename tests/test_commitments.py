@@ -180,3 +180,15 @@ def test_two_runs_never_extend_a_chain_from_the_same_value(tmp_path: Path) -> No
         assert link.previous == previous and link.chain == next_chain(previous, link.root)
         previous = link.chain
     assert sorted(link.root for link in chain) == sorted(roots)
+
+
+def test_an_on_demand_run_commits_what_it_showed_once_and_never_alerts(tmp_path: Path) -> None:
+    lake = Lake(root=str(tmp_path))
+    morning = TIP - dt.timedelta(hours=8)
+    shown = commit_picks(lake, NBA, DAY, slate(lake), {MODEL}, at(morning), run="on_demand")
+    again = commit_picks(lake, NBA, DAY, slate(lake), {MODEL}, at(morning), run="on_demand")
+    moved = commit_picks(lake, NBA, DAY, slate(lake, 1.95), {MODEL}, at(morning), run="on_demand")
+    assert shown.committed == 1 and again.committed == 0 and moved.committed == 1
+    assert not read_alerts(lake)
+    record = commit_picks(lake, NBA, DAY, slate(lake), {MODEL}, at(morning), run="record")
+    assert record.committed == 1 and not record.conflicts  # on-demand batches are not the record
