@@ -65,7 +65,11 @@ def local_evidence(lake: Lake, model_id: str, first: dt.date, last: dt.date) -> 
     games = lake.read_table("games", SPORT, first, end, GAMES)
     document = model_proofs(lake, model_id, SPORT, analyses, games, first, last)
     proof_doc = json.loads(json.dumps(document, default=dt.date.isoformat))  # as the route answers
-    days = sorted({b["day"] for b in document["batches"]} | {p["game_date"] for p in document["picks"]})
+    days = sorted(
+        {b["day"] for b in document["batches"]}
+        | {p["game_date"] for p in document["picks"]}
+        | {dt.date.fromisoformat(link["day"]) for link in document["chain"]}
+    )
     day_docs = {
         d.isoformat(): DayCommitments.model_validate(day_commitments(lake, d)).model_dump(mode="json")
         for d in days

@@ -50,7 +50,7 @@ class Evidence:
 
     proofs: dict[str, Any]
     days: dict[str, dict[str, Any]]
-    """``GET /commitments/{date}`` per game date of the model's batches and picks."""
+    """``GET /commitments/{date}`` per game date of the model's batches, picks and chain links."""
     games: dict[str, dict[str, Any]]
     """Game id -> ``GET /sports/{sport}/games`` item."""
     figures: dict[int, dict[str, Any] | None]
@@ -106,7 +106,11 @@ class ApiSource:
             f"/models/{model_id}/proofs",
             **{"from": first and first.isoformat(), "to": last and last.isoformat()},
         )
-        days = sorted({b["day"] for b in proofs["batches"]} | {p["game_date"] for p in proofs["picks"]})
+        days = sorted(
+            {b["day"] for b in proofs["batches"]}
+            | {p["game_date"] for p in proofs["picks"]}
+            | {link["day"] for link in proofs["chain"]}
+        )
         versions = sorted({p["pick"]["version"] for p in proofs["picks"]})
         span = (dt.date.fromisoformat(proofs["last"]) - dt.date.fromisoformat(proofs["first"])).days + 1
         with ThreadPoolExecutor(FETCH_THREADS) as pool:
@@ -169,9 +173,12 @@ def _check_batches(model_id: str, batches: list[dict[str, Any]], stored: dict[st
 
 
 def _check_chain(model_id: str, links: list[dict[str, Any]], batches: list[dict[str, Any]]) -> None:
+    """Links chain from 32 zero bytes without a gap; every batch has its link. A link whose batch
+    was never written (a run that died between claiming and writing) commits no pick: it only has to
+    chain."""
     by_batch = {b["batch_id"]: b for b in batches}
-    if {link["batch_id"] for link in links} != set(by_batch):
-        raise VerificationError("chain: the model's chain links and its batches do not match one to one")
+    if missing := sorted(set(by_batch) - {link["batch_id"] for link in links}):
+        raise VerificationError(f"batch {missing[0]}: extends no position of the model's chain")
     previous: dict[str, Any] | None = None
     for link in sorted(links, key=lambda k: k["position"]):
         name = f"chain link {link['position']} (batch {link['batch_id']})"
@@ -181,10 +188,10 @@ def _check_chain(model_id: str, links: list[dict[str, Any]], batches: list[dict[
             link["position"] != previous["position"] + 1 or link["previous"] != previous["chain"]
         ):
             raise VerificationError(f"{name}: does not extend link {previous['position']}")
-        batch = by_batch[link["batch_id"]]
+        batch = by_batch.get(link["batch_id"])
         if next_chain(link["previous"], link["root"]) != link["chain"]:
             raise VerificationError(f"{name}: SHA-256(previous || root) is not its chain value")
-        if link["root"] != batch["root"] or link["chain"] != batch["chain"]:
+        if batch is not None and (link["root"] != batch["root"] or link["chain"] != batch["chain"]):
             raise VerificationError(f"{name}: the batch committed another root or chain value for {model_id}")
         previous = link
 

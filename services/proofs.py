@@ -84,8 +84,7 @@ def model_proofs(
                 "path": [{"sibling": s.sibling, "side": s.side} for s in path],
             }
         )
-    ids = {b["batch_id"] for b in batches}
-    chain = [link.as_dict() for link in read_chain(lake, model_id) if link.batch_id in ids]
+    chain = [link.as_dict() for link in read_chain(lake, model_id) if first <= link.day <= last]
     return {
         "model_id": model_id,
         "sport": sport,

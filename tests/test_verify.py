@@ -33,7 +33,7 @@ from services.commitments import public_models, replay_commitments
 from stores.alerts import read_alerts
 from stores.commitments import day_batches
 from stores.lake import Lake
-from stores.layout import COMMITMENTS, commitment_batch_key, table_key
+from stores.layout import COMMITMENTS, commitment_batch_key, commitment_leaves_key, table_key
 from tests.market_pipeline import INGEST_OPS, market_definitions
 from tests.test_api import SECRET, serve, settings_for
 
@@ -197,6 +197,22 @@ def test_a_rewritten_batch_object_fails_and_is_named(served: Served) -> None:
     earlier = batch.raw.replace(batch.obj["written_at"][:4].encode(), b"2000", 1)
     with edited(served.lake, key, lambda _: earlier):
         report = served.verify()
+    assert not report.ok
+    assert batch.batch_id in report.failure
+
+
+def test_a_deleted_batch_fails_and_is_named(served: Served) -> None:
+    day = busiest_day(served.lake)
+    batch = day_batches(served.lake, day)[0]
+    keys = [commitment_batch_key(day, batch.batch_id), commitment_leaves_key(day, batch.batch_id)]
+    stored = {k: served.lake.get_bytes(k) for k in keys}
+    for key in keys:
+        served.lake.delete(key)
+    try:
+        report = served.verify()
+    finally:
+        for key, data in stored.items():
+            served.lake.put_bytes(key, data)
     assert not report.ok
     assert batch.batch_id in report.failure
 
