@@ -20,6 +20,7 @@ from api.guard import install_request_guard
 from api.routes import (
     billing,
     catalogue,
+    commitments,
     compliance,
     creators,
     datasets,
@@ -124,6 +125,8 @@ def create_app(
     app.include_router(execution.router)
     app.include_router(compliance.legal_router)
     app.include_router(compliance.router)
+    app.include_router(commitments.public_router)
+    app.include_router(commitments.router)
     return app
 
 

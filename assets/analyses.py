@@ -18,6 +18,7 @@ from domain.models.engine.scoring import DYNAMIC_WINDOW_DAYS
 from domain.models.registry import MODEL_VERSIONS
 from domain.sports import SPORTS
 from domain.tables.schemas import conform
+from services.commitments import commit_run
 from services.custom_scores import load_custom_scores
 from services.engine_tables import load_tables
 from stores.lake import Lake
@@ -89,7 +90,9 @@ def analyse_days(
         multipliers = (
             multipliers_from_history(past, tables.games, day) if models.uses_dynamic_weighting else None
         )
-        out = score_day(models, tables, day, as_of, multipliers, custom)
+        out = commit_run(
+            lake, versions, sport, day, score_day(models, tables, day, as_of, multipliers, custom)
+        )
         stored = _with_other_models(lake, sport, day, out, versions["model_id"]) if keep_others else out
         stored = clustered(stored)
         written.update(lake.write_daily(stored, lambda d: table_key("analyses", sport, d), [day]))

@@ -9,11 +9,14 @@ or a full rebuild, leaves every record already in the table as it is.
 No ``from __future__ import annotations`` here: Dagster reads the ``config`` annotation unevaluated.
 """
 
+import datetime as dt
+
 import dagster as dg
 from pydantic import Field
 
 from assets.common import markdown_table
 from domain.compliance.audit import id_problems
+from services.commitments import publish_day_roots
 from stores.audit import audit_objects, fold_records, read_audit_table, read_records
 from stores.lake import Lake
 from stores.layout import parse_audit_key
@@ -77,4 +80,21 @@ def audit(
     )
 
 
-compliance_assets = [audit]
+@dg.asset(
+    group_name="compliance",
+    kinds={"python", "json"},
+    description="Pick commitments' day roots (SPEC 9): for every game date with committed batches whose "
+    "last game has started, the Merkle root over its batches' digests, published once under "
+    "commitments/days/ (services/commitments.py).",
+)
+def commitment_day_roots(lake: dg.ResourceParam[Lake]) -> dg.MaterializeResult:
+    published = publish_day_roots(lake, dt.datetime.now(dt.UTC))
+    return dg.MaterializeResult(
+        metadata={
+            "days_published": len(published),
+            "days": ", ".join(d.isoformat() for d in published) or "none",
+        }
+    )
+
+
+compliance_assets = [audit, commitment_day_roots]

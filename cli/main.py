@@ -99,9 +99,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print("  oddsforge api         # API on http://127.0.0.1:8000/docs (token: oddsforge token USER)")
         print(f"  oddsforge payouts --month {report['payments']['month']}   # re-run: nobody is paid twice")
         print("  oddsforge audit       # operator and money actions, oldest first")
+        verify_line = f"oddsforge verify {report['verify']['model_id']} --token $(oddsforge token dave)"
+        print(f"  {verify_line}   # with oddsforge api running")
+        print("\nThe record, checked by oddsforge verify over the API (committed picks, SPEC 9):")
+        print("  " + report["verify"]["summary"].replace("\n", "\n  "))
 
     _emit(args, report, human)
-    return 0
+    return 0 if report["verify"]["ok"] else 1
 
 
 def print_money_loop(loop: dict[str, Any]) -> None:
@@ -492,6 +496,23 @@ def audit_lines(records: Iterable[dict[str, Any]]) -> list[str]:
 
 
 # -- parser ----------------------------------------------------------------------------------------
+def cmd_verify(args: argparse.Namespace) -> int:
+    """Exit 0 when the record verifies, 1 naming what does not."""
+    from cli.verify import ApiSource, summary, verify
+
+    source = ApiSource(args.api, args.token)
+    report = verify(lambda: source.evidence(args.model_id, args.first, args.to), args.model_id)
+    _emit(args, report.as_dict(), lambda: print(summary(report)))
+    return 0 if report.ok else 1
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="oddsforge",
@@ -635,6 +656,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true", help="print one JSON object per record and line")
     p.set_defaults(func=cmd_audit)
+
+    p = sub.add_parser(
+        "verify",
+        help="check a model's record against its commitments, over the API only",
+        description="Fetches the model's picks and proofs, the day commitments, final scores and the "
+        "model's figures over the API; recomputes every leaf, path, root and chain link, checks each "
+        "batch preceded its picks' cut-offs and re-grades every pick. Exit 0 when all holds, 1 naming "
+        "the first pick, link or figure that does not.",
+    )
+    p.add_argument("model_id", metavar="MODEL_ID")
+    p.add_argument("--from", dest="first", type=_date, metavar="DATE", help="first game date")
+    p.add_argument("--to", type=_date, metavar="DATE", help="last game date (default: the newest)")
+    p.add_argument("--api", default=os.environ.get("ODDSFORGE_API", "http://127.0.0.1:8000"), help="API URL")
+    p.add_argument(
+        "--token", default=os.environ.get("ODDSFORGE_TOKEN"), help="bearer token (ODDSFORGE_TOKEN)"
+    )
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=cmd_verify)
     return parser
 
 

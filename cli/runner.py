@@ -18,12 +18,13 @@ import dagster as dg
 import duckdb
 import polars as pl
 
-from assets.analyses import read_model_versions
+from assets.analyses import due_versions, read_model_versions
 from domain.errors import UserError
 from domain.formats.sample_league import SEASON_END, SEASON_START, SPORT
 from domain.models.engine import ANALYSES, grade_analyses, performance
 from domain.tables.schemas import GAMES
 from pipelines.jobs import range_tags
+from services.commitments import replay_commitments
 from stores.lake import Lake
 from stores.layout import raw_key
 from stores.warehouse import LAKE_TABLES, Warehouse, lake_connection
@@ -206,6 +207,14 @@ def run_demo(progress: Progress) -> dict[str, Any]:
     )
     _timed(
         stages,
+        "commit the season's picks (simulated clock)",
+        progress,
+        lambda: replay_commitments(
+            lake, SPORT, SEASON_START, SEASON_END, due_versions(read_model_versions(lake), [])
+        ),
+    )
+    _timed(
+        stages,
         "settled picks and daily performance",
         progress,
         lambda: execute_range("performance_job", SEASON_START, SEASON_END, sports=[SPORT]),
@@ -213,7 +222,9 @@ def run_demo(progress: Progress) -> dict[str, Any]:
     _timed(stages, "calibration and dbt marts", progress, lambda: run_dbt_job("marts_job", progress))
     _timed(stages, "publish serving snapshot", progress, lambda: run_job("serving_job"))
     _timed(stages, "audit table", progress, lambda: run_job("audit_job"))  # last: after every action
+    verified = _timed(stages, "oddsforge verify over the API", progress, lambda: verify_demo_model(lake))
     return {
+        "verify": verified,
         "leaderboard": leaderboard_rows(warehouse),
         "marketplace": marketplace_rows(warehouse) | {"published": published},
         "payments": payments | {"webhooks": webhooks},
@@ -224,6 +235,28 @@ def run_demo(progress: Progress) -> dict[str, Any]:
         "lake": lake.uri(""),
         "snapshot": str(warehouse.current()),
     }
+
+
+VERIFIED_MODEL = ("alice", "Form and steam")
+"""The listed free model the demo verifies over the API at its end."""
+
+
+def verify_demo_model(lake: Lake) -> dict[str, Any]:
+    """``oddsforge verify`` on a listed model's season, over real HTTP to the API on loopback, as a
+    subscriber (dave) would run it."""
+    from api.app import create_app
+    from api.auth import mint_token
+    from api.settings import ApiSettings
+    from cli.demo import demo_model_id
+    from cli.local_api import serve
+    from cli.verify import ApiSource, summary, verify
+
+    model_id = demo_model_id(*VERIFIED_MODEL)
+    settings = ApiSettings.from_env()
+    with serve(create_app(settings, lake=lake)) as url:
+        source = ApiSource(url, mint_token("dave", settings.jwt_secret))
+        report = verify(lambda: source.evidence(model_id, SEASON_START, SEASON_END), model_id)
+    return report.as_dict() | {"summary": summary(report)}
 
 
 def run_payouts(month: str, progress: Progress) -> dict[str, Any]:

@@ -22,6 +22,8 @@ from pipelines.housekeeping import housekeeping_job, housekeeping_schedule
 from pipelines.jobs import (
     analyses_job,
     audit_job,
+    commitments_job,
+    day_roots_schedule,
     ingest_job,
     ingest_schedules,
     ledger_job,
@@ -66,9 +68,16 @@ defs = with_freshness_policies(
             payouts_job,
             housekeeping_job,
             audit_job,
+            commitments_job,
             *execution_jobs,
         ],
-        schedules=[*ingest_schedules, payouts_schedule, housekeeping_schedule, *execution_schedules],
+        schedules=[
+            *ingest_schedules,
+            payouts_schedule,
+            housekeeping_schedule,
+            day_roots_schedule,
+            *execution_schedules,
+        ],
         asset_checks=[*dataset_checks, *asset_checks],
         sensors=[
             *inbox_sensors,

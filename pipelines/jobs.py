@@ -132,6 +132,21 @@ audit_job = dg.define_asset_job(
     description="Fold new audit records (operator and money actions) from the inbox into the audit table.",
 )
 
+commitments_job = dg.define_asset_job(
+    "commitments_job",
+    selection=dg.AssetSelection.assets("commitment_day_roots"),
+    description="Publish the day roots of pick commitments whose day's last game has started.",
+)
+
+day_roots_schedule = dg.ScheduleDefinition(
+    name="day_roots_schedule",
+    job=commitments_job,
+    cron_schedule="*/15 * * * *",
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Every 15 minutes: publish each day root due (after the day's last game start).",
+)
+
 payouts_schedule = dg.build_schedule_from_partitioned_job(
     payouts_job,
     name="monthly_payouts_schedule",

@@ -24,6 +24,7 @@ from domain.marketplace.listing import CACHE_SECONDS, cache_fresh, retry_after
 from domain.models.config import ModelConfig
 from domain.models.engine import ANALYSES, ModelBatch, multipliers_from_history, score_day
 from domain.models.engine.scoring import DYNAMIC_WINDOW_DAYS
+from services.commitments import commit_picks
 from services.custom_scores import load_custom_scores
 from services.engine_tables import load_tables
 from stores.lake import Lake
@@ -91,8 +92,10 @@ def cached_analyses(
 
 
 def run_on_demand(lake: Lake, config: ModelConfig, day: dt.date, now: dt.datetime) -> SlateAnalyses:
-    """Score the slate now and cache the result."""
+    """Score the slate now, commit the picks of a public model (SPEC 9) and cache the result."""
     analyses = score_model(lake, config, day, now)
+    shared = {config.model_id} if config.sharing.public else set()
+    commit_picks(lake, config.sport, day, analyses, shared, lambda: now, run="on_demand")
     write_cached(lake, analyses_cache_key(config.model_id, config.version, day), analyses, now)
     return SlateAnalyses(analyses, now, cached=False)
 

@@ -46,12 +46,20 @@ who writes it::
             refunded/{invoice_id}.json                the Refund Stripe returned (ledger posts it)
         audit/{record_id}.json                        one operator or money action    whoever acts
         self_exclusions/{user_id}/{day}-{period}.json a self-exclusion from that day  API
+    commitments/                                      pick commitments (SPEC 9), each  runs that make picks
+                                                      created once, never rewritten
+        batches/{day}/{batch_id}.json                 a batch object {roots, chains, written_at}
+        leaves/{day}/{batch_id}.json                  its leaves per model, with each pick's key
+        chains/{model_id}/{n:08d}.json                a model's chain position n (claimed once)
+        days/{day}.json                               the day's root over its batches' digests
     cache/analyses/{model_id}/v{n:06d}/{day}.parquet  an on-demand run's analyses     API
     cache/ratelimits/analyze/{user_id}/{ms:013d}-{8 hex}  one uncached on-demand run  API
     idempotency/{user_id}/{sha256 of the key}/        one ``Idempotency-Key`` of a user's  API
         claim-{n:03d}.json                            attempt n's claim (the request's digest)
         answer.json                                   the first answer, replayed to retries
 
+``commitments/`` may sit under S3 Object Lock (``docs/operations.md``); ``{batch_id}`` is the batch's
+write time and a token (:func:`batch_id`), so a day's batches list in the order they were written.
 ``inbox/`` objects are created once (create-if-absent), except review decisions, prices and
 backtests, where the latest write counts; ``raw/``, ``tables/`` and ``datasets/`` are the pipeline's
 alone; ``cache/`` may be emptied at any time; ``idempotency/`` records expire after 24 hours.
@@ -91,6 +99,7 @@ REPORTS = "datasets/"
 INBOX = "inbox/"
 CACHE = "cache/"
 IDEMPOTENCY = "idempotency/"
+COMMITMENTS = "commitments/"
 
 MODELS_INBOX = f"{INBOX}models/"
 DATASETS_INBOX = f"{INBOX}datasets/"
@@ -112,6 +121,10 @@ LEDGER_PREFIX = f"{TABLES}ledger/"
 PAYOUTS_TABLE_PREFIX = f"{TABLES}payouts/"
 AUDIT_TABLE_PREFIX = f"{TABLES}audit/"
 ALERTS_PREFIX = f"{TABLES}alerts/"
+COMMITMENT_BATCHES = f"{COMMITMENTS}batches/"
+COMMITMENT_LEAVES = f"{COMMITMENTS}leaves/"
+COMMITMENT_CHAINS = f"{COMMITMENTS}chains/"
+COMMITMENT_DAYS = f"{COMMITMENTS}days/"
 ANALYSES_CACHE = f"{CACHE}analyses/"
 ANALYZE_RUNS = f"{CACHE}ratelimits/analyze/"
 
@@ -154,6 +167,10 @@ _SELF_EXCLUSION_KEY = re.compile(
     rf"{SELF_EXCLUSIONS_INBOX}([^/]+)/(\d{{4}}-\d{{2}}-\d{{2}})-(30d|6m|1y|permanent)\.json"
 )
 _AUDIT_KEY = re.compile(rf"{AUDIT_INBOX}([0-9a-f]{{32}})\.json")
+_BATCH_ID = re.compile(r"\d{8}T\d{12}Z-[0-9a-f]{8}")
+_BATCH_KEY = re.compile(rf"{COMMITMENT_BATCHES}(\d{{4}}-\d\d-\d\d)/({_BATCH_ID.pattern})\.json")
+_CHAIN_KEY = re.compile(rf"{COMMITMENT_CHAINS}([^/]+)/(\d{{8}})\.json")
+_DAY_ROOT_KEY = re.compile(rf"{COMMITMENT_DAYS}(\d{{4}}-\d\d-\d\d)\.json")
 _IDEMPOTENCY_KEY = re.compile(rf"{IDEMPOTENCY}([^/]+)/([0-9a-f]{{64}})/(?:claim-(\d{{3}})|answer)\.json")
 
 
@@ -609,6 +626,82 @@ def parse_self_exclusion_key(key: str) -> SelfExclusionKey | None:
         return None
     try:
         return SelfExclusionKey(match[1], dt.date.fromisoformat(match[2]), match[3])
+    except ValueError:
+        return None
+
+
+# ---- pick commitments ----------------------------------------------------------------------------
+
+
+def batch_id(written_at: dt.datetime, token: str) -> str:
+    """A batch's id: its write time in UTC to the microsecond, then ``token`` (8 random hex digits)."""
+    found = f"{written_at.astimezone(dt.UTC):%Y%m%dT%H%M%S%f}Z-{token}"
+    if _BATCH_ID.fullmatch(found) is None:
+        raise ValueError(f"{token!r} is not 8 lowercase hex digits")
+    return found
+
+
+def check_batch_id(value: str) -> str:
+    if _BATCH_ID.fullmatch(value) is None:
+        raise ValueError(f"{value!r} is not a batch id")
+    return value
+
+
+def commitment_batches_prefix(day: dt.date) -> str:
+    return f"{COMMITMENT_BATCHES}{day.isoformat()}/"
+
+
+def commitment_batch_key(day: dt.date, batch: str) -> str:
+    """A batch object of picks on games of ``day``."""
+    return f"{commitment_batches_prefix(day)}{check_batch_id(batch)}.json"
+
+
+def commitment_leaves_key(day: dt.date, batch: str) -> str:
+    """The leaves a batch's roots were built from, per model, each with its pick's key."""
+    return f"{COMMITMENT_LEAVES}{day.isoformat()}/{check_batch_id(batch)}.json"
+
+
+@dataclass(frozen=True)
+class BatchKey:
+    day: dt.date
+    batch_id: str
+
+
+def parse_commitment_batch_key(key: str) -> BatchKey | None:
+    """The day and id a batch object's key names; None for anything else."""
+    match = _BATCH_KEY.fullmatch(key)
+    try:
+        return None if match is None else BatchKey(dt.date.fromisoformat(match[1]), match[2])
+    except ValueError:
+        return None
+
+
+def commitment_chain_prefix(model_id: str) -> str:
+    if owner_of(model_id) is None:
+        raise ValueError(f"{model_id!r} is not a model id")
+    return f"{COMMITMENT_CHAINS}{model_id}/"
+
+
+def commitment_chain_key(model_id: str, position: int) -> str:
+    """Position n (from 1) of a model's chain, claimed create-if-absent by the batch extending it."""
+    return f"{commitment_chain_prefix(model_id)}{position:08d}.json"
+
+
+def parse_commitment_chain_key(key: str) -> tuple[str, int] | None:
+    """The model and position a chain key names; None for anything else."""
+    match = _CHAIN_KEY.fullmatch(key)
+    return None if match is None else (match[1], int(match[2]))
+
+
+def commitment_day_key(day: dt.date) -> str:
+    """The day's root, published once after its last cut-off."""
+    return f"{COMMITMENT_DAYS}{day.isoformat()}.json"
+
+
+def parse_commitment_day_key(key: str) -> dt.date | None:
+    match = _DAY_ROOT_KEY.fullmatch(key)
+    try:
+        return None if match is None else dt.date.fromisoformat(match[1])
     except ValueError:
         return None
 

@@ -6,14 +6,13 @@ import base64
 import datetime as dt
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import duckdb
@@ -21,13 +20,13 @@ import httpx
 import jwt
 import polars as pl
 import pytest
-import uvicorn
 from fastapi import FastAPI
 
 from api.app import create_app
 from api.auth import AUDIENCE, DEV_BIRTHDATE, DEV_REGION, ISSUER, InvalidTokenError, mint_token, verify_token
 from api.serving import ServingStore
 from api.settings import ApiSettings, SettingsError
+from cli.local_api import serve as serve_api
 from domain.sports import sport_info
 from domain.sports.ids import game_id
 from domain.tables.schemas import GAMES, LINES, conform
@@ -138,26 +137,9 @@ def opening_day_lines(closing_spread: float = -5.5) -> pl.DataFrame:
 # --- a real server ---
 
 
-@contextmanager
-def serve(app: FastAPI) -> Iterator[str]:
+def serve(app: FastAPI) -> AbstractContextManager[str]:
     """Run ``app`` under uvicorn on a free loopback port in a thread; yield its base URL."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_config=None, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
+    return serve_api(app)
 
 
 def settings_for(warehouse: Path) -> ApiSettings:

@@ -128,6 +128,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory, stripe_spec: SpecIndex) -> It
                 model_id=[demo.model_id, FREE, PAID],
                 dataset_id=[demo.dataset_id],
                 game_id=[g["game_id"] for g in games["items"][:3]],
+                date=[LAST.isoformat()],
             )
             SPARE.update(model_id=[models[1]["model_id"]], dataset_id=[datasets[1]["dataset_id"]])
             yield demo
@@ -268,7 +269,7 @@ def test_an_empty_cursor_is_the_first_page(demo: Demo) -> None:
 
 def test_405_names_every_method_of_the_path(demo: Demo) -> None:
     """The router's 405 named only the methods of the first route of a path."""
-    ids = {"sport": NBA, "model_id": FREE, "dataset_id": demo.dataset_id, "game_id": "g"}
+    ids = {"sport": NBA, "model_id": FREE, "dataset_id": demo.dataset_id, "game_id": "g", "date": LAST}
     with demo.client() as client:
         for path, operations in _document()["paths"].items():
             documented = {method.upper() for method in operations}

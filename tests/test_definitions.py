@@ -43,6 +43,8 @@ STARTS_RUNNING = {
     "results_to_leaderboard": True,
     # Removes what crashed writers leave (temporary files, partial builds, expired idempotency keys).
     "housekeeping_schedule": True,
+    # Publishes the day roots of pick commitments once a day's last game has started (SPEC 9).
+    "day_roots_schedule": True,
     # A demo or test lake is never fresh: turned on in production.
     "freshness_checks_sensor": False,
     # They spend The Odds API's quota, score the slates the ingest brings, or move money.

@@ -142,6 +142,24 @@ def test_every_builder_writes_the_key_existing_lakes_hold(key: str, expected: st
     assert key == expected
 
 
+def test_commitment_keys_read_back_and_batches_sort_by_their_write_time() -> None:
+    written = dt.datetime(2025, 10, 21, 15, 0, 0, 250, tzinfo=dt.UTC)
+    batch = layout.batch_id(written, "0a1b2c3d")
+    assert batch == "20251021T150000000250Z-0a1b2c3d"
+    key = layout.commitment_batch_key(DAY, batch)
+    assert key == f"commitments/batches/2025-01-15/{batch}.json"
+    assert layout.parse_commitment_batch_key(key) == layout.BatchKey(DAY, batch)
+    assert layout.commitment_leaves_key(DAY, batch) == f"commitments/leaves/2025-01-15/{batch}.json"
+    later = layout.batch_id(written + dt.timedelta(microseconds=1), "00000000")
+    assert layout.commitment_batch_key(DAY, batch) < layout.commitment_batch_key(DAY, later)
+    chain = layout.commitment_chain_key("alice--m-abcdef", 3)
+    assert chain == "commitments/chains/alice--m-abcdef/00000003.json"
+    assert layout.parse_commitment_chain_key(chain) == ("alice--m-abcdef", 3)
+    assert layout.parse_commitment_day_key(layout.commitment_day_key(DAY)) == DAY
+    with pytest.raises(ValueError):
+        layout.commitment_batch_key(DAY, "../../x")
+
+
 def test_a_daily_key_and_its_shards_read_back_as_table_sport_and_day() -> None:
     daily = layout.DailyKey("analyses", "basketball_nba", DAY)
     assert layout.parse_daily_key(layout.table_key("analyses", "basketball_nba", DAY)) == daily
@@ -350,7 +368,7 @@ def test_no_other_module_spells_out_a_lake_key() -> None:
     """Keys are built in ``stores/layout.py`` only: a string (or f-string) starting with a top-level
     lake folder anywhere else is a key built around it. Docstrings may describe the layout."""
     root = Path(__file__).resolve().parents[1]
-    folders = ("raw/", "tables/", "inbox/", "cache/")
+    folders = ("raw/", "tables/", "inbox/", "cache/", "commitments/")
     found = set()
     for package in ("api", "assets", "cli", "pipelines", "resources", "services", "stores", "bench"):
         for path in sorted((root / package).rglob("*.py")):
