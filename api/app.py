@@ -28,6 +28,7 @@ from api.routes import (
     health,
     marketplace,
     models,
+    ratings,
     webhooks,
 )
 from api.serving import NoSnapshotError, ServingStore
@@ -114,6 +115,7 @@ def create_app(
     app.include_router(health.router)
     app.include_router(games.router)
     app.include_router(models.router)
+    app.include_router(ratings.router)
     app.include_router(catalogue.router)
     app.include_router(datasets.router)
     app.include_router(creators.router)

@@ -35,6 +35,7 @@ INTEGRATION_MODULES = frozenset(
         "test_partial_data",
         "test_payments",
         "test_payments_flow",
+        "test_ratings_api",
     }
 )
 """Modules that start servers (S3, Stripe, the API, Postgres, Redis, Dagster), run Dagster jobs or
