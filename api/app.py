@@ -38,6 +38,7 @@ from services.on_demand import ExecutionLimits
 from services.payments import Payments
 from stores.datasets import DatasetStore
 from stores.lake import Lake
+from stores.ratings import RatingStore
 from stores.registry import RegistryStore
 from stores.subscriptions import SubscriptionStore
 
@@ -107,6 +108,7 @@ def create_app(
     app.state.datasets = DatasetStore(lake, settings.warehouse_dir)
     app.state.dataset_limits = DatasetLimits()
     app.state.subscriptions = SubscriptionStore(lake)
+    app.state.ratings = RatingStore(lake)
     app.state.execution = ExecutionLimits()
     app.state.clock = utc_now  # the one clock of every route (api/clock.py); tests replace it
     install_request_guard(app)

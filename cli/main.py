@@ -85,7 +85,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
             subs = market["subscriptions"].get(m["model_id"], 0)
             price = "free" if not m["price_cents"] else f"${m['price_cents'] / 100:.2f}"
             who = f"{m['name']:<26} {m['owner_user_id']:<6} {price:>6}"
-            print(f"  {who} {m['status']:<15} {subs:>3} subscribers")
+            rating = (
+                "unrated" if m["rating_mean"] is None else f"{m['rating_mean']:.2f} stars ({m['ratings']})"
+            )
+            print(f"  {who} {m['status']:<15} {subs:>3} subscribers  {rating}")
+        print("\nReviews (POST /models/{id}/reviews, after a week of access; GET lists them):")
+        for r in market["reviews"]:
+            print(f"  {r['user_id']:<6} {'*' * r['stars']:<5} {r['text']}")
         hooks = report["payments"]["webhooks"]
         print(
             f"\nPaid subscriptions ({hooks['month']}): {hooks['delivered']} Stripe webhooks signed and "

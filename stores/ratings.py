@@ -10,14 +10,16 @@ reports it decides, and each appends an audit record first (as ``stores.reviews`
 reviews), keyed by the review and decision number, so a retried decision records once.
 
 The API reads a model's reviews here (read-your-writes, like model versions and free
-subscriptions); the ``user_reviews`` asset folds the same objects into a table for the marts.
+subscriptions; one store per app, which keeps the objects it parsed); the ``user_reviews`` asset
+folds the same objects into a table for the marts.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-from collections import defaultdict
+import threading
+from collections import OrderedDict, defaultdict
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -46,6 +48,9 @@ from stores.layout import (
 
 _READ_THREADS = 16
 _ATTEMPTS = 5
+CACHED_OBJECTS = 100_000
+"""Parsed review objects a store keeps: every object is written once and never changed, so a parsed
+one stays exact, and a model's page then costs one listing plus the objects new since the last."""
 
 
 class RatingConflictError(RuntimeError):
@@ -104,6 +109,20 @@ class RatingStore:
 
     def __init__(self, lake: Lake) -> None:
         self.lake = lake
+        self._parsed: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _doc(self, key: str) -> dict[str, Any]:
+        with self._lock:
+            if (found := self._parsed.get(key)) is not None:
+                self._parsed.move_to_end(key)
+                return found
+        doc = json.loads(self.lake.get_bytes(key))
+        with self._lock:
+            self._parsed[key] = doc
+            if len(self._parsed) > CACHED_OBJECTS:
+                self._parsed.popitem(last=False)
+        return doc
 
     # -- reads ------------------------------------------------------------------------------------
     def read(self, keys: Iterable[str]) -> list[UserReview]:
@@ -116,7 +135,7 @@ class RatingStore:
     def _fold(self, keys: list[str]) -> list[UserReview]:
         parsed = [(p, k) for k in keys if (p := parse_rating_key(k)) is not None]
         with ThreadPoolExecutor(_READ_THREADS) as pool:
-            docs = list(pool.map(lambda pair: json.loads(self.lake.get_bytes(pair[1])), parsed))
+            docs = list(pool.map(self._doc, [key for _, key in parsed]))
         grouped: dict[tuple[str, str], list[tuple[RatingKey, dict[str, Any]]]] = defaultdict(list)
         for (key, _), doc in zip(parsed, docs, strict=True):
             grouped[(key.model_id, key.review_id)].append((key, doc))

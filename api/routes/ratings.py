@@ -125,7 +125,7 @@ class ReportReceipt(BaseModel):
 
 
 def _store(request: Request) -> RatingStore:
-    return RatingStore(request.app.state.lake)
+    return request.app.state.ratings
 
 
 def _out(review: UserReview) -> Review:
