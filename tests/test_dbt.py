@@ -416,9 +416,21 @@ def test_dbt_defaults_match_the_domain_constants() -> None:
 
 def test_dagster_wiring() -> None:
     keys = {k.to_user_string() for k in marts.keys}
-    assert {"marts/leaderboard", "marts/creator_summary", "marts/model_subscribers"} <= keys
+    assert {
+        "marts/leaderboard",
+        "marts/creator_summary",
+        "marts/model_subscribers",
+        "marts/model_ratings",
+    } <= keys
     upstream = {k.to_user_string() for k in marts.dependency_keys} - keys
-    assert upstream == {"model_versions", "model_performance", "settled_picks", "subscriptions", "ledger"}
+    assert upstream == {
+        "model_versions",
+        "model_performance",
+        "settled_picks",
+        "subscriptions",
+        "ledger",
+        "user_reviews",
+    }
     assert set(marts.group_names_by_key.values()) == {"marketplace"}
     assert marts.check_specs  # dbt tests are asset checks
 
