@@ -16,6 +16,7 @@ from domain.markets.value import (
     fair_power,
     kelly_stake,
     latest_at_cutoff,
+    pick_values,
     value_of_pick,
 )
 from domain.tables.schemas import ODDS_SNAPSHOTS, conform
@@ -88,3 +89,63 @@ def test_only_snapshots_taken_by_the_cut_off_count() -> None:
     )
     latest = latest_at_cutoff(snapshots, at).sort("bookmaker")
     assert latest.select("bookmaker", "price_first").rows() == [("draftkings", 1.87), ("pinnacle", 1.95)]
+
+
+def test_every_pick_of_a_frame_is_valued_as_the_scalar_rules_value_it() -> None:
+    at = dt.datetime(2025, 11, 1, 23, tzinfo=dt.UTC)
+    snaps = [
+        # game, market, book, minutes before the cut-off, line, first price, second price
+        ("g1", "spreads", "pinnacle", 60, -4.5, 1.95, 1.87),
+        ("g1", "spreads", "pinnacle", 10, -4.5, 1.91, 1.91),
+        ("g1", "spreads", "draftkings", 30, -4.5, 1.87, 1.95),
+        ("g1", "spreads", "fanduel", 30, -5.0, 2.10, 1.75),  # another line: not comparable
+        ("g1", "spreads", "betmgm", -5, -4.5, 2.50, 1.50),  # after the cut-off
+        ("g2", "totals", "pinnacle", 20, 210.5, 1.80, 2.05),
+        ("g2", "h2h", "pinnacle", 20, None, 1.40, 3.10),
+        ("g2", "h2h", "draftkings", 20, None, 1.45, 2.90),
+    ]
+    snapshots = conform(
+        pl.DataFrame(
+            [
+                {
+                    "game_id": g,
+                    "market": m,
+                    "bookmaker": b,
+                    "snapshot_time": at - dt.timedelta(minutes=before),
+                    "line": line,
+                    "price_first": first,
+                    "price_second": second,
+                }
+                for g, m, b, before, line, first, second in snaps
+            ]
+        ),
+        ODDS_SNAPSHOTS,
+    )
+    picks = pl.DataFrame(
+        {
+            "game_id": ["g1", "g1", "g2", "g2", "g2"],
+            "market": ["spreads", "spreads", "totals", "h2h", "h2h"],
+            "line": [-4.5, -4.5, 210.5, None, None],
+            "pick": ["home", "away", "under", "home", None],
+            "confidence": [0.56, 0.58, 0.6, 0.75, 0.5],
+            "cutoff_time": [at] * 5,
+        }
+    )
+    valued = pick_values(picks, snapshots, fraction=0.5).to_dicts()
+    books = {
+        0: [BookPrice("pinnacle", 1.91, 1.91), BookPrice("draftkings", 1.87, 1.95)],
+        1: [BookPrice("pinnacle", 1.91, 1.91), BookPrice("draftkings", 1.95, 1.87)],
+        2: [BookPrice("pinnacle", 2.05, 1.80)],
+        3: [BookPrice("pinnacle", 1.40, 3.10), BookPrice("draftkings", 1.45, 2.90)],
+    }
+    for row, prices in books.items():
+        expected = value_of_pick(prices, valued[row]["confidence"], fraction=0.5)
+        assert expected is not None
+        got = valued[row]
+        assert (got["best_bookmaker"], got["best_price"]) == (expected.best_bookmaker, expected.best_price), (
+            row
+        )
+        for figure in ("fair_probability", "fair_probability_power", "expected_value", "kelly_stake"):
+            assert got[figure] == pytest.approx(getattr(expected, figure)), (row, figure)
+    assert valued[1]["best_bookmaker"] == "draftkings" and valued[0]["best_bookmaker"] == "pinnacle"
+    assert valued[4]["best_price"] is None and valued[4]["kelly_stake"] is None  # no pick, no price

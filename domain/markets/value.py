@@ -21,7 +21,10 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import polars as pl
+
+from domain.markets.grading import FIRST_SIDE
 
 KELLY_FRACTION = 0.25
 """The share of the Kelly stake suggested by default (quarter Kelly)."""
@@ -80,12 +83,16 @@ def expected_value(probability: float, price: float) -> float:
     return probability * price - 1
 
 
+def check_fraction(fraction: float) -> None:
+    if not 0 < fraction <= 1:
+        raise ValueError(f"the Kelly fraction must be in (0, 1], not {fraction}")
+
+
 def kelly_stake(
     probability: float, price: float, fraction: float = KELLY_FRACTION, cap: float = MAX_STAKE
 ) -> float:
     """``fraction`` of the Kelly share of a bankroll to stake at ``price``, within ``[0, cap]``."""
-    if not 0 < fraction <= 1:
-        raise ValueError(f"the Kelly fraction must be in (0, 1], not {fraction}")
+    check_fraction(fraction)
     full = expected_value(probability, price) / (price - 1)
     return min(cap, max(0.0, fraction * full))
 
@@ -114,3 +121,88 @@ def latest_at_cutoff(snapshots: pl.DataFrame, cutoff: dt.datetime) -> pl.DataFra
     keys = ["game_id", "market", "bookmaker"]
     seen = snapshots.filter(pl.col("snapshot_time") <= cutoff)
     return seen.sort([*keys, "snapshot_time"]).unique(keys, keep="last", maintain_order=True)
+
+
+PICK_VALUES: dict[str, pl.DataType] = {
+    "best_bookmaker": pl.String(),
+    "best_price": pl.Float64(),
+    "fair_probability": pl.Float64(),
+    "fair_probability_power": pl.Float64(),
+    "expected_value": pl.Float64(),
+    "kelly_stake": pl.Float64(),
+}
+"""The columns :func:`pick_values` adds (:class:`PickValue`'s fields)."""
+
+
+def _fair_power_arrays(implied: np.ndarray, implied_other: np.ndarray) -> np.ndarray:
+    """:func:`fair_power` over arrays (the same bisection, every row at once)."""
+    low, high = np.full(implied.shape, 1e-9), np.ones(implied.shape)
+    while (over := implied**high + implied_other**high > 1).any():
+        high = np.where(over, high * 2, high)
+    for _ in range(_POWER_STEPS):
+        mid = (low + high) / 2
+        above = implied**mid + implied_other**mid > 1
+        low, high = np.where(above, mid, low), np.where(above, high, mid)
+    return implied ** ((low + high) / 2)
+
+
+def pick_values(
+    picks: pl.DataFrame, snapshots: pl.DataFrame, fraction: float = KELLY_FRACTION
+) -> pl.DataFrame:
+    """``picks`` (analyses: ``game_id``, ``market``, ``line``, ``pick``, ``confidence``,
+    ``cutoff_time``) with the :data:`PICK_VALUES` columns of :func:`value_of_pick` over every
+    bookmaker's latest snapshot (``ODDS_SNAPSHOTS`` rows) of the pick's game, market and line at its
+    cut-off; null where there is no pick or no such price."""
+    check_fraction(fraction)
+    rows = picks.with_row_index("_row")
+    first = pl.col("pick") == pl.col("market").replace_strict(FIRST_SIDE, default=None)
+    offered = (
+        rows.select("_row", "game_id", "market", "line", "pick", "cutoff_time")
+        .filter(pl.col("pick").is_not_null())
+        .join(
+            snapshots.select(
+                "game_id",
+                "market",
+                "bookmaker",
+                "snapshot_time",
+                pl.col("line").alias("_line"),
+                "price_first",
+                "price_second",
+            ),
+            on=["game_id", "market"],
+        )
+        .filter(
+            (pl.col("snapshot_time") <= pl.col("cutoff_time"))
+            & pl.col("line").eq_missing(pl.col("_line"))
+            & pl.col("price_first").is_not_null()
+            & pl.col("price_second").is_not_null()
+        )
+        .sort("_row", "bookmaker", "snapshot_time")
+        .unique(["_row", "bookmaker"], keep="last", maintain_order=True)
+        .with_columns(
+            pl.when(first).then("price_first").otherwise("price_second").alias("_price"),
+            pl.when(first).then("price_second").otherwise("price_first").alias("_other"),
+        )
+    )
+    power = _fair_power_arrays(1 / offered["_price"].to_numpy(), 1 / offered["_other"].to_numpy())
+    figures = (
+        offered.with_columns(
+            (pl.col("_other") / (pl.col("_price") + pl.col("_other"))).alias("fair_probability"),
+            pl.Series("fair_probability_power", power, dtype=pl.Float64),
+        )
+        .sort("_row", pl.col("_price"), "bookmaker", descending=[False, True, False])
+        .group_by("_row", maintain_order=True)
+        .agg(
+            pl.col("bookmaker").first().alias("best_bookmaker"),
+            pl.col("_price").first().alias("best_price"),
+            pl.col("fair_probability").mean(),
+            pl.col("fair_probability_power").mean(),
+        )
+    )
+    ev = pl.col("confidence") * pl.col("best_price") - 1
+    stake = (fraction * ev / (pl.col("best_price") - 1)).clip(0.0, MAX_STAKE)
+    return (
+        rows.join(figures, on="_row", how="left")
+        .with_columns(ev.alias("expected_value"), stake.alias("kelly_stake"))
+        .drop("_row")
+    )
