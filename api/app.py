@@ -29,6 +29,7 @@ from api.routes import (
     health,
     marketplace,
     models,
+    ratings,
     webhooks,
 )
 from api.serving import NoSnapshotError, ServingStore
@@ -38,6 +39,7 @@ from services.on_demand import ExecutionLimits
 from services.payments import Payments
 from stores.datasets import DatasetStore
 from stores.lake import Lake
+from stores.ratings import RatingStore
 from stores.registry import RegistryStore
 from stores.subscriptions import SubscriptionStore
 
@@ -107,6 +109,7 @@ def create_app(
     app.state.datasets = DatasetStore(lake, settings.warehouse_dir)
     app.state.dataset_limits = DatasetLimits()
     app.state.subscriptions = SubscriptionStore(lake)
+    app.state.ratings = RatingStore(lake)
     app.state.execution = ExecutionLimits()
     app.state.clock = utc_now  # the one clock of every route (api/clock.py); tests replace it
     install_request_guard(app)
@@ -115,6 +118,7 @@ def create_app(
     app.include_router(health.router)
     app.include_router(games.router)
     app.include_router(models.router)
+    app.include_router(ratings.router)
     app.include_router(catalogue.router)
     app.include_router(datasets.router)
     app.include_router(creators.router)

@@ -19,7 +19,9 @@ import polars as pl
 from api.serving import ServingStore
 from api.snapshot_cache import SnapshotCache
 from api.visibility import snapshot_rows
+from domain.tables.schemas import ODDS_SNAPSHOTS
 from stores.lake import Lake
+from stores.layout import table_key
 from stores.warehouse import PARTITIONS_TABLE
 
 
@@ -79,3 +81,15 @@ def _scan(lake: Lake, keys: list[str], model_id: str, schema: dict[str, pl.DataT
         extra_columns="ignore",
     )
     return scan.filter(pl.col("model_id") == model_id).collect().select(list(schema)).cast(schema)
+
+
+def game_snapshots(lake: Lake, sport: str, games: pl.DataFrame) -> pl.DataFrame:
+    """Every bookmaker's odds snapshots (``ODDS_SNAPSHOTS``) of the games in ``games`` (``game_id``,
+    ``game_date``), read from their days' objects of the tidy ``odds_snapshots`` table: what a pick's
+    best price and fair probability are taken from. A day without an object has none."""
+    keys = [table_key("odds_snapshots", sport, day) for day in sorted(set(games["game_date"].to_list()))]
+    found = [k for k in keys if lake.exists(k)]
+    if not found:
+        return pl.DataFrame(schema=ODDS_SNAPSHOTS)
+    ids = games["game_id"].unique().implode()
+    return lake.read_parquet(found, ODDS_SNAPSHOTS).filter(pl.col("game_id").is_in(ids))

@@ -143,6 +143,18 @@ def subscribed(request: Request, user: str, model_id: str, now: dt.datetime) -> 
     return free is not None and free.active
 
 
+def access_since(request: Request, user: str, model_id: str, now: dt.datetime) -> dt.datetime | None:
+    """When the caller's access to the model began, over their subscriptions that give access at
+    ``now`` (paid from the snapshot, a trial's start included; free from the inbox); None without
+    access."""
+    starts = [row["start_date"] for row in paid_access(request, user, now, model_id) if row["start_date"]]
+    store: SubscriptionStore = request.app.state.subscriptions
+    free = store.state(user, model_id)
+    if free is not None and free.active:
+        starts.append(free.started_at)
+    return min(starts, default=None)
+
+
 def not_found(model_id: str) -> ApiError:
     return ApiError(404, "not_found", f"no model with id {model_id!r}")
 

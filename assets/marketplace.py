@@ -9,6 +9,8 @@
   subscribers (a new version of a shared model, a suspension, an archive) appended to
   ``tables/notifications``, and one audit record per suspension or archive.
   A sensor re-runs it when an operator records a review.
+- ``user_reviews`` folds users' reviews of models (``inbox/ratings/``: texts, replies, helpful votes,
+  reports, operators' decisions) into one row per review; the ``model_ratings`` mart averages them.
 
 No ``from __future__ import annotations`` here: Dagster reads the ``config`` annotation unevaluated.
 """
@@ -35,6 +37,7 @@ from domain.marketplace.listing import (
     suspensions,
 )
 from domain.marketplace.performance import MODEL_PERFORMANCE, ROLLING_DAYS
+from domain.marketplace.ratings import USER_REVIEWS, replace_reviews, review_rows
 from domain.money.subscriptions import SUBSCRIPTIONS, with_access
 from stores import audit
 from stores.lake import Lake
@@ -45,6 +48,7 @@ from stores.layout import (
     table_key,
     table_prefix,
 )
+from stores.ratings import RatingStore
 from stores.reviews import ReviewStore
 from stores.stripe_events import read_events
 from stores.subscriptions import SubscriptionStore
@@ -52,6 +56,7 @@ from stores.subscriptions import SubscriptionStore
 SUBSCRIPTIONS_KEY = table_key("subscriptions")
 MODEL_STATUS_KEY = table_key("model_status")
 NOTIFICATIONS_KEY = table_key("notifications")
+USER_REVIEWS_KEY = table_key("user_reviews")
 
 EVALUATION_DAYS = 7
 """Daily evaluations re-checked by each run (the last performance dates of each sport), so a day the
@@ -188,4 +193,44 @@ def model_status(
     )
 
 
-marketplace_assets = [subscriptions, model_status]
+class UserReviewsConfig(dg.Config):
+    keys: list[str] = Field(default_factory=list)
+    """Review objects that changed: their reviews are read again whole and replace their rows;
+    empty rebuilds the table from every object in the inbox."""
+
+
+@dg.asset(
+    group_name="marketplace",
+    kinds={"polars", "parquet"},
+    description="Users' reviews of models (SPEC 6), one row per review as it stands: stars, text, "
+    "edits kept, helpful votes, the creator's reply, pending reports and visibility (visible, "
+    "reported until an operator decides, hidden). The model_ratings mart averages the visible ones.",
+)
+def user_reviews(
+    context: dg.AssetExecutionContext, config: UserReviewsConfig, lake: dg.ResourceParam[Lake]
+) -> dg.MaterializeResult:
+    store = RatingStore(lake)
+    if config.keys:
+        fresh = review_rows(store.read(config.keys))
+        table = replace_reviews(read_table(lake, USER_REVIEWS_KEY, USER_REVIEWS), fresh)
+    else:
+        fresh = table = review_rows(store.every())
+    lake.write_parquet(USER_REVIEWS_KEY, table)
+    context.log.info("folded %d reviews into %d rows", fresh.height, table.height)
+    counts = dict(table.group_by("visibility").len().iter_rows())
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": table.height,
+            "mode": "incremental" if config.keys else "full rebuild",
+            "reviews_read": fresh.height,
+            **{f"visibility/{v}": int(counts.get(v, 0)) for v in ("visible", "reported", "hidden")},
+            "preview": dg.MetadataValue.md(
+                markdown_table(
+                    table.select("model_id", "review_id", "stars", "helpful", "visibility"), rows=10
+                )
+            ),
+        }
+    )
+
+
+marketplace_assets = [subscriptions, model_status, user_reviews]

@@ -15,10 +15,12 @@ import hashlib
 from typing import Any
 
 from domain.marketplace.performance import can_publish, needs_review
+from domain.marketplace.ratings import check_may_review
 from domain.models.config import ModelConfig
 from domain.models.registry import ENTROPY_BYTES, build_version, new_model_id
 from services.backtests import backtest_model, best_backtest_graded, record_backtest
 from stores.lake import Lake
+from stores.ratings import RatingStore
 from stores.registry import RegistryStore
 from stores.reviews import decide
 from stores.subscriptions import SubscriptionStore
@@ -140,6 +142,20 @@ FREE_SUBSCRIPTIONS: list[tuple[str, str, str]] = [
 ]
 """(subscriber, creator, model name): free subscriptions to the shared free models."""
 SUBSCRIBED_AT = dt.datetime(2025, 12, 6, 12, 0, tzinfo=dt.UTC)
+DEMO_REVIEWS: list[tuple[str, str, str, int, str]] = [
+    (
+        "dave",
+        "alice",
+        "Form and steam",
+        4,
+        "Follows the steam without chasing it; a quiet week now and then.",
+    ),
+    ("frank", "alice", "Form and steam", 5, "Clear picks, and the misses are explained by the lines."),
+    ("erin", "carol", "Hot hands ATS", 3, "Good against the spread at home, too eager on the road."),
+]
+"""(author, creator, model name, stars, text): users' reviews of the shared free models."""
+REVIEWED_AT = SUBSCRIBED_AT + dt.timedelta(days=8)
+"""After the week of access a review needs (SPEC 6)."""
 
 
 def demo_model_id(user: str, name: str) -> str:
@@ -217,3 +233,30 @@ def subscribe_demo_users(lake: Lake) -> int:
     for subscriber, creator, name in FREE_SUBSCRIPTIONS:
         store.subscribe(subscriber, demo_model_id(creator, name), creator, SUBSCRIBED_AT)
     return len(FREE_SUBSCRIPTIONS)
+
+
+def review_demo_models(lake: Lake) -> int:
+    """The demo's reviews, stored as the API stores them after its checks (idempotent: a user's
+    second review of a model is refused, as the API refuses it); the number stored by this run."""
+    subscriptions, ratings = SubscriptionStore(lake), RatingStore(lake)
+    stored = 0
+    for author, creator, name, stars, text in DEMO_REVIEWS:
+        model_id = demo_model_id(creator, name)
+        access = subscriptions.state(author, model_id)
+        check_may_review(
+            author, creator, access.started_at if access and access.active else None, REVIEWED_AT
+        )
+        stored += ratings.post(model_id, author, stars, text, REVIEWED_AT) is not None
+    return stored
+
+
+def demo_reviews(lake: Lake) -> list[dict[str, Any]]:
+    """The visible reviews of the demo's models as the API lists them (author, stars, text)."""
+    models = {demo_model_id(creator, name) for _, creator, name, _, _ in DEMO_REVIEWS}
+    store = RatingStore(lake)
+    return [
+        {"model_id": r.model_id, "user_id": r.user_id, "stars": r.current.stars, "text": r.current.text}
+        for model_id in sorted(models)
+        for r in store.of_model(model_id)
+        if r.visibility == "visible"
+    ]

@@ -1,4 +1,5 @@
-"""The ``oddsforge`` command line: demo, ui, api, import-history, sql, token, payouts, review, audit."""
+"""The ``oddsforge`` command line: demo, ui, api, import-history, sql, token, payouts, review,
+review-reports, audit."""
 
 from __future__ import annotations
 
@@ -84,7 +85,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
             subs = market["subscriptions"].get(m["model_id"], 0)
             price = "free" if not m["price_cents"] else f"${m['price_cents'] / 100:.2f}"
             who = f"{m['name']:<26} {m['owner_user_id']:<6} {price:>6}"
-            print(f"  {who} {m['status']:<15} {subs:>3} subscribers")
+            rating = (
+                "unrated" if m["rating_mean"] is None else f"{m['rating_mean']:.2f} stars ({m['ratings']})"
+            )
+            print(f"  {who} {m['status']:<15} {subs:>3} subscribers  {rating}")
+        print("\nReviews (POST /models/{id}/reviews, after a week of access; GET lists them):")
+        for r in market["reviews"]:
+            print(f"  {r['user_id']:<6} {'*' * r['stars']:<5} {r['text']}")
         hooks = report["payments"]["webhooks"]
         print(
             f"\nPaid subscriptions ({hooks['month']}): {hooks['delivered']} Stripe webhooks signed and "
@@ -442,6 +449,69 @@ def cmd_review(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_review_reports(args: argparse.Namespace) -> int:
+    from stores.lake import Lake
+    from stores.ratings import moderate, reported_reviews
+
+    lake = Lake.from_env()
+    if args.reports_command == "list":
+        found = reported_reviews(lake, include_hidden=args.all)
+        rows = [
+            {
+                "model_id": r.model_id,
+                "review_id": r.review_id,
+                "author": r.user_id,
+                "stars": r.current.stars,
+                "text": r.current.text,
+                "visibility": r.visibility,
+                "reports": [
+                    {"user_id": p.user_id, "reason": p.reason, "at": p.at} for p in r.pending_reports
+                ],
+            }
+            for r in found
+        ]
+
+        def human() -> None:
+            if not rows:
+                print(
+                    "No reported review is waiting for a decision."
+                    if not args.all
+                    else "No reported reviews."
+                )
+            for r in rows:
+                reasons = "; ".join(f"{p['user_id']}: {p['reason'] or '(no reason)'}" for p in r["reports"])
+                print(
+                    f"{r['model_id']}  {r['review_id']}  by {r['author']}  {r['stars']}*  {r['visibility']}  "
+                    f"{r['text'][:60]!r}  reports: {reasons or 'none pending'}"
+                )
+
+        _emit(args, {"reviews": rows}, human)
+        return 0
+    decision = "hide" if args.reports_command == "hide" else "restore"
+    now = dt.datetime.now(dt.UTC)
+    review, made = moderate(
+        lake, args.model_id, args.review_id, decision, args.reason or "", args.operator, now
+    )
+    payload = {
+        "model_id": review.model_id,
+        "review_id": review.review_id,
+        "decision": made.decision,
+        "n": made.n,
+        "reports": list(made.reporters),
+        "operator": made.operator,
+        "at": made.at,
+    }
+
+    def done() -> None:
+        verb = "Hid" if decision == "hide" else "Restored"
+        print(
+            f"{verb} review {review.review_id} of {review.model_id} ({len(made.reporters)} reports decided)."
+        )
+
+    _emit(args, payload, done)
+    return 0
+
+
 def _since(text: str) -> dt.datetime:
     """``--since``: a date (midnight UTC) or an ISO 8601 time (UTC unless it names an offset)."""
     try:
@@ -641,6 +711,21 @@ def build_parser() -> argparse.ArgumentParser:
         r.add_argument("--reviewer", default=os.environ.get("USER", "operator"), help="who decided")
         r.add_argument("--json", action="store_true", help="print the decision as JSON")
         r.set_defaults(func=cmd_review)
+
+    p = sub.add_parser("review-reports", help="operators: decide on users' reports of model reviews")
+    reports = p.add_subparsers(dest="reports_command", required=True, metavar="ACTION")
+    r = reports.add_parser("list", help="reported reviews, out of the list until decided")
+    r.add_argument("--all", action="store_true", help="hidden reviews too")
+    r.add_argument("--json", action="store_true", help="print the reviews as JSON")
+    r.set_defaults(func=cmd_review_reports)
+    for action, text in (("hide", "keep it out of the list for good"), ("restore", "list it again")):
+        r = reports.add_parser(action, help=f"{action} a reported review: {text}")
+        r.add_argument("model_id", metavar="MODEL_ID")
+        r.add_argument("review_id", metavar="REVIEW_ID")
+        r.add_argument("--reason", help="why (kept in the audit log)")
+        r.add_argument("--operator", default=os.environ.get("USER", "operator"), help="who decided")
+        r.add_argument("--json", action="store_true", help="print the decision as JSON")
+        r.set_defaults(func=cmd_review_reports)
 
     p = sub.add_parser(
         "audit",

@@ -123,14 +123,16 @@ def leaderboard_rows(warehouse: Warehouse) -> list[dict[str, Any]]:
 
 
 def marketplace_rows(warehouse: Warehouse) -> dict[str, Any]:
-    """Every model's listing status and the subscriptions with access, as served."""
+    """Every model's listing status with its users' ratings, and the subscriptions with access, as
+    served."""
     path = warehouse.current()
     if path is None:
         return {"models": [], "subscriptions": {}}
     with duckdb.connect(str(path), read_only=True) as con:
         models = con.execute(
-            "SELECT model_id, version, owner_user_id, name, price_cents, status, reason "
-            "FROM model_status ORDER BY status, model_id"
+            "SELECT s.model_id, s.version, s.owner_user_id, s.name, s.price_cents, s.status, s.reason, "
+            "r.rating_mean, coalesce(r.ratings, 0) AS ratings "
+            "FROM model_status s LEFT JOIN model_ratings r USING (model_id) ORDER BY s.status, s.model_id"
         ).pl()
         subs = con.execute(
             "SELECT model_id, count(*) FROM subscriptions "
@@ -166,7 +168,14 @@ def run_money(lake: Lake, cache_dir: Path, progress: Progress) -> tuple[dict[str
 def run_demo(progress: Progress) -> dict[str, Any]:
     """The main job on the embedded default: a season of the sample league, ingested and served,
     with a few users' models registered and analysed over it."""
-    from cli.demo import LOOP_MODEL_ID, publish_demo_models, register_demo_models, subscribe_demo_users
+    from cli.demo import (
+        LOOP_MODEL_ID,
+        demo_reviews,
+        publish_demo_models,
+        register_demo_models,
+        review_demo_models,
+        subscribe_demo_users,
+    )
     from cli.demo_payments import DEMO_MONTH, deliver_demo_month
 
     stages: list[dict[str, Any]] = []
@@ -185,6 +194,7 @@ def run_demo(progress: Progress) -> dict[str, Any]:
         lambda: publish_demo_models(lake, SEASON_START),
     )
     _timed(stages, "free subscriptions", progress, lambda: subscribe_demo_users(lake))
+    _timed(stages, "users' reviews", progress, lambda: review_demo_models(lake))
     _timed(stages, "model_versions table", progress, lambda: run_job("models_job"))
     webhooks = _timed(
         stages,
@@ -226,7 +236,7 @@ def run_demo(progress: Progress) -> dict[str, Any]:
     return {
         "verify": verified,
         "leaderboard": leaderboard_rows(warehouse),
-        "marketplace": marketplace_rows(warehouse) | {"published": published},
+        "marketplace": marketplace_rows(warehouse) | {"published": published, "reviews": demo_reviews(lake)},
         "payments": payments | {"webhooks": webhooks},
         "money_loop": money_loop,
         "stages": stages,

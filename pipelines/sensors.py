@@ -1,7 +1,7 @@
 """The inbox sensors: the API writes immutable objects under ``inbox/``, and one sensor per inbox asks
 for a run of the assets that fold the new objects into tables.
 
-Each sensor is made by :func:`inbox_sensor` from an :class:`Inbox` declaration, so all six behave
+Each sensor is made by :func:`inbox_sensor` from an :class:`Inbox` declaration, so they all behave
 alike:
 
 - a settle-window cursor (:func:`new_inbox_objects`): each object is processed once, even when a slow
@@ -33,7 +33,7 @@ import dagster as dg
 
 from assets.compliance import audit
 from assets.datasets import datasets
-from assets.marketplace import model_status, subscriptions
+from assets.marketplace import model_status, subscriptions, user_reviews
 from assets.models import model_versions
 from assets.payments import creator_balances, ledger
 from stores import layout
@@ -41,6 +41,7 @@ from stores.audit import audit_objects
 from stores.datasets import DatasetStore
 from stores.lake import Lake
 from stores.ledger import ledger_sources
+from stores.ratings import RatingStore
 
 SETTLE_SECONDS = 60.0
 """How far back a sensor re-checks modification times. An object's time is when its write started
@@ -246,6 +247,17 @@ REVIEW_INBOX = Inbox(
     previous_run="reviews run",
     new_objects="reviews objects",
 )
+RATINGS_INBOX = Inbox(
+    sensor_name="ratings_inbox_sensor",
+    name="ratings",
+    objects=lambda lake: RatingStore(lake).objects(),
+    target=dg.AssetSelection.assets(user_reviews),
+    description="Folds users' new reviews of models, their edits, replies, helpful votes, reports and "
+    "operators' decisions into the user_reviews table.",
+    previous_run="user_reviews run",
+    new_objects="review objects",
+    keys_into=user_reviews,
+)
 AUDIT_INBOX = Inbox(
     sensor_name="audit_inbox_sensor",
     name="audit",
@@ -262,6 +274,7 @@ dataset_inbox_sensor = inbox_sensor(DATASET_INBOX)
 stripe_inbox_sensor = inbox_sensor(LEDGER_INBOX)
 subscriptions_inbox_sensor = inbox_sensor(SUBSCRIPTIONS_INBOX)
 review_inbox_sensor = inbox_sensor(REVIEW_INBOX)
+ratings_inbox_sensor = inbox_sensor(RATINGS_INBOX)
 audit_inbox_sensor = inbox_sensor(AUDIT_INBOX)
 inbox_sensors = [
     model_inbox_sensor,
@@ -269,5 +282,6 @@ inbox_sensors = [
     stripe_inbox_sensor,
     subscriptions_inbox_sensor,
     review_inbox_sensor,
+    ratings_inbox_sensor,
     audit_inbox_sensor,
 ]

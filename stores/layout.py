@@ -24,6 +24,12 @@ who writes it::
             deleted.json                              the owner deleted the dataset   API
         subscriptions/{user_id}/{model_id}/{n:06d}.json   a free subscription's event n   API
         reviews/{model_id}/v{n:06d}.json              the decision on version n       ``oddsforge review``
+        ratings/{model_id}/{review_id}/               a user's review (rating) of a model
+            v{n:06d}.json                             its text n (1 posted, then edits)  API
+            reply.json                                the creator's one reply          API
+            helpful/{user_id}.json                    one user's helpful vote          API
+            reports/{user_id}.json                    one user's report                API
+            decisions/{n:06d}.json                    an operator's hide or restore n  CLI
         backtests/{model_id}/v{n:06d}/{from}_{to}.json    a backtest report           CLI, API
         stripe/events/{event_id}.json                 a verified Stripe event         API webhook
         stripe/accounts/{creator_id}.json             a creator's Connect account     API (onboarding)
@@ -105,6 +111,7 @@ MODELS_INBOX = f"{INBOX}models/"
 DATASETS_INBOX = f"{INBOX}datasets/"
 SUBSCRIPTIONS_INBOX = f"{INBOX}subscriptions/"
 REVIEWS_INBOX = f"{INBOX}reviews/"
+RATINGS_INBOX = f"{INBOX}ratings/"
 BACKTESTS_INBOX = f"{INBOX}backtests/"
 STRIPE_EVENTS_INBOX = f"{INBOX}stripe/events/"
 STRIPE_ACCOUNTS_INBOX = f"{INBOX}stripe/accounts/"
@@ -151,6 +158,12 @@ _DATASET_KEY = re.compile(
 _MODEL_KEY = re.compile(rf"{MODELS_INBOX}([^/]+)/([^/]+)/(?:v(\d{{6}})|archived)\.json")
 _SUBSCRIPTION_KEY = re.compile(rf"{SUBSCRIPTIONS_INBOX}([^/]+)/([^/]+)/(\d{{6}})\.json")
 _REVIEW_KEY = re.compile(rf"{REVIEWS_INBOX}([^/]+)/v(\d{{6}})\.json")
+_RATING_KEY = re.compile(
+    rf"{RATINGS_INBOX}(?P<model>[^/]+)/(?P<review>[0-9a-f]{{16}})/"
+    r"(?:v(?P<text>\d{6})|(?P<reply>reply)|helpful/(?P<voter>[^/]+)|reports/(?P<reporter>[^/]+)"
+    r"|decisions/(?P<decision>\d{6}))\.json"
+)
+_REVIEW_ID = re.compile(r"[0-9a-f]{16}")
 _ISO_DATE = r"(\d{4}-\d\d-\d\d)"
 _BACKTEST_KEY = re.compile(rf"{BACKTESTS_INBOX}([^/]+)/v(\d{{6}})/{_ISO_DATE}_{_ISO_DATE}\.json")
 _STRIPE_EVENT_ID = re.compile(r"evt_[A-Za-z0-9_]{1,200}")
@@ -420,6 +433,67 @@ def parse_review_key(key: str) -> ReviewKey | None:
     """The version a review decision's key names; None for anything else."""
     match = _REVIEW_KEY.fullmatch(key)
     return None if match is None else ReviewKey(match[1], int(match[2]))
+
+
+# ---- users' reviews (ratings) of models -----------------------------------------------------------
+
+
+def ratings_prefix(model_id: str) -> str:
+    """Every user review of ``model_id``."""
+    if owner_of(model_id) is None:
+        raise ValueError(f"{model_id!r} is not a model id")
+    return f"{RATINGS_INBOX}{model_id}/"
+
+
+def rating_prefix(model_id: str, review_id: str) -> str:
+    if _REVIEW_ID.fullmatch(review_id) is None:
+        raise ValueError(f"{review_id!r} is not a review id")
+    return f"{ratings_prefix(model_id)}{review_id}/"
+
+
+RatingRecord = Literal["text", "reply", "helpful", "report", "decision"]
+
+
+def rating_key(model_id: str, review_id: str, record: RatingRecord, n: int = 0, user_id: str = "") -> str:
+    """A review's object: its text ``n``, the creator's reply, ``user_id``'s helpful vote or
+    report, or the operator's decision ``n``."""
+    prefix = rating_prefix(model_id, review_id)
+    if record == "text":
+        return f"{prefix}v{n:06d}.json"
+    if record == "reply":
+        return f"{prefix}reply.json"
+    if record == "decision":
+        return f"{prefix}decisions/{n:06d}.json"
+    folder = "helpful" if record == "helpful" else "reports"
+    return f"{prefix}{folder}/{check_user_id(user_id)}.json"
+
+
+@dataclass(frozen=True)
+class RatingKey:
+    model_id: str
+    review_id: str
+    record: RatingRecord
+    n: int | None
+    """The text's or decision's number; None otherwise."""
+    user_id: str | None
+    """The voter or reporter; None otherwise."""
+
+
+def parse_rating_key(key: str) -> RatingKey | None:
+    """What a user review's object key names; None for anything else."""
+    match = _RATING_KEY.fullmatch(key)
+    if match is None or owner_of(match["model"]) is None:
+        return None
+    model, review = match["model"], match["review"]
+    if match["text"]:
+        return RatingKey(model, review, "text", int(match["text"]), None)
+    if match["decision"]:
+        return RatingKey(model, review, "decision", int(match["decision"]), None)
+    if match["voter"]:
+        return RatingKey(model, review, "helpful", None, match["voter"])
+    if match["reporter"]:
+        return RatingKey(model, review, "report", None, match["reporter"])
+    return RatingKey(model, review, "reply", None, None)
 
 
 def backtests_prefix(model_id: str) -> str:

@@ -32,6 +32,7 @@ from domain.compliance.audit import AUDIT
 from domain.datasets.registry import DATASETS
 from domain.marketplace.listing import MODEL_STATUS, NOTIFICATIONS
 from domain.marketplace.performance import CALIBRATION, MODEL_PERFORMANCE, SETTLED_PICKS
+from domain.marketplace.ratings import USER_REVIEWS
 from domain.models.engine import ANALYSES
 from domain.models.engine.feature_tables import LINE_HISTORY, PLAYER_FORM, TEAM_FORM, TEAM_RATES
 from domain.models.registry import MODEL_VERSIONS
@@ -81,6 +82,7 @@ LAKE_TABLES: dict[str, dict[str, pl.DataType]] = {
     "subscriptions": SUBSCRIPTIONS,
     "model_status": MODEL_STATUS,
     "notifications": NOTIFICATIONS,
+    "user_reviews": USER_REVIEWS,
     "ledger": LEDGER,
     "ledger_inbox": LEDGER_INBOX,
     "creator_balances": CREATOR_BALANCES,
@@ -123,7 +125,7 @@ BACKTESTS: dict[str, pl.DataType] = {"model_id": pl.String, "backtests": pl.Int6
 rerun of the same span replaces the report). The listing shows it (SPEC 5): a record found after
 many tries means less than one found after two."""
 
-MART_TABLES = ["leaderboard", "creator_summary", "model_subscribers", "monthly_revenue"]
+MART_TABLES = ["leaderboard", "creator_summary", "model_subscribers", "monthly_revenue", "model_ratings"]
 """dbt marts every marts build must hold, copied into each serving snapshot once one exists."""
 
 LISTING_TABLE = "marketplace_listing"
@@ -136,12 +138,13 @@ WITH listed AS (
            coalesce(l.profit, 0) AS profit, l.brier, l.breakeven, l.clv, l.clv_low, l.clv_high,
            coalesce(l.clv_picks, 0) AS clv_picks, coalesce(l.performance_score, 0) AS performance_score,
            l.as_of, coalesce(m.subscribers, 0) AS subscribers, coalesce(b.backtests, 0) AS backtests,
-           s.since AS listed_since
+           r.rating_mean, coalesce(r.ratings, 0) AS ratings, s.since AS listed_since
     FROM model_status s
     JOIN model_versions v ON v.model_id = s.model_id AND v.version = s.version
     LEFT JOIN leaderboard l ON l.model_id = s.model_id AND l.version = s.version
     LEFT JOIN model_subscribers m ON m.model_id = s.model_id
     LEFT JOIN model_backtests b ON b.model_id = s.model_id
+    LEFT JOIN model_ratings r ON r.model_id = s.model_id
     WHERE s.status = 'listed'
 )
 SELECT *, row_number() OVER (

@@ -36,6 +36,7 @@ INTEGRATION_MODULES = frozenset(
         "test_payments",
         "test_payments_flow",
         "test_verify",
+        "test_ratings_api",
     }
 )
 """Modules that start servers (S3, Stripe, the API, Postgres, Redis, Dagster), run Dagster jobs or

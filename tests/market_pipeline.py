@@ -1,6 +1,7 @@
-"""The marketplace's pipeline for API-level tests: ingest, models, scores, listing status, dbt marts
-and the serving snapshot over a temporary lake and warehouse, fed by the sample league. One
-definition shared by the marketplace and the contract tests, so that they build the same tables."""
+"""The marketplace's pipeline for API-level tests: ingest, models, scores, listing status, users'
+reviews, dbt marts and the serving snapshot over a temporary lake and warehouse, fed by the sample
+league. One definition shared by the marketplace and the contract tests, so that they build the same
+tables."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import dagster as dg
 
 from assets.analyses import analyses
 from assets.ingest import ingest_assets
-from assets.marketplace import model_status, subscriptions
+from assets.marketplace import model_status, subscriptions, user_reviews
 from assets.marts import dbt_resource, marts
 from assets.models import model_versions
 from assets.performance import model_calibration, model_performance, settled_picks
@@ -40,6 +41,7 @@ def market_definitions(
             model_calibration,
             subscriptions,
             model_status,
+            user_reviews,
             marts,
             serving_snapshot,
         ],

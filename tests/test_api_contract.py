@@ -3,9 +3,9 @@ demo-like lake, authenticated with a real token, with no 5xx and no answer the d
 describe; and, one by one, the inputs that made it answer 500 or off its contract.
 
 The lake is six weeks of the sample league with the demo's users and models (shared after a
-backtest, one paid and approved, free subscriptions), analysed, settled, ranked by dbt and published,
-plus a model and an active dataset of the fuzzing user, so that generated requests reach real code
-rather than 404s. Stripe is the tests' local Stripe server.
+backtest, one paid and approved, free subscriptions, users' reviews), analysed, settled, ranked by dbt
+and published, plus a model and an active dataset of the fuzzing user, so that generated requests
+reach real code rather than 404s. Stripe is the tests' local Stripe server.
 """
 
 from __future__ import annotations
@@ -28,7 +28,13 @@ from schemathesis.hooks import HookContext
 from api.app import create_app
 from api.auth import mint_token
 from assets.marts import marts
-from cli.demo import demo_model_id, publish_demo_models, register_demo_models, subscribe_demo_users
+from cli.demo import (
+    demo_model_id,
+    publish_demo_models,
+    register_demo_models,
+    review_demo_models,
+    subscribe_demo_users,
+)
 from domain.formats.sample_league import SEASON_START
 from pipelines.jobs import range_tags
 from services.payments import Payments
@@ -71,13 +77,21 @@ class Demo:
 
 
 def _build(lake: Lake, root: Path) -> None:
-    """What ``oddsforge demo`` runs, over six weeks: ingest, the demo's models, scores, marts, snapshot."""
+    """What ``oddsforge demo`` runs, over six weeks: ingest, the demo's models and reviews, scores,
+    marts, snapshot."""
     defs = market_definitions(
         lake,
         root,
         {
             "models": ["model_versions"],
-            "publish": ["model_calibration", "subscriptions", "model_status", marts, "serving_snapshot"],
+            "publish": [
+                "model_calibration",
+                "subscriptions",
+                "model_status",
+                "user_reviews",
+                marts,
+                "serving_snapshot",
+            ],
         },
     )
     instance = dg.DagsterInstance.ephemeral()
@@ -94,6 +108,7 @@ def _build(lake: Lake, root: Path) -> None:
     register_demo_models(lake)
     publish_demo_models(lake, FIRST)
     subscribe_demo_users(lake)
+    review_demo_models(lake)
     run("models", [], ranged=False)
     run("score", ["analyses", "settled_picks", "model_performance"])
     run("publish", ["model_calibration", "model_status"], ranged=False)
@@ -256,7 +271,7 @@ def test_an_empty_cursor_is_the_first_page(demo: Demo) -> None:
         for path, operations in _document()["paths"].items()
         if any(p["name"] == "cursor" for p in operations.get("get", {}).get("parameters", []))
     ]
-    assert len(paginated) == 7
+    assert len(paginated) == 8
     with demo.client() as client:
         for path in paginated:
             url = path.format(sport=NBA, model_id=FREE)
@@ -269,7 +284,14 @@ def test_an_empty_cursor_is_the_first_page(demo: Demo) -> None:
 
 def test_405_names_every_method_of_the_path(demo: Demo) -> None:
     """The router's 405 named only the methods of the first route of a path."""
-    ids = {"sport": NBA, "model_id": FREE, "dataset_id": demo.dataset_id, "game_id": "g", "date": LAST}
+    ids = {
+        "sport": NBA,
+        "model_id": FREE,
+        "dataset_id": demo.dataset_id,
+        "game_id": "g",
+        "review_id": "0" * 16,
+        "date": LAST,
+    }
     with demo.client() as client:
         for path, operations in _document()["paths"].items():
             documented = {method.upper() for method in operations}

@@ -34,6 +34,16 @@ from domain.marketplace.performance import (
     leaderboard,
     rolling_performance,
 )
+from domain.marketplace.ratings import (
+    USER_REVIEWS,
+    Moderation,
+    Report,
+    ReviewText,
+    UserReview,
+    mean_rating,
+    review_id,
+    review_rows,
+)
 from domain.models.registry import MODEL_VERSIONS
 from domain.money.subscriptions import PAST_DUE_GRACE, SUBSCRIPTIONS, Status, with_access
 from domain.tables.schemas import conform
@@ -196,6 +206,26 @@ def settled_picks() -> pl.DataFrame:
     return conform(pl.DataFrame([row]), SETTLED_PICKS)
 
 
+def user_reviews() -> list[UserReview]:
+    """sixty: three visible reviews (4, 4, 5), one hidden (1) and one reported (5); twin: none."""
+    at = dt.datetime(2024, 3, 30, tzinfo=dt.UTC)
+    report = Report("u9", "spam", at)
+    hide = Moderation(1, "hide", "abusive", "ops", at, ("u9",))
+    cases = [
+        ("a", 4, (), ()),
+        ("b", 4, (), ()),
+        ("c", 5, (), ()),
+        ("d", 1, (report,), (hide,)),
+        ("e", 5, (report,), ()),
+    ]
+    return [
+        UserReview(
+            "sixty", review_id("sixty", user), user, (ReviewText(stars, "", at),), reports=r, decisions=d
+        )
+        for user, stars, r, d in cases
+    ]
+
+
 def fill_lake(lake: Lake) -> None:
     """The lake as the pipeline writes it: one object per table, per sport and day where partitioned."""
     lake.write_parquet(table_key("model_versions"), model_versions())
@@ -204,6 +234,7 @@ def fill_lake(lake: Lake) -> None:
     for (sport, day), part in perf.partition_by("sport", "date", as_dict=True).items():
         lake.write_parquet(table_key("model_performance", sport, day), part)
     lake.write_parquet(table_key("settled_picks", NBA, AS_OF), settled_picks())
+    lake.write_parquet(table_key("user_reviews"), review_rows(user_reviews()))
 
 
 def query(path: Path, sql: str) -> pl.DataFrame:
@@ -368,12 +399,21 @@ def test_subscribers_and_creators(built: Path) -> None:
     assert (u3["models"], u3["public_models"], u3["subscribers"]) == (3, 2, 1)
 
 
+def test_model_ratings_average_the_visible_reviews_as_python_does(built: Path) -> None:
+    ratings = {r["model_id"]: r for r in query(built, "select * from model_ratings").iter_rows(named=True)}
+    sixty = ratings["sixty"]
+    assert (sixty["rating_mean"], sixty["ratings"]) == mean_rating(user_reviews()) == (4.33, 3)
+    assert (sixty["reported"], sixty["hidden"]) == (1, 1)
+    assert (ratings["twin"]["rating_mean"], ratings["twin"]["ratings"]) == (None, 0)
+
+
 def test_staging_columns_follow_the_python_contracts(built: Path) -> None:
     contracts = {
         "stg_model_versions": MODEL_VERSIONS,
         "stg_model_performance": MODEL_PERFORMANCE,
         "stg_settled_picks": SETTLED_PICKS,
         "stg_subscriptions": SUBSCRIPTIONS,
+        "stg_user_reviews": USER_REVIEWS,
     }
     for view, schema in contracts.items():
         columns = query(built, f"describe {view}")["column_name"].to_list()
@@ -402,9 +442,21 @@ def test_staging_accepts_every_subscription_status() -> None:
 
 def test_dagster_wiring() -> None:
     keys = {k.to_user_string() for k in marts.keys}
-    assert {"marts/leaderboard", "marts/creator_summary", "marts/model_subscribers"} <= keys
+    assert {
+        "marts/leaderboard",
+        "marts/creator_summary",
+        "marts/model_subscribers",
+        "marts/model_ratings",
+    } <= keys
     upstream = {k.to_user_string() for k in marts.dependency_keys} - keys
-    assert upstream == {"model_versions", "model_performance", "settled_picks", "subscriptions", "ledger"}
+    assert upstream == {
+        "model_versions",
+        "model_performance",
+        "settled_picks",
+        "subscriptions",
+        "ledger",
+        "user_reviews",
+    }
     assert set(marts.group_names_by_key.values()) == {"marketplace"}
     assert marts.check_specs  # dbt tests are asset checks
 

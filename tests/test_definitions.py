@@ -37,6 +37,7 @@ STARTS_RUNNING = {
     "stripe_inbox_sensor": True,
     "subscriptions_inbox_sensor": True,
     "review_inbox_sensor": True,
+    "ratings_inbox_sensor": True,
     "audit_inbox_sensor": True,
     # Alerting and the automation from new analyses to the leaderboard.
     "alert_on_run_failure": True,

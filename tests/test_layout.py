@@ -28,6 +28,8 @@ OTHER_KINDS = [
     layout.dataset_deleted_key(DATASET),
     layout.subscription_event_key("bob", MODEL, 4),
     layout.review_key(MODEL, 3),
+    layout.rating_key(MODEL, "0123456789abcdef", "text", 2),
+    layout.rating_key(MODEL, "0123456789abcdef", "report", user_id="zoe"),
     layout.backtest_key(MODEL, 3, DAY, DAY),
     layout.stripe_event_key("evt_1"),
     layout.paid_attempt_key("bob", MODEL, 2),
@@ -84,6 +86,26 @@ def others(*own: str) -> list[str]:
             "inbox/subscriptions/bob/alice--m-abcdef/000004.json",
         ),
         (layout.review_key(MODEL, 3), "inbox/reviews/alice--m-abcdef/v000003.json"),
+        (
+            layout.rating_key(MODEL, "0123456789abcdef", "text", 2),
+            "inbox/ratings/alice--m-abcdef/0123456789abcdef/v000002.json",
+        ),
+        (
+            layout.rating_key(MODEL, "0123456789abcdef", "reply"),
+            "inbox/ratings/alice--m-abcdef/0123456789abcdef/reply.json",
+        ),
+        (
+            layout.rating_key(MODEL, "0123456789abcdef", "helpful", user_id="zoe"),
+            "inbox/ratings/alice--m-abcdef/0123456789abcdef/helpful/zoe.json",
+        ),
+        (
+            layout.rating_key(MODEL, "0123456789abcdef", "report", user_id="zoe"),
+            "inbox/ratings/alice--m-abcdef/0123456789abcdef/reports/zoe.json",
+        ),
+        (
+            layout.rating_key(MODEL, "0123456789abcdef", "decision", 1),
+            "inbox/ratings/alice--m-abcdef/0123456789abcdef/decisions/000001.json",
+        ),
         (
             layout.backtest_key(MODEL, 3, DAY, dt.date(2025, 2, 1)),
             "inbox/backtests/alice--m-abcdef/v000003/2025-01-15_2025-02-01.json",
@@ -221,6 +243,22 @@ def test_subscription_and_review_keys_read_back() -> None:
         assert layout.parse_review_key(key) is None, key
 
 
+def test_a_user_review_key_reads_back_as_its_review_and_record_and_others_do_not() -> None:
+    rid = "0123456789abcdef"
+    text, report = (
+        layout.rating_key(MODEL, rid, "text", 2),
+        layout.rating_key(MODEL, rid, "report", user_id="zoe"),
+    )
+    assert layout.parse_rating_key(text) == layout.RatingKey(MODEL, rid, "text", 2, None)
+    assert layout.parse_rating_key(report) == layout.RatingKey(MODEL, rid, "report", None, "zoe")
+    assert layout.parse_rating_key(layout.rating_key(MODEL, rid, "decision", 3)) == layout.RatingKey(
+        MODEL, rid, "decision", 3, None
+    )
+    assert layout.parse_rating_key(f"inbox/ratings/not-a-model/{rid}/v000001.json") is None
+    for key in others(text, report):
+        assert layout.parse_rating_key(key) is None, key
+
+
 def test_a_backtest_key_reads_back_as_its_model_version_and_span() -> None:
     report = layout.backtest_key(MODEL, 3, DAY, DAY)
     assert layout.parse_backtest_key(report) == layout.BacktestKey(MODEL, 3, DAY, DAY)
@@ -345,6 +383,9 @@ def test_a_serving_pointer_may_only_name_a_snapshot_in_its_folder() -> None:
         lambda: layout.model_prefix("not-a-model"),
         lambda: layout.dataset_prefix(MODEL),
         lambda: layout.review_key("a/b", 1),
+        lambda: layout.rating_key("a/b", "0123456789abcdef", "text", 1),
+        lambda: layout.rating_key(MODEL, "../0123456789ab", "reply"),
+        lambda: layout.rating_key(MODEL, "0123456789abcdef", "helpful", user_id="../zoe"),
         lambda: layout.stripe_event_key("evt_1/../../tables/x"),
         lambda: layout.subscription_event_key("a/b", MODEL, 1),
         lambda: layout.analyze_runs_prefix("../bob"),

@@ -45,6 +45,7 @@ from domain.marketplace.listing import (
     retry_after,
 )
 from domain.marketplace.performance import MODEL_PERFORMANCE, wilson_lower_bound
+from domain.markets.value import BookPrice, latest_at_cutoff, value_of_pick
 from domain.models.engine import ANALYSES
 from domain.models.registry import MODEL_VERSIONS, build_version, new_model_id
 from domain.money.subscriptions import SUBSCRIPTIONS
@@ -286,6 +287,42 @@ def test_listing_ranks_listed_models_with_their_figures(world: World) -> None:
     listed = {m["model_id"]: m for m in ok(zoe.get("/marketplace/models"))["items"]}
     assert (listed[alice]["backtests"], listed[carol]["backtests"]) == (2, 1)
     assert ok(zoe.get(f"/marketplace/models/{alice}"))["listing"]["backtests"] == 2
+
+
+def test_each_result_carries_its_best_price_fair_probability_ev_and_stake(world: World) -> None:
+    zoe, alice = world.client("zoe"), world.ids["alice_free"]
+    items = ok(zoe.get(f"/models/{alice}/results", params={"days": 21, "limit": 40}))["items"]
+    assert items
+    for item in items:
+        # The pick's own bookmaker is among those compared, so the best price is at least its price.
+        assert item["best_price"] >= item["pick_price"] - 1e-12
+        assert item["expected_value"] == pytest.approx(item["confidence"] * item["best_price"] - 1)
+        assert 0 <= item["kelly_stake"] <= 0.05
+        assert 0 < item["fair_probability"] < 1 and 0 < item["fair_probability_power"] < 1
+    # One pick worked again from the lake's snapshots with the scalar rules.
+    item = items[0]
+    day = dt.date.fromisoformat(item["game_date"])
+    snaps = world.lake.read_parquet([table_key("odds_snapshots", NBA, day)])
+    cutoff = dt.datetime.fromisoformat(item["cutoff_time"])
+    latest = latest_at_cutoff(snaps.filter(pl.col("game_id") == item["game_id"]), cutoff).filter(
+        (pl.col("market") == item["market"]) & pl.col("line").eq_missing(item["line"])
+    )
+    first = item["pick"] in ("home", "over")
+    books = [
+        BookPrice(
+            r["bookmaker"],
+            *((r["price_first"], r["price_second"]) if first else (r["price_second"], r["price_first"])),
+        )
+        for r in latest.iter_rows(named=True)
+    ]
+    expected = value_of_pick(books, item["confidence"])
+    assert expected is not None
+    assert (item["best_bookmaker"], item["best_price"]) == (expected.best_bookmaker, expected.best_price)
+    assert item["fair_probability"] == pytest.approx(expected.fair_probability)
+    assert item["kelly_stake"] == pytest.approx(expected.kelly_stake)
+    full = ok(zoe.get(f"/models/{alice}/results", params={"days": 21, "limit": 1, "kelly_fraction": 1}))
+    assert full["items"][0]["kelly_stake"] == pytest.approx(min(0.05, 4 * items[0]["kelly_stake"]))
+    assert error(zoe.get(f"/models/{alice}/results", params={"kelly_fraction": 0}), 422)
 
 
 def test_paid_model_is_listed_only_once_an_operator_approves(

@@ -29,13 +29,14 @@ from api.compliance import (
     PicksUser,
 )
 from api.errors import ERROR_RESPONSES, ApiError, ErrorBody, ErrorDetail
-from api.model_data import Partitions, model_rows, partitions
+from api.model_data import Partitions, game_snapshots, model_rows, partitions
 from api.pagination import Pagination, decode_cursor, page_of
 from api.routes.games import SportKey, UtcDatetime
 from api.snapshot_cache import SnapshotCache
 from api.types import IsoDate
 from api.visibility import ModelView, browsable, readable, snapshot_rows
 from domain.marketplace.performance import MODEL_PERFORMANCE, ROLLING_DAYS, SETTLED_PICKS, rolling_performance
+from domain.markets.value import KELLY_FRACTION, pick_values
 from domain.models.config import ModelConfig
 from domain.models.engine import ANALYSES, ANALYSIS_KEY
 from domain.models.registry import UnusableUserIdError
@@ -87,7 +88,25 @@ class Analysis(BaseModel):
     sources: list[SourceScore]
 
 
-class SettledAnalysis(Analysis):
+class PickValue(BaseModel):
+    """The pick at the prices on offer at its cut-off, over every bookmaker's latest snapshot of its
+    line (``domain.markets.value``); null without a pick or a price."""
+
+    best_bookmaker: str | None = Field(description="Where the picked side's best price was.")
+    best_price: float | None = Field(description="The picked side's best decimal price.")
+    fair_probability: float | None = Field(
+        description="No-vig probability of the picked side, multiplicative method, averaged over bookmakers."
+    )
+    fair_probability_power: float | None = Field(description="The same by the power method.")
+    expected_value: float | None = Field(
+        description="Expected profit per unit staked at the best price, with the model's confidence."
+    )
+    kelly_stake: float | None = Field(
+        description="Suggested stake as a share of a bankroll: `kelly_fraction` of Kelly, at most 5%."
+    )
+
+
+class SettledAnalysis(Analysis, PickValue):
     result: str | None = Field(description="`won`, `lost` or `push` once the game is final; null before.")
     profit: float | None = Field(description="Units won or lost on a one-unit stake (qualifying picks).")
     clv: float | None = Field(description="Closing line value: closing minus pick-time no-vig probability.")
@@ -367,9 +386,14 @@ def results(
     include_all: Annotated[
         bool, Query(alias="all", description="Include analyses below the confidence threshold.")
     ] = False,
+    kelly_fraction: Annotated[
+        float, Query(gt=0, le=1, description="Share of the Kelly stake to suggest (default a quarter).")
+    ] = KELLY_FRACTION,
 ) -> Response:
     """The analyses the daily pipeline stored for the model over the window (every version), newest
-    game date first, with `result`, `profit` and closing line value once settled. Qualifying picks
+    game date first, with `result`, `profit` and closing line value once settled, and what each pick
+    is worth at the prices on offer at its cut-off: the best price and its bookmaker, the no-vig fair
+    probability, the expected value at the best price and a fractional-Kelly stake. Qualifying picks
     only unless `all=true`. The same readers as the model's analyses may call it. Days are those of
     the latest publication (a day the pipeline is writing appears with the next one, minutes later)."""
     view = readable(request, model_id, user, now)
@@ -405,6 +429,7 @@ def results(
             )
             rows = rows.filter(later)
         head = rows.head(page.limit + 1)
+        head = pick_values(head, game_snapshots(lake, sport, head), kelly_fraction)
         items = _analyses(head.drop("_day", "_v").to_dicts(), SettledAnalysis)
         found = page_of(
             items, page.limit, key=lambda a: (a.game_date.isoformat(), a.game_id, a.bookmaker, str(a.version))
@@ -414,7 +439,7 @@ def results(
         )
         return answer.model_dump_json(by_alias=True).encode()
 
-    key = (model_id, first, last, include_all, page.cursor, page.limit)
+    key = (model_id, first, last, include_all, page.cursor, page.limit, kelly_fraction)
     return Response(_RESULTS.lookup(store, key, compute), media_type="application/json")
 
 

@@ -50,7 +50,7 @@ notifications_router = APIRouter(
 
 _NOT_FOUND = {404: {"model": ErrorBody, "description": "No such model, or not one the caller may see."}}
 ModelId = Annotated[str, Path(max_length=128, description="Model id, e.g. `user123--momentum-3fa9c1`.")]
-Sort = Literal["score", "roi", "subscribers"]
+Sort = Literal["score", "roi", "subscribers", "rating", "ratings"]
 
 
 # ---- listings -----------------------------------------------------------------------------------
@@ -86,6 +86,10 @@ class MarketplaceModel(EdgeFigures):
         description="Backtests the creator recorded on the model across its versions (one per version "
         "and span): a record found after many tries means less than one found after a few."
     )
+    rating_mean: float | None = Field(
+        description="Users' mean stars over visible reviews (2 decimals); null without any."
+    )
+    ratings: int = Field(description="Users' visible reviews.")
     listed_since: UtcDatetime | None
 
 
@@ -99,6 +103,8 @@ _SORTS: dict[Sort, list[tuple[str, Callable[[str], Any]]]] = {
     ],
     "roi": [("coalesce(-roi, 1e308)", float), ("-performance_score", float), ("model_id", str)],
     "subscribers": [("-subscribers", int), ("-performance_score", float), ("model_id", str)],
+    "rating": [("coalesce(-rating_mean, 1e308)", float), ("-ratings", int), ("model_id", str)],
+    "ratings": [("-ratings", int), ("coalesce(-rating_mean, 1e308)", float), ("model_id", str)],
 }
 """Sort keys, all ascending (descending ones negated; no ROI sorts last), model id last for a total
 order; a page cursor holds the last item's keys."""
@@ -129,12 +135,17 @@ def list_marketplace(
     price: Annotated[Literal["free", "paid"] | None, Query(description="Free or paid models only.")] = None,
     max_price_cents: Annotated[int | None, Query(ge=0, description="At most this monthly price.")] = None,
     sort: Annotated[
-        Sort, Query(description="`score` (default), `roi` or `subscribers`, best first.")
+        Sort,
+        Query(
+            description="`score` (default), `roi`, `subscribers`, users' mean `rating` or number of "
+            "`ratings`, best first."
+        ),
     ] = "score",
 ) -> DisclaimedPage[MarketplaceModel]:
     """Listed models (public, reviewed when paid, not suspended), best first: by performance score
     (models with 50 graded picks in the rolling 30 days first, then the edge lower bound, ties by
-    ROI; models without graded picks last), by ROI, or by subscribers."""
+    ROI; models without graded picks last), by ROI, by subscribers, or by users' ratings (the mean
+    stars of visible reviews, then their count; unrated models last) or their count."""
     keys = _SORTS[sort]
     select = ", ".join(f"{expr} AS _k{i}" for i, (expr, _) in enumerate(keys))
     where, params = ["true"], []
