@@ -35,10 +35,12 @@ from assets.compliance import audit
 from assets.datasets import datasets
 from assets.marketplace import model_status, subscriptions
 from assets.models import model_versions
+from assets.notify import follows
 from assets.payments import creator_balances, ledger
 from stores import layout
 from stores.audit import audit_objects
 from stores.datasets import DatasetStore
+from stores.follows import FollowStore
 from stores.lake import Lake
 from stores.ledger import ledger_sources
 
@@ -256,6 +258,16 @@ AUDIT_INBOX = Inbox(
     new_objects="audit records",
     keys_into=audit,
 )
+FOLLOWS_INBOX = Inbox(
+    sensor_name="follows_inbox_sensor",
+    name="follows",
+    objects=lambda lake: FollowStore(lake).objects(),
+    target=dg.AssetSelection.assets(follows),
+    description="Folds new follow and unfollow events into the follows table.",
+    previous_run="follows run",
+    new_objects="follow events",
+    keys_into=follows,
+)
 
 model_inbox_sensor = inbox_sensor(MODEL_INBOX)
 dataset_inbox_sensor = inbox_sensor(DATASET_INBOX)
@@ -263,6 +275,7 @@ stripe_inbox_sensor = inbox_sensor(LEDGER_INBOX)
 subscriptions_inbox_sensor = inbox_sensor(SUBSCRIPTIONS_INBOX)
 review_inbox_sensor = inbox_sensor(REVIEW_INBOX)
 audit_inbox_sensor = inbox_sensor(AUDIT_INBOX)
+follows_inbox_sensor = inbox_sensor(FOLLOWS_INBOX)
 inbox_sensors = [
     model_inbox_sensor,
     dataset_inbox_sensor,
@@ -270,4 +283,5 @@ inbox_sensors = [
     subscriptions_inbox_sensor,
     review_inbox_sensor,
     audit_inbox_sensor,
+    follows_inbox_sensor,
 ]
