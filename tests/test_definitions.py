@@ -38,6 +38,9 @@ STARTS_RUNNING = {
     "subscriptions_inbox_sensor": True,
     "review_inbox_sensor": True,
     "audit_inbox_sensor": True,
+    "follows_inbox_sensor": True,
+    # Delivers notifications (and their retries) to users' webhooks and email.
+    "notification_delivery_sensor": True,
     # Alerting and the automation from new analyses to the leaderboard.
     "alert_on_run_failure": True,
     "results_to_leaderboard": True,
