@@ -38,7 +38,7 @@ class FollowsConfig(dg.Config):
 
 
 @dg.asset(
-    group_name="marketplace",
+    group_name="notifications",
     kinds={"polars", "parquet"},
     description="Who follows which creator: the latest follow or unfollow of every (user, creator) pair.",
 )
@@ -63,7 +63,7 @@ def follows(
 @dg.asset(
     name="pick_digests",
     deps=["analyses", "subscriptions", "model_versions"],
-    group_name="marketplace",
+    group_name="notifications",
     kinds={"polars", "parquet"},
     description="One notification per subscriber and game date listing the day's new qualifying picks "
     "of the models they subscribe to (only for dates within a day of the run's clock, so backfills "
@@ -94,7 +94,7 @@ def pick_digests_asset(
 
 @dg.asset(
     deps=["model_status", "pick_digests"],
-    group_name="marketplace",
+    group_name="notifications",
     kinds={"python"},
     description="Delivers the notifications due now to users' webhook endpoints (signed, retried with "
     "backoff for 24 h, then dead-lettered) and email, once per channel.",

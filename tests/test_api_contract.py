@@ -120,6 +120,8 @@ def demo(tmp_path_factory: pytest.TempPathFactory, stripe_spec: SpecIndex) -> It
                 models = [_created(client.post("/models", json=_private_model(n))) for n in range(2)]
                 datasets = [_created(upload(client, games_csv(40 + n))) for n in range(2)]
                 games = client.get(f"/sports/{NBA}/games", params={"date": LAST.isoformat()}).json()
+                # Registering never calls the URL (and nothing here delivers notifications).
+                hook = _created(client.post("/me/webhooks", json={"url": "https://hooks.example.com/x"}))
             run_pipeline(lake, root / "warehouse", checks=True)
             demo = Demo(
                 lake, root / "warehouse", url, models[0]["model_id"], datasets[0]["dataset_id"], stripe
@@ -128,8 +130,14 @@ def demo(tmp_path_factory: pytest.TempPathFactory, stripe_spec: SpecIndex) -> It
                 model_id=[demo.model_id, FREE, PAID],
                 dataset_id=[demo.dataset_id],
                 game_id=[g["game_id"] for g in games["items"][:3]],
+                creator_id=["alice", "bob"],
             )
-            SPARE.update(model_id=[models[1]["model_id"]], dataset_id=[datasets[1]["dataset_id"]])
+            SPARE.update(
+                model_id=[models[1]["model_id"]],
+                dataset_id=[datasets[1]["dataset_id"]],
+                endpoint_id=[hook["endpoint_id"]],
+                creator_id=["alice", "bob"],
+            )
             yield demo
             REAL.clear()
             SPARE.clear()
@@ -268,7 +276,14 @@ def test_an_empty_cursor_is_the_first_page(demo: Demo) -> None:
 
 def test_405_names_every_method_of_the_path(demo: Demo) -> None:
     """The router's 405 named only the methods of the first route of a path."""
-    ids = {"sport": NBA, "model_id": FREE, "dataset_id": demo.dataset_id, "game_id": "g"}
+    ids = {
+        "sport": NBA,
+        "model_id": FREE,
+        "dataset_id": demo.dataset_id,
+        "game_id": "g",
+        "creator_id": "bob",
+        "endpoint_id": "wh_0000000000000000",
+    }
     with demo.client() as client:
         for path, operations in _document()["paths"].items():
             documented = {method.upper() for method in operations}

@@ -293,3 +293,23 @@ def test_follows_are_idempotent_and_fold_into_the_follows_table(api: Api) -> Non
         (USER, "bob", True),
         (USER, "erin", False),
     ]
+
+
+def test_the_delivery_sensor_asks_for_a_run_only_while_something_is_due(api: Api) -> None:
+    from pipelines.deliveries import notification_delivery_sensor
+
+    def tick() -> dg.RunRequest | dg.SkipReason:
+        with dg.instance_for_test() as instance:
+            context = dg.build_sensor_context(
+                instance=instance, resources={"lake": api.lake, "webhooks": LOOPBACK, "mailer": None}
+            )
+            return notification_delivery_sensor(context)
+
+    assert isinstance(tick(), dg.SkipReason)
+    with WebhookReceiver() as receiver:
+        register(api, receiver.url)
+        outbox(api.lake, ("archived:bob--m-abcdef:v2:carol", "archived", dt.datetime.now(dt.UTC)))
+        request = tick()
+        assert isinstance(request, dg.RunRequest) and request.tags["oddsforge/due"] == "1"
+        deliver(api.lake, dt.datetime.now(dt.UTC), LOOPBACK, None)
+        assert isinstance(tick(), dg.SkipReason)
