@@ -23,20 +23,23 @@ from aiosmtpd.controller import Controller
 
 from api.app import create_app
 from api.auth import mint_token
-from assets.notify import follows
+from assets.notify import follows, pick_digests_asset
 from cli.webhook_receiver import WebhookReceiver
-from domain.marketplace.listing import NOTIFICATIONS
+from domain.marketplace.listing import NOTIFICATIONS, fold_subscriptions
 from domain.marketplace.notify import ATTEMPT_LEASE, DELIVERY_WINDOW, WebhookPolicy, delivery_key, retry_delay
+from domain.models.engine import ANALYSES
+from domain.models.registry import MODEL_VERSIONS
 from domain.tables.schemas import conform
 from services.mail import Mailer
 from services.notify import SIGNATURE_HEADER, WebhookSender, deliver, verify_signature
 from stores.lake import Lake
-from stores.layout import table_key, webhook_channel
+from stores.layout import pick_digests_key, table_key, webhook_channel
 from stores.notify import Endpoint
 from tests.test_api import SECRET, serve, settings_for
 
 T0 = dt.datetime(2026, 12, 7, 12, tzinfo=dt.UTC)
 USER = "carol"
+NBA = "basketball_nba"
 LOOPBACK = WebhookSender(WebhookPolicy(loopback_http=True))
 
 
@@ -313,3 +316,36 @@ def test_the_delivery_sensor_asks_for_a_run_only_while_something_is_due(api: Api
         assert isinstance(request, dg.RunRequest) and request.tags["oddsforge/due"] == "1"
         deliver(api.lake, dt.datetime.now(dt.UTC), LOOPBACK, None)
         assert isinstance(tick(), dg.SkipReason)
+
+
+def test_pick_digests_make_one_notification_per_subscriber_and_day_and_a_rerun_adds_none(
+    tmp_path: Path,
+) -> None:
+    lake = Lake(root=str(tmp_path / "lake"))
+    now = dt.datetime.now(dt.UTC)
+    today, model = now.date(), "alice--form-abcdef"
+    event = {"action": "subscribe", "user_id": USER, "model_id": model, "creator_id": "alice"}
+    event |= {"started_at": (now - dt.timedelta(days=1)).isoformat(), "at": now.isoformat()}
+    lake.write_parquet(table_key("subscriptions"), fold_subscriptions(None, [("e1", event)], []))
+    versions = pl.DataFrame({"model_id": [model], "version": [1], "name": ["Form"]})
+    lake.write_parquet(table_key("model_versions"), conform(versions, MODEL_VERSIONS))
+    picks = pl.DataFrame(
+        {
+            "model_id": [model] * 3,
+            "version": [1] * 3,
+            "game_id": ["g1", "g2", "g3"],
+            "qualifies": [True, True, False],
+        }
+    )
+    lake.write_parquet(table_key("analyses", NBA, today), conform(picks, ANALYSES))
+    for _ in range(2):
+        result = dg.materialize(
+            [pick_digests_asset],
+            partition_key=today.isoformat(),
+            resources={"lake": lake},
+            run_config={"ops": {"pick_digests": {"config": {"sports": [NBA]}}}},
+        )
+        assert result.success
+    (digest,) = lake.read_parquet([pick_digests_key(today)]).to_dicts()
+    assert digest["notification_id"] == f"daily_picks:{today}:{USER}" and digest["kind"] == "daily_picks"
+    assert digest["message"].startswith(f"2 new picks for {today}") and "Form (2)" in digest["message"]
