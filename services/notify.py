@@ -130,11 +130,14 @@ class WebhookSender:
             "Idempotency-Key": key,
             EVENT_ID_HEADER: key,
         }
-        try:
-            answer = httpx.post(endpoint.url, content=body, headers=headers, timeout=self.timeout)
+        try:  # streamed and closed unread: a receiver's answer body is never loaded
+            with httpx.stream(
+                "POST", endpoint.url, content=body, headers=headers, timeout=self.timeout
+            ) as answer:
+                status = answer.status_code
         except httpx.HTTPError as exc:
             return False, f"{type(exc).__name__}: {exc}"
-        return 200 <= answer.status_code < 300, f"HTTP {answer.status_code}"
+        return 200 <= status < 300, f"HTTP {status}"
 
 
 def event_body(row: dict, key: str) -> bytes:
