@@ -163,7 +163,7 @@ def recent_notifications(lake: Lake, now: dt.datetime) -> pl.DataFrame:
 @dataclass
 class DeliveryReport:
     due: int = 0
-    """Deliveries due now (a dry run counts them; a run sends them)."""
+    """Deliveries due now: to send, or to dead-letter (a dry run counts them; a run does them)."""
     delivered: int = 0
     failed: int = 0
     dead_lettered: int = 0
@@ -236,6 +236,8 @@ def _deliver_one(
     if record is not None and record.dead is not None:
         return
     step = next_step(key, record.attempts if record else [], now)
+    if step.action in ("send", "dead"):
+        report.due += 1  # a dead letter to write is work for a run too
     if step.action == "dead" and not dry_run:
         last = record.attempts[-1] if record else None
         body = {
@@ -247,7 +249,6 @@ def _deliver_one(
         report.dead_lettered += store.dead_letter(user_id, channel.name, key, body)
     if step.action != "send":
         return
-    report.due += 1
     if dry_run or not store.claim(user_id, channel.name, key, step.attempt, row["notification_id"], now):
         return
     if channel.endpoint is not None:

@@ -136,6 +136,7 @@ def test_after_24_hours_of_failures_a_notification_is_dead_lettered_and_visible(
             dead += deliver(api.lake, at, LOOPBACK, None).dead_lettered
             at += dt.timedelta(minutes=10)
     assert dead == 1
+    assert deliver(api.lake, at, LOOPBACK, None, dry_run=True).due == 0, "nothing left to do"
     (state,) = webhooks(api)
     (letter,) = state["dead_letters"]
     assert letter["notification_id"] == "suspended:bob--m-abcdef:v2:carol"
