@@ -29,7 +29,7 @@ import dagster as dg
 
 from resources.feeds import NoStatsFeed
 from resources.lake import LakeResource
-from resources.mail import SmtpResource, WebhooksResource
+from resources.notify import SmtpResource, WebhooksResource
 from resources.odds_api import OddsApiFeed
 from resources.payments import PaymentsResource
 from resources.sample_feed import SampleLeagueFeed

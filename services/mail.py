@@ -1,4 +1,4 @@
-"""A plain SMTP client for notification email (``resources/mail.py`` builds it for Dagster).
+"""A plain SMTP client for notification email (``resources/notify.py`` builds it for Dagster).
 
 One connection per message: notifications are few per run and a held connection would go stale
 between runs. ``Message-ID`` and ``Idempotency-Key`` carry the delivery's key, so a mail system (or

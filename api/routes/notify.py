@@ -206,7 +206,7 @@ async def register_webhook(
     )
 
 
-def _state(store: NotifyStore, endpoint: Endpoint, now: dt.datetime) -> WebhookState:
+def _state(store: NotifyStore, endpoint: Endpoint) -> WebhookState:
     deliveries = store.deliveries(endpoint.user_id, webhook_channel(endpoint.endpoint_id)).values()
     delivered = [d for d in deliveries if any(a.ok for a in d.attempts)]
     dead = [d for d in deliveries if d.dead is not None]
@@ -232,10 +232,10 @@ def _state(store: NotifyStore, endpoint: Endpoint, now: dt.datetime) -> WebhookS
 
 
 @router.get("/webhooks", summary="The caller's webhook endpoints and their deliveries", responses=_BAD_USER)
-def list_webhooks(user: CurrentUser, request: Request, now: Now) -> list[WebhookState]:
+def list_webhooks(user: CurrentUser, request: Request) -> list[WebhookState]:
     """Each endpoint with its delivered and pending counts and its dead letters (secrets are not shown)."""
     store = NotifyStore(request.app.state.lake)
-    return [_state(store, e, now) for e in store.endpoints(_checked(user))]
+    return [_state(store, e) for e in store.endpoints(_checked(user))]
 
 
 @router.delete(
