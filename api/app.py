@@ -29,12 +29,14 @@ from api.routes import (
     health,
     marketplace,
     models,
+    notify,
     ratings,
     webhooks,
 )
 from api.serving import NoSnapshotError, ServingStore
 from api.settings import ApiSettings
 from domain.datasets.registry import DatasetLimits
+from services.notify import resolve
 from services.on_demand import ExecutionLimits
 from services.payments import Payments
 from stores.datasets import DatasetStore
@@ -111,6 +113,7 @@ def create_app(
     app.state.subscriptions = SubscriptionStore(lake)
     app.state.ratings = RatingStore(lake)
     app.state.execution = ExecutionLimits()
+    app.state.resolver = resolve  # webhook hosts, resolved in production only; tests replace it
     app.state.clock = utc_now  # the one clock of every route (api/clock.py); tests replace it
     install_request_guard(app)
     install_error_handlers(app)
@@ -131,6 +134,8 @@ def create_app(
     app.include_router(compliance.router)
     app.include_router(commitments.public_router)
     app.include_router(commitments.router)
+    app.include_router(notify.follows_router)
+    app.include_router(notify.router)
     return app
 
 

@@ -13,6 +13,8 @@ from api.auth import DEFAULT_TTL_SECONDS
 from domain.compliance.eligibility import RegionPolicy
 from domain.compliance.legal import DEFAULT_TERMS_VERSION
 from domain.errors import UserError
+from domain.marketplace.notify import WebhookPolicy
+from services.notify import webhook_policy_from_env
 from stores.layout import JWT_SECRET_FILE, SERVING_DIR, check_terms_version
 from stores.secrets import dev_jwt_secret
 
@@ -62,6 +64,8 @@ class ApiSettings:
     """Where Stripe sends a creator who left onboarding (finished or not)."""
     region_policy: RegionPolicy = field(default_factory=RegionPolicy)
     """Blocked regions and minimum-age overrides (``ODDSFORGE_BLOCKED_REGIONS``, ``ODDSFORGE_MIN_AGE``)."""
+    webhook_loopback_http: bool = False
+    """Plain HTTP webhooks to loopback addresses (``ODDSFORGE_WEBHOOK_LOOPBACK_HTTP=1``; tests, the demo)."""
 
     def __post_init__(self) -> None:
         if self.environment not in ("development", "production"):
@@ -73,6 +77,8 @@ class ApiSettings:
             raise SettingsError(f"{source} must hold a secret of at least {MIN_SECRET_BYTES} bytes")
         if self.token_max_ttl_seconds <= 0:
             raise SettingsError("ODDSFORGE_TOKEN_MAX_HOURS must be positive")
+        if self.webhook_loopback_http and self.environment == "production":
+            raise SettingsError("ODDSFORGE_WEBHOOK_LOOPBACK_HTTP is for development only")
         if self.read_limit < 0 or not 0 < self.read_window_seconds < math.inf:
             raise SettingsError("ODDSFORGE_READ_LIMIT must be >= 0 and ODDSFORGE_READ_WINDOW_SECONDS > 0")
         for name, url in _URL_SETTINGS.items():
@@ -87,6 +93,13 @@ class ApiSettings:
     def serving_dir(self) -> Path:
         """Where the pipeline publishes ``serving-*.duckdb`` snapshots and the ``CURRENT`` pointer."""
         return self.warehouse_dir / SERVING_DIR
+
+    @property
+    def webhook_policy(self) -> WebhookPolicy:
+        """Where users' webhooks may go: the same rules as the pipeline's delivery run."""
+        return WebhookPolicy(
+            production=self.environment == "production", loopback_http=self.webhook_loopback_http
+        )
 
     @property
     def uses_dev_secret(self) -> bool:
@@ -123,6 +136,7 @@ class ApiSettings:
             creator_terms_version=env.get("ODDSFORGE_CREATOR_TERMS_VERSION") or cls.creator_terms_version,
             user_terms_version=env.get("ODDSFORGE_USER_TERMS_VERSION") or cls.user_terms_version,
             region_policy=_region_policy(env),
+            webhook_loopback_http=_webhook_policy(env).loopback_http,
         )
 
 
@@ -134,6 +148,13 @@ _URL_SETTINGS = {
     "ODDSFORGE_ONBOARDING_RETURN_URL": "onboarding_return_url",
 }
 """Environment variable -> setting, for the pages Stripe sends subscribers and creators to."""
+
+
+def _webhook_policy(env: Mapping[str, str]) -> WebhookPolicy:
+    try:
+        return webhook_policy_from_env(env)
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from None
 
 
 def _region_policy(env: Mapping[str, str]) -> RegionPolicy:

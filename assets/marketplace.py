@@ -6,7 +6,8 @@
   objects.
 - ``model_status`` applies SPEC 6 after each performance update: listing (public, reviewed when
   paid), automatic suspension (three consecutive failing daily evaluations), notifications to
-  subscribers (a new version of a shared model, a suspension, an archive) appended to
+  subscribers (a new version of a shared model, a suspension, an archive) and to followers of its
+  creator (a newly listed model, read from the ``follows`` table) appended to
   ``tables/notifications``, and one audit record per suspension or archive.
   A sensor re-runs it when an operator records a review.
 - ``user_reviews`` folds users' reviews of models (``inbox/ratings/``: texts, replies, helpful votes,
@@ -36,6 +37,7 @@ from domain.marketplace.listing import (
     sticky_suspensions,
     suspensions,
 )
+from domain.marketplace.notify import FOLLOWS, new_public_model_notifications
 from domain.marketplace.performance import MODEL_PERFORMANCE, ROLLING_DAYS
 from domain.marketplace.ratings import USER_REVIEWS, replace_reviews, review_rows
 from domain.money.subscriptions import SUBSCRIPTIONS, with_access
@@ -57,6 +59,7 @@ SUBSCRIPTIONS_KEY = table_key("subscriptions")
 MODEL_STATUS_KEY = table_key("model_status")
 NOTIFICATIONS_KEY = table_key("notifications")
 USER_REVIEWS_KEY = table_key("user_reviews")
+FOLLOWS_KEY = table_key("follows")
 
 EVALUATION_DAYS = 7
 """Daily evaluations re-checked by each run (the last performance dates of each sport), so a day the
@@ -148,7 +151,7 @@ def performance_history(lake: Lake, sports: list[str]) -> tuple[pl.DataFrame, li
     description="Every model's listing status (listed, pending_review, rejected, suspended, private, "
     "archived), since when and why: paid models wait for review; a listed model is suspended after "
     "three consecutive failing daily evaluations. Appends subscribers' notifications (new versions, "
-    "suspensions) to the notifications outbox.",
+    "suspensions) and followers' (a followed creator's newly listed model) to the notifications outbox.",
 )
 def model_status(
     context: dg.AssetExecutionContext, config: SportsConfig, lake: dg.ResourceParam[Lake]
@@ -163,7 +166,12 @@ def model_status(
     history, days = performance_history(lake, config.sports)
     found = suspensions(history, versions.filter(pl.col("model_id").is_in(listed.implode())), days)
     table = status_table(listing_status(latest, reviews, pl.concat([held, found])), previous, now)
-    sent = notifications(previous, table, read_table(lake, SUBSCRIPTIONS_KEY, SUBSCRIPTIONS), now)
+    sent = pl.concat(
+        [
+            notifications(previous, table, read_table(lake, SUBSCRIPTIONS_KEY, SUBSCRIPTIONS), now),
+            new_public_model_notifications(previous, table, read_table(lake, FOLLOWS_KEY, FOLLOWS), now),
+        ]
+    )
     # The audit log and the outbox first: a crash before the status is written re-sends (deduplicated
     # by id and business key) instead of losing notifications or records.
     for record in status_audit_records(previous, table):

@@ -99,6 +99,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         )
         _print_payouts(report["payments"])
         print_money_loop(report["money_loop"])
+        print_notification(report["notification"])
         print(f"\nLake: {report['lake']}\nServing snapshot: {report['snapshot']}")
         print("\nLook at it:")
         print('  oddsforge sql "SELECT * FROM games ORDER BY commence_time LIMIT 5"')
@@ -113,6 +114,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     _emit(args, report, human)
     return 0 if report["verify"]["ok"] else 1
+
+
+def print_notification(sent: dict[str, Any]) -> None:
+    """The demo's follow, subscription and the notification its webhook endpoint received."""
+    note = sent["notification"]
+    print("\nFollows and notifications (a webhook receiver on loopback):")
+    print(
+        f"  {sent['subscriber']}: POST /me/webhooks -> {sent['endpoint']} ({sent['url']}); follows "
+        f"{', '.join(sent['following']) or 'nobody'}; subscribes to {note['model_id']}"
+    )
+    print(f"  delivered {note['kind']}: {note['message']!r} ({note['notification_id']})")
+    verdict = "verified with the endpoint's secret" if sent["signature_verified"] else "DID NOT VERIFY"
+    print(f"  OddsForge-Signature {sent['signature'][:40]}... {verdict}")
+    print(f"  Idempotency-Key {sent['idempotency_key']} (the receiver dedupes on it)")
 
 
 def print_money_loop(loop: dict[str, Any]) -> None:

@@ -176,6 +176,7 @@ def run_demo(progress: Progress) -> dict[str, Any]:
         review_demo_models,
         subscribe_demo_users,
     )
+    from cli.demo_notify import run_notify_demo
     from cli.demo_payments import DEMO_MONTH, deliver_demo_month
 
     stages: list[dict[str, Any]] = []
@@ -231,6 +232,9 @@ def run_demo(progress: Progress) -> dict[str, Any]:
     )
     _timed(stages, "calibration and dbt marts", progress, lambda: run_dbt_job("marts_job", progress))
     _timed(stages, "publish serving snapshot", progress, lambda: run_job("serving_job"))
+    notification = _timed(
+        stages, "follows and a delivered notification", progress, lambda: run_notify_demo(lake, progress)
+    )
     _timed(stages, "audit table", progress, lambda: run_job("audit_job"))  # last: after every action
     verified = _timed(stages, "oddsforge verify over the API", progress, lambda: verify_demo_model(lake))
     return {
@@ -239,6 +243,7 @@ def run_demo(progress: Progress) -> dict[str, Any]:
         "marketplace": marketplace_rows(warehouse) | {"published": published, "reviews": demo_reviews(lake)},
         "payments": payments | {"webhooks": webhooks},
         "money_loop": money_loop,
+        "notification": notification,
         "stages": stages,
         "tables": table_counts(lake),
         "models": model_season_summary(lake, model_ids, SEASON_START, SEASON_END),

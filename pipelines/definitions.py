@@ -13,10 +13,12 @@ from assets.ingest import ingest_assets
 from assets.marketplace import marketplace_assets
 from assets.marts import dbt_resource, mart_assets
 from assets.models import model_assets
+from assets.notify import notify_assets
 from assets.payments import payment_assets
 from assets.performance import performance_assets
 from assets.serving import serving_snapshot
 from pipelines.automation import asset_checks, sensors, with_freshness_policies
+from pipelines.deliveries import notification_delivery_sensor
 from pipelines.execution import automate, execution_jobs, execution_schedules, execution_sensors
 from pipelines.housekeeping import housekeeping_job, housekeeping_schedule
 from pipelines.jobs import (
@@ -54,6 +56,7 @@ defs = with_freshness_policies(
                 *mart_assets,
                 serving_snapshot,
                 *compliance_assets,
+                *notify_assets,
             ]
         ),
         jobs=[
@@ -81,6 +84,7 @@ defs = with_freshness_policies(
         asset_checks=[*dataset_checks, *asset_checks],
         sensors=[
             *inbox_sensors,
+            notification_delivery_sensor,
             *sensors,
             *execution_sensors,
         ],

@@ -107,7 +107,7 @@ def after_updates() -> dg.AutomationCondition:
 def condition_for(key: dg.AssetKey) -> dg.AutomationCondition | None:
     """The automation condition of an asset, or None for assets run by schedules and sensors."""
     name = key.to_user_string()
-    if name in ("settled_picks", "model_performance"):
+    if name in ("settled_picks", "model_performance", "pick_digests"):
         return recent_partitions()
     if name == "model_status":
         # Subscriber changes need no re-evaluation; the inbox sensor updates the table they feed.

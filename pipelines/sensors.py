@@ -35,10 +35,12 @@ from assets.compliance import audit
 from assets.datasets import datasets
 from assets.marketplace import model_status, subscriptions, user_reviews
 from assets.models import model_versions
+from assets.notify import follows
 from assets.payments import creator_balances, ledger
 from stores import layout
 from stores.audit import audit_objects
 from stores.datasets import DatasetStore
+from stores.follows import FollowStore
 from stores.lake import Lake
 from stores.ledger import ledger_sources
 from stores.ratings import RatingStore
@@ -268,6 +270,16 @@ AUDIT_INBOX = Inbox(
     new_objects="audit records",
     keys_into=audit,
 )
+FOLLOWS_INBOX = Inbox(
+    sensor_name="follows_inbox_sensor",
+    name="follows",
+    objects=lambda lake: FollowStore(lake).objects(),
+    target=dg.AssetSelection.assets(follows),
+    description="Folds new follow and unfollow events into the follows table.",
+    previous_run="follows run",
+    new_objects="follow events",
+    keys_into=follows,
+)
 
 model_inbox_sensor = inbox_sensor(MODEL_INBOX)
 dataset_inbox_sensor = inbox_sensor(DATASET_INBOX)
@@ -276,6 +288,7 @@ subscriptions_inbox_sensor = inbox_sensor(SUBSCRIPTIONS_INBOX)
 review_inbox_sensor = inbox_sensor(REVIEW_INBOX)
 ratings_inbox_sensor = inbox_sensor(RATINGS_INBOX)
 audit_inbox_sensor = inbox_sensor(AUDIT_INBOX)
+follows_inbox_sensor = inbox_sensor(FOLLOWS_INBOX)
 inbox_sensors = [
     model_inbox_sensor,
     dataset_inbox_sensor,
@@ -284,4 +297,5 @@ inbox_sensors = [
     review_inbox_sensor,
     ratings_inbox_sensor,
     audit_inbox_sensor,
+    follows_inbox_sensor,
 ]

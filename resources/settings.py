@@ -8,6 +8,8 @@ embedded sample league as odds and stats feed. Production: ``ODDSFORGE_LAKE=s3:/
 Payments: Stripe once ``STRIPE_API_KEY`` is set (key and ``STRIPE_WEBHOOK_SECRET`` read at run time
 through ``dg.EnvVar``; ``STRIPE_API_BASE`` for another Stripe-compatible endpoint); without it,
 payouts are planned and recorded as ``pending_stripe`` and no money moves.
+Notifications: email through ``ODDSFORGE_SMTP_HOST`` (:func:`mailer_from_env`), webhooks under
+``ODDSFORGE_ENV`` and ``ODDSFORGE_WEBHOOK_LOOPBACK_HTTP`` (:func:`webhooks_from_env`).
 
 DuckDB files live under ``ODDSFORGE_WAREHOUSE_DIR`` (default ``./data/warehouse``, the ``warehouse``
 resource): serving snapshots, published through its dagster-duckdb ``DuckDBResource``
@@ -27,10 +29,12 @@ import dagster as dg
 
 from resources.feeds import NoStatsFeed
 from resources.lake import LakeResource
+from resources.notify import SmtpResource, WebhooksResource
 from resources.odds_api import OddsApiFeed
 from resources.payments import PaymentsResource
 from resources.sample_feed import SampleLeagueFeed
 from resources.warehouse import WarehouseResource
+from services.notify import webhook_policy_from_env
 from services.payments import API_KEY_ENV
 
 EXECUTORS = ("default", "in_process", "multiprocess", "celery")
@@ -65,6 +69,31 @@ def stats_feed_from_env() -> Any:
 def payments_from_env() -> PaymentsResource | None:
     """Stripe when ``STRIPE_API_KEY`` is set (only its presence is read here), else None."""
     return PaymentsResource.from_env() if os.environ.get(API_KEY_ENV) else None
+
+
+def mailer_from_env() -> SmtpResource | None:
+    """The SMTP server for notification email once ``ODDSFORGE_SMTP_HOST`` is set
+    (``ODDSFORGE_SMTP_PORT``, default 25; ``ODDSFORGE_SMTP_FROM``; ``ODDSFORGE_SMTP_STARTTLS=1``;
+    ``ODDSFORGE_SMTP_USER`` with the password read at run time from ``ODDSFORGE_SMTP_PASSWORD``);
+    without it no email is sent."""
+    host = os.environ.get("ODDSFORGE_SMTP_HOST")
+    if not host:
+        return None
+    user = os.environ.get("ODDSFORGE_SMTP_USER") or None
+    return SmtpResource(
+        host=host,
+        port=int(os.environ.get("ODDSFORGE_SMTP_PORT") or 25),
+        sender=os.environ.get("ODDSFORGE_SMTP_FROM") or "OddsForge <notifications@localhost>",
+        username=user,
+        password=dg.EnvVar("ODDSFORGE_SMTP_PASSWORD") if user else None,
+        starttls=os.environ.get("ODDSFORGE_SMTP_STARTTLS", "") in ("1", "true", "yes"),
+    )
+
+
+def webhooks_from_env() -> WebhooksResource:
+    """Where users' webhooks may go (``services.notify.webhook_policy_from_env``)."""
+    policy = webhook_policy_from_env()
+    return WebhooksResource(production=policy.production, loopback_http=policy.loopback_http)
 
 
 def executor_from_env() -> dg.ExecutorDefinition | None:
@@ -117,4 +146,6 @@ def build_resources() -> dict[str, Any]:
         "odds_feed": odds_feed_from_env(),
         "stats_feed": stats_feed_from_env(),
         "payments": payments_from_env(),
+        "mailer": mailer_from_env(),
+        "webhooks": webhooks_from_env(),
     }

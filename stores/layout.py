@@ -58,6 +58,15 @@ who writes it::
         leaves/{day}/{batch_id}.json                  its leaves per model, with each pick's key
         chains/{model_id}/{n:08d}.json                a model's chain position n (claimed once)
         days/{day}.json                               the day's root over its batches' digests
+        follows/{user_id}/{creator_id}/{n:06d}.json   a follow's event n              API
+        webhooks/{user_id}/{endpoint_id}.json         a registered webhook endpoint   API
+        webhooks/{user_id}/{endpoint_id}.deleted.json its removal                     API
+        notification_preferences/{user_id}/{n:06d}.json   the user's n-th preferences API
+        deliveries/{user_id}/{channel}/{key}/         one notification on one channel deliveries asset
+            attempt-{n:03d}.json                      written before attempt n is sent
+            result-{n:03d}.json                       its outcome
+            dead.json                                 retries ended (dead letter)
+    tables/pick_digests/{day}.parquet                 a day's digests of new picks    pick_digests asset
     cache/analyses/{model_id}/v{n:06d}/{day}.parquet  an on-demand run's analyses     API
     cache/ratelimits/analyze/{user_id}/{ms:013d}-{8 hex}  one uncached on-demand run  API
     idempotency/{user_id}/{sha256 of the key}/        one ``Idempotency-Key`` of a user's  API
@@ -124,6 +133,11 @@ CANCELLATIONS_INBOX = f"{INBOX}cancellations/"
 AUDIT_INBOX = f"{INBOX}audit/"
 CREATOR_TERMS_INBOX = f"{INBOX}creator_terms/"
 SELF_EXCLUSIONS_INBOX = f"{INBOX}self_exclusions/"
+FOLLOWS_INBOX = f"{INBOX}follows/"
+WEBHOOKS_INBOX = f"{INBOX}webhooks/"
+PREFERENCES_INBOX = f"{INBOX}notification_preferences/"
+DELIVERIES_INBOX = f"{INBOX}deliveries/"
+PICK_DIGESTS_PREFIX = f"{TABLES}pick_digests/"
 LEDGER_PREFIX = f"{TABLES}ledger/"
 PAYOUTS_TABLE_PREFIX = f"{TABLES}payouts/"
 AUDIT_TABLE_PREFIX = f"{TABLES}audit/"
@@ -178,6 +192,15 @@ _SERVING_SNAPSHOT = re.compile(r"serving-[A-Za-z0-9._-]+\.duckdb")
 _MARTS_BUILD = re.compile(r"marts-[A-Za-z0-9_-]+")
 _SELF_EXCLUSION_KEY = re.compile(
     rf"{SELF_EXCLUSIONS_INBOX}([^/]+)/(\d{{4}}-\d{{2}}-\d{{2}})-(30d|6m|1y|permanent)\.json"
+)
+_FOLLOW_KEY = re.compile(rf"{FOLLOWS_INBOX}([^/]+)/([^/]+)/(\d{{6}})\.json")
+_WEBHOOK_ID = re.compile(r"wh_[0-9a-f]{16}")
+_WEBHOOK_KEY = re.compile(rf"{WEBHOOKS_INBOX}([^/]+)/(wh_[0-9a-f]{{16}})(\.deleted)?\.json")
+_PREFERENCES_KEY = re.compile(rf"{PREFERENCES_INBOX}([^/]+)/(\d{{6}})\.json")
+_CHANNEL = re.compile(r"email|webhook-wh_[0-9a-f]{16}")
+_DELIVERY_KEY = re.compile(r"ntf_[0-9a-f]{32}")
+_DELIVERY_RECORD = re.compile(
+    rf"{DELIVERIES_INBOX}([^/]+)/({_CHANNEL.pattern})/(ntf_[0-9a-f]{{32}})/(?:(attempt|result)-(\d{{3}})|(dead))\.json"
 )
 _AUDIT_KEY = re.compile(rf"{AUDIT_INBOX}([0-9a-f]{{32}})\.json")
 _BATCH_ID = re.compile(r"\d{8}T\d{12}Z-[0-9a-f]{8}")
@@ -778,6 +801,123 @@ def parse_commitment_day_key(key: str) -> dt.date | None:
         return None if match is None else dt.date.fromisoformat(match[1])
     except ValueError:
         return None
+
+
+# ---- follows and notifications -------------------------------------------------------------------
+
+
+def follows_prefix(user_id: str, creator_id: str | None = None) -> str:
+    """A user's follow events (of one creator when given)."""
+    folder = f"{FOLLOWS_INBOX}{check_user_id(user_id)}/"
+    return folder if creator_id is None else f"{folder}{check_user_id(creator_id)}/"
+
+
+def follow_event_key(user_id: str, creator_id: str, n: int) -> str:
+    return f"{follows_prefix(user_id, creator_id)}{n:06d}.json"
+
+
+@dataclass(frozen=True)
+class FollowKey:
+    user_id: str
+    creator_id: str
+    n: int
+
+
+def parse_follow_key(key: str) -> FollowKey | None:
+    """What a follow event key names; None for anything else."""
+    match = _FOLLOW_KEY.fullmatch(key)
+    return None if match is None else FollowKey(match[1], match[2], int(match[3]))
+
+
+def webhooks_prefix(user_id: str) -> str:
+    return f"{WEBHOOKS_INBOX}{check_user_id(user_id)}/"
+
+
+def check_webhook_id(endpoint_id: str) -> str:
+    if not _WEBHOOK_ID.fullmatch(endpoint_id):
+        raise ValueError(f"{endpoint_id!r} is not a webhook endpoint id")
+    return endpoint_id
+
+
+def webhook_key(user_id: str, endpoint_id: str, deleted: bool = False) -> str:
+    """A webhook endpoint's registration (``wh_`` and 16 random hex digits), or its removal."""
+    suffix = ".deleted" if deleted else ""
+    return f"{webhooks_prefix(user_id)}{check_webhook_id(endpoint_id)}{suffix}.json"
+
+
+@dataclass(frozen=True)
+class WebhookKey:
+    user_id: str
+    endpoint_id: str
+    deleted: bool
+
+
+def parse_webhook_key(key: str) -> WebhookKey | None:
+    match = _WEBHOOK_KEY.fullmatch(key)
+    return None if match is None else WebhookKey(match[1], match[2], match[3] is not None)
+
+
+def preferences_prefix(user_id: str) -> str:
+    return f"{PREFERENCES_INBOX}{check_user_id(user_id)}/"
+
+
+def preferences_key(user_id: str, n: int) -> str:
+    """A user's n-th notification preferences (the greatest n is in force)."""
+    return f"{preferences_prefix(user_id)}{n:06d}.json"
+
+
+def parse_preferences_key(key: str) -> int | None:
+    match = _PREFERENCES_KEY.fullmatch(key)
+    return None if match is None else int(match[2])
+
+
+def webhook_channel(endpoint_id: str) -> str:
+    """The delivery channel of a webhook endpoint (``email`` is the other kind)."""
+    return f"webhook-{check_webhook_id(endpoint_id)}"
+
+
+def deliveries_prefix(user_id: str, channel: str | None = None) -> str:
+    folder = f"{DELIVERIES_INBOX}{check_user_id(user_id)}/"
+    if channel is None:
+        return folder
+    if not _CHANNEL.fullmatch(channel):
+        raise ValueError(f"{channel!r} is not a delivery channel")
+    return f"{folder}{channel}/"
+
+
+DeliveryRecord = Literal["attempt", "result", "dead"]
+
+
+def delivery_record_key(user_id: str, channel: str, key: str, record: DeliveryRecord, n: int = 0) -> str:
+    """One record of the delivery of a notification on a channel (``key``: its idempotency key):
+    attempt n's intent, its result, or the dead letter."""
+    if not _DELIVERY_KEY.fullmatch(key):
+        raise ValueError(f"{key!r} is not a delivery key")
+    name = "dead" if record == "dead" else f"{record}-{n:03d}"
+    return f"{deliveries_prefix(user_id, channel)}{key}/{name}.json"
+
+
+@dataclass(frozen=True)
+class DeliveryRecordKey:
+    user_id: str
+    channel: str
+    key: str
+    record: DeliveryRecord
+    n: int
+
+
+def parse_delivery_record_key(key: str) -> DeliveryRecordKey | None:
+    match = _DELIVERY_RECORD.fullmatch(key)
+    if match is None:
+        return None
+    if match[6]:
+        return DeliveryRecordKey(match[1], match[2], match[3], "dead", 0)
+    return DeliveryRecordKey(match[1], match[2], match[3], match[4], int(match[5]))  # type: ignore[arg-type]
+
+
+def pick_digests_key(day: dt.date) -> str:
+    """The digests of new picks made for one game date."""
+    return f"{PICK_DIGESTS_PREFIX}{day.isoformat()}.parquet"
 
 
 # ---- the on-demand cache --------------------------------------------------------------------------

@@ -28,6 +28,7 @@ INTEGRATION_MODULES = frozenset(
         "test_limits",
         "test_marketplace",
         "test_models_registry",
+        "test_notify",
         "test_odds_api",
         "test_ops_automation",
         "test_ops_faults",

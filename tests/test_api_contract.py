@@ -135,6 +135,8 @@ def demo(tmp_path_factory: pytest.TempPathFactory, stripe_spec: SpecIndex) -> It
                 models = [_created(client.post("/models", json=_private_model(n))) for n in range(2)]
                 datasets = [_created(upload(client, games_csv(40 + n))) for n in range(2)]
                 games = client.get(f"/sports/{NBA}/games", params={"date": LAST.isoformat()}).json()
+                # Registering never calls the URL (and nothing here delivers notifications).
+                hook = _created(client.post("/me/webhooks", json={"url": "https://hooks.example.com/x"}))
             run_pipeline(lake, root / "warehouse", checks=True)
             demo = Demo(
                 lake, root / "warehouse", url, models[0]["model_id"], datasets[0]["dataset_id"], stripe
@@ -144,8 +146,14 @@ def demo(tmp_path_factory: pytest.TempPathFactory, stripe_spec: SpecIndex) -> It
                 dataset_id=[demo.dataset_id],
                 game_id=[g["game_id"] for g in games["items"][:3]],
                 date=[LAST.isoformat()],
+                creator_id=["alice", "bob"],
             )
-            SPARE.update(model_id=[models[1]["model_id"]], dataset_id=[datasets[1]["dataset_id"]])
+            SPARE.update(
+                model_id=[models[1]["model_id"]],
+                dataset_id=[datasets[1]["dataset_id"]],
+                endpoint_id=[hook["endpoint_id"]],
+                creator_id=["alice", "bob"],
+            )
             yield demo
             REAL.clear()
             SPARE.clear()
@@ -291,6 +299,8 @@ def test_405_names_every_method_of_the_path(demo: Demo) -> None:
         "game_id": "g",
         "review_id": "0" * 16,
         "date": LAST,
+        "creator_id": "bob",
+        "endpoint_id": "wh_0000000000000000",
     }
     with demo.client() as client:
         for path, operations in _document()["paths"].items():

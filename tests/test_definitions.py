@@ -39,6 +39,9 @@ STARTS_RUNNING = {
     "review_inbox_sensor": True,
     "ratings_inbox_sensor": True,
     "audit_inbox_sensor": True,
+    "follows_inbox_sensor": True,
+    # Delivers notifications (and their retries) to users' webhooks and email.
+    "notification_delivery_sensor": True,
     # Alerting and the automation from new analyses to the leaderboard.
     "alert_on_run_failure": True,
     "results_to_leaderboard": True,

@@ -13,6 +13,7 @@ import pytest
 from stores import layout
 
 MODEL = "alice--m-abcdef"
+NTF = "ntf_" + "0a" * 16
 DATASET = "alice--ds-3fa9c1"
 DAY = dt.date(2025, 1, 15)
 
@@ -154,6 +155,26 @@ def others(*own: str) -> list[str]:
             "inbox/self_exclusions/bob/2025-01-15-permanent.json",
         ),
         (layout.user_paid_attempts_prefix("bob"), "inbox/stripe/subscriptions/bob/"),
+        (layout.follow_event_key("bob", "alice", 3), "inbox/follows/bob/alice/000003.json"),
+        (layout.webhook_key("bob", "wh_0123456789abcdef"), "inbox/webhooks/bob/wh_0123456789abcdef.json"),
+        (
+            layout.webhook_key("bob", "wh_0123456789abcdef", deleted=True),
+            "inbox/webhooks/bob/wh_0123456789abcdef.deleted.json",
+        ),
+        (layout.preferences_key("bob", 2), "inbox/notification_preferences/bob/000002.json"),
+        (
+            layout.delivery_record_key("bob", "webhook-wh_0123456789abcdef", NTF, "attempt", 2),
+            f"inbox/deliveries/bob/webhook-wh_0123456789abcdef/{NTF}/attempt-002.json",
+        ),
+        (
+            layout.delivery_record_key("bob", "email", NTF, "result", 1),
+            f"inbox/deliveries/bob/email/{NTF}/result-001.json",
+        ),
+        (
+            layout.delivery_record_key("bob", "email", NTF, "dead"),
+            f"inbox/deliveries/bob/email/{NTF}/dead.json",
+        ),
+        (layout.pick_digests_key(DAY), "tables/pick_digests/2025-01-15.parquet"),
         (
             layout.serving_snapshot_name(dt.datetime(2025, 1, 15, 6, 30, 5), "0a1b2c3d"),
             "serving-20250115T063005-0a1b2c3d.duckdb",
@@ -377,6 +398,22 @@ def test_a_serving_pointer_may_only_name_a_snapshot_in_its_folder() -> None:
         assert not layout.is_marts_build(name), name
 
 
+def test_follow_webhook_preferences_and_delivery_keys_read_back() -> None:
+    assert layout.parse_follow_key(layout.follow_event_key("bob", "alice", 3)) == layout.FollowKey(
+        "bob", "alice", 3
+    )
+    removed = layout.webhook_key("bob", "wh_0123456789abcdef", deleted=True)
+    assert layout.parse_webhook_key(removed) == layout.WebhookKey("bob", "wh_0123456789abcdef", True)
+    assert layout.parse_preferences_key(layout.preferences_key("bob", 2)) == 2
+    channel = layout.webhook_channel("wh_0123456789abcdef")
+    for record, n in (("attempt", 2), ("result", 2), ("dead", 0)):
+        key = layout.delivery_record_key("bob", channel, NTF, record, n)  # type: ignore[arg-type]
+        assert layout.parse_delivery_record_key(key) == layout.DeliveryRecordKey(
+            "bob", channel, NTF, record, n
+        )  # type: ignore[arg-type]
+    assert layout.parse_delivery_record_key(f"inbox/deliveries/bob/sms/{NTF}/dead.json") is None
+
+
 @pytest.mark.parametrize(
     "build",
     [
@@ -398,6 +435,11 @@ def test_a_serving_pointer_may_only_name_a_snapshot_in_its_folder() -> None:
         lambda: layout.check_terms_version(""),
         lambda: layout.self_exclusion_key("../bob", DAY, "30d"),
         lambda: layout.user_paid_attempts_prefix("a/b"),
+        lambda: layout.follow_event_key("bob", "../alice", 1),
+        lambda: layout.webhook_key("bob", "wh_../../x"),
+        lambda: layout.preferences_key("../bob", 1),
+        lambda: layout.delivery_record_key("bob", "../email", NTF, "dead"),
+        lambda: layout.delivery_record_key("bob", "email", "ntf_../../x", "dead"),
     ],
 )
 def test_builders_refuse_ids_that_would_escape_their_folder(build: Callable[[], str]) -> None:

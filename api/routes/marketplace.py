@@ -31,7 +31,8 @@ from api.routes.games import SportKey, UtcDatetime
 from api.serving import Store
 from api.snapshot_cache import SnapshotCache
 from api.visibility import browsable, load_view, not_found, paid_access, snapshot_rows, subscribed
-from domain.marketplace.listing import ListingStatus, NotificationKind
+from domain.marketplace.listing import ListingStatus
+from domain.marketplace.notify import NotifyKind
 from domain.models.registry import UnusableUserIdError
 from domain.money.subscriptions import Status as SubscriptionStatus
 from services import paid_subscriptions
@@ -486,15 +487,16 @@ class Notification(BaseModel):
     notification_id: str
     model_id: str
     version: int
-    kind: NotificationKind
+    kind: NotifyKind
     message: str
     created_at: UtcDatetime
 
 
 @notifications_router.get("/notifications", summary="The caller's notifications, newest first")
 def list_notifications(user: CurrentUser, store: Store, page: Pagination) -> Page[Notification]:
-    """What the marketplace told the caller about models they subscribe to: new versions and
-    suspensions (the outbox a mailer also reads)."""
+    """What the marketplace told the caller about models they subscribe to (new versions,
+    suspensions, archives) and creators they follow (newly listed models): the outbox the delivery
+    run sends to the caller's webhooks and email (`/me/webhooks`, `/me/notification-preferences`)."""
     sql = (
         "SELECT notification_id, model_id, version, kind, message, created_at "
         "FROM notifications WHERE user_id = ?"

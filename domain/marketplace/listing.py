@@ -34,7 +34,6 @@ from domain.tables.schemas import UTC_TS, conform
 
 ListingStatus = Literal["listed", "pending_review", "rejected", "suspended", "private", "archived"]
 Decision = Literal["approve", "reject"]
-NotificationKind = Literal["new_version", "suspended", "archived"]
 
 POPULAR_ABOVE = 10
 """The seed's hybrid execution: shared models with more than this many subscribers run on schedule."""
