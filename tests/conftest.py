@@ -14,6 +14,7 @@ INTEGRATION_MODULES = frozenset(
         "test_api",
         "test_api_contract",
         "test_audit_table",
+        "test_backtest_jobs",
         "test_cli",
         "test_compliance",
         "test_creators",
@@ -35,6 +36,7 @@ INTEGRATION_MODULES = frozenset(
         "test_partial_data",
         "test_payments",
         "test_payments_flow",
+        "test_tuning",
     }
 )
 """Modules that start servers (S3, Stripe, the API, Postgres, Redis, Dagster), run Dagster jobs or

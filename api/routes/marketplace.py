@@ -81,8 +81,9 @@ class MarketplaceModel(EdgeFigures):
     as_of: dt.date | None = Field(description="Last day of the rolling window; null before any result.")
     subscribers: int = Field(description="Subscriptions in trial or active.")
     backtests: int = Field(
-        description="Backtests the creator recorded on the model across its versions (one per version "
-        "and span): a record found after many tries means less than one found after a few."
+        description="Backtests the creator recorded on the model across its versions and drafts (one per "
+        "version or draft and span) plus the configurations its tuning runs tried: a record found after "
+        "many tries means less than one found after a few."
     )
     listed_since: UtcDatetime | None
 
