@@ -17,7 +17,7 @@ import polars as pl
 
 from domain.models.config import ModelConfig, parse_model_config
 from domain.models.engine import ModelBatch, run_backtest
-from domain.models.tuning import TuneSettings, replay_arrays, tune, unit_weights
+from domain.models.tuning import TuneSettings, TuningError, replay_arrays, tune, unit_weights
 from services.custom_scores import load_custom_scores
 from services.engine_tables import load_tables
 from stores.lake import Lake
@@ -37,7 +37,7 @@ def tune_model(
 ) -> dict[str, Any]:
     """Walk-forward tuning of ``config`` over game dates ``start..end`` (inclusive): the report."""
     if end < start:
-        raise ValueError(f"the span ends ({end}) before it starts ({start})")
+        raise TuningError(f"the span ends ({end}) before it starts ({start})")
     unit = parse_model_config(unit_weights(config))
     tables = load_tables(lake, config.sport, start, end + dt.timedelta(days=1))
     span = tables.games.filter(pl.col("game_date").is_between(start, end))

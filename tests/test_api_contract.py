@@ -118,6 +118,14 @@ def demo(tmp_path_factory: pytest.TempPathFactory, stripe_spec: SpecIndex) -> It
             headers = {"Authorization": f"Bearer {mint_token(FUZZER, SECRET)}"}
             with httpx.Client(base_url=url, headers=headers, timeout=60) as client:
                 models = [_created(client.post("/models", json=_private_model(n))) for n in range(2)]
+                draft = {
+                    "config": _private_model(0),
+                    "sport": NBA,
+                    "from": "2024-10-01",
+                    "to": LAST.isoformat(),
+                }
+                job = client.post("/backtests", json=draft)  # over a season long: a job
+                assert job.status_code == 202, job.text
                 datasets = [_created(upload(client, games_csv(40 + n))) for n in range(2)]
                 games = client.get(f"/sports/{NBA}/games", params={"date": LAST.isoformat()}).json()
             run_pipeline(lake, root / "warehouse", checks=True)
@@ -128,6 +136,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory, stripe_spec: SpecIndex) -> It
                 model_id=[demo.model_id, FREE, PAID],
                 dataset_id=[demo.dataset_id],
                 game_id=[g["game_id"] for g in games["items"][:3]],
+                job_id=[job.json()["job_id"]],
             )
             SPARE.update(model_id=[models[1]["model_id"]], dataset_id=[datasets[1]["dataset_id"]])
             yield demo
@@ -268,7 +277,7 @@ def test_an_empty_cursor_is_the_first_page(demo: Demo) -> None:
 
 def test_405_names_every_method_of_the_path(demo: Demo) -> None:
     """The router's 405 named only the methods of the first route of a path."""
-    ids = {"sport": NBA, "model_id": FREE, "dataset_id": demo.dataset_id, "game_id": "g"}
+    ids = {"sport": NBA, "model_id": FREE, "dataset_id": demo.dataset_id, "game_id": "g", "job_id": "j"}
     with demo.client() as client:
         for path, operations in _document()["paths"].items():
             documented = {method.upper() for method in operations}

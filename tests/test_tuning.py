@@ -193,3 +193,27 @@ def test_a_recorded_tuning_run_counts_its_configurations_in_the_disclosure(
     assert report["recorded_as"].startswith(f"inbox/tuning/{config.model_id}/job-00112233445566ff")
     after = backtest_counts(lake).filter(model_id=config.model_id)["backtests"].sum()
     assert after - before == report["configurations"] == 25
+
+
+def test_the_tune_command_prints_the_report_and_its_progress_on_stderr(
+    lake: Lake, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cli.main import main
+
+    monkeypatch.setenv("ODDSFORGE_LAKE", lake.root)
+    body = {k: v for k, v in model().to_payload().items() if k not in ("model_id", "creator_user_id")}
+    path = tmp_path / "form.json"
+    path.write_text(json.dumps(body))
+    span = ["--from", FIRST.isoformat(), "--to", LAST.isoformat()]
+    assert main(["tune", str(path), *span, "--trials", "30", "--folds", "3", "--json"]) == 0
+    out, err = capsys.readouterr()
+    report = json.loads(out)
+    assert report["configurations"] == 30 and len(report["walk_forward"]) == 2
+    assert "tune: scoring the sources" in err and "30 configurations evaluated" in err
+    parse_model_config(report["best_config"] | {"model_id": "x--y-0a1b2c", "creator_user_id": "x"})
+    assert main(["tune", str(path), *span, "--trials", "30"]) == 0
+    assert "walk-forward, out" in capsys.readouterr().out
+    assert main(["tune", str(path), "--from", LAST.isoformat(), "--to", FIRST.isoformat()]) == 2
+    assert "before it starts" in capsys.readouterr().err
+    assert main(["tune", str(path), *span, "--folds", "1"]) == 2
+    assert "folds must be 2 to 10" in capsys.readouterr().err

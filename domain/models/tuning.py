@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from domain.errors import UserError
 from domain.marketplace.performance import edge_lower_bound
 from domain.markets.grading import FIRST_SIDE, SECOND_SIDE
 from domain.models.config import ModelConfig, effective_dynamic_weighting
@@ -47,11 +48,19 @@ _DRAW_ROUNDS = 20
 """Batches of random draws to find ``trials`` distinct configurations."""
 
 
+class TuningError(UserError, ValueError):
+    """A span or setting tuning cannot work with (the message says which)."""
+
+
 @dataclass(frozen=True)
 class TuneSettings:
     folds: int = 4
     trials: int = 200
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 2 <= self.folds <= MAX_FOLDS or not 1 <= self.trials <= MAX_TRIALS:
+            raise TuningError(f"folds must be 2 to {MAX_FOLDS} and trials 1 to {MAX_TRIALS:,}")
 
     def as_params(self) -> dict[str, int]:
         return {"folds": self.folds, "trials": self.trials, "seed": self.seed}
@@ -246,7 +255,7 @@ def fold_of_days(day: np.ndarray, folds: int) -> tuple[np.ndarray, list[tuple[np
     """Each row's fold (consecutive blocks of game days, as equal as can be) and each fold's span."""
     days = np.unique(day)
     if len(days) < folds:
-        raise ValueError(f"the span has {len(days)} game days: too few for {folds} folds")
+        raise TuningError(f"the span has {len(days)} game days with analyses: too few for {folds} folds")
     of_day = np.arange(len(days)) * folds // len(days)
     spans = [(days[of_day == f][0], days[of_day == f][-1]) for f in range(folds)]
     return of_day[np.searchsorted(days, day)], spans
