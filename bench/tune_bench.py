@@ -83,7 +83,8 @@ def model() -> Any:
     from domain.models.config import parse_model_config
 
     payload = json.loads(MODEL.read_text())
-    return parse_model_config(payload | {"model_id": "bench--form-and-steam", "creator_user_id": "bench"})
+    server = {"model_id": "bench--form-and-steam", "creator_user_id": "bench", "sport": SPORT}
+    return parse_model_config(payload | server)
 
 
 @contextlib.contextmanager
@@ -124,11 +125,12 @@ def measure(args: argparse.Namespace, lake_dir: Path, warehouse: Path) -> dict[s
 
     def progress(stage: str, done: int, total: int) -> None:
         stages[stage] = time.perf_counter()  # the replay's last day, then the trials' end
+        stages[f"{stage}_cpu"] = cpu()
 
     log(f"tuning {args.trials} configurations over {THREE_SEASONS[0]} .. {THREE_SEASONS[1]}")
     settings = TuneSettings(folds=4, trials=args.trials, seed=0)
     report, tune_wall, tune_cpu = timed(lambda: tune_model(lake, config, *THREE_SEASONS, settings, progress))
-    evaluate = stages["trials"] - stages["replay"]
+    evaluate = stages["trials"] - stages["replay"], stages["trials_cpu"] - stages["replay_cpu"]
     log("one plain backtest over the same span (the baseline)")
     plain, plain_wall, plain_cpu = timed(lambda: backtest_model(lake, config, *THREE_SEASONS))
     log("POST /backtests over one season, through HTTP")
@@ -151,7 +153,7 @@ def measure(args: argparse.Namespace, lake_dir: Path, warehouse: Path) -> dict[s
         "analyses": report["baseline"]["analyses"],
         "tune_wall": tune_wall,
         "tune_cpu": tune_cpu,
-        "evaluate_wall": evaluate,
+        "evaluate": evaluate,
         "plain_wall": plain_wall,
         "plain_cpu": plain_cpu,
         "plain_graded": plain["summary"]["graded"],
@@ -169,7 +171,7 @@ def report(r: dict[str, Any]) -> None:
     print(f"\n(a) tune, {n:,} configurations, 4 walk-forward folds")
     print(
         f"    wall {r['tune_wall']:.1f} s  CPU {r['tune_cpu']:.1f} s  "
-        f"(every trial evaluated in {r['evaluate_wall']:.2f} s)"
+        f"(of which every trial evaluated: wall {r['evaluate'][0]:.2f} s, CPU {r['evaluate'][1]:.2f} s)"
     )
     verdict = "PASS" if r["tune_cpu"] < TUNE_TARGET_S else "FAIL"
     print(f"    target < {TUNE_TARGET_S:.0f} s (CPU): {verdict}")

@@ -133,4 +133,5 @@ class JobRunner:
         finally:
             stop.set()
             beating.join()
+        beat()  # the last progress (all done), so the finished job shows it
         self.store.finish(user_id, job_id, Result(finished_at=self.clock(), report=report))
