@@ -4,10 +4,10 @@ A job is the API's inbox object (``stores/jobs.py``); the process that accepts i
 its pool (``workers`` threads, one by default, so that a busy process still serves requests) and
 every other process can answer for it from the lake. While an attempt runs, a heartbeat thread
 rewrites its progress every ``heartbeat`` seconds. A job whose last sign of life is older than
-``stale_after`` lost its worker (a killed process, a lost host): whoever reads it next claims the
-next attempt and runs the job again from the start in its own pool, and after ``max_attempts``
-claimed attempts the job is failed instead. So a job is never stuck: it ends, or its next reader
-resumes or fails it.
+``stale_after`` lost its worker (a killed process, a lost host): whoever reads it next queues it in
+its own pool, which claims the next attempt when a thread is free and runs the job again from the
+start; after ``max_attempts`` claimed attempts the next reader fails the job instead. So a job is
+never stuck: it ends, or its next reader resumes or fails it.
 """
 
 from __future__ import annotations
@@ -60,6 +60,9 @@ class JobRunner:
         self.limits = limits or JobLimits()
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
         self._pool = ThreadPoolExecutor(self.limits.workers, thread_name_prefix="oddsforge-job")
+        self._queued: set[tuple[str, str]] = set()
+        """Jobs waiting in or run by this process's pool (a reader does not queue them twice)."""
+        self._lock = threading.Lock()
 
     def submit(self, user_id: str, job_id: str, kind: JobKind, params: dict[str, Any]) -> None:
         """Store the request, then run it in this process's pool."""
@@ -67,41 +70,52 @@ class JobRunner:
             user_id, job_id, JobRequest(kind=kind, created_at=self.clock(), params=params)
         ):
             raise ValueError(f"job {job_id} exists already")
-        self._pool.submit(self._run, user_id, job_id)
+        self._queue(user_id, job_id)
 
     def status(self, user_id: str, job_id: str) -> JobView | None:
-        """The job as its objects say; a job whose worker is gone is taken over first."""
+        """The job as its objects say; a job whose worker is gone is resumed here (or failed)."""
         view = self.store.read(user_id, job_id)
-        if view is not None and not view.finished and self.clock() - view.heartbeat > self.limits.stale_after:
-            self._take_over(view)
-            view = self.store.read(user_id, job_id)
+        if view is None or view.finished or not self._stale(view):
+            return view
+        if view.attempts >= self.limits.max_attempts:
+            message = f"the job's worker stopped {view.attempts} times; submit it again"
+            self.store.fail(user_id, job_id, Failure(failed_at=self.clock(), message=message))
+            return self.store.read(user_id, job_id)
+        self._queue(user_id, job_id)
         return view
 
     def close(self) -> None:
         """Stop taking work; a running attempt is left to end (or, with the process, to be resumed)."""
         self._pool.shutdown(wait=False, cancel_futures=True)
 
-    def _take_over(self, view: JobView) -> None:
-        if view.attempts >= self.limits.max_attempts:
-            message = f"the job's worker stopped {view.attempts} times; submit it again"
-            self.store.fail(view.user_id, view.job_id, Failure(failed_at=self.clock(), message=message))
-            return
-        attempt = view.attempts
-        if self.store.claim(
-            view.user_id, view.job_id, attempt, Claim(claimed_at=self.clock(), worker=self.worker)
-        ):
-            log.warning(
-                "job %s of %s: worker gone, attempt %d resumes it", view.job_id, view.user_id, attempt
-            )
-            self._pool.submit(self._attempt, view, attempt)
+    def _stale(self, view: JobView) -> bool:
+        return self.clock() - view.heartbeat > self.limits.stale_after
 
-    def _run(self, user_id: str, job_id: str) -> None:
-        """Claim the job's first attempt (unless a reader took it over meanwhile) and run it."""
-        view = self.store.read(user_id, job_id)
-        if view is None or view.finished or view.attempts:
-            return
-        if self.store.claim(user_id, job_id, 0, Claim(claimed_at=self.clock(), worker=self.worker)):
-            self._attempt(view, 0)
+    def _queue(self, user_id: str, job_id: str) -> None:
+        with self._lock:
+            if (user_id, job_id) in self._queued:
+                return
+            self._queued.add((user_id, job_id))
+        self._pool.submit(self._work, user_id, job_id)
+
+    def _work(self, user_id: str, job_id: str) -> None:
+        """When a worker thread is free: claim the job's next attempt, unless it ended or another
+        worker is on it (a claim is made only here, so a job waiting in a busy pool never looks like
+        one whose worker died), and run it."""
+        try:
+            view = self.store.read(user_id, job_id)
+            if view is None or view.finished or (view.claim is not None and not self._stale(view)):
+                return
+            if view.attempts >= self.limits.max_attempts:
+                return  # the next reader fails it
+            attempt = view.attempts
+            if self.store.claim(user_id, job_id, attempt, Claim(claimed_at=self.clock(), worker=self.worker)):
+                if attempt:
+                    log.warning("job %s of %s: worker gone, attempt %d resumes it", job_id, user_id, attempt)
+                self._attempt(view, attempt)
+        finally:
+            with self._lock:
+                self._queued.discard((user_id, job_id))
 
     def _attempt(self, view: JobView, attempt: int) -> None:
         user_id, job_id = view.user_id, view.job_id
