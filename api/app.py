@@ -18,6 +18,7 @@ from api.clock import utc_now
 from api.errors import error_response, install_error_handlers
 from api.guard import install_request_guard
 from api.routes import (
+    backtests,
     billing,
     catalogue,
     commitments,
@@ -36,9 +37,12 @@ from api.routes import (
 from api.serving import NoSnapshotError, ServingStore
 from api.settings import ApiSettings
 from domain.datasets.registry import DatasetLimits
+from services.backtests import run_draft_job
+from services.jobs import JobRunner
 from services.notify import resolve
 from services.on_demand import ExecutionLimits
 from services.payments import Payments
+from services.tuning import run_tuning_job
 from stores.datasets import DatasetStore
 from stores.lake import Lake
 from stores.ratings import RatingStore
@@ -99,6 +103,7 @@ def create_app(
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
         store.close()
+        app.state.jobs.close()
 
     app = FastAPI(
         title="OddsForge API", version=_package_version(), description=DESCRIPTION, lifespan=lifespan
@@ -115,6 +120,9 @@ def create_app(
     app.state.execution = ExecutionLimits()
     app.state.resolver = resolve  # webhook hosts, resolved in production only; tests replace it
     app.state.clock = utc_now  # the one clock of every route (api/clock.py); tests replace it
+    app.state.jobs = JobRunner(
+        lake, {"backtest": run_draft_job, "tune": run_tuning_job}, clock=lambda: app.state.clock()
+    )
     install_request_guard(app)
     install_error_handlers(app)
     app.add_exception_handler(NoSnapshotError, _no_snapshot)  # type: ignore[arg-type]
@@ -122,6 +130,7 @@ def create_app(
     app.include_router(games.router)
     app.include_router(models.router)
     app.include_router(ratings.router)
+    app.include_router(backtests.router)
     app.include_router(catalogue.router)
     app.include_router(datasets.router)
     app.include_router(creators.router)

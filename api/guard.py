@@ -50,6 +50,7 @@ answers 422 naming the field that is too long, and larger ones are refused unrea
 BODY_LIMITS: dict[tuple[str, str], int | None] = {
     ("POST", "/models"): CONFIG_BODY_BYTES,
     ("PUT", "/models/{model_id}"): CONFIG_BODY_BYTES,
+    ("POST", "/backtests"): CONFIG_BODY_BYTES,
     # Uploads count their own bodies against the deployment's file limit (100 MB and the form's
     # fields) and answer `file_too_large` (api/routes/datasets.py); None leaves them to it.
     ("POST", "/datasets"): None,

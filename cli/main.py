@@ -277,6 +277,52 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tune(args: argparse.Namespace) -> int:
+    from domain.models.tuning import TuneSettings
+    from services.tuning import tune_model
+    from stores.lake import Lake
+
+    config = _load_model_file(Path(args.model), args.sport)
+    settings = TuneSettings(folds=args.folds, trials=args.trials, seed=args.seed)
+    step = max(1, (args.to - getattr(args, "from")).days // 20)
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if stage == "trials":
+            _progress(f"tune: {done:,} configurations evaluated over {settings.folds} folds")
+        elif done % step == 0 or done == total:
+            _progress(f"tune: scoring the sources {done}/{total} game days")
+
+    report = tune_model(Lake.from_env(), config, getattr(args, "from"), args.to, settings, progress)
+
+    def line(label: str, f: dict[str, Any]) -> str:
+        acc = "-" if f["accuracy"] is None else f"{f['accuracy']:.1%}"
+        roi = "-" if f["roi"] is None else f"{f['roi']:+.1%}"
+        brier = "-" if f["brier"] is None else f"{f['brier']:.4f}"
+        return f"  {label:<22} {f['graded']:>7,}  {acc:>8}  {roi:>7}  {brier:>7}"
+
+    def human() -> None:
+        span = f"{report['from']} .. {report['to']}"
+        print(f"Tuning of {config.name!r} ({config.sport}, {config.market}) {span}")
+        print(
+            f"  {report['configurations']:,} configurations, walk-forward over {report['folds']} folds "
+            f"(seed {report['seed']}){', dynamic weighting' if report['dynamic_weighting'] else ''}"
+        )
+        print(f"\n  {'':<22} {'graded':>7}  {'accuracy':>8}  {'ROI':>7}  {'Brier':>7}")
+        print(line("as configured", report["baseline"]))
+        print(line("best, in sample", report["in_sample"]))
+        print(line("walk-forward, out", report["out_of_sample"]))
+        for fold in report["walk_forward"]:
+            print(line(f"fold {fold['fold']} {fold['test'][0]}", fold["out_of_sample"]))
+        best = report["best"]
+        weights = ", ".join(f"{name} {w:g}" for name, w in best["weights"].items())
+        print(f"\n  best: {weights}; min_confidence {best['min_confidence']:g}")
+        print("  best configuration (ready to save):")
+        print(json.dumps(report["best_config"], indent=2))
+
+    _emit(args, report, human)
+    return 0
+
+
 def cmd_formula(args: argparse.Namespace) -> int:
     from services.sandbox import cli_check, cli_eval
 
@@ -643,6 +689,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--to", required=True, type=dt.date.fromisoformat, metavar="YYYY-MM-DD")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=cmd_backtest)
+
+    p = sub.add_parser(
+        "tune", help="search a model JSON's source weights and threshold with walk-forward validation"
+    )
+    p.add_argument("model", metavar="MODEL.json")
+    p.add_argument("--sport", help="sport key (fills or must match the model's sport)")
+    p.add_argument("--from", required=True, type=dt.date.fromisoformat, metavar="YYYY-MM-DD")
+    p.add_argument("--to", required=True, type=dt.date.fromisoformat, metavar="YYYY-MM-DD")
+    p.add_argument("--folds", type=int, default=4, help="walk-forward folds of the span (default 4)")
+    p.add_argument("--trials", type=int, default=200, help="configurations to try (default 200)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random search (default 0)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=cmd_tune)
 
     p = sub.add_parser("formula", help="check or evaluate a custom-data formula (prints JSON)")
     fsub = p.add_subparsers(dest="formula_command", required=True, metavar="ACTION")

@@ -1,24 +1,29 @@
 """Backtests of one model over the lake's history, shared by ``oddsforge backtest`` and the API.
 
 Each completed backtest is recorded in the inbox (``stores.layout.backtest_key``):
-publishing a model needs one with at least 50 graded predictions (SPEC 6).
+publishing a model needs one with at least 50 graded predictions (SPEC 6). A draft config's
+backtest (``POST /backtests``) is recorded against the model its author names
+(``stores.layout.draft_backtest_key``), so it counts for publishing and in the listing's disclosure
+like any other.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import polars as pl
 
-from domain.models.config import ModelConfig
+from domain.models.config import ModelConfig, parse_model_config
 from domain.models.engine import ModelBatch, run_backtest
+from domain.models.registry import SERVER_FIELDS
 from services.custom_scores import load_custom_scores
 from services.engine_tables import load_tables
 from stores.lake import Lake
-from stores.layout import backtest_key, backtests_prefix
+from stores.layout import backtest_key, backtests_prefix, draft_backtest_key
 
 MAX_SPAN_DAYS = 366 * 6
 """Longest backtest the API runs synchronously (six seasons)."""
@@ -57,15 +62,54 @@ def backtest_model(
 
 
 def record_backtest(lake: Lake, report: dict[str, Any]) -> str:
-    """Store a backtest report in the inbox (the latest run of the same span replaces the previous)."""
-    key = backtest_key(
-        report["model_id"],
-        report["version"],
-        dt.date.fromisoformat(report["from"]),
-        dt.date.fromisoformat(report["to"]),
-    )
+    """Store a backtest report in the inbox (the latest run of the same span replaces the previous):
+    a version's, or with ``draft`` (:func:`draft_digest`) a draft's."""
+    span = dt.date.fromisoformat(report["from"]), dt.date.fromisoformat(report["to"])
+    if report.get("draft"):
+        key = draft_backtest_key(report["model_id"], report["draft"], *span)
+    else:
+        key = backtest_key(report["model_id"], report["version"], *span)
     lake.put_bytes(key, json.dumps(report, sort_keys=True).encode())
     return key
+
+
+def draft_digest(config: ModelConfig) -> str:
+    """16 hex digits naming a draft by its content (the server's fields left out)."""
+    payload = {k: v for k, v in config.to_payload().items() if k not in SERVER_FIELDS}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[
+        :16
+    ]
+
+
+def backtest_draft(
+    lake: Lake,
+    config: ModelConfig,
+    start: dt.date,
+    end: dt.date,
+    record_as: str | None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """The backtest of a draft config, recorded against model ``record_as`` when given (the caller
+    checked that its author owns it): the report names that model (or none) and no version."""
+    report = backtest_model(lake, config, start, end, progress)
+    report |= {"model_id": record_as, "version": None, "draft": draft_digest(config)}
+    report["recorded_as"] = None if record_as is None else record_backtest(lake, report)
+    return report
+
+
+def run_draft_job(
+    lake: Lake, _job_id: str, params: Mapping[str, Any], progress: Callable[[int, int], None]
+) -> dict[str, Any]:
+    """The job handler of a long draft backtest (``services/jobs.py``); ``params`` as the API wrote
+    them: the validated config payload, ``from``, ``to`` and ``model_id`` (or null)."""
+    return backtest_draft(
+        lake,
+        parse_model_config(params["config"]),
+        dt.date.fromisoformat(params["from"]),
+        dt.date.fromisoformat(params["to"]),
+        params["model_id"],
+        lambda _day, done, total: progress(done, total),
+    )
 
 
 def recorded_backtests(lake: Lake, model_id: str) -> list[dict[str, Any]]:

@@ -31,6 +31,14 @@ who writes it::
             reports/{user_id}.json                    one user's report                API
             decisions/{n:06d}.json                    an operator's hide or restore n  CLI
         backtests/{model_id}/v{n:06d}/{from}_{to}.json    a backtest report           CLI, API
+        backtests/{model_id}/drafts/{16 hex}/{from}_{to}.json  a draft's backtest     API
+                                                      (the digest of the draft config)
+        tuning/{model_id}/{job_id}.n{trials}.json     a tuning run's report           API
+        jobs/{user_id}/{job_id}/                      a long backtest or tuning job   API
+            request.json                              what to run (written first)     API
+            attempt-{n:03d}.json                      worker n's claim                API worker
+            progress-{n:03d}.json                     worker n's heartbeat and days   API worker
+            result.json | failed.json                 how it ended                    API worker
         stripe/events/{event_id}.json                 a verified Stripe event         API webhook
         stripe/accounts/{creator_id}.json             a creator's Connect account     API (onboarding)
         stripe/account_states/{creator_id}/
@@ -75,9 +83,10 @@ who writes it::
 
 ``commitments/`` may sit under S3 Object Lock (``docs/operations.md``); ``{batch_id}`` is the batch's
 write time and a token (:func:`batch_id`), so a day's batches list in the order they were written.
-``inbox/`` objects are created once (create-if-absent), except review decisions, prices and
-backtests, where the latest write counts; ``raw/``, ``tables/`` and ``datasets/`` are the pipeline's
-alone; ``cache/`` may be emptied at any time; ``idempotency/`` records expire after 24 hours.
+``inbox/`` objects are created once (create-if-absent), except review decisions, prices,
+backtests and a job's progress, where the latest write counts; ``raw/``, ``tables/`` and
+``datasets/`` are the pipeline's alone; ``cache/`` may be emptied at any time; ``idempotency/``
+records expire after 24 hours.
 
 The warehouse directory (a local disk: DuckDB files need one) has a layout of its own::
 
@@ -122,6 +131,8 @@ SUBSCRIPTIONS_INBOX = f"{INBOX}subscriptions/"
 REVIEWS_INBOX = f"{INBOX}reviews/"
 RATINGS_INBOX = f"{INBOX}ratings/"
 BACKTESTS_INBOX = f"{INBOX}backtests/"
+TUNING_INBOX = f"{INBOX}tuning/"
+JOBS_INBOX = f"{INBOX}jobs/"
 STRIPE_EVENTS_INBOX = f"{INBOX}stripe/events/"
 STRIPE_ACCOUNTS_INBOX = f"{INBOX}stripe/accounts/"
 STRIPE_ACCOUNT_STATES_INBOX = f"{INBOX}stripe/account_states/"
@@ -180,6 +191,16 @@ _RATING_KEY = re.compile(
 _REVIEW_ID = re.compile(r"[0-9a-f]{16}")
 _ISO_DATE = r"(\d{4}-\d\d-\d\d)"
 _BACKTEST_KEY = re.compile(rf"{BACKTESTS_INBOX}([^/]+)/v(\d{{6}})/{_ISO_DATE}_{_ISO_DATE}\.json")
+_DRAFT_DIGEST = re.compile(r"[0-9a-f]{16}")
+_DRAFT_BACKTEST_KEY = re.compile(
+    rf"{BACKTESTS_INBOX}([^/]+)/drafts/([0-9a-f]{{16}})/{_ISO_DATE}_{_ISO_DATE}\.json"
+)
+_JOB_ID = re.compile(r"job-[0-9a-f]{16}")
+_TUNING_KEY = re.compile(rf"{TUNING_INBOX}([^/]+)/(job-[0-9a-f]{{16}})\.n(\d+)\.json")
+_JOB_KEY = re.compile(
+    rf"{JOBS_INBOX}([^/]+)/(job-[0-9a-f]{{16}})/"
+    r"(?:(?P<part>request|result|failed)|(?P<step>attempt|progress)-(?P<n>\d{3}))\.json"
+)
 _STRIPE_EVENT_ID = re.compile(r"evt_[A-Za-z0-9_]{1,200}")
 _STRIPE_ACCOUNT_KEY = re.compile(rf"{STRIPE_ACCOUNTS_INBOX}([^/]+)\.json")
 _TERMS_VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -543,6 +564,98 @@ def parse_backtest_key(key: str) -> BacktestKey | None:
     except ValueError:  # digits that are no date
         return None
     return None if match is None or dates is None else BacktestKey(match[1], int(match[2]), *dates)
+
+
+def draft_backtest_key(model_id: str, digest: str, start: dt.date, end: dt.date) -> str:
+    """A draft config's backtest recorded against a model of its author's: ``digest`` (16 hex digits
+    of the draft's canonical JSON) keeps one report per draft and span, as versions do."""
+    if owner_of(model_id) is None or not _DRAFT_DIGEST.fullmatch(digest):
+        raise ValueError(f"not a model id and draft digest: {model_id!r}, {digest!r}")
+    return f"{backtests_prefix(model_id)}drafts/{digest}/{start.isoformat()}_{end.isoformat()}.json"
+
+
+@dataclass(frozen=True)
+class DraftBacktestKey:
+    model_id: str
+    digest: str
+    start: dt.date
+    end: dt.date
+
+
+def parse_draft_backtest_key(key: str) -> DraftBacktestKey | None:
+    """The model, draft and span a recorded draft backtest's key names; None for anything else."""
+    match = _DRAFT_BACKTEST_KEY.fullmatch(key)
+    try:
+        dates = [dt.date.fromisoformat(match[i]) for i in (3, 4)] if match else None
+    except ValueError:
+        return None
+    return None if match is None or dates is None else DraftBacktestKey(match[1], match[2], *dates)
+
+
+def tuning_key(model_id: str, job_id: str, trials: int) -> str:
+    """A tuning run's report; the key carries the configurations it tried, so the listing's
+    disclosure counts them from one listing of the inbox."""
+    if owner_of(model_id) is None or not _JOB_ID.fullmatch(job_id):
+        raise ValueError(f"not a model id and job id: {model_id!r}, {job_id!r}")
+    return f"{TUNING_INBOX}{model_id}/{job_id}.n{trials}.json"
+
+
+@dataclass(frozen=True)
+class TuningKey:
+    model_id: str
+    job_id: str
+    trials: int
+
+
+def parse_tuning_key(key: str) -> TuningKey | None:
+    """The model, job and configurations tried a tuning report's key names; None for anything else."""
+    match = _TUNING_KEY.fullmatch(key)
+    return None if match is None else TuningKey(match[1], match[2], int(match[3]))
+
+
+# ---- jobs (long backtests, tuning) -----------------------------------------------------------------
+
+JobPart = Literal["request", "attempt", "progress", "result", "failed"]
+
+
+def is_job_id(job_id: str) -> bool:
+    return _JOB_ID.fullmatch(job_id) is not None
+
+
+def user_jobs_prefix(user_id: str) -> str:
+    return f"{JOBS_INBOX}{check_user_id(user_id)}/"
+
+
+def job_prefix(user_id: str, job_id: str) -> str:
+    """A job's folder; the owner's id is part of it, so nobody else's request can name it."""
+    if not is_job_id(job_id):
+        raise ValueError(f"{job_id!r} is not a job id")
+    return f"{user_jobs_prefix(user_id)}{job_id}/"
+
+
+def job_key(user_id: str, job_id: str, part: JobPart, attempt: int | None = None) -> str:
+    """One object of a job: ``attempt`` and ``progress`` take the attempt's number."""
+    if (attempt is None) != (part in ("request", "result", "failed")):
+        raise ValueError(f"a job's {part} object {'takes' if attempt is None else 'has no'} attempt number")
+    name = part if attempt is None else f"{part}-{attempt:03d}"
+    return f"{job_prefix(user_id, job_id)}{name}.json"
+
+
+@dataclass(frozen=True)
+class JobKey:
+    user_id: str
+    job_id: str
+    part: JobPart
+    attempt: int | None
+
+
+def parse_job_key(key: str) -> JobKey | None:
+    """What a job's object is; None for anything else."""
+    match = _JOB_KEY.fullmatch(key)
+    if match is None:
+        return None
+    part: JobPart = match["part"] or match["step"]
+    return JobKey(match[1], match[2], part, None if match["n"] is None else int(match["n"]))
 
 
 # ---- Stripe and payouts ---------------------------------------------------------------------------

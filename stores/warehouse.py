@@ -48,11 +48,14 @@ from stores.layout import (
     MARTS_POINTER,
     SERVING_DIR,
     SERVING_POINTER,
+    TUNING_INBOX,
     is_marts_build,
     is_serving_snapshot,
     marts_build_name,
     parse_backtest_key,
     parse_daily_key,
+    parse_draft_backtest_key,
+    parse_tuning_key,
     serving_snapshot_name,
     table_key,
     table_prefix,
@@ -121,8 +124,9 @@ lake per request and every table it serves is as of the same publication."""
 
 BACKTESTS_TABLE = "model_backtests"
 BACKTESTS: dict[str, pl.DataType] = {"model_id": pl.String, "backtests": pl.Int64}
-"""Per model, the backtests its creator recorded across its versions (one per version and span: a
-rerun of the same span replaces the report). The listing shows it (SPEC 5): a record found after
+"""Per model, the backtests its creator recorded across its versions and drafts (one per version or
+draft and span: a rerun of the same span replaces the report), plus the configurations its tuning
+runs tried. The listing shows it (SPEC 5): a record found after
 many tries means less than one found after two."""
 
 MART_TABLES = ["leaderboard", "creator_summary", "model_subscribers", "monthly_revenue", "model_ratings"]
@@ -212,10 +216,21 @@ def partition_manifest(lake: Lake) -> pl.DataFrame:
 
 
 def backtest_counts(lake: Lake) -> pl.DataFrame:
-    """:data:`BACKTESTS` rows of every model with a recorded backtest (one listing of the inbox)."""
-    models = [b.model_id for k in lake.list_keys(BACKTESTS_INBOX) if (b := parse_backtest_key(k)) is not None]
-    counts = pl.DataFrame({"model_id": models}, schema={"model_id": pl.String})
-    return counts.group_by("model_id").agg(pl.len().cast(pl.Int64).alias("backtests")).sort("model_id")
+    """:data:`BACKTESTS` rows of every model with a recorded backtest or tuning run (one listing of
+    each inbox): a version's or a draft's backtest counts once, a tuning run as the configurations
+    it tried (each of them was a backtest of a variant)."""
+    runs = [
+        (b.model_id, 1)
+        for k in lake.list_keys(BACKTESTS_INBOX)
+        if (b := parse_backtest_key(k) or parse_draft_backtest_key(k)) is not None
+    ]
+    runs += [
+        (t.model_id, t.trials) for k in lake.list_keys(TUNING_INBOX) if (t := parse_tuning_key(k)) is not None
+    ]
+    counts = pl.DataFrame(runs, schema={"model_id": pl.String, "n": pl.Int64}, orient="row")
+    return (
+        counts.group_by("model_id").agg(pl.col("n").sum().cast(pl.Int64).alias("backtests")).sort("model_id")
+    )
 
 
 def create_lake_views(con: duckdb.DuckDBPyConnection, lake: Lake) -> None:

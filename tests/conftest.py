@@ -14,6 +14,7 @@ INTEGRATION_MODULES = frozenset(
         "test_api",
         "test_api_contract",
         "test_audit_table",
+        "test_backtest_jobs",
         "test_cli",
         "test_compliance",
         "test_creators",
@@ -38,6 +39,7 @@ INTEGRATION_MODULES = frozenset(
         "test_payments_flow",
         "test_verify",
         "test_ratings_api",
+        "test_tuning",
     }
 )
 """Modules that start servers (S3, Stripe, the API, Postgres, Redis, Dagster), run Dagster jobs or

@@ -133,6 +133,14 @@ def demo(tmp_path_factory: pytest.TempPathFactory, stripe_spec: SpecIndex) -> It
             headers = {"Authorization": f"Bearer {mint_token(FUZZER, SECRET)}"}
             with httpx.Client(base_url=url, headers=headers, timeout=60) as client:
                 models = [_created(client.post("/models", json=_private_model(n))) for n in range(2)]
+                draft = {
+                    "config": _private_model(0),
+                    "sport": NBA,
+                    "from": "2024-10-01",
+                    "to": LAST.isoformat(),
+                }
+                job = client.post("/backtests", json=draft)  # over a season long: a job
+                assert job.status_code == 202, job.text
                 datasets = [_created(upload(client, games_csv(40 + n))) for n in range(2)]
                 games = client.get(f"/sports/{NBA}/games", params={"date": LAST.isoformat()}).json()
                 # Registering never calls the URL (and nothing here delivers notifications).
@@ -153,6 +161,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory, stripe_spec: SpecIndex) -> It
                 dataset_id=[datasets[1]["dataset_id"]],
                 endpoint_id=[hook["endpoint_id"]],
                 creator_id=["alice", "bob"],
+                job_id=[job.json()["job_id"]],
             )
             yield demo
             REAL.clear()
@@ -301,6 +310,7 @@ def test_405_names_every_method_of_the_path(demo: Demo) -> None:
         "date": LAST,
         "creator_id": "bob",
         "endpoint_id": "wh_0000000000000000",
+        "job_id": "j",
     }
     with demo.client() as client:
         for path, operations in _document()["paths"].items():

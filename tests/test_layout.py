@@ -16,6 +16,7 @@ MODEL = "alice--m-abcdef"
 NTF = "ntf_" + "0a" * 16
 DATASET = "alice--ds-3fa9c1"
 DAY = dt.date(2025, 1, 15)
+JOB = "job-0123456789abcdef"
 
 OTHER_KINDS = [
     layout.raw_key("games", "basketball_nba", DAY, "odds_api"),
@@ -32,6 +33,9 @@ OTHER_KINDS = [
     layout.rating_key(MODEL, "0123456789abcdef", "text", 2),
     layout.rating_key(MODEL, "0123456789abcdef", "report", user_id="zoe"),
     layout.backtest_key(MODEL, 3, DAY, DAY),
+    layout.draft_backtest_key(MODEL, "0123456789abcdef", DAY, DAY),
+    layout.tuning_key(MODEL, JOB, 1000),
+    layout.job_key("bob", JOB, "request"),
     layout.stripe_event_key("evt_1"),
     layout.paid_attempt_key("bob", MODEL, 2),
     layout.payout_intent_key("2025-01", "alice"),
@@ -286,6 +290,45 @@ def test_a_backtest_key_reads_back_as_its_model_version_and_span() -> None:
     assert layout.parse_backtest_key(report.replace("01-15.json", "02-31.json")) is None  # no such day
     for key in others(report):
         assert layout.parse_backtest_key(key) is None, key
+
+
+def test_draft_backtest_and_tuning_keys_read_back_as_what_they_count() -> None:
+    draft = layout.draft_backtest_key(MODEL, "0123456789abcdef", DAY, DAY)
+    assert draft == f"inbox/backtests/{MODEL}/drafts/0123456789abcdef/2025-01-15_2025-01-15.json"
+    assert layout.parse_draft_backtest_key(draft) == layout.DraftBacktestKey(
+        MODEL, "0123456789abcdef", DAY, DAY
+    )
+    assert layout.parse_backtest_key(draft) is None
+    tuning = layout.tuning_key(MODEL, JOB, 1000)
+    assert layout.parse_tuning_key(tuning) == layout.TuningKey(MODEL, JOB, 1000)
+    for key in others(draft, tuning):
+        assert layout.parse_draft_backtest_key(key) is None, key
+        assert layout.parse_tuning_key(key) is None, key
+    with pytest.raises(ValueError, match="draft digest"):
+        layout.draft_backtest_key(MODEL, "../../x", DAY, DAY)
+    with pytest.raises(ValueError, match="job id"):
+        layout.tuning_key(MODEL, "job-../x", 3)
+
+
+def test_a_job_s_objects_live_under_its_owner_and_read_back() -> None:
+    assert layout.job_key("bob", JOB, "request") == f"inbox/jobs/bob/{JOB}/request.json"
+    for part, attempt in [
+        ("request", None),
+        ("attempt", 0),
+        ("progress", 2),
+        ("result", None),
+        ("failed", None),
+    ]:
+        key = layout.job_key("bob", JOB, part, attempt)
+        assert layout.parse_job_key(key) == layout.JobKey("bob", JOB, part, attempt)
+    for key in others(layout.job_key("bob", JOB, "request")):
+        assert layout.parse_job_key(key) is None, key
+    for bad in ("job-1", "../x", "job-0123456789ABCDEF"):
+        assert not layout.is_job_id(bad)
+        with pytest.raises(ValueError):
+            layout.job_prefix("bob", bad)
+    with pytest.raises(ValueError):
+        layout.job_key("bob", JOB, "progress")
 
 
 def test_an_audit_record_key_reads_back_as_its_id() -> None:

@@ -84,8 +84,9 @@ class MarketplaceModel(EdgeFigures):
         description="Subscriptions that give access: trial, active, or past_due in its 3 grace days."
     )
     backtests: int = Field(
-        description="Backtests the creator recorded on the model across its versions (one per version "
-        "and span): a record found after many tries means less than one found after a few."
+        description="Backtests the creator recorded on the model across its versions and drafts (one per "
+        "version or draft and span) plus the configurations its tuning runs tried: a record found after "
+        "many tries means less than one found after a few."
     )
     rating_mean: float | None = Field(
         description="Users' mean stars over visible reviews (2 decimals); null without any."

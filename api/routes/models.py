@@ -91,7 +91,7 @@ class ModelDetail(ModelConfig):
     status: Status = Field(description="`archived` once its owner deleted it; `suspended` when unlisted.")
 
 
-_EXAMPLE = {
+CONFIG_EXAMPLE = {
     "name": "My Custom Momentum Model",
     "description": "Focuses on recent team performance and line movement",
     "sport": "basketball_nba",
@@ -109,7 +109,7 @@ ConfigBody = Annotated[
     Body(
         description="A model configuration (see `docs/model-config.schema.json`). "
         f"{', '.join(SERVER_FIELDS)} are set by the server; values sent for them are ignored.",
-        examples=[_EXAMPLE],
+        examples=[CONFIG_EXAMPLE],
     ),
 ]
 ModelId = Annotated[str, Path(max_length=128, description="Model id, e.g. `user123--momentum-3fa9c1`.")]
@@ -123,14 +123,15 @@ def _not_found(model_id: str) -> ApiError:
     return ApiError(404, "not_found", f"no model with id {model_id!r}")
 
 
-def _validated(body: dict[str, Any], lake: Lake, **server: Any) -> ModelConfig:
-    """The version ``body`` describes, or a 422 naming every offending field."""
+def _validated(body: dict[str, Any], lake: Lake, at: str = "body", **server: Any) -> ModelConfig:
+    """The version ``body`` describes, or a 422 naming every offending field (under ``at``, where the
+    config sits in the request)."""
     try:
         config = build_version(body, **server)
         validate_against(config, datasets=dataset_infos(lake, config.creator_user_id))
     except ConfigError as exc:
         details = [
-            ErrorDetail(field=f"body.{p.path}" if p.path else "body", message=p.message, type="model_config")
+            ErrorDetail(field=f"{at}.{p.path}" if p.path else at, message=p.message, type="model_config")
             for p in exc.problems
         ]
         fields = ", ".join(d.field for d in details)
@@ -147,11 +148,14 @@ def _new_model_id(user: str, body: Mapping[str, Any]) -> str:
         raise ApiError(400, "bad_request", str(exc)) from None
 
 
-def _validated_new(body: dict[str, Any], lake: Lake, user: str, now: dt.datetime) -> ModelConfig:
-    """Version 1 of a new model of ``user`` under a fresh id, or a 422 naming every offending field."""
+def validated_new(
+    body: dict[str, Any], lake: Lake, user: str, now: dt.datetime, at: str = "body"
+) -> ModelConfig:
+    """Version 1 of a new model of ``user`` under a fresh id, or a 422 naming every offending field
+    (paths under ``at``: ``POST /backtests`` carries its draft in ``body.config``)."""
     model_id = _new_model_id(user, body)
     return _validated(
-        body, lake, model_id=model_id, owner_user_id=user, version=1, created_at=now, updated_at=now
+        body, lake, at, model_id=model_id, owner_user_id=user, version=1, created_at=now, updated_at=now
     )
 
 
@@ -166,7 +170,7 @@ def _check_tier(tier: Tier, counts: ModelCounts, *, adds_model: bool, makes_publ
         raise ApiError(403, "tier_limit", str(exc), details) from None
 
 
-def _owned_state(registry: RegistryStore, model_id: str, user: str) -> ModelState:
+def owned_state(registry: RegistryStore, model_id: str, user: str) -> ModelState:
     """The state of a model the caller owns; 404 for any other id."""
     state = registry.state(model_id) if owner_of(model_id) == user else None
     if state is None:
@@ -246,7 +250,7 @@ def create_model(
         return idem.replay
     counts = registry.model_counts(user)
     for _ in range(_CREATE_ATTEMPTS):
-        config = _validated_new(body, registry.lake, user, now)
+        config = validated_new(body, registry.lake, user, now)
         _check_tier(tier, counts, adds_model=True, makes_public=config.sharing.public)
         _check_publishing(config, 0, request)  # a new model has no backtest yet
         if registry.create_version(config):
@@ -269,7 +273,7 @@ def validate_model(body: ConfigBody, user: CurrentUser, registry: Registry, now:
     and answers ``{"valid": true}``, or 422 with every problem and its field path. Publishing
     preconditions and tier limits depend on the account, not the draft: ``POST /models`` and ``PUT``
     check them."""
-    _validated_new(body, registry.lake, user, now)
+    validated_new(body, registry.lake, user, now)
     return Validity(valid=True)
 
 
@@ -326,7 +330,7 @@ def update_model(
     """Store the full configuration as version n+1. Of two concurrent updates exactly one creates it;
     the other gets 409 and may retry on top of the new version. Making a model public must stay
     within the public models the caller's tier allows."""
-    state = _owned_state(registry, model_id, user)
+    state = owned_state(registry, model_id, user)
     if state.archived:
         raise ApiError(409, "conflict", f"model {model_id!r} is archived; archived models cannot change")
     latest = registry.read(state, state.latest)
@@ -358,7 +362,7 @@ def update_model(
 def archive_model(model_id: ModelId, user: CurrentUser, registry: Registry, now: Now) -> Response:
     """Archive the model: it stops running and leaves the marketplace; its versions and analyses stay.
     Archiving twice is harmless."""
-    _owned_state(registry, model_id, user)
+    owned_state(registry, model_id, user)
     registry.archive(model_id, user, now)
     return Response(status_code=204)
 
@@ -411,7 +415,7 @@ def backtest(
     table. The owner's run is recorded: publishing needs a backtest with 50 graded predictions."""
     if idem.replay is not None:
         return idem.replay
-    state = _owned_state(registry, model_id, user)
+    state = owned_state(registry, model_id, user)
     version = body.version or state.latest
     if version not in state.versions:
         raise ApiError(404, "not_found", f"model {model_id!r} has no version {version}")
