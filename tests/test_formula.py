@@ -33,11 +33,15 @@ from tests.test_model_config import CUSTOM, CUSTOM_WEATHER, WEATHER, payload
 SEED_FORMULA = "(temperature - 32) * 0.01 + (wind_speed / 20)"
 WEATHER_FIELDS = ["temperature", "wind_speed"]
 SANE = "(a + 1) * 2"
+GENEROUS_MS = 10_000
+"""A budget for calls that check an answer, not the budget (a loaded machine can take over 100 ms
+to schedule a worker)."""
 
 
 def _healthy() -> None:
-    """The default sandbox still answers correctly: (3 + 1) * 2 = 8."""
-    assert evaluate_row(SANE, {"a": 3}) == 8.0
+    """The default sandbox still answers correctly: (3 + 1) * 2 = 8 (with a budget a loaded machine
+    meets: the 100 ms budget's enforcement is tests/test_sandbox.py's)."""
+    assert evaluate_row(SANE, {"a": 3}, timeout_ms=GENEROUS_MS) == 8.0
 
 
 # ---- the grammar ---------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ import pytest
 
 from domain.datasets.formula import FormulaError
 from services.sandbox import KILL_GRACE_MS, FormulaBudgetError, SandboxPool, default_pool, evaluate_row
-from tests.test_formula import HOSTILE
+from tests.test_formula import GENEROUS_MS, HOSTILE
 
 BUDGET_MS = 100
 GENEROUS_S = 1.0
@@ -135,5 +135,9 @@ def test_hostile_formulas_and_calls_leave_the_service_healthy() -> None:
         with pytest.raises(FormulaBudgetError):
             default_pool().run(call, *args, timeout_ms=BUDGET_MS)
     with ThreadPoolExecutor(max_workers=4) as executor:
-        results = list(executor.map(lambda i: evaluate_row("a * 2 + b", {"a": i, "b": 1}), range(40)))
+        results = list(
+            executor.map(
+                lambda i: evaluate_row("a * 2 + b", {"a": i, "b": 1}, timeout_ms=GENEROUS_MS), range(40)
+            )
+        )
     assert results == [i * 2.0 + 1 for i in range(40)]
