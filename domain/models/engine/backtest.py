@@ -1,10 +1,16 @@
-"""Backtests: replay a date range day by day exactly as the live pipeline would have run it (SPEC 5).
+"""Backtests: replay a date range exactly as the live pipeline would have run it, day by day (SPEC 5).
 
-Each day is scored with :func:`score_day` with the backtest cut-off (``commence_time``), dynamic
+Each day is scored as :func:`score_day` would with the backtest cut-off (``commence_time``), dynamic
 weighting fed only by the backtest's own earlier analyses, then every analysis is graded against the
 final score at its own line and price. The report carries, per model version, the whole span and
 each month: analyses, qualifying picks, wins / losses / pushes, accuracy, units, profit, ROI, Brier
 score, log loss and picks per side. Pushes are refunded and left out of accuracy, units and ROI.
+
+The days are not scored one by one: a span of up to :data:`SPAN_DAYS` game days is scored in one pass
+(:func:`span_matrices`: every game as of its own date). Dynamic weighting does not force a loop over
+days either: a source's calls and hits depend on its scores and the results, never on a model's
+weights, so each span's calls are counted per day first and every day's multipliers (over the 30
+days before it) are differences of running sums (:class:`DynamicWeights`).
 """
 
 from __future__ import annotations
@@ -13,27 +19,37 @@ import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import polars as pl
 
-from domain.markets.grading import grade, profit
+from domain.markets.grading import first_side_margin, grade, profit
 from domain.models.engine.scoring import (
     ANALYSES,
+    DYNAMIC_PRIOR_CALLS,
+    DYNAMIC_PRIOR_HITS,
     DYNAMIC_WINDOW_DAYS,
-    SOURCE_CALLS,
+    MULTIPLIER_MAX,
+    MULTIPLIER_MIN,
+    SLOTS,
     ModelBatch,
-    multipliers_from_calls,
-    score_day,
-    source_calls,
+    SourceMatrix,
+    Weigh,
+    analyses_of,
+    settled_games,
+    span_matrices,
 )
-from domain.models.features import Tables
+from domain.models.features import Tables, day_number
 
 Progress = Callable[[dt.date, int, int], None]
-"""``progress(day, days_done, days_total)`` after each scored day."""
+"""``progress(day, days_done, days_total)`` after each scored span of days."""
 
 SIDES = ("home", "away", "over", "under")
 KEYS = ["model_id", "version"]
 LOG_LOSS_EPS = 1e-15
 """Confidences are clipped to ``[eps, 1 - eps]`` before the log: a certain miss costs ~34.5, not inf."""
+SPAN_DAYS = 64
+"""Game days scored in one pass: bounds the span's score matrices (lines x distinct sources) and the
+source kinds' per-date arrays; a season is three spans."""
 
 
 @dataclass(frozen=True)
@@ -58,9 +74,9 @@ def run_backtest(
 ) -> BacktestResult:
     """Score every day from ``start`` to ``end`` (inclusive) that has games of the models' sports.
 
-    Each day's analyses are graded and folded into running tallies per model version and month, so
-    memory holds one day of analyses (plus all of them only with ``keep_analyses``, which a backtest
-    of many models should leave off).
+    Each span's analyses are graded and folded into tallies per model version and month, so memory
+    holds a chunk of analyses (plus all of them only with ``keep_analyses``, which a backtest of many
+    models should leave off).
     """
     sports = sorted(set(models.sport.tolist()))
     days = (
@@ -70,24 +86,26 @@ def run_backtest(
         .sort()
         .to_list()
     )
+    dynamic = DynamicWeights(models, days, tables.games) if models.uses_dynamic_weighting else None
     kept: list[pl.DataFrame] = []
     tallies: list[pl.DataFrame] = []
-    calls = pl.DataFrame(schema=SOURCE_CALLS)
-    for i, day in enumerate(days):
-        multipliers = multipliers_from_calls(calls, day) if models.uses_dynamic_weighting else None
-        analyses = score_day(models, tables, day, None, multipliers, custom_scores)
-        graded = grade_analyses(analyses, tables.games)
-        tallies.append(tally(graded, [*KEYS, "month"]))
-        if keep_analyses:
-            kept.append(graded)
-        if models.uses_dynamic_weighting:
-            recent = calls.filter(pl.col("game_date") >= day - dt.timedelta(days=DYNAMIC_WINDOW_DAYS))
-            calls = pl.concat([recent, source_calls(analyses, tables.games)])
+    for first in range(0, len(days), SPAN_DAYS):
+        span = days[first : first + SPAN_DAYS]
+        for matrix in span_matrices(models, tables, span, None, custom_scores):
+            weigh = None if dynamic is None else dynamic.weigh(matrix)
+            for analyses in analyses_of(models, matrix, weigh):
+                graded = grade_analyses(analyses, tables.games)
+                tallies.append(tally(graded, [*KEYS, "month", "game_date"]))
+                if keep_analyses:
+                    kept.append(graded)
         if progress is not None:
-            progress(day, i + 1, len(days))
+            progress(span[-1], first + len(span), len(days))
     if not tallies:
-        tallies.append(tally(grade_analyses(pl.DataFrame(schema=ANALYSES), tables.games), [*KEYS, "month"]))
-    monthly = pl.concat(tallies).group_by(*KEYS, "month").agg(pl.all().sum())
+        empty = grade_analyses(pl.DataFrame(schema=ANALYSES), tables.games)
+        tallies.append(tally(empty, [*KEYS, "month", "game_date"]))
+    # One row per model and day, in date order, summed as a day-by-day run sums them (to the bit).
+    daily = pl.concat(tallies).sort("game_date", maintain_order=True).drop("game_date")
+    monthly = daily.group_by(*KEYS, "month").agg(pl.all().sum())
     totals = monthly.drop("month").group_by(*KEYS).agg(pl.all().sum())
     everyone = models.frame.select(*KEYS).unique(maintain_order=True)
     summary = everyone.join(totals, on=KEYS, how="left").with_columns(pl.exclude(KEYS).fill_null(0))
@@ -96,6 +114,74 @@ def run_backtest(
         monthly=metrics(monthly).sort(*KEYS, "month"),
         analyses=pl.concat(kept) if kept else None,
     )
+
+
+class DynamicWeights:
+    """SPEC section 4 "Dynamic weighting" over a backtest's own analyses, for every day at once.
+
+    Per game day of the backtest, model and slot: the source's hits and calls on that day's settled
+    analyses (what :func:`domain.models.engine.scoring.source_calls` counts). Spans are scored in date
+    order, so when a span is weighed every earlier day's counts are in; a day's multiplier sums the
+    30 days before it as a difference of running sums. Counts are integers, so the multipliers are
+    exactly those :func:`domain.models.engine.scoring.multipliers_from_calls` gives day by day.
+    """
+
+    def __init__(self, models: ModelBatch, days: Sequence[dt.date], games: pl.DataFrame) -> None:
+        self.models = models
+        self.days = np.array([day_number(d) for d in days], dtype=np.int64)
+        self.hits = np.zeros((len(days), len(models), SLOTS), dtype=np.int64)
+        self.calls = np.zeros_like(self.hits)
+        self.settled = settled_games(games)
+
+    def weigh(self, matrix: SourceMatrix) -> Weigh:
+        """The ``weigh`` of :func:`analyses_of` for ``matrix`` (one span of days)."""
+        lines = matrix.lines.select("game_id", "line").join(
+            self.settled, on="game_id", how="left", maintain_order="left"
+        )
+        margin = (
+            lines.select(
+                first_side_margin(
+                    pl.lit(matrix.market), pl.col("line"), pl.col("home_score"), pl.col("away_score")
+                )
+            )
+            .to_series()
+            .fill_null(np.nan)
+            .to_numpy()
+        )
+        line_day = np.searchsorted(self.days, matrix.lines["game_date"].cast(pl.Int64).to_numpy())
+        span_days, starts, on_day = np.unique(line_day, return_index=True, return_inverse=True)
+        window_start = np.searchsorted(self.days, self.days[span_days] - DYNAMIC_WINDOW_DAYS)
+
+        def weigh(part: np.ndarray, k: int, source: np.ndarray) -> np.ndarray:
+            batch = matrix.group[part]
+            weight = self.models.weight[batch, :k]
+            present = ~np.isnan(source)
+            scored = (present & (weight > 0)).any(axis=2)  # the lines the models have analyses on
+            counted = present & scored[..., None] & ~np.isnan(margin)[:, None, None]
+            edge = np.sign(source - 0.5) * margin[:, None, None]
+            for counts, seen in ((self.hits, counted & (edge > 0)), (self.calls, counted & (edge != 0))):
+                counts[span_days[:, None], batch[None, :], :k] = np.add.reduceat(
+                    seen.astype(np.int64), starts, axis=0
+                )
+            multiplier = _multipliers(
+                _window_sums(self.hits[:, batch, :k], span_days, window_start),
+                _window_sums(self.calls[:, batch, :k], span_days, window_start),
+            )
+            return weight * np.where(self.models.dynamic[batch, :k], multiplier[on_day.reshape(-1)], 1.0)
+
+        return weigh
+
+
+def _window_sums(daily: np.ndarray, days: np.ndarray, window_start: np.ndarray) -> np.ndarray:
+    """Per day ``days[i]``, the sum of ``daily`` (day x ...) over days ``window_start[i] <= d < days[i]``."""
+    running = np.concatenate([np.zeros_like(daily[:1]), np.cumsum(daily[: days.max()], axis=0)])
+    return running[days] - running[window_start]
+
+
+def _multipliers(hits: np.ndarray, calls: np.ndarray) -> np.ndarray:
+    """``clamp(2 * (hits + 10) / (calls + 20), 0.5, 1.5)``, computed as the polars rule computes it."""
+    rate = (hits + DYNAMIC_PRIOR_HITS) / (calls + DYNAMIC_PRIOR_CALLS)
+    return np.clip(2 * rate, MULTIPLIER_MIN, MULTIPLIER_MAX)
 
 
 def grade_analyses(analyses: pl.DataFrame, games: pl.DataFrame) -> pl.DataFrame:

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Hashable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -26,7 +26,7 @@ import polars as pl
 
 from domain.markets.grading import FIRST_SIDE, SECOND_SIDE, first_side_margin
 from domain.models.config import MAX_ENABLED_SOURCES, ModelConfig
-from domain.models.features import Tables, day_number
+from domain.models.features import Tables
 from domain.models.sources import KINDS, SourceDay, in_order, kind_index
 from domain.models.sources.base import Slate
 from domain.tables.schemas import UTC_TS
@@ -210,21 +210,30 @@ def _intern(table: dict[Hashable, int], key: Hashable) -> int:
 
 # ---- scoring a day -------------------------------------------------------------------------------
 
-LINE_COLUMNS = ["game_id", "bookmaker", "cutoff_time", "snapshot_time", "line", "price_first", "price_second"]
+LINE_COLUMNS = [
+    "game_id",
+    "game_date",
+    "bookmaker",
+    "cutoff_time",
+    "snapshot_time",
+    "line",
+    "price_first",
+    "price_second",
+]
 
 
 @dataclass(frozen=True, eq=False)
 class SourceMatrix:
-    """One sport and market of a day before weighting: every distinct source the models use, scored
-    once against every current line, and each model's slots pointing at its sources."""
+    """One sport and market of a day (or of a span of days) before weighting: every distinct source
+    the models use, scored once against every current line, and each model's slots pointing at its
+    sources."""
 
     sport: str
     market: str
-    day: dt.date
     group: np.ndarray
     """The models (indices into the batch) of this sport and market."""
     lines: pl.DataFrame
-    """The current lines (:data:`LINE_COLUMNS`), one per game x bookmaker."""
+    """The current lines (:data:`LINE_COLUMNS`), one per game x bookmaker, in date order."""
     scores: np.ndarray
     """Line x distinct source, NaN = missing (a line's scores are adjacent, as weighting reads them)."""
     sources: np.ndarray
@@ -255,7 +264,7 @@ def score_day(
     frames = [
         frame
         for matrix in source_matrices(models, tables, day, as_of, multipliers, custom_scores)
-        for frame in _analyses(models, matrix)
+        for frame in analyses_of(models, matrix)
     ]
     if not frames:
         return pl.DataFrame(schema=ANALYSES)
@@ -272,11 +281,33 @@ def source_matrices(
 ) -> list[SourceMatrix]:
     """The first half of :func:`score_day` (same arguments): per sport and market with models and
     current lines, the distinct sources' scores and the models' slots into them."""
+    matrices = span_matrices(models, tables, [day], as_of, custom_scores)
+    if multipliers is None:
+        return matrices
+    return [
+        replace(
+            m,
+            weights=m.weights
+            * np.where(models.dynamic[m.group], _multipliers(models, m.group, multipliers), 1.0),
+        )
+        for m in matrices
+    ]
+
+
+def span_matrices(
+    models: ModelBatch,
+    tables: Tables,
+    days: Sequence[dt.date],
+    as_of: dt.datetime | None = None,
+    custom_scores: pl.DataFrame | None = None,
+) -> list[SourceMatrix]:
+    """:func:`source_matrices` of every game of ``days`` at once, each seen as of its own date (and
+    cut-off), with the configured weights (no dynamic multipliers: they differ by day)."""
     matrices = []
     for sport in sorted(set(models.sport.tolist())):
         games = (
-            tables.games.filter((pl.col("sport") == sport) & (pl.col("game_date") == day))
-            .sort("commence_time", "game_id")
+            tables.games.filter((pl.col("sport") == sport) & pl.col("game_date").is_in(list(days)))
+            .sort("game_date", "commence_time", "game_id")
             .with_row_index("game")
             .with_columns(
                 (
@@ -297,9 +328,10 @@ def source_matrices(
             .last()
             .sort("game", "bookmaker")
         )
-        slate = Slate(day_number(day), games["home_team"], games["away_team"])
-        shared: dict[str, Any] = {}  # what the kinds compute once for every market of the day
-        day_custom = (
+        game_day = games["game_date"].cast(pl.Int64).to_numpy()
+        slate = Slate.of(game_day, games["home_team"], games["away_team"])
+        shared: dict[str, Any] = {}  # what the kinds compute once for every market of the span
+        span_custom = (
             None
             if custom_scores is None
             else custom_scores.filter(pl.col("game_id").is_in(games["game_id"].implode()))
@@ -311,15 +343,11 @@ def source_matrices(
             group = np.flatnonzero(in_sport & (models.market == market))
             line_game = lines["game"].to_numpy().astype(np.int64)
             inputs = SourceDay(
-                tables, sport, market, slate, games, lines, line_game, snapshots, day_custom, shared
+                tables, sport, market, slate, games, lines, line_game, snapshots, span_custom, shared
             )
             scores, sources = _source_scores(models, group, inputs)
-            weights = models.weight[group] * np.where(
-                models.dynamic[group], _multipliers(models, group, multipliers), 1.0
-            )
-            matrices.append(
-                SourceMatrix(sport, market, day, group, lines.select(LINE_COLUMNS), scores, sources, weights)
-            )
+            lines = lines.with_columns(games["game_date"].gather(line_game)).select(LINE_COLUMNS)
+            matrices.append(SourceMatrix(sport, market, group, lines, scores, sources, models.weight[group]))
     return matrices
 
 
@@ -376,10 +404,19 @@ def _multipliers(models: ModelBatch, group: np.ndarray, multipliers: pl.DataFram
     return out
 
 
-def _analyses(models: ModelBatch, matrix: SourceMatrix) -> list[pl.DataFrame]:
+Weigh = Callable[[np.ndarray, int, np.ndarray], np.ndarray]
+"""``weigh(part, k, source)``: the weights of models ``part`` (positions in the matrix's group, each
+with ``k`` sources), model x slot or line x model x slot, given their sources' scores ``source``
+(line x model x slot). A backtest's dynamic multipliers differ by day, so they are weighed per line."""
+
+
+def analyses_of(
+    models: ModelBatch, matrix: SourceMatrix, weigh: Weigh | None = None
+) -> Iterator[pl.DataFrame]:
     """SPEC section 4 steps 1-6 for every model of ``matrix`` on every line, as frames of models with
     the same number k of sources (their list columns are regular blocks), in chunks that bound the
-    temporary arrays at :data:`CHUNK_CELLS` cells."""
+    temporary arrays at :data:`CHUNK_CELLS` cells; weights are ``matrix.weights`` unless ``weigh``
+    gives them."""
     n_lines = matrix.scores.shape[0]
     # A model has an analysis on some line iff one of its sources with a positive weight scores some
     # line; models without any (say only a custom source without data) are left out up front.
@@ -387,16 +424,16 @@ def _analyses(models: ModelBatch, matrix: SourceMatrix) -> list[pl.DataFrame]:
     scores_some_line = np.append(~np.isnan(matrix.scores).all(axis=0), False)
     has_rows = ((matrix.weights > 0) & scores_some_line[matrix.sources]).any(axis=1)
     n_sources = np.where(has_rows, models.n_sources[matrix.group], 0)
-    frames = []
     for k in np.unique(n_sources[n_sources > 0]):
         members = np.flatnonzero(n_sources == k)
         chunk = max(1, CHUNK_CELLS // (int(k) * n_lines))
         for i in range(0, len(members), chunk):
-            frames.append(_block(models, matrix, members[i : i + chunk], int(k)))
-    return frames
+            yield _block(models, matrix, members[i : i + chunk], int(k), weigh)
 
 
-def _block(models: ModelBatch, matrix: SourceMatrix, part: np.ndarray, k: int) -> pl.DataFrame:
+def _block(
+    models: ModelBatch, matrix: SourceMatrix, part: np.ndarray, k: int, weigh: Weigh | None = None
+) -> pl.DataFrame:
     """Analyses of models ``part`` (positions in ``matrix.group``, each with ``k`` sources) on the
     lines of ``matrix``.
 
@@ -406,7 +443,7 @@ def _block(models: ModelBatch, matrix: SourceMatrix, part: np.ndarray, k: int) -
     """
     source = np.take(matrix.scores, matrix.sources[part, :k], axis=1)  # line x model x slot, C order
     present = ~np.isnan(source)
-    used = present * matrix.weights[part, :k]
+    used = present * (matrix.weights[part, :k] if weigh is None else weigh(part, k, source))
     filled = np.where(present, source, 0.0)
     total_weight, weighted = used[..., 0].copy(), used[..., 0] * filled[..., 0]
     for j in range(1, k):
@@ -436,7 +473,6 @@ def _block(models: ModelBatch, matrix: SourceMatrix, part: np.ndarray, k: int) -
             pl.when("first").then("price_first").otherwise("price_second").alias("pick_price"),
             pl.lit(matrix.sport).alias("sport"),
             pl.lit(matrix.market).alias("market"),
-            pl.lit(matrix.day).alias("game_date"),
         )
     )
     # Lines on which none of a model's weighted sources scores (rare: e.g. a team without games).
@@ -453,15 +489,21 @@ def _list_series(name: str, values: np.ndarray) -> pl.Series:
 # ---- dynamic weighting ---------------------------------------------------------------------------
 
 
-def source_calls(analyses: pl.DataFrame, games: pl.DataFrame) -> pl.DataFrame:
-    """Per model version, source and game date (:data:`SOURCE_CALLS`): how often the source's side
-    (score > 0.5 first side, < 0.5 the other, 0.5 abstains) won at each analysis's own line, over
-    settled games. Pushes are neither hit nor call. This is the state dynamic weighting carries."""
-    settled = games.filter(
+def settled_games(games: pl.DataFrame) -> pl.DataFrame:
+    """``game_id``, ``home_score``, ``away_score`` of the games with a final score: what a source's
+    calls are graded against."""
+    return games.filter(
         pl.col("completed").fill_null(False)
         & pl.col("home_score").is_not_null()
         & pl.col("away_score").is_not_null()
     ).select("game_id", "home_score", "away_score")
+
+
+def source_calls(analyses: pl.DataFrame, games: pl.DataFrame) -> pl.DataFrame:
+    """Per model version, source and game date (:data:`SOURCE_CALLS`): how often the source's side
+    (score > 0.5 first side, < 0.5 the other, 0.5 abstains) won at each analysis's own line, over
+    settled games. Pushes are neither hit nor call. This is the state dynamic weighting carries."""
+    settled = settled_games(games)
     margin = first_side_margin(pl.col("market"), pl.col("line"), pl.col("home_score"), pl.col("away_score"))
     side = (pl.col("source_score") - 0.5).sign()
     return (
