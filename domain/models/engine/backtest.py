@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from domain.markets.grading import first_side_margin, grade, profit
+from domain.markets.grading import FIRST_SIDE, SECOND_SIDE, first_side_margin, grade, profit
 from domain.models.engine.scoring import (
     ANALYSES,
     DYNAMIC_PRIOR_CALLS,
@@ -34,9 +34,11 @@ from domain.models.engine.scoring import (
     ModelBatch,
     SourceMatrix,
     Weigh,
-    analyses_of,
+    Weighed,
+    analyses_frame,
     settled_games,
     span_matrices,
+    weighed_blocks,
 )
 from domain.models.features import Tables, day_number
 
@@ -93,19 +95,24 @@ def run_backtest(
         span = days[first : first + SPAN_DAYS]
         for matrix in span_matrices(models, tables, span, None, custom_scores):
             weigh = None if dynamic is None else dynamic.weigh(matrix)
-            for analyses in analyses_of(models, matrix, weigh):
-                graded = grade_analyses(analyses, tables.games)
-                tallies.append(tally(graded, [*KEYS, "month", "game_date"]))
+            results = _line_results(matrix, tables.games)
+            for block in weighed_blocks(models, matrix, weigh):
+                tallies.append(_block_tally(matrix, block, results))
                 if keep_analyses:
-                    kept.append(graded)
+                    kept.append(grade_analyses(analyses_frame(models, matrix, block), tables.games))
         if progress is not None:
             progress(span[-1], first + len(span), len(days))
-    if not tallies:
-        empty = grade_analyses(pl.DataFrame(schema=ANALYSES), tables.games)
-        tallies.append(tally(empty, [*KEYS, "month", "game_date"]))
-    # One row per model and day, in date order, summed as a day-by-day run sums them (to the bit).
-    daily = pl.concat(tallies).sort("game_date", maintain_order=True).drop("game_date")
-    monthly = daily.group_by(*KEYS, "month").agg(pl.all().sum())
+    if tallies:  # one row per model and day, summed in date order
+        daily = pl.concat(tallies).sort("game_date", maintain_order=True)
+        daily = pl.concat([models.frame.select(KEYS)[daily["model"]], daily.drop("model")], how="horizontal")
+    else:
+        daily = tally(grade_analyses(pl.DataFrame(schema=ANALYSES), tables.games), [*KEYS, "game_date"])
+    monthly = (
+        daily.with_columns(pl.col("game_date").dt.strftime("%Y-%m").alias("month"))
+        .drop("game_date")
+        .group_by(*KEYS, "month")
+        .agg(pl.all().sum())
+    )
     totals = monthly.drop("month").group_by(*KEYS).agg(pl.all().sum())
     everyone = models.frame.select(*KEYS).unique(maintain_order=True)
     summary = everyone.join(totals, on=KEYS, how="left").with_columns(pl.exclude(KEYS).fill_null(0))
@@ -114,6 +121,74 @@ def run_backtest(
         monthly=metrics(monthly).sort(*KEYS, "month"),
         analyses=pl.concat(kept) if kept else None,
     )
+
+
+WON, LOST, PUSH, UNGRADED = range(4)
+"""Result codes of :func:`_line_results`."""
+
+
+def _line_results(matrix: SourceMatrix, games: pl.DataFrame) -> np.ndarray:
+    """Per line of ``matrix``, the result code of its first and of its second side (line x 2), graded
+    as :func:`grade_analyses` grades a pick."""
+    lines = matrix.lines.select("game_id", "line").join(
+        final_scores(games), on="game_id", how="left", maintain_order="left"
+    )
+    codes = [
+        grade(pl.lit(matrix.market), pl.col("line"), pl.col("home_score"), pl.col("away_score"), pl.lit(side))
+        .replace_strict(["won", "lost", "push"], [WON, LOST, PUSH], default=UNGRADED, return_dtype=pl.Int8)
+        .alias(side)
+        for side in (FIRST_SIDE[matrix.market], SECOND_SIDE[matrix.market])
+    ]
+    return lines.select(codes).to_numpy()
+
+
+def _block_tally(matrix: SourceMatrix, block: Weighed, results: np.ndarray) -> pl.DataFrame:
+    """:func:`tally` per model (``model``: its index in the batch) and day of ``block``'s analyses,
+    computed on the block's line x model arrays without building rows: a backtest of 1,000 models
+    over five seasons grades 30 M analyses. Sums run over each day's lines in line order."""
+    first, scored = block.first, block.scored
+    q = block.qualifies & scored
+    result = np.where(first, results[:, :1], results[:, 1:])
+    won, lost = q & (result == WON), q & (result == LOST)
+    counted = won | lost
+    prices = matrix.lines.select("price_first", "price_second").to_numpy()
+    price = np.where(first, prices[:, :1], prices[:, 1:])
+    priced = counted & ~np.isnan(price)  # a pick without a price has no profit (a null in the rows)
+    confidence = block.confidence
+    clipped = np.clip(confidence, LOG_LOSS_EPS, 1 - LOG_LOSS_EPS)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        columns = {
+            "analyses": scored,
+            "qualifying": q,
+            "wins": won,
+            "losses": lost,
+            "pushes": q & (result == PUSH),
+            "profit": np.where(priced, np.where(won, price - 1.0, -1.0), 0.0),
+            "brier_sum": np.where(counted, (confidence - won) ** 2, 0.0),
+            "log_loss_sum": np.where(counted, -np.where(won, np.log(clipped), np.log(1 - clipped)), 0.0),
+            "breakeven_sum": np.where(priced, 1 / price, 0.0),
+            "confidence_sum": np.where(q, confidence, 0.0),
+            **{f"picks_{side}": np.zeros_like(q) for side in SIDES},
+        }
+    columns[f"picks_{FIRST_SIDE[matrix.market]}"] = q & first
+    columns[f"picks_{SECOND_SIDE[matrix.market]}"] = q & ~first
+    line_day = matrix.lines["game_date"].cast(pl.Int32).to_numpy()
+    starts = np.flatnonzero(np.r_[True, line_day[1:] != line_day[:-1]])
+    n_days, n_models = len(starts), first.shape[1]
+    sums = {
+        name: np.add.reduceat(
+            values if values.dtype == np.float64 else values.astype(np.int64), starts, axis=0
+        )
+        for name, values in columns.items()
+    }
+    frame = pl.DataFrame(
+        {
+            "model": np.tile(matrix.group[block.part], n_days),
+            "game_date": pl.Series(np.repeat(line_day[starts], n_models)).cast(pl.Date),
+            **{name: values.ravel() for name, values in sums.items()},
+        }
+    )
+    return frame.filter(pl.col("analyses") > 0)
 
 
 class DynamicWeights:
@@ -184,10 +259,15 @@ def _multipliers(hits: np.ndarray, calls: np.ndarray) -> np.ndarray:
     return np.clip(2 * rate, MULTIPLIER_MIN, MULTIPLIER_MAX)
 
 
+def final_scores(games: pl.DataFrame) -> pl.DataFrame:
+    """``game_id``, ``home_score``, ``away_score`` of the completed games, which picks are graded on."""
+    return games.filter(pl.col("completed").fill_null(False)).select("game_id", "home_score", "away_score")
+
+
 def grade_analyses(analyses: pl.DataFrame, games: pl.DataFrame) -> pl.DataFrame:
     """Add ``result`` of each pick at its own line (null until the game has a final score) and the
     ``profit`` of one unit on qualifying graded picks at the picked price."""
-    final = games.filter(pl.col("completed").fill_null(False)).select("game_id", "home_score", "away_score")
+    final = final_scores(games)
     result = grade(
         pl.col("market"), pl.col("line"), pl.col("home_score"), pl.col("away_score"), pl.col("pick")
     )

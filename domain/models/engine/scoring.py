@@ -410,13 +410,30 @@ with ``k`` sources), model x slot or line x model x slot, given their sources' s
 (line x model x slot). A backtest's dynamic multipliers differ by day, so they are weighed per line."""
 
 
-def analyses_of(
-    models: ModelBatch, matrix: SourceMatrix, weigh: Weigh | None = None
-) -> Iterator[pl.DataFrame]:
-    """SPEC section 4 steps 1-6 for every model of ``matrix`` on every line, as frames of models with
-    the same number k of sources (their list columns are regular blocks), in chunks that bound the
-    temporary arrays at :data:`CHUNK_CELLS` cells; weights are ``matrix.weights`` unless ``weigh``
-    gives them."""
+@dataclass(frozen=True, eq=False)
+class Weighed:
+    """SPEC section 4 steps 1-6 for a block of models (positions ``part`` in a matrix's group, each
+    with ``k`` sources) on every line of the matrix, as line x model arrays before they become rows
+    (line-major; lines where none of a model's weighted sources scores have no analysis)."""
+
+    part: np.ndarray
+    source: np.ndarray
+    """Line x model x slot source scores, NaN = missing."""
+    used: np.ndarray
+    """Line x model x slot weights of the sources that are not missing."""
+    p: np.ndarray
+    raw: np.ndarray
+    first: np.ndarray
+    confidence: np.ndarray
+    qualifies: np.ndarray
+    scored: np.ndarray
+    """Whether the model has an analysis on the line."""
+
+
+def weighed_blocks(models: ModelBatch, matrix: SourceMatrix, weigh: Weigh | None = None) -> Iterator[Weighed]:
+    """Every model of ``matrix`` on every line, in blocks of models with the same number k of
+    sources (their list columns are regular blocks), chunked to bound the temporary arrays at
+    :data:`CHUNK_CELLS` cells; weights are ``matrix.weights`` unless ``weigh`` gives them."""
     n_lines = matrix.scores.shape[0]
     # A model has an analysis on some line iff one of its sources with a positive weight scores some
     # line; models without any (say only a custom source without data) are left out up front.
@@ -428,19 +445,22 @@ def analyses_of(
         members = np.flatnonzero(n_sources == k)
         chunk = max(1, CHUNK_CELLS // (int(k) * n_lines))
         for i in range(0, len(members), chunk):
-            yield _block(models, matrix, members[i : i + chunk], int(k), weigh)
+            yield _weighed(models, matrix, members[i : i + chunk], int(k), weigh)
 
 
-def _block(
-    models: ModelBatch, matrix: SourceMatrix, part: np.ndarray, k: int, weigh: Weigh | None = None
-) -> pl.DataFrame:
-    """Analyses of models ``part`` (positions in ``matrix.group``, each with ``k`` sources) on the
-    lines of ``matrix``.
+def analyses_of(
+    models: ModelBatch, matrix: SourceMatrix, weigh: Weigh | None = None
+) -> Iterator[pl.DataFrame]:
+    """The analyses (:data:`ANALYSES`) of every model of ``matrix`` on every line, one frame per
+    block of :func:`weighed_blocks`."""
+    for block in weighed_blocks(models, matrix, weigh):
+        yield analyses_frame(models, matrix, block)
 
-    Rows run line-major (every model on the first line, then on the second, ...), the order of a
-    cross join of lines and models, which polars builds by copying whole buffers instead of
-    gathering row by row. Sums run over the sources in config order, as the seed's loop does.
-    """
+
+def _weighed(
+    models: ModelBatch, matrix: SourceMatrix, part: np.ndarray, k: int, weigh: Weigh | None
+) -> Weighed:
+    """Sums run over the sources in config order, as the seed's loop does."""
     source = np.take(matrix.scores, matrix.sources[part, :k], axis=1)  # line x model x slot, C order
     present = ~np.isnan(source)
     used = present * (matrix.weights[part, :k] if weigh is None else weigh(part, k, source))
@@ -452,22 +472,31 @@ def _block(
     scored = total_weight > 0
     p = weighted / np.where(scored, total_weight, 1.0)  # line x model, like every per-row array
     raw = np.maximum(p, 1.0 - p)
-    first = p >= 0.5
     batch = matrix.group[part]
     lo, hi = models.min_confidence[batch], models.max_confidence[batch]
-    sides = pl.Series([FIRST_SIDE[matrix.market], SECOND_SIDE[matrix.market]])
+    return Weighed(part, source, used, p, raw, p >= 0.5, np.clip(raw, lo, hi), raw >= lo, scored)
+
+
+def analyses_frame(models: ModelBatch, matrix: SourceMatrix, block: Weighed) -> pl.DataFrame:
+    """The rows of ``block``.
+
+    Rows run line-major (every model on the first line, then on the second, ...), the order of a
+    cross join of lines and models, which polars builds by copying whole buffers instead of
+    gathering row by row.
+    """
+    k = block.source.shape[2]
     frame = (
-        matrix.lines.join(models.frame[batch], how="cross", maintain_order="left_right")
+        matrix.lines.join(models.frame[matrix.group[block.part]], how="cross", maintain_order="left_right")
         .rechunk()  # the cross join tiles the models in one chunk per line: slow to use downstream
         .with_columns(
-            _list_series("source_scores", source.reshape(-1, k)),
-            _list_series("weights", used.reshape(-1, k)),
-            pl.Series("p", p.ravel()),
-            sides.gather((~first).ravel().astype(np.uint32)).alias("pick"),  # 0: first side, 1: second
-            pl.Series("raw_confidence", raw.ravel()),
-            pl.Series("confidence", np.clip(raw, lo, hi).ravel()),
-            pl.Series("qualifies", (raw >= lo).ravel()),
-            pl.Series("first", first.ravel()),
+            _list_series("source_scores", block.source.reshape(-1, k)),
+            _list_series("weights", block.used.reshape(-1, k)),
+            pl.Series("p", block.p.ravel()),
+            pick_sides(matrix.market, block.first.ravel()),
+            pl.Series("raw_confidence", block.raw.ravel()),
+            pl.Series("confidence", block.confidence.ravel()),
+            pl.Series("qualifies", block.qualifies.ravel()),
+            pl.Series("first", block.first.ravel()),
         )
         .with_columns(
             pl.when("first").then("price_first").otherwise("price_second").alias("pick_price"),
@@ -476,9 +505,15 @@ def _block(
         )
     )
     # Lines on which none of a model's weighted sources scores (rare: e.g. a team without games).
-    if not scored.all():
-        frame = frame.filter(pl.Series(scored.ravel()))
+    if not block.scored.all():
+        frame = frame.filter(pl.Series(block.scored.ravel()))
     return frame.select(list(ANALYSES))
+
+
+def pick_sides(market: str, first: np.ndarray) -> pl.Series:
+    """The ``pick`` column: the market's first side where ``first``, else its second side."""
+    sides = pl.Series([FIRST_SIDE[market], SECOND_SIDE[market]])
+    return sides.gather((~first).astype(np.uint32)).alias("pick")  # 0: first side, 1: second
 
 
 def _list_series(name: str, values: np.ndarray) -> pl.Series:

@@ -79,17 +79,19 @@ def player_stats_values(
         for (fld,), rows in rows_by(keys, 0).items():
             if fld not in players.sums:
                 continue
-            total, count = players.window(fld, everyone, lo, hi)
-            mean = total / np.maximum(count, 1)
-            # One row per key (min_minutes, lookback): who qualifies, then sums per (key, date, team).
+            # One row per key (min_minutes, lookback): who qualifies, then sums per (key, date, team);
+            # the field's means only for the lookbacks its keys use.
             lookback = np.searchsorted(lookbacks[:, 0, 0], [keys[i][2] for i in rows])
+            needed, of_row = np.unique(lookback, return_inverse=True)
+            total, count = players.window(fld, everyone, lo[needed], hi)
+            mean = total / np.maximum(count, 1)
             minutes = np.array([keys[i][1] for i in rows])[:, None, None]
-            qualifies = in_rotation[lookback] & (mean_minutes[lookback] >= minutes) & (count[lookback] > 0)
+            qualifies = in_rotation[lookback] & (mean_minutes[lookback] >= minutes) & (count[of_row] > 0)
             row, date, player = np.nonzero(qualifies)
             cell = (row * n_dates + date) * n_teams + last_team[date, player]
             shape = (len(rows), n_dates, n_teams)
             size = int(np.prod(shape))
-            team_sum = np.bincount(cell, weights=mean[lookback[row], date, player], minlength=size)
+            team_sum = np.bincount(cell, weights=mean[of_row[row], date, player], minlength=size)
             team_count = np.bincount(cell, minlength=size).reshape(shape)
             values[rows] = np.where(team_count > 0, team_sum.reshape(shape), np.nan)
     home, away = schedule.index_of(slate.home), schedule.index_of(slate.away)
