@@ -102,17 +102,13 @@ def run_backtest(
                     kept.append(grade_analyses(analyses_frame(models, matrix, block), tables.games))
         if progress is not None:
             progress(span[-1], first + len(span), len(days))
-    if tallies:  # one row per model and day, summed in date order
-        daily = pl.concat(tallies).sort("game_date", maintain_order=True)
-        daily = pl.concat([models.frame.select(KEYS)[daily["model"]], daily.drop("model")], how="horizontal")
+    if tallies:  # a month's sums from its spans (at most two), in date order
+        spans = pl.concat(tallies).group_by("model", "month", maintain_order=True).agg(pl.all().sum())
+        monthly = pl.concat(
+            [models.frame.select(KEYS)[spans["model"]], spans.drop("model")], how="horizontal"
+        )
     else:
-        daily = tally(grade_analyses(pl.DataFrame(schema=ANALYSES), tables.games), [*KEYS, "game_date"])
-    monthly = (
-        daily.with_columns(pl.col("game_date").dt.strftime("%Y-%m").alias("month"))
-        .drop("game_date")
-        .group_by(*KEYS, "month")
-        .agg(pl.all().sum())
-    )
+        monthly = tally(grade_analyses(pl.DataFrame(schema=ANALYSES), tables.games), [*KEYS, "month"])
     totals = monthly.drop("month").group_by(*KEYS).agg(pl.all().sum())
     everyone = models.frame.select(*KEYS).unique(maintain_order=True)
     summary = everyone.join(totals, on=KEYS, how="left").with_columns(pl.exclude(KEYS).fill_null(0))
@@ -143,9 +139,9 @@ def _line_results(matrix: SourceMatrix, games: pl.DataFrame) -> np.ndarray:
 
 
 def _block_tally(matrix: SourceMatrix, block: Weighed, results: np.ndarray) -> pl.DataFrame:
-    """:func:`tally` per model (``model``: its index in the batch) and day of ``block``'s analyses,
+    """:func:`tally` per model (``model``: its index in the batch) and month of ``block``'s analyses,
     computed on the block's line x model arrays without building rows: a backtest of 1,000 models
-    over five seasons grades 30 M analyses. Sums run over each day's lines in line order."""
+    over five seasons grades 30 M analyses. Sums run over the month's lines in date order."""
     first, scored = block.first, block.scored
     q = block.qualifies & scored
     result = np.where(first, results[:, :1], results[:, 1:])
@@ -172,9 +168,9 @@ def _block_tally(matrix: SourceMatrix, block: Weighed, results: np.ndarray) -> p
         }
     columns[f"picks_{FIRST_SIDE[matrix.market]}"] = q & first
     columns[f"picks_{SECOND_SIDE[matrix.market]}"] = q & ~first
-    line_day = matrix.lines["game_date"].cast(pl.Int32).to_numpy()
-    starts = np.flatnonzero(np.r_[True, line_day[1:] != line_day[:-1]])
-    n_days, n_models = len(starts), first.shape[1]
+    line_month = matrix.lines["game_date"].to_numpy().astype("datetime64[M]")
+    starts = np.flatnonzero(np.r_[True, line_month[1:] != line_month[:-1]])
+    n_months, n_models = len(starts), first.shape[1]
     sums = {
         name: np.add.reduceat(
             values if values.dtype == np.float64 else values.astype(np.int64), starts, axis=0
@@ -183,8 +179,8 @@ def _block_tally(matrix: SourceMatrix, block: Weighed, results: np.ndarray) -> p
     }
     frame = pl.DataFrame(
         {
-            "model": np.tile(matrix.group[block.part], n_days),
-            "game_date": pl.Series(np.repeat(line_day[starts], n_models)).cast(pl.Date),
+            "model": np.tile(matrix.group[block.part], n_months),
+            "month": np.repeat(np.datetime_as_string(line_month[starts], unit="M"), n_models),
             **{name: values.ravel() for name, values in sums.items()},
         }
     )
@@ -204,7 +200,7 @@ class DynamicWeights:
     def __init__(self, models: ModelBatch, days: Sequence[dt.date], games: pl.DataFrame) -> None:
         self.models = models
         self.days = np.array([day_number(d) for d in days], dtype=np.int64)
-        self.hits = np.zeros((len(days), len(models), SLOTS), dtype=np.int64)
+        self.hits = np.zeros((len(days), len(models), SLOTS), dtype=np.int32)
         self.calls = np.zeros_like(self.hits)
         self.settled = settled_games(games)
 
@@ -236,7 +232,7 @@ class DynamicWeights:
             edge = np.sign(source - 0.5) * margin[:, None, None]
             for counts, seen in ((self.hits, counted & (edge > 0)), (self.calls, counted & (edge != 0))):
                 counts[span_days[:, None], batch[None, :], :k] = np.add.reduceat(
-                    seen.astype(np.int64), starts, axis=0
+                    seen.astype(np.int32), starts, axis=0
                 )
             multiplier = _multipliers(
                 _window_sums(self.hits[:, batch, :k], span_days, window_start),
