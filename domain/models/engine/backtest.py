@@ -205,7 +205,8 @@ class DynamicWeights:
         self.settled = settled_games(games)
 
     def weigh(self, matrix: SourceMatrix) -> Weigh:
-        """The ``weigh`` of :func:`analyses_of` for ``matrix`` (one span of days)."""
+        """The ``weigh`` of :func:`weighed_blocks` for ``matrix`` (one span of days): counts the
+        span's calls of the models weighed, then weighs each line with its day's multipliers."""
         lines = matrix.lines.select("game_id", "line").join(
             self.settled, on="game_id", how="left", maintain_order="left"
         )
