@@ -16,7 +16,6 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, get_args
 
-from cli.instance import ensure_instance_yaml
 from domain.compliance.eligibility import parse_birthdate, parse_region
 from domain.errors import UserError
 
@@ -29,7 +28,12 @@ LOG_FORMAT = {"value": "text"}
 
 
 def _dagster_home() -> Path:
-    """The Dagster instance directory shared by ``demo`` and ``ui`` (created on first use)."""
+    """The Dagster instance directory shared by ``demo`` and ``ui`` (created on first use).
+
+    Dagster is imported here, not at the top: ``backtest`` and other commands that never start a run
+    would otherwise spend a second importing it."""
+    from cli.instance import ensure_instance_yaml
+
     home = Path(os.environ.setdefault("DAGSTER_HOME", str(Path(DEFAULT_DAGSTER_HOME).resolve())))
     home.mkdir(parents=True, exist_ok=True)
     ensure_instance_yaml(home)

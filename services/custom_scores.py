@@ -13,11 +13,9 @@ from collections.abc import Collection, Iterable
 
 import polars as pl
 
-from domain.datasets.registry import current_rows
 from domain.datasets.transforms import DatasetRows, custom_scores, custom_sources
 from domain.models.config import ModelConfig
 from domain.models.engine import CUSTOM_SCORES
-from stores.datasets import read_datasets_table
 from stores.lake import Lake
 from stores.layout import dataset_rows_key
 
@@ -28,6 +26,11 @@ def dataset_rows(lake: Lake, dataset_ids: Collection[str]) -> dict[str, DatasetR
     A dataset that does not exist (or was deleted), or whose current version scored 0.8 or below
     (SPEC 7: usable in models only above 0.8), is left out, so its sources score nothing.
     """
+    # Imported here: the datasets registry loads the upload checks (pandera, pandas), half a second
+    # that a backtest of a model without custom sources should not pay at start-up.
+    from domain.datasets.registry import current_rows
+    from stores.datasets import read_datasets_table
+
     table = current_rows(read_datasets_table(lake, pl.col("dataset_id").is_in(list(dataset_ids))))
     return {
         row["dataset_id"]: DatasetRows(

@@ -22,15 +22,22 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
+from domain.formats.sample_league import generate_season
 from domain.markets.grading import grade, profit
 from domain.models.config import parse_model_config
 from domain.models.engine import (
     ANALYSES,
+    ANALYSIS_KEY,
+    SOURCE_CALLS,
     ModelBatch,
     Tables,
+    grade_analyses,
+    multipliers_from_calls,
     multipliers_from_history,
+    performance,
     run_backtest,
     score_day,
+    source_calls,
 )
 from domain.tables.schemas import GAMES, ODDS_SNAPSHOTS, PLAYER_BOX, TEAM_BOX, conform
 from tests.synthetic_league import START, synthetic_league
@@ -612,7 +619,7 @@ def test_backtest_report_by_hand() -> None:
         custom_scores=custom,
         progress=lambda day, done, total: seen.append((day, done, total)),
     )
-    assert seen == [(D1, 1, 3), (D2, 2, 3), (D3, 3, 3)]
+    assert seen == [(D3, 3, 3)]  # three game days make one span, reported once
     summary = result.summary.row(0, named=True)
     assert {
         k: summary[k]
@@ -748,3 +755,83 @@ def test_no_look_ahead_backtest_up_to_a_day_ignores_everything_later() -> None:
     # And the scrambled data does change what comes after: the test can fail.
     later = START + dt.timedelta(days=12)
     assert not score_day(batch, tables, later).equals(score_day(batch, _scramble_after(tables, day), later))
+
+
+# ---- one pass equals day by day ------------------------------------------------------------------
+
+
+def _day_by_day(batch: ModelBatch, tables: Tables, days: list[dt.date], custom: pl.DataFrame) -> pl.DataFrame:
+    """What the live pipeline does: each day scored alone, with multipliers from the earlier days'
+    own analyses (the backtest's definition before it scored spans of days at once)."""
+    calls, out = pl.DataFrame(schema=SOURCE_CALLS), []
+    for day in days:
+        analyses = score_day(batch, tables, day, None, multipliers_from_calls(calls, day), custom)
+        out.append(analyses)
+        calls = pl.concat([calls, source_calls(analyses, tables.games)])
+    return pl.concat(out)
+
+
+def test_one_pass_backtest_equals_scoring_day_by_day_with_dynamic_weighting() -> None:
+    season = generate_season()
+    tables = Tables(season.game_results, season.team_box, season.player_box, season.odds_snapshots)
+    start = tables.games["game_date"].min()
+    end = start + dt.timedelta(days=100)  # two spans of game days, and the windows roll across them
+    sources = [
+        {
+            "team_stats": {"weight": 0.3, "fields": ["offensive_rating", "pace", "tov"], "lookback_games": 5},
+            "player_stats": {"weight": 0.2, "fields": ["pts", "reb"], "min_minutes": 15, "lookback_games": 5},
+            "odds_movement": {"weight": 0.2, "time_window_hours": 24, "dynamic_weighting": False},
+            "historical_performance": {"weight": 0.3, "lookback_days": 20},
+            "edge": {
+                "weight": 0.4,
+                "dataset_id": "ds",
+                "field": "x",
+                "transformation": "threshold",
+                "threshold": 0,
+            },
+        },
+        {
+            "odds_movement": {"weight": 1, "time_window_hours": 48},
+            "historical_performance": {"weight": 0.5, "lookback_days": 10, "dynamic_weighting": False},
+        },
+        {"team_stats": {"weight": 1, "fields": ["pts", "defensive_rating"], "lookback_games": 10}},
+    ]
+    batch = ModelBatch.from_configs(
+        [
+            parse_model_config(
+                {
+                    "model_id": f"m{i}_{market}",
+                    "name": "x",
+                    "creator_user_id": "u",
+                    "sport": SPORT,
+                    "market": market,
+                    "data_sources": config,
+                    "dynamic_weighting": i != 2 or market == "totals",
+                    "min_confidence": 0.52,
+                }
+            )
+            for i, config in enumerate(sources)
+            for market in ("spreads", "h2h", "totals")
+        ]
+    )
+    span = tables.games.filter(pl.col("game_date").is_between(start, end))
+    custom = pl.DataFrame(
+        {
+            "model_id": [
+                f"m0_{market}" for market in ("spreads", "h2h", "totals") for _ in range(span.height)
+            ],
+            "version": 1,
+            "source_name": "edge",
+            "game_id": span["game_id"].to_list() * 3,
+            "score": [((i * 37) % 100) / 100 if i % 13 else None for i in range(3 * span.height)],
+        }
+    )
+    result = run_backtest(batch, tables, start, end, custom)
+    days = span["game_date"].unique().sort().to_list()
+    expected = _day_by_day(batch, tables, days, custom)
+    assert result.analyses is not None and len(days) > 64
+    assert expected["weights"].list.eval(pl.element() != pl.element().first()).list.any().sum() > 1000
+    one_pass = result.analyses.select(list(ANALYSES)).sort(ANALYSIS_KEY)
+    assert_frame_equal(one_pass, expected.sort(ANALYSIS_KEY), check_exact=True)
+    figures = performance(grade_analyses(expected, tables.games), ["model_id", "version"])
+    assert_frame_equal(result.summary.sort("model_id"), figures.sort("model_id"), rtol=1e-12, atol=1e-12)

@@ -23,15 +23,17 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from functools import cache
-from typing import Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
-import pandera.polars as pa
 import polars as pl
-from pandera.api.polars.types import PolarsData
 
 from domain.errors import UserError
 from domain.models.config import MIN_DATASET_QUALITY, DataType
 from domain.sports import SPORTS, sport_info
+
+if TYPE_CHECKING:  # pandera (and pandas under it) is imported where a schema is built: half a second
+    import pandera.polars as pa  # of start-up that every reader of these rules would otherwise pay
+    from pandera.api.polars.types import PolarsData
 
 FieldType = Literal["int", "float", "bool", "date", "datetime", "string"]
 FIELD_TYPES: tuple[FieldType, ...] = get_args(FieldType)
@@ -702,6 +704,8 @@ def _passes_or_rows(data: PolarsData, bad: pl.Expr) -> pl.LazyFrame | bool:
 
 
 def _column_check(rule: Rule, ftype: FieldType) -> pa.Check:
+    import pandera.polars as pa
+
     def check(data: PolarsData) -> pl.LazyFrame | bool:
         dtype = data.lazyframe.collect_schema()[data.key]
         bad = _type_failure(data.key, dtype, ftype) if rule == "type" else _not_finite(data.key, dtype, ftype)
@@ -721,6 +725,8 @@ def pandera_schema(
     the quality score rather than by dtype. Given the frame's dtypes, checks that a dtype already
     guarantees (an integer column can hold neither text nor NaN) are left out.
     """
+    import pandera.polars as pa
+
     types = normalise_schema(schema)
     keys = key_fields(data_type)
     for k in keys:
@@ -752,6 +758,8 @@ def validate(frame: pl.DataFrame, schema: Mapping[str, str], data_type: DataType
 
     A missing key field raises :class:`DatasetRejected`; other failures are returned, rows 1-based.
     """
+    import pandera.polars as pa
+
     check_keys(frame.columns, data_type)
     types = complete_schema(frame, schema)
     try:

@@ -7,7 +7,8 @@ One implementation serves the daily analyses, on-demand runs and backtests:
 - :func:`score_day` scores every model version x game x bookmaker of a day
   (:func:`source_matrices` is its first half: the day's distinct sources, scored once);
 - :func:`multipliers_from_history` gives dynamic-weighting multipliers from past analyses;
-- :func:`run_backtest` replays a date range day by day as if live, and reports per model.
+- :func:`run_backtest` replays a date range as if live, day by day in effect but scored in spans of
+  days at once (:func:`span_matrices`), and reports per model.
 
 The sources a model weighs come in kinds (:mod:`domain.models.sources`, one module each); the
 config's ``data_sources``, :class:`ModelBatch` and the scoring of a day are driven by its registry,
@@ -44,6 +45,7 @@ from domain.models.engine.scoring import (
     score_day,
     source_calls,
     source_matrices,
+    span_matrices,
 )
 from domain.models.features import Tables
 from domain.models.sources.custom import CUSTOM_SCORES
@@ -67,4 +69,5 @@ __all__ = [
     "score_day",
     "source_calls",
     "source_matrices",
+    "span_matrices",
 ]

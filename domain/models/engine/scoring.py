@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Hashable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -26,7 +26,7 @@ import polars as pl
 
 from domain.markets.grading import FIRST_SIDE, SECOND_SIDE, first_side_margin
 from domain.models.config import MAX_ENABLED_SOURCES, ModelConfig
-from domain.models.features import Tables, day_number
+from domain.models.features import Tables
 from domain.models.sources import KINDS, SourceDay, in_order, kind_index
 from domain.models.sources.base import Slate
 from domain.tables.schemas import UTC_TS
@@ -210,21 +210,30 @@ def _intern(table: dict[Hashable, int], key: Hashable) -> int:
 
 # ---- scoring a day -------------------------------------------------------------------------------
 
-LINE_COLUMNS = ["game_id", "bookmaker", "cutoff_time", "snapshot_time", "line", "price_first", "price_second"]
+LINE_COLUMNS = [
+    "game_id",
+    "game_date",
+    "bookmaker",
+    "cutoff_time",
+    "snapshot_time",
+    "line",
+    "price_first",
+    "price_second",
+]
 
 
 @dataclass(frozen=True, eq=False)
 class SourceMatrix:
-    """One sport and market of a day before weighting: every distinct source the models use, scored
-    once against every current line, and each model's slots pointing at its sources."""
+    """One sport and market of a day (or of a span of days) before weighting: every distinct source
+    the models use, scored once against every current line, and each model's slots pointing at its
+    sources."""
 
     sport: str
     market: str
-    day: dt.date
     group: np.ndarray
     """The models (indices into the batch) of this sport and market."""
     lines: pl.DataFrame
-    """The current lines (:data:`LINE_COLUMNS`), one per game x bookmaker."""
+    """The current lines (:data:`LINE_COLUMNS`), one per game x bookmaker, in date order."""
     scores: np.ndarray
     """Line x distinct source, NaN = missing (a line's scores are adjacent, as weighting reads them)."""
     sources: np.ndarray
@@ -255,7 +264,7 @@ def score_day(
     frames = [
         frame
         for matrix in source_matrices(models, tables, day, as_of, multipliers, custom_scores)
-        for frame in _analyses(models, matrix)
+        for frame in analyses_of(models, matrix)
     ]
     if not frames:
         return pl.DataFrame(schema=ANALYSES)
@@ -272,11 +281,33 @@ def source_matrices(
 ) -> list[SourceMatrix]:
     """The first half of :func:`score_day` (same arguments): per sport and market with models and
     current lines, the distinct sources' scores and the models' slots into them."""
+    matrices = span_matrices(models, tables, [day], as_of, custom_scores)
+    if multipliers is None:
+        return matrices
+    return [
+        replace(
+            m,
+            weights=m.weights
+            * np.where(models.dynamic[m.group], _multipliers(models, m.group, multipliers), 1.0),
+        )
+        for m in matrices
+    ]
+
+
+def span_matrices(
+    models: ModelBatch,
+    tables: Tables,
+    days: Sequence[dt.date],
+    as_of: dt.datetime | None = None,
+    custom_scores: pl.DataFrame | None = None,
+) -> list[SourceMatrix]:
+    """:func:`source_matrices` of every game of ``days`` at once, each seen as of its own date (and
+    cut-off), with the configured weights (no dynamic multipliers: they differ by day)."""
     matrices = []
     for sport in sorted(set(models.sport.tolist())):
         games = (
-            tables.games.filter((pl.col("sport") == sport) & (pl.col("game_date") == day))
-            .sort("commence_time", "game_id")
+            tables.games.filter((pl.col("sport") == sport) & pl.col("game_date").is_in(list(days)))
+            .sort("game_date", "commence_time", "game_id")
             .with_row_index("game")
             .with_columns(
                 (
@@ -297,9 +328,10 @@ def source_matrices(
             .last()
             .sort("game", "bookmaker")
         )
-        slate = Slate(day_number(day), games["home_team"], games["away_team"])
-        shared: dict[str, Any] = {}  # what the kinds compute once for every market of the day
-        day_custom = (
+        game_day = games["game_date"].cast(pl.Int64).to_numpy()
+        slate = Slate.of(game_day, games["home_team"], games["away_team"])
+        shared: dict[str, Any] = {}  # what the kinds compute once for every market of the span
+        span_custom = (
             None
             if custom_scores is None
             else custom_scores.filter(pl.col("game_id").is_in(games["game_id"].implode()))
@@ -311,15 +343,11 @@ def source_matrices(
             group = np.flatnonzero(in_sport & (models.market == market))
             line_game = lines["game"].to_numpy().astype(np.int64)
             inputs = SourceDay(
-                tables, sport, market, slate, games, lines, line_game, snapshots, day_custom, shared
+                tables, sport, market, slate, games, lines, line_game, snapshots, span_custom, shared
             )
             scores, sources = _source_scores(models, group, inputs)
-            weights = models.weight[group] * np.where(
-                models.dynamic[group], _multipliers(models, group, multipliers), 1.0
-            )
-            matrices.append(
-                SourceMatrix(sport, market, day, group, lines.select(LINE_COLUMNS), scores, sources, weights)
-            )
+            lines = lines.with_columns(games["game_date"].gather(line_game)).select(LINE_COLUMNS)
+            matrices.append(SourceMatrix(sport, market, group, lines, scores, sources, models.weight[group]))
     return matrices
 
 
@@ -376,10 +404,36 @@ def _multipliers(models: ModelBatch, group: np.ndarray, multipliers: pl.DataFram
     return out
 
 
-def _analyses(models: ModelBatch, matrix: SourceMatrix) -> list[pl.DataFrame]:
-    """SPEC section 4 steps 1-6 for every model of ``matrix`` on every line, as frames of models with
-    the same number k of sources (their list columns are regular blocks), in chunks that bound the
-    temporary arrays at :data:`CHUNK_CELLS` cells."""
+Weigh = Callable[[np.ndarray, int, np.ndarray], np.ndarray]
+"""``weigh(part, k, source)``: the weights of models ``part`` (positions in the matrix's group, each
+with ``k`` sources), model x slot or line x model x slot, given their sources' scores ``source``
+(line x model x slot). A backtest's dynamic multipliers differ by day, so they are weighed per line."""
+
+
+@dataclass(frozen=True, eq=False)
+class Weighed:
+    """SPEC section 4 steps 1-6 for a block of models (positions ``part`` in a matrix's group, each
+    with ``k`` sources) on every line of the matrix, as line x model arrays before they become rows
+    (line-major; lines where none of a model's weighted sources scores have no analysis)."""
+
+    part: np.ndarray
+    source: np.ndarray
+    """Line x model x slot source scores, NaN = missing."""
+    used: np.ndarray
+    """Line x model x slot weights of the sources that are not missing."""
+    p: np.ndarray
+    raw: np.ndarray
+    first: np.ndarray
+    confidence: np.ndarray
+    qualifies: np.ndarray
+    scored: np.ndarray
+    """Whether the model has an analysis on the line."""
+
+
+def weighed_blocks(models: ModelBatch, matrix: SourceMatrix, weigh: Weigh | None = None) -> Iterator[Weighed]:
+    """Every model of ``matrix`` on every line, in blocks of models with the same number k of
+    sources (their list columns are regular blocks), chunked to bound the temporary arrays at
+    :data:`CHUNK_CELLS` cells; weights are ``matrix.weights`` unless ``weigh`` gives them."""
     n_lines = matrix.scores.shape[0]
     # A model has an analysis on some line iff one of its sources with a positive weight scores some
     # line; models without any (say only a custom source without data) are left out up front.
@@ -387,26 +441,29 @@ def _analyses(models: ModelBatch, matrix: SourceMatrix) -> list[pl.DataFrame]:
     scores_some_line = np.append(~np.isnan(matrix.scores).all(axis=0), False)
     has_rows = ((matrix.weights > 0) & scores_some_line[matrix.sources]).any(axis=1)
     n_sources = np.where(has_rows, models.n_sources[matrix.group], 0)
-    frames = []
     for k in np.unique(n_sources[n_sources > 0]):
         members = np.flatnonzero(n_sources == k)
         chunk = max(1, CHUNK_CELLS // (int(k) * n_lines))
         for i in range(0, len(members), chunk):
-            frames.append(_block(models, matrix, members[i : i + chunk], int(k)))
-    return frames
+            yield _weighed(models, matrix, members[i : i + chunk], int(k), weigh)
 
 
-def _block(models: ModelBatch, matrix: SourceMatrix, part: np.ndarray, k: int) -> pl.DataFrame:
-    """Analyses of models ``part`` (positions in ``matrix.group``, each with ``k`` sources) on the
-    lines of ``matrix``.
+def analyses_of(
+    models: ModelBatch, matrix: SourceMatrix, weigh: Weigh | None = None
+) -> Iterator[pl.DataFrame]:
+    """The analyses (:data:`ANALYSES`) of every model of ``matrix`` on every line, one frame per
+    block of :func:`weighed_blocks`."""
+    for block in weighed_blocks(models, matrix, weigh):
+        yield analyses_frame(models, matrix, block)
 
-    Rows run line-major (every model on the first line, then on the second, ...), the order of a
-    cross join of lines and models, which polars builds by copying whole buffers instead of
-    gathering row by row. Sums run over the sources in config order, as the seed's loop does.
-    """
+
+def _weighed(
+    models: ModelBatch, matrix: SourceMatrix, part: np.ndarray, k: int, weigh: Weigh | None
+) -> Weighed:
+    """Sums run over the sources in config order, as the seed's loop does."""
     source = np.take(matrix.scores, matrix.sources[part, :k], axis=1)  # line x model x slot, C order
     present = ~np.isnan(source)
-    used = present * matrix.weights[part, :k]
+    used = present * (matrix.weights[part, :k] if weigh is None else weigh(part, k, source))
     filled = np.where(present, source, 0.0)
     total_weight, weighted = used[..., 0].copy(), used[..., 0] * filled[..., 0]
     for j in range(1, k):
@@ -415,34 +472,48 @@ def _block(models: ModelBatch, matrix: SourceMatrix, part: np.ndarray, k: int) -
     scored = total_weight > 0
     p = weighted / np.where(scored, total_weight, 1.0)  # line x model, like every per-row array
     raw = np.maximum(p, 1.0 - p)
-    first = p >= 0.5
     batch = matrix.group[part]
     lo, hi = models.min_confidence[batch], models.max_confidence[batch]
-    sides = pl.Series([FIRST_SIDE[matrix.market], SECOND_SIDE[matrix.market]])
+    return Weighed(part, source, used, p, raw, p >= 0.5, np.clip(raw, lo, hi), raw >= lo, scored)
+
+
+def analyses_frame(models: ModelBatch, matrix: SourceMatrix, block: Weighed) -> pl.DataFrame:
+    """The rows of ``block``.
+
+    Rows run line-major (every model on the first line, then on the second, ...), the order of a
+    cross join of lines and models, which polars builds by copying whole buffers instead of
+    gathering row by row.
+    """
+    k = block.source.shape[2]
     frame = (
-        matrix.lines.join(models.frame[batch], how="cross", maintain_order="left_right")
+        matrix.lines.join(models.frame[matrix.group[block.part]], how="cross", maintain_order="left_right")
         .rechunk()  # the cross join tiles the models in one chunk per line: slow to use downstream
         .with_columns(
-            _list_series("source_scores", source.reshape(-1, k)),
-            _list_series("weights", used.reshape(-1, k)),
-            pl.Series("p", p.ravel()),
-            sides.gather((~first).ravel().astype(np.uint32)).alias("pick"),  # 0: first side, 1: second
-            pl.Series("raw_confidence", raw.ravel()),
-            pl.Series("confidence", np.clip(raw, lo, hi).ravel()),
-            pl.Series("qualifies", (raw >= lo).ravel()),
-            pl.Series("first", first.ravel()),
+            _list_series("source_scores", block.source.reshape(-1, k)),
+            _list_series("weights", block.used.reshape(-1, k)),
+            pl.Series("p", block.p.ravel()),
+            pick_sides(matrix.market, block.first.ravel()),
+            pl.Series("raw_confidence", block.raw.ravel()),
+            pl.Series("confidence", block.confidence.ravel()),
+            pl.Series("qualifies", block.qualifies.ravel()),
+            pl.Series("first", block.first.ravel()),
         )
         .with_columns(
             pl.when("first").then("price_first").otherwise("price_second").alias("pick_price"),
             pl.lit(matrix.sport).alias("sport"),
             pl.lit(matrix.market).alias("market"),
-            pl.lit(matrix.day).alias("game_date"),
         )
     )
     # Lines on which none of a model's weighted sources scores (rare: e.g. a team without games).
-    if not scored.all():
-        frame = frame.filter(pl.Series(scored.ravel()))
+    if not block.scored.all():
+        frame = frame.filter(pl.Series(block.scored.ravel()))
     return frame.select(list(ANALYSES))
+
+
+def pick_sides(market: str, first: np.ndarray) -> pl.Series:
+    """The ``pick`` column: the market's first side where ``first``, else its second side."""
+    sides = pl.Series([FIRST_SIDE[market], SECOND_SIDE[market]])
+    return sides.gather((~first).astype(np.uint32)).alias("pick")  # 0: first side, 1: second
 
 
 def _list_series(name: str, values: np.ndarray) -> pl.Series:
@@ -453,15 +524,21 @@ def _list_series(name: str, values: np.ndarray) -> pl.Series:
 # ---- dynamic weighting ---------------------------------------------------------------------------
 
 
-def source_calls(analyses: pl.DataFrame, games: pl.DataFrame) -> pl.DataFrame:
-    """Per model version, source and game date (:data:`SOURCE_CALLS`): how often the source's side
-    (score > 0.5 first side, < 0.5 the other, 0.5 abstains) won at each analysis's own line, over
-    settled games. Pushes are neither hit nor call. This is the state dynamic weighting carries."""
-    settled = games.filter(
+def settled_games(games: pl.DataFrame) -> pl.DataFrame:
+    """``game_id``, ``home_score``, ``away_score`` of the games with a final score: what a source's
+    calls are graded against."""
+    return games.filter(
         pl.col("completed").fill_null(False)
         & pl.col("home_score").is_not_null()
         & pl.col("away_score").is_not_null()
     ).select("game_id", "home_score", "away_score")
+
+
+def source_calls(analyses: pl.DataFrame, games: pl.DataFrame) -> pl.DataFrame:
+    """Per model version, source and game date (:data:`SOURCE_CALLS`): how often the source's side
+    (score > 0.5 first side, < 0.5 the other, 0.5 abstains) won at each analysis's own line, over
+    settled games. Pushes are neither hit nor call. This is the state dynamic weighting carries."""
+    settled = settled_games(games)
     margin = first_side_margin(pl.col("market"), pl.col("line"), pl.col("home_score"), pl.col("away_score"))
     side = (pl.col("source_score") - 0.5).sign()
     return (

@@ -1,13 +1,13 @@
 """What every source kind is made of: its parameters model, and what its scorer is handed.
 
-A kind (:class:`SourceKind`) scores the *distinct* parameter sets of a batch of models once per day,
-whatever the number of models sharing them. The batch asks each configured source for its ``key``
-(the parameters that decide its score), interns the keys per kind, and hands the kind's ``prepare``
-the distinct keys once; on each day the engine hands ``score`` the prepared keys, the indices of the
-keys that one sport and market's models use, and the day (:class:`SourceDay`). ``score`` returns one
-row per used key and one column per current line: directional scores in [0, 1] that support the
-market's first side (home for ``spreads``/``h2h``, the over for ``totals``), NaN where the source is
-*missing*.
+A kind (:class:`SourceKind`) scores the *distinct* parameter sets of a batch of models once per span
+of days (one day live, many in a backtest), whatever the number of models sharing them. The batch
+asks each configured source for its ``key`` (the parameters that decide its score), interns the keys
+per kind, and hands the kind's ``prepare`` the distinct keys once; for each span the engine hands
+``score`` the prepared keys, the indices of the keys that one sport and market's models use, and the
+span (:class:`SourceDay`: every game as of its own date). ``score`` returns one row per used key and
+one column per current line: directional scores in [0, 1] that support the market's first side (home
+for ``spreads``/``h2h``, the over for ``totals``), NaN where the source is *missing*.
 """
 
 from __future__ import annotations
@@ -65,38 +65,50 @@ def integers(keys: list[int]) -> np.ndarray:
 
 @dataclass(frozen=True, eq=False)
 class Slate:
-    """The games of one sport on one day, in a fixed order (the columns of per-game scores)."""
+    """The games of one sport on one or more days, in a fixed order (the columns of per-game scores).
 
-    day: int
-    """Day number of the games' date (see :func:`domain.models.features.day_number`)."""
+    A backtest scores a span of days at once: each game is seen as of its own date, and what is
+    computed per day (team values, league means) is computed per distinct date of the slate."""
+
+    day: np.ndarray
+    """Day number of each game's date (see :func:`domain.models.features.day_number`)."""
     home: pl.Series
     away: pl.Series
+    dates: np.ndarray
+    """The distinct day numbers, ascending."""
+    date_of: np.ndarray
+    """Each game's position in ``dates``."""
+
+    @classmethod
+    def of(cls, day: np.ndarray, home: pl.Series, away: pl.Series) -> Slate:
+        dates, date_of = np.unique(day, return_inverse=True)
+        return cls(day, home, away, dates, date_of.reshape(-1))
 
 
 @dataclass(frozen=True, eq=False)
 class SourceDay:
-    """What a scorer may read: one sport's games of one day and one market's current lines."""
+    """What a scorer may read: one sport's games of a span of days and one market's current lines."""
 
     tables: Tables
-    """Every table; the features built from them see nothing on or after the day."""
+    """Every table; the features built from them see nothing on or after a game's date."""
     sport: str
     market: str
     slate: Slate
     games: pl.DataFrame
-    """The day's games in slate order: ``game`` (their index), ``game_id``, ``cutoff_time``, ..."""
+    """The span's games in slate order: ``game`` (their index), ``game_id``, ``cutoff_time``, ..."""
     lines: pl.DataFrame
     """The current line of each game x bookmaker of the market (the rows of a score matrix)."""
     line_game: np.ndarray
     """The game (index into ``games``) of each line."""
     snapshots: pl.DataFrame
-    """Every snapshot of the day's games, with their ``game`` and ``cutoff_time``; later ones too."""
+    """Every snapshot of the span's games, with their ``game`` and ``cutoff_time``; later ones too."""
     custom_scores: pl.DataFrame | None
-    """The day's custom-dataset scores (``domain.models.sources.custom.CUSTOM_SCORES``), if any."""
+    """The span's custom-dataset scores (``domain.models.sources.custom.CUSTOM_SCORES``), if any."""
     shared: dict[str, Any] = field(default_factory=dict)
-    """Memo shared by the day's markets (see :meth:`memo`)."""
+    """Memo shared by the span's markets (see :meth:`memo`)."""
 
     def memo(self, key: str, build: Callable[[], T]) -> T:
-        """``build()`` once per sport and day: what does not depend on the market is computed once."""
+        """``build()`` once per sport and span: what does not depend on the market is computed once."""
         if key not in self.shared:
             self.shared[key] = build()
         return self.shared[key]
@@ -118,7 +130,7 @@ class SourceKind(Generic[P]):
     prepare: Callable[[list[Any]], P]
     """What ``score`` reads about the batch's distinct keys (in interning order), built once."""
     score: Callable[[P, np.ndarray, SourceDay], np.ndarray]
-    """``score(prepared, used, day)``: keys ``used`` (indices, ascending) x lines of the day."""
+    """``score(prepared, used, day)``: keys ``used`` (indices, ascending) x lines of the span."""
     builtin: bool = True
     """Configured under its own name; the one kind that is not takes every other source name."""
 

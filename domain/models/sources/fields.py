@@ -93,11 +93,12 @@ def z_scores(values: np.ndarray) -> np.ndarray:
     return np.where(valid, z, np.nan)
 
 
-def _pick(values: np.ndarray, index: np.ndarray) -> np.ndarray:
-    """Columns ``index`` of ``values``, NaN where the index is -1 (an entity without history)."""
-    if values.shape[1] == 0:
+def _pick(values: np.ndarray, date: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """Per key, entity ``index`` of ``values`` (key x date x entity) as of ``date`` (one pair per
+    game), NaN where the index is -1 (an entity without history)."""
+    if values.shape[2] == 0:
         return np.full((values.shape[0], len(index)), np.nan)
-    return np.where(index >= 0, values[:, np.maximum(index, 0)], np.nan)
+    return np.where(index >= 0, values[:, date, np.maximum(index, 0)], np.nan)
 
 
 @dataclass(frozen=True, eq=False)
@@ -131,17 +132,20 @@ def mean_over_fields(scores: np.ndarray, members: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True, eq=False)
 class FieldValues:
-    """Every field key's per-team z-score as of one day, for one source kind (team_stats or
-    player_stats). Markets differ only in how z-scores become scores, so a day computes them once."""
+    """Every field key's per-team z-score as of each date of a slate, for one source kind (team_stats
+    or player_stats). Markets differ only in how z-scores become scores, so a span computes them once."""
 
     configs: FieldConfigs
     z: np.ndarray
-    """Key x team (:func:`z_scores` of the teams' values); NaN where a team has no value."""
+    """Key x date x team (:func:`z_scores` of the teams' values as of each date); NaN where a team
+    has no value."""
     lower_is_better: np.ndarray
     orientation: np.ndarray
     home: np.ndarray
     """Team index of each game's home team (-1: a team without history)."""
     away: np.ndarray
+    date_of: np.ndarray
+    """Each game's date (index into the slate's dates)."""
 
     @classmethod
     def of(
@@ -152,19 +156,22 @@ class FieldValues:
         configs: FieldConfigs,
         home: np.ndarray,
         away: np.ndarray,
+        date_of: np.ndarray,
     ) -> FieldValues:
-        """From per-team ``values`` (key x team). A batch may hold another sport's fields: their
-        values are all missing here, so they take neutral flags."""
+        """From per-team ``values`` (key x date x team). A batch may hold another sport's fields:
+        their values are all missing here, so they take neutral flags."""
         specs = [fields_of(sport, kind).get(key[0]) for key in configs.keys]
         lower = np.array([s is not None and s.lower_is_better for s in specs], dtype=bool)
         orientation = np.array([0.0 if s is None else s.total_orientation for s in specs])
-        return cls(configs, z_scores(values), lower, orientation, home, away)
+        keys, dates, teams = values.shape
+        z = z_scores(values.reshape(keys * dates, teams)).reshape(values.shape)
+        return cls(configs, z, lower, orientation, home, away, date_of)
 
     def scores(self, market: str, which: np.ndarray) -> np.ndarray:
         """Source scores of configs ``which`` (indices into ``configs``) x game, the mean of their
         field scores: ``sigmoid(z_home - z_away)`` (z negated where lower is better) for side
         markets, ``sigmoid(orientation * (z_home + z_away))`` for totals."""
-        z_home, z_away = _pick(self.z, self.home), _pick(self.z, self.away)
+        z_home, z_away = _pick(self.z, self.date_of, self.home), _pick(self.z, self.date_of, self.away)
         if market == "totals":
             scores = sigmoid(self.orientation[:, None] * (z_home + z_away))
         else:
@@ -186,6 +193,6 @@ def normalised_fields(source: Mapping[str, Any]) -> tuple[str, ...]:
 
 
 def day_scores(day: SourceDay, kind: str, values: Callable[[], FieldValues], used: np.ndarray) -> np.ndarray:
-    """Scores of configs ``used`` x line of the day; the fields' values (``values()``) are computed
-    once per day, since every market shares them."""
+    """Scores of configs ``used`` x line of the span; the fields' values (``values()``) are computed
+    once per span, since every market shares them."""
     return day.per_line(day.memo(kind, values).scores(day.market, used))

@@ -33,9 +33,10 @@ def historical_scores(
     """historical_performance per distinct lookback_days x game: shrunk hit rates of both teams."""
     home, away = history.index_of(slate.home), history.index_of(slate.away)
     teams = np.concatenate([home, away])[None, :]
+    game_day = np.concatenate([slate.day, slate.day])[None, :]
     days = lookback_days[:, None]
-    hi = np.broadcast_to(history.played_before(teams, slate.day), (len(days), teams.shape[1]))
-    lo = history.played_before(teams, slate.day - days)
+    hi = np.broadcast_to(history.played_before(teams, game_day), (len(days), teams.shape[1]))
+    lo = history.played_before(teams, game_day - days)
     hits, _ = history.window(f"{market}_hit", teams, lo, hi)
     games, _ = history.window(f"{market}_game", teams, lo, hi)
     rate = (hits + 2.0) / (games + 4.0)

@@ -39,19 +39,20 @@ def key(source: Mapping[str, Any], name: str, model: Mapping[str, Any]) -> TeamS
 
 
 def team_stats_values(history: EntityHistory, sport: str, slate: Slate, configs: FieldConfigs) -> FieldValues:
-    """team_stats keys ``(field, lookback_games)``: each team's mean over its last games."""
-    entities = np.arange(len(history.names))
-    played = history.played_before(entities, slate.day)
-    values = np.full((len(configs.keys), len(entities)), np.nan)
+    """team_stats keys ``(field, lookback_games)``: each team's mean over its last games before
+    each date of the slate."""
+    entities = np.arange(len(history.names))[None, :]
+    played = history.played_before(entities, slate.dates[:, None])  # date x team
+    values = np.full((len(configs.keys), len(slate.dates), entities.shape[1]), np.nan)
     for (fld,), rows in rows_by(configs.keys, 0).items():
         if fld not in history.sums:
             continue
-        games = np.array([configs.keys[i][1] for i in rows])[:, None]
-        total, count = history.window(fld, entities[None, :], np.maximum(played - games, 0), played[None, :])
+        games = np.array([configs.keys[i][1] for i in rows])[:, None, None]
+        total, count = history.window(fld, entities[None], np.maximum(played - games, 0), played[None])
         with np.errstate(invalid="ignore", divide="ignore"):
             values[rows] = np.where(count > 0, total / np.maximum(count, 1), np.nan)
     home, away = history.index_of(slate.home), history.index_of(slate.away)
-    return FieldValues.of(values, sport, "team", configs, home, away)
+    return FieldValues.of(values, sport, "team", configs, home, away, slate.date_of)
 
 
 def score(configs: FieldConfigs, used: np.ndarray, day: SourceDay) -> np.ndarray:
