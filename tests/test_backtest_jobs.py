@@ -204,10 +204,15 @@ def test_a_running_job_shows_its_progress_to_any_worker(api: Api) -> None:
     )
     runner.submit("uma", "job-00000000000000d1", "backtest", {})
     assert reached.wait(30)
-    time.sleep(0.1)  # a few heartbeats
-    view = api.runner().status("uma", "job-00000000000000d1")
+    other, deadline = api.runner(), time.monotonic() + 30
+    while (view := other.status("uma", "job-00000000000000d1")) is not None and (
+        view.progress is None or view.progress.done == 0  # until the next heartbeat
+    ):
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
     assert view is not None and view.progress is not None
     assert (view.state, view.attempts, view.progress.done, view.progress.total) == ("running", 1, 7, 40)
+    other.close()
     release.set()
     deadline = time.monotonic() + 30
     while (view := runner.status("uma", "job-00000000000000d1")) is not None and not view.finished:
