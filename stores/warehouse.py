@@ -47,6 +47,7 @@ from stores.layout import (
     MARTS_POINTER,
     SERVING_DIR,
     SERVING_POINTER,
+    effective_keys,
     is_marts_build,
     is_serving_snapshot,
     marts_build_name,
@@ -187,12 +188,18 @@ def _empty_select(schema: Mapping[str, pl.DataType]) -> str:
 
 
 def view_sql(lake: Lake, name: str) -> str:
-    """``CREATE VIEW`` over every Parquet object of a lake table (typed and empty if none yet)."""
+    """``CREATE VIEW`` over every Parquet object of a lake table (typed and empty if none yet).
+
+    The view names the objects listed now, month objects instead of the days they replace
+    (``stores.layout.effective_keys``), so no row counts twice and no query finds a listed object
+    gone: compaction deletes replaced days only after ``SHADOW_GRACE_SECONDS``. Days written later
+    appear in views created later (a new ``oddsforge sql``, the next analyst database)."""
     single, folder = table_key(name), table_prefix(name)
     if lake.exists(single):
         source = f"SELECT * FROM read_parquet('{lake.uri(single)}')"
-    elif next(lake.list_keys(folder), None) is not None:
-        source = f"SELECT * FROM read_parquet('{lake.glob(folder)}', union_by_name = true)"
+    elif keys := [k for k in effective_keys(lake.list_keys(folder)) if k.endswith(".parquet")]:
+        files = ", ".join(f"'{lake.uri(k)}'" for k in keys)
+        source = f"SELECT * FROM read_parquet([{files}], union_by_name = true)"
     else:
         source = _empty_select(LAKE_TABLES[name])
     return f'CREATE OR REPLACE VIEW "{name}" AS {source}'
