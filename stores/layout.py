@@ -69,6 +69,9 @@ The warehouse directory (a local disk: DuckDB files need one) has a layout of it
     serving/CURRENT                                   the snapshot to serve           serving asset
     marts/marts-{YYYYMMDDTHHMMSS}-{8 hex}/marts.duckdb  one complete dbt build        marts asset
     marts/CURRENT                                     the build to read               marts asset
+    analyst/analyst-{YYYYMMDDTHHMMSS}-{8 hex}.duckdb  a view per lake table + the marts  analyst asset
+    analyst/CURRENT                                   the current analyst build       analyst asset
+    analyst.duckdb                                    a hard link to it (open this)   analyst asset
     datasets/{dataset_id}/v{n:06d}.duckdb             a small version's typed rows    datasets asset
     jwt-secret                                        the development token secret    API, ``oddsforge token``
                                                       (mode 0600; ``stores/secrets.py``)
@@ -132,6 +135,12 @@ MARTS_DIR = "marts"
 MARTS_POINTER = "CURRENT"
 """The file in :data:`MARTS_DIR` naming the build to read (replaced atomically)."""
 MARTS_DATABASE = "marts.duckdb"
+ANALYST_DIR = "analyst"
+"""The analyst database's builds inside the warehouse directory."""
+ANALYST_POINTER = "CURRENT"
+ANALYST_DATABASE = "analyst.duckdb"
+"""The analyst database's stable name in the warehouse directory: a hard link to the current build,
+replaced atomically, so every client opens one path."""
 """The DuckDB file inside every marts build (one name: dbt's views name its catalog)."""
 WAREHOUSE_DATASETS = "datasets"
 JWT_SECRET_FILE = "jwt-secret"
@@ -157,6 +166,7 @@ _REFUND_RESULT_KEY = re.compile(rf"{CANCELLATIONS_INBOX}[^/]+/refunded/[^/]+\.js
 _ANALYZE_RUN_KEY = re.compile(rf"{ANALYZE_RUNS}[^/]+/(\d+)-[0-9a-f]+")
 _SERVING_SNAPSHOT = re.compile(r"serving-[A-Za-z0-9._-]+\.duckdb")
 _MARTS_BUILD = re.compile(r"marts-[A-Za-z0-9_-]+")
+_ANALYST_BUILD = re.compile(r"analyst-[A-Za-z0-9_-]+\.duckdb")
 _SELF_EXCLUSION_KEY = re.compile(
     rf"{SELF_EXCLUSIONS_INBOX}([^/]+)/(\d{{4}}-\d{{2}}-\d{{2}})-(30d|6m|1y|permanent)\.json"
 )
@@ -821,3 +831,13 @@ def is_marts_build(name: str) -> bool:
     """Whether a pointer's content names a build folder inside the marts directory (and nothing
     outside it)."""
     return _MARTS_BUILD.fullmatch(name) is not None
+
+
+def analyst_build_name(built: dt.datetime, token: str) -> str:
+    """A new analyst database's file name in :data:`ANALYST_DIR`."""
+    return f"analyst-{built:%Y%m%dT%H%M%S}-{token}.duckdb"
+
+
+def is_analyst_build(name: str) -> bool:
+    """Whether a pointer's content names an analyst build inside its directory."""
+    return _ANALYST_BUILD.fullmatch(name) is not None

@@ -41,13 +41,18 @@ from domain.money.subscriptions import SUBSCRIPTIONS
 from domain.tables.schemas import GAMES, LINES, ODDS_SNAPSHOTS, PLAYER_BOX, TEAM_BOX
 from stores.lake import Lake, delete_path, remove_stale_temp
 from stores.layout import (
+    ANALYST_DATABASE,
+    ANALYST_DIR,
+    ANALYST_POINTER,
     BACKTESTS_INBOX,
     MARTS_DATABASE,
     MARTS_DIR,
     MARTS_POINTER,
     SERVING_DIR,
     SERVING_POINTER,
+    analyst_build_name,
     effective_keys,
+    is_analyst_build,
     is_marts_build,
     is_serving_snapshot,
     marts_build_name,
@@ -357,6 +362,10 @@ class Warehouse:
             Path(directory) / MARTS_DIR, marts_build_name, is_marts_build, MARTS_POINTER, MARTS_DATABASE
         )
         """dbt's builds (``assets/marts.py``): readers open ``marts.current()``, which no build writes."""
+        self.analyst = BuildFolder(
+            Path(directory) / ANALYST_DIR, analyst_build_name, is_analyst_build, ANALYST_POINTER
+        )
+        """The analyst database's builds; analysts open :attr:`analyst_path`."""
 
     @classmethod
     def from_env(cls) -> Warehouse:
@@ -397,6 +406,42 @@ class Warehouse:
             con.execute("DETACH snapshot")
         return build.published, counts
 
+    @property
+    def analyst_path(self) -> Path:
+        """The analyst database every client opens (read-only): the current build under one name."""
+        return Path(self.directory) / ANALYST_DATABASE
+
+    def build_analyst(self, lake: Lake, now: dt.datetime) -> tuple[Path, dict[str, int]]:
+        """A new analyst database: a view per lake table (over the objects listed now) and a copy of
+        the current dbt marts in schema ``marts``; then :attr:`analyst_path` is swapped to it.
+
+        Like a serving snapshot it is a new file, so an analyst holding the previous one open never
+        blocks the build and keeps reading it until they reconnect."""
+        marts = self.marts.current()
+        counts: dict[str, int] = {}
+        required = MART_TABLES if marts is not None else []
+        with self.analyst.build(now, required) as build, self.connect() as con:
+            home = con.execute("SELECT current_database()").fetchone()[0]
+            con.execute(f"ATTACH '{build.file}' AS analyst")
+            con.execute("USE analyst")
+            create_lake_views(con, lake)
+            counts["views"] = len(LAKE_TABLES)
+            if marts is not None:
+                con.execute(f"ATTACH '{marts}' AS marts_build (READ_ONLY)")
+                con.execute("CREATE SCHEMA marts")
+                for table in MART_TABLES:
+                    con.execute(f'CREATE TABLE marts."{table}" AS SELECT * FROM marts_build.main."{table}"')
+                    counts[f"marts.{table}"] = con.execute(
+                        f'SELECT count(*) FROM marts."{table}"'
+                    ).fetchone()[0]
+                con.execute("DETACH marts_build")
+            con.execute(f'USE "{home}"')
+            con.execute("DETACH analyst")
+        link = self.analyst_path.with_name(temp_name(ANALYST_DATABASE, uuid.uuid4().hex[:8]))
+        os.link(build.published, link)
+        os.replace(link, self.analyst_path)
+        return build.published, counts
+
     def current(self) -> Path | None:
         """The serving snapshot the API reads."""
         return self.snapshots.current()
@@ -404,7 +449,7 @@ class Warehouse:
     def sweep(self, now: float) -> list[tuple[Path, int]]:
         """Housekeeping: prune both build folders and remove every stale temporary file of the
         directory (a killed publication's, dbt build's or dataset store's); each path and its bytes."""
-        removed = self.snapshots.prune(now) + self.marts.prune(now)
+        removed = self.snapshots.prune(now) + self.marts.prune(now) + self.analyst.prune(now)
         return removed + remove_stale_temp(Path(self.directory), now)
 
 

@@ -43,6 +43,8 @@ STARTS_RUNNING = {
     "results_to_leaderboard": True,
     # Removes what crashed writers leave (temporary files, partial builds, expired idempotency keys).
     "housekeeping_schedule": True,
+    # Compacts closed months of the lake and rebuilds the analyst database.
+    "lake_upkeep_schedule": True,
     # A demo or test lake is never fresh: turned on in production.
     "freshness_checks_sensor": False,
     # They spend The Odds API's quota, score the slates the ingest brings, or move money.
