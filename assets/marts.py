@@ -29,6 +29,7 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_as
 
 from domain.marketplace.performance import MIN_GRADED, ROLLING_DAYS, WILSON_Z
 from stores.lake import Lake, httpfs_extension_path
+from stores.layout import PERIOD_PATTERN
 from stores.warehouse import MART_TABLES, Warehouse
 
 DBT_DIR = Path(__file__).resolve().parents[1] / "dbt_project"
@@ -78,6 +79,7 @@ def dbt_vars(lake: Lake, duckdb_path: Path) -> dict[str, Any]:
         "rolling_days": ROLLING_DAYS,
         "min_graded": MIN_GRADED,
         "wilson_z": WILSON_Z,
+        "period_pattern": PERIOD_PATTERN,
     }
     if lake.is_s3:
         endpoint = lake.client.meta.endpoint_url
