@@ -289,7 +289,8 @@ def run_payouts(month: str, progress: Progress) -> dict[str, Any]:
 
 def import_history(fmt: str, files: list[Path], progress: Progress) -> dict[str, Any]:
     """Parse history files, land them as raw partitions and rebuild the tidy tables of their dates,
-    one object per month (``Lake.write_months``), so the first query after an import is fast.
+    one object per month (``Lake.write_months``), then rebuild the analyst database, so the first
+    query after an import (``oddsforge sql``) is fast.
 
     Every file is parsed before anything is written, so a bad file leaves the lake untouched. The
     tidy rebuild calls the same function as the tidy assets, for the imported game dates only (a
@@ -316,6 +317,8 @@ def import_history(fmt: str, files: list[Path], progress: Progress) -> dict[str,
             out, _ = rebuild_table(lake, table, batch.sport, days, monthly=True)
             rebuilt[table] = out.height
             progress(f"rebuilt {table}: {out.height:,} rows")
+    analyst, _ = Warehouse.from_env().build_analyst(lake, dt.datetime.now(dt.UTC))
+    progress(f"analyst database rebuilt: {analyst.name}")
     frames = batch.frames
     snapshots = frames.get("odds_snapshots")
     return {

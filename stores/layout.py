@@ -94,8 +94,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-from domain.models.registry import check_user_id, owner_of
-
 RAW = "raw/"
 TABLES = "tables/"
 REPORTS = "datasets/"
@@ -172,6 +170,21 @@ _SELF_EXCLUSION_KEY = re.compile(
 )
 _AUDIT_KEY = re.compile(rf"{AUDIT_INBOX}([0-9a-f]{{32}})\.json")
 _IDEMPOTENCY_KEY = re.compile(rf"{IDEMPOTENCY}([^/]+)/([0-9a-f]{{64}})/(?:claim-(\d{{3}})|answer)\.json")
+
+
+def check_user_id(user_id: str) -> str:
+    """``domain.models.registry.check_user_id``, imported on first use: the registry imports the model
+    config (pydantic, numpy), which the lake and ``oddsforge sql`` must not pay for at start-up."""
+    from domain.models.registry import check_user_id as check
+
+    return check(user_id)
+
+
+def owner_of(model_id: str) -> str | None:
+    """``domain.models.registry.owner_of``, imported on first use (see :func:`check_user_id`)."""
+    from domain.models.registry import owner_of as owner
+
+    return owner(model_id)
 
 
 # ---- raw deliveries and tables --------------------------------------------------------------------

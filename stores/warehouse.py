@@ -39,6 +39,7 @@ from domain.money.earnings import CREATOR_BALANCES, PAYOUT_RECORDS
 from domain.money.ledger import LEDGER
 from domain.money.subscriptions import SUBSCRIPTIONS
 from domain.tables.schemas import GAMES, LINES, ODDS_SNAPSHOTS, PLAYER_BOX, TEAM_BOX
+from stores.analyst import ANALYST_BUILD_TABLE, DEFAULT_DIR, directory_from_env
 from stores.lake import Lake, delete_path, remove_stale_temp
 from stores.layout import (
     ANALYST_DATABASE,
@@ -65,7 +66,6 @@ from stores.layout import (
 )
 from stores.ledger import LEDGER_INBOX
 
-DEFAULT_DIR = "data/warehouse"
 KEEP_SNAPSHOTS = 3
 
 LAKE_TABLES: dict[str, dict[str, pl.DataType]] = {
@@ -245,11 +245,6 @@ def lake_connection(lake: Lake, marts: Path | None = None) -> duckdb.DuckDBPyCon
     return con
 
 
-def directory_from_env() -> str:
-    """The warehouse folder in ``ODDSFORGE_WAREHOUSE_DIR`` (default ``./data/warehouse``)."""
-    return os.environ.get("ODDSFORGE_WAREHOUSE_DIR", DEFAULT_DIR)
-
-
 Connect = Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]
 """Opens the connection a publication works in (``duckdb.connect`` or ``DuckDBResource.get_connection``)."""
 
@@ -419,11 +414,13 @@ class Warehouse:
         blocks the build and keeps reading it until they reconnect."""
         marts = self.marts.current()
         counts: dict[str, int] = {}
-        required = MART_TABLES if marts is not None else []
+        required = [ANALYST_BUILD_TABLE, *(MART_TABLES if marts is not None else [])]
         with self.analyst.build(now, required) as build, self.connect() as con:
             home = con.execute("SELECT current_database()").fetchone()[0]
             con.execute(f"ATTACH '{build.file}' AS analyst")
             con.execute("USE analyst")
+            con.execute(f"CREATE TABLE {ANALYST_BUILD_TABLE} (lake_root VARCHAR, listed_at DOUBLE)")
+            con.execute(f"INSERT INTO {ANALYST_BUILD_TABLE} VALUES (?, ?)", [lake.uri(""), time.time()])
             create_lake_views(con, lake)
             counts["views"] = len(LAKE_TABLES)
             if marts is not None:

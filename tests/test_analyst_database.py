@@ -15,6 +15,7 @@ import duckdb
 import polars as pl
 
 from assets.lake import compact_closed_months
+from stores.analyst import open_current_analyst
 from stores.lake import SHADOW_GRACE_SECONDS, Lake
 from stores.layout import month_table_key, table_key
 from stores.warehouse import MART_TABLES, Warehouse
@@ -109,3 +110,19 @@ def test_an_analyst_holding_the_database_never_blocks_a_rebuild(tmp_path: Path) 
     builds = sorted(p.name for p in warehouse.analyst.path.iterdir() if warehouse.analyst.is_build(p.name))
     assert len(builds) == warehouse.analyst.keep and first.name not in builds
     assert warehouse.analyst_path.samefile(warehouse.analyst.current())
+
+
+def test_oddsforge_sql_reads_the_analyst_database_only_while_it_is_current(tmp_path: Path) -> None:
+    lake, warehouse = Lake(root=str(tmp_path / "lake")), Warehouse(str(tmp_path / "warehouse"))
+    _write_games(lake, [dt.date(2025, 1, 3)])
+    assert open_current_analyst(lake, warehouse.directory) is None  # none built yet
+    warehouse.build_analyst(lake, NOW)
+    con = open_current_analyst(lake, warehouse.directory)
+    assert con is not None and con.sql("SELECT count(*) FROM games").fetchone()[0] == 1
+    con.close()
+    assert open_current_analyst(Lake(root=str(tmp_path / "other")), warehouse.directory) is None
+    time.sleep(0.01)
+    _write_games(lake, [dt.date(2025, 1, 3), dt.date(2025, 1, 4)])  # a new day: views would miss it
+    assert open_current_analyst(lake, warehouse.directory) is None
+    warehouse.build_analyst(lake, NOW + dt.timedelta(minutes=1))
+    assert open_current_analyst(lake, warehouse.directory) is not None
