@@ -457,10 +457,6 @@ class Lake:
         body = ", ".join(f"{k} '{v}'" if k not in {"USE_SSL"} else f"{k} {v}" for k, v in params.items())
         con.execute(f"CREATE OR REPLACE SECRET oddsforge_lake (TYPE s3, {body})")
 
-    def glob(self, prefix: str) -> str:
-        """A DuckDB glob over every Parquet object under ``prefix``."""
-        return self.uri(prefix.rstrip("/")) + "/**/*.parquet"
-
 
 def remove_stale_temp(root: Path, now: float, max_age: float = STALE_TEMP_SECONDS) -> list[tuple[Path, int]]:
     """Remove every temporary file or folder under ``root`` (``layout.is_temp_name``) whose newest
