@@ -133,11 +133,15 @@ Listed in dependency order: ``lines`` reads the tidy ``games`` and ``odds_snapsh
 """
 
 
-def rebuild_table(lake: Lake, table: str, sport: str, days: list[dt.date]) -> tuple[pl.DataFrame, dict]:
-    """Rebuild ``table``'s partitions of ``days`` for ``sport``; the assets and the importer share it."""
+def rebuild_table(
+    lake: Lake, table: str, sport: str, days: list[dt.date], monthly: bool = False
+) -> tuple[pl.DataFrame, dict]:
+    """Rebuild ``table``'s partitions of ``days`` for ``sport``; the assets and the importer share it.
+    ``monthly`` writes one object per month (the importer: years of history in a few hundred objects)."""
     build = TIDY_BUILDERS[table][0]
     df = build(lake, sport, min(days), max(days) + dt.timedelta(days=1))
-    return df, lake.write_daily(df, lambda d: table_key(table, sport, d), days)
+    write = lake.write_months if monthly else lake.write_daily
+    return df, write(df, lambda d: table_key(table, sport, d), days)
 
 
 def _tidy_asset(table: str) -> dg.AssetsDefinition:

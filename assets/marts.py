@@ -30,6 +30,7 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_as
 from domain.marketplace.performance import MIN_GRADED, ROLLING_DAYS, WILSON_Z
 from domain.money.subscriptions import PAST_DUE_GRACE
 from stores.lake import Lake, httpfs_extension_path
+from stores.layout import PERIOD_PATTERN
 from stores.warehouse import MART_TABLES, Warehouse
 
 DBT_DIR = Path(__file__).resolve().parents[1] / "dbt_project"
@@ -80,6 +81,7 @@ def dbt_vars(lake: Lake, duckdb_path: Path) -> dict[str, Any]:
         "min_graded": MIN_GRADED,
         "wilson_z": WILSON_Z,
         "past_due_grace_hours": PAST_DUE_GRACE // dt.timedelta(hours=1),
+        "period_pattern": PERIOD_PATTERN,
     }
     if lake.is_s3:
         endpoint = lake.client.meta.endpoint_url

@@ -10,6 +10,7 @@ from assets.compliance import compliance_assets
 from assets.datasets import dataset_assets, dataset_checks
 from assets.features import feature_assets
 from assets.ingest import ingest_assets
+from assets.lake import lake_assets
 from assets.marketplace import marketplace_assets
 from assets.marts import dbt_resource, mart_assets
 from assets.models import model_assets
@@ -37,6 +38,7 @@ from pipelines.jobs import (
     serving_job,
     tables_job,
 )
+from pipelines.lake_upkeep import lake_upkeep_job, lake_upkeep_schedule
 from pipelines.sensors import inbox_sensors
 from resources.settings import build_resources, executor_from_env, loggers_from_env
 
@@ -57,6 +59,7 @@ defs = with_freshness_policies(
                 serving_snapshot,
                 *compliance_assets,
                 *notify_assets,
+                *lake_assets,
             ]
         ),
         jobs=[
@@ -72,6 +75,7 @@ defs = with_freshness_policies(
             housekeeping_job,
             audit_job,
             commitments_job,
+            lake_upkeep_job,
             *execution_jobs,
         ],
         schedules=[
@@ -79,6 +83,7 @@ defs = with_freshness_policies(
             payouts_schedule,
             housekeeping_schedule,
             day_roots_schedule,
+            lake_upkeep_schedule,
             *execution_schedules,
         ],
         asset_checks=[*dataset_checks, *asset_checks],

@@ -115,7 +115,7 @@ def condition_for(key: dg.AssetKey) -> dg.AutomationCondition | None:
     if name == "fair_cancellations":
         # A status change ends subscriptions; a payment booked late for one already ended is refunded.
         return after_updates().ignore(dg.AssetSelection.assets("subscriptions"))
-    if name in ("model_calibration", "serving_snapshot") or name.startswith("marts/"):
+    if name in ("model_calibration", "serving_snapshot", "analyst_database") or name.startswith("marts/"):
         return after_updates()
     return None
 

@@ -5,8 +5,8 @@ a killed publication or dbt build a temporary DuckDB build, and idempotency keys
 hours. Readers never see any of it (temporary names start with a dot, ``stores.layout.temp_name``),
 and nothing else removes it. The hourly ``housekeeping_schedule``, on by default, removes temporary
 files untouched for ``stores.lake.STALE_TEMP_SECONDS`` (so never a live writer's), prunes the
-serving snapshots and marts builds to the newest complete ones, and drops expired idempotency keys;
-the run's metadata says what went and how many bytes it freed.
+serving snapshots, marts builds and analyst databases to the newest complete ones, and drops expired
+idempotency keys; the run's metadata says what went and how many bytes it freed.
 
 No ``from __future__ import annotations`` here: Dagster reads the op's annotations unevaluated.
 """

@@ -25,13 +25,29 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from stores.layout import date_of_key, is_temp_name, raw_prefix, table_prefix
+from stores.layout import (
+    CLUSTER_COLUMNS,
+    TABLES,
+    PeriodKey,
+    effective_keys,
+    is_temp_name,
+    month_of,
+    parse_period_key,
+    partition_column,
+    raw_prefix,
+    table_prefix,
+)
 
 DEFAULT_ROOT = "data/lake"
 S3_MAX_ATTEMPTS = 5
 """Attempts per S3 call in boto3's ``standard`` retry mode (what ``S3Resource`` defaults to)."""
 STAMP_SETTLE_SECONDS = 1
 """How long a folder must have stayed unchanged before :meth:`Lake.folder_stamp` vouches for it."""
+READ_ATTEMPTS = 3
+"""Listings a daily-table read may take when an object it listed vanished (compaction deleted it)."""
+SHADOW_GRACE_SECONDS = 3600
+"""How long day objects outlive the month object that replaces them: a reader (an analyst's views)
+that listed them before the month object existed keeps finding them for that long."""
 STALE_TEMP_SECONDS = 3600
 """How long a temporary file must have stayed untouched before housekeeping removes it. A live write
 touches its file as it goes and ends within seconds (minutes for a DuckDB build), so an hour-old one
@@ -246,24 +262,45 @@ class Lake:
         return scan.collect()
 
     def partition_keys(self, prefix: str, start: dt.date, end: dt.date) -> list[str]:
-        """Parquet keys under ``prefix`` whose partition date lies in ``[start, end)``."""
+        """Parquet keys under ``prefix`` holding rows of dates in ``[start, end)``: day objects of
+        those dates and month objects overlapping them, without the days a month object replaces."""
         return [
             k
-            for k in self.list_keys(prefix)
-            if k.endswith(".parquet") and (d := date_of_key(k)) is not None and start <= d < end
+            for k in effective_keys(self.list_keys(prefix))
+            if (p := parse_period_key(k)) is not None and p.span[0] < end and start < p.span[1]
         ]
+
+    def read_partitions(
+        self, prefix: str, start: dt.date, end: dt.date, schema: dict[str, pl.DataType], date_col: str
+    ) -> pl.DataFrame:
+        """The rows of dates in ``[start, end)`` of the daily and month objects under ``prefix``.
+
+        A reader that listed the days of a month just before compaction deleted them lists again:
+        the month object it then finds holds the same rows."""
+        for attempt in range(READ_ATTEMPTS):
+            keys = self.partition_keys(prefix, start, end)
+            try:
+                df = self.read_parquet(keys, schema)
+            except (FileNotFoundError, pl.exceptions.ComputeError):
+                if attempt == READ_ATTEMPTS - 1 or all(self.exists(k) for k in keys):
+                    raise
+                continue
+            months = any(p.day is None for k in keys if (p := parse_period_key(k)) is not None)
+            return df.filter(pl.col(date_col).is_between(start, end, closed="left")) if months else df
+        raise AssertionError("unreachable")
 
     def read_raw(
         self, table: str, sport: str, start: dt.date, end: dt.date, schema: dict[str, pl.DataType]
     ) -> pl.DataFrame:
         """Every source's raw rows of ``table`` for game dates in ``[start, end)``."""
-        return self.read_parquet(self.partition_keys(raw_prefix(table, sport), start, end), schema)
+        return self.read_partitions(raw_prefix(table, sport), start, end, schema, "game_date")
 
     def read_table(
         self, table: str, sport: str, start: dt.date, end: dt.date, schema: dict[str, pl.DataType]
     ) -> pl.DataFrame:
         """A tidy daily table's rows for game dates in ``[start, end)``."""
-        return self.read_parquet(self.partition_keys(table_prefix(table, sport), start, end), schema)
+        prefix = table_prefix(table, sport)
+        return self.read_partitions(prefix, start, end, schema, partition_column(table))
 
     def write_daily(
         self,
@@ -275,9 +312,20 @@ class Lake:
         """Write one object per day in ``days`` from ``df``'s rows of that day.
 
         ``key_of(day)`` names the object. A day without rows deletes its object, so re-running a
-        range replaces it exactly (idempotent partitions). Returns rows written per day.
+        range replaces it exactly (idempotent partitions). A day whose month has been compacted is
+        merged into the month object instead (:meth:`write_months`). Returns rows written per day.
         """
+        days = list(days)
+        compacted = {
+            month
+            for month, first in {month_of(d): d for d in days}.items()
+            if (p := parse_period_key(key_of(first))) is not None and self.exists(p.month_key)
+        }
         counts: dict[dt.date, int] = {}
+        if compacted:
+            merged = [d for d in days if month_of(d) in compacted]
+            counts.update(self.write_months(df, key_of, merged, date_col))
+            days = [d for d in days if month_of(d) not in compacted]
         by_day = {key[0]: part for key, part in df.partition_by(date_col, as_dict=True).items()}
         for day in days:
             part = by_day.get(day)
@@ -288,6 +336,87 @@ class Lake:
                 self.write_parquet(key_of(day), part)
                 counts[day] = part.height
         return counts
+
+    def write_months(
+        self, df: pl.DataFrame, key_of: Any, days: Iterable[dt.date], date_col: str = "game_date"
+    ) -> dict[dt.date, int]:
+        """Replace the rows of ``days`` with ``df``'s inside one object per month (the month object
+        of ``key_of(day)``'s family), as :meth:`write_daily` does per day: each month object is
+        rewritten with its other days' rows kept (from the month object, or the day objects it
+        replaces: those of ``days`` are deleted, the others by :meth:`compact_month`). A month left
+        without rows loses its object. Returns rows written per day."""
+        days = sorted(set(days))
+        counts = dict.fromkeys(days, 0)
+        if not days:
+            return counts
+        first = parse_period_key(key_of(days[0]))
+        if first is None:
+            raise ValueError(f"{key_of(days[0])!r} is not a daily object's key")
+        listing = [(k, p) for k in self.list_keys(first.folder) if (p := parse_period_key(k)) is not None]
+        for key, count in df.group_by(date_col).len().iter_rows():
+            if key in counts:
+                counts[key] = count
+        new = df.filter(pl.col(date_col).is_in(days))
+        for month in sorted({month_of(d) for d in days}):
+            covered = [d for d in days if month_of(d) == month]
+            target = parse_period_key(key_of(covered[0]))
+            members = [k for k, p in listing if p.same_month(target)]
+            kept = self.read_parquet(effective_keys(members), dict(new.schema))
+            if not kept.is_empty():
+                kept = kept.filter(~pl.col(date_col).is_in(covered))
+            rows = pl.concat([kept, new.filter(pl.col(date_col).is_in(covered))], how="diagonal_relaxed")
+            self._put_month(target, rows)
+            for key in members:  # replaced days: gone, as write_daily's empty days are
+                if (p := parse_period_key(key)) is not None and p.day in covered:
+                    self.delete(key)
+        return counts
+
+    def compact_month(
+        self, month_key: str, now: float, grace: float = SHADOW_GRACE_SECONDS
+    ) -> tuple[int, int]:
+        """Fold the day objects of ``month_key``'s month into it; (day objects removed, rows written).
+
+        The month object is written first and replaces its days at once for every reader that lists
+        (:func:`stores.layout.effective_keys`); the days are deleted only once the month object is
+        ``grace`` seconds old (a later run), so a reader that listed them just before never finds
+        one gone. A day newer than the month object (a backfill racing an earlier compaction) is
+        merged into it first."""
+        target = parse_period_key(month_key)
+        if target is None or target.day is not None:
+            raise ValueError(f"{month_key!r} is not a month object's key")
+        listed = {
+            k: modified
+            for k, modified in self.list_objects(target.folder)
+            if (p := parse_period_key(k)) is not None and p.same_month(target)
+        }
+        month_at = listed.pop(month_key, None)
+        newer = sorted(k for k, modified in listed.items() if month_at is None or modified > month_at)
+        if newer:
+            fresh = self.read_parquet(newer)
+            if month_at is not None:
+                col, replaced = target.date_column, [parse_period_key(k).day for k in newer]
+                base = self.read_parquet([month_key])
+                fresh = pl.concat([base.filter(~pl.col(col).is_in(replaced)), fresh], how="diagonal_relaxed")
+            return 0, self._put_month(target, fresh)
+        if month_at is None or now - month_at < grace:
+            return 0, 0
+        for key in sorted(listed):
+            self.delete(key)
+        return len(listed), 0
+
+    def _put_month(self, target: PeriodKey, rows: pl.DataFrame) -> int:
+        """Write (or, without rows, delete) ``target``'s month object, in date order and with each
+        model's rows together where the table is stored clustered
+        (:data:`stores.layout.CLUSTER_COLUMNS`); the rows written."""
+        if rows.is_empty():
+            self.delete(target.month_key)
+            return 0
+        rows = rows.sort(target.date_column, maintain_order=True)
+        cluster = CLUSTER_COLUMNS.get(target.table) if target.family.startswith(TABLES) else None
+        if cluster and all(c in rows.columns for c in cluster):
+            rows = rows.sort(*cluster, maintain_order=True)
+        self.write_parquet(target.month_key, rows)
+        return rows.height
 
     # -- engines over the lake -------------------------------------------------------------------
     def polars_storage_options(self) -> dict[str, str] | None:
@@ -327,10 +456,6 @@ class Lake:
             params["SESSION_TOKEN"] = creds.token
         body = ", ".join(f"{k} '{v}'" if k not in {"USE_SSL"} else f"{k} {v}" for k, v in params.items())
         con.execute(f"CREATE OR REPLACE SECRET oddsforge_lake (TYPE s3, {body})")
-
-    def glob(self, prefix: str) -> str:
-        """A DuckDB glob over every Parquet object under ``prefix``."""
-        return self.uri(prefix.rstrip("/")) + "/**/*.parquet"
 
 
 def remove_stale_temp(root: Path, now: float, max_age: float = STALE_TEMP_SECONDS) -> list[tuple[Path, int]]:

@@ -7,6 +7,8 @@ who writes it::
     raw/{table}/{sport}/{day}/{source}.parquet        one feed's or importer's rows   ingest, CLI import
     tables/{table}.parquet                            an unpartitioned table          pipeline
     tables/{table}/{sport}/{day}.parquet              a tidy daily partition          pipeline
+    tables/{table}/{sport}/{month}.parquet            a month of it, compacted        import, compaction
+    raw/{table}/{sport}/{month}/{source}.parquet      a month of one source's rows    import, compaction
     tables/ledger/{month}.parquet                     entries booked that month       ledger asset
     tables/payouts/{month}.parquet                    the month's payout records      payouts asset
     tables/audit/{month}.parquet                      audit records of that month     audit asset
@@ -81,6 +83,11 @@ who writes it::
         claim-{n:03d}.json                            attempt n's claim (the request's digest)
         answer.json                                   the first answer, replayed to retries
 
+A month object replaces its month's day objects (of one table and sport, or one raw source): readers
+keep a month object and ignore the days of its month (:func:`effective_keys`), so writing a month,
+then deleting its days, never shows a row twice; a day written into a compacted month is merged into
+the month object instead (``Lake.write_daily``).
+
 ``commitments/`` may sit under S3 Object Lock (``docs/operations.md``); ``{batch_id}`` is the batch's
 write time and a token (:func:`batch_id`), so a day's batches list in the order they were written.
 ``inbox/`` objects are created once (create-if-absent), except review decisions, prices,
@@ -94,6 +101,9 @@ The warehouse directory (a local disk: DuckDB files need one) has a layout of it
     serving/CURRENT                                   the snapshot to serve           serving asset
     marts/marts-{YYYYMMDDTHHMMSS}-{8 hex}/marts.duckdb  one complete dbt build        marts asset
     marts/CURRENT                                     the build to read               marts asset
+    analyst/analyst-{YYYYMMDDTHHMMSS}-{8 hex}.duckdb  a view per lake table + the marts  analyst asset
+    analyst/CURRENT                                   the current analyst build       analyst asset
+    analyst.duckdb                                    a hard link to it (open this)   analyst asset
     datasets/{dataset_id}/v{n:06d}.duckdb             a small version's typed rows    datasets asset
     jwt-secret                                        the development token secret    API, ``oddsforge token``
                                                       (mode 0600; ``stores/secrets.py``)
@@ -112,10 +122,9 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
-
-from domain.models.registry import check_user_id, owner_of
 
 RAW = "raw/"
 TABLES = "tables/"
@@ -169,6 +178,12 @@ MARTS_DIR = "marts"
 MARTS_POINTER = "CURRENT"
 """The file in :data:`MARTS_DIR` naming the build to read (replaced atomically)."""
 MARTS_DATABASE = "marts.duckdb"
+ANALYST_DIR = "analyst"
+"""The analyst database's builds inside the warehouse directory."""
+ANALYST_POINTER = "CURRENT"
+ANALYST_DATABASE = "analyst.duckdb"
+"""The analyst database's stable name in the warehouse directory: a hard link to the current build,
+replaced atomically, so every client opens one path."""
 """The DuckDB file inside every marts build (one name: dbt's views name its catalog)."""
 WAREHOUSE_DATASETS = "datasets"
 JWT_SECRET_FILE = "jwt-secret"
@@ -211,6 +226,7 @@ _CANCELLED_KEY = re.compile(rf"{CANCELLATIONS_INBOX}([^/]+)/cancelled\.json")
 _ANALYZE_RUN_KEY = re.compile(rf"{ANALYZE_RUNS}[^/]+/(\d+)-[0-9a-f]+")
 _SERVING_SNAPSHOT = re.compile(r"serving-[A-Za-z0-9._-]+\.duckdb")
 _MARTS_BUILD = re.compile(r"marts-[A-Za-z0-9_-]+")
+_ANALYST_BUILD = re.compile(r"analyst-[A-Za-z0-9_-]+\.duckdb")
 _SELF_EXCLUSION_KEY = re.compile(
     rf"{SELF_EXCLUSIONS_INBOX}([^/]+)/(\d{{4}}-\d{{2}}-\d{{2}})-(30d|6m|1y|permanent)\.json"
 )
@@ -229,6 +245,21 @@ _BATCH_KEY = re.compile(rf"{COMMITMENT_BATCHES}(\d{{4}}-\d\d-\d\d)/({_BATCH_ID.p
 _CHAIN_KEY = re.compile(rf"{COMMITMENT_CHAINS}([^/]+)/(\d{{8}})\.json")
 _DAY_ROOT_KEY = re.compile(rf"{COMMITMENT_DAYS}(\d{{4}}-\d\d-\d\d)\.json")
 _IDEMPOTENCY_KEY = re.compile(rf"{IDEMPOTENCY}([^/]+)/([0-9a-f]{{64}})/(?:claim-(\d{{3}})|answer)\.json")
+
+
+def check_user_id(user_id: str) -> str:
+    """``domain.models.registry.check_user_id``, imported on first use: the registry imports the model
+    config (pydantic, numpy), which the lake and ``oddsforge sql`` must not pay for at start-up."""
+    from domain.models.registry import check_user_id as check
+
+    return check(user_id)
+
+
+def owner_of(model_id: str) -> str | None:
+    """``domain.models.registry.owner_of``, imported on first use (see :func:`check_user_id`)."""
+    from domain.models.registry import owner_of as owner
+
+    return owner(model_id)
 
 
 # ---- raw deliveries and tables --------------------------------------------------------------------
@@ -282,6 +313,113 @@ def parse_daily_key(key: str) -> DailyKey | None:
     if len(parts) < 4 or not key.startswith(TABLES) or not key.endswith(".parquet") or day is None:
         return None
     return DailyKey(parts[1], parts[2], day)
+
+
+# ---- month objects: compacted periods of daily tables -------------------------------------------
+
+PERIOD_PATTERN = r"^(.*)/(\d{4}-\d\d)(-\d\d)?(/.*|\.parquet)$"
+"""A daily or month object's path: (1) what precedes its last date segment, (2) the month, (3) the
+day's ``-DD``, empty for a month object, (4) what follows. Python (:func:`parse_period_key`) and SQL
+(the analysts' views, dbt's staging) split keys with this one pattern."""
+_PERIOD = re.compile(PERIOD_PATTERN)
+
+CLUSTER_COLUMNS: dict[str, tuple[str, ...]] = {
+    "analyses": ("model_id", "version"),
+    "settled_picks": ("model_id", "version"),
+}
+"""Tables whose objects keep each model version's rows together (``domain.models.engine.clustered``);
+a month object of them is sorted the same way, so one model's read still skips the others' row groups."""
+
+
+def partition_column(table: str) -> str:
+    """The date column a daily table is partitioned by."""
+    return "date" if table == "model_performance" else "game_date"
+
+
+def month_of(day: dt.date) -> str:
+    return f"{day:%Y-%m}"
+
+
+def month_span(month: str) -> tuple[dt.date, dt.date]:
+    """``[first day, first day of the next month)`` of ``YYYY-MM``."""
+    first = dt.date.fromisoformat(f"{month}-01")
+    return first, (first + dt.timedelta(days=32)).replace(day=1)
+
+
+def month_table_key(table: str, sport: str, month: str) -> str:
+    """A daily table's month object: every row of ``month`` (``YYYY-MM``), replacing its day objects."""
+    return f"{table_prefix(table, sport)}{month}.parquet"
+
+
+def raw_month_key(table: str, sport: str, month: str, source: str) -> str:
+    """One source's raw rows of ``month``, replacing its day objects of that month."""
+    return f"{raw_prefix(table, sport)}{month}/{source}.parquet"
+
+
+@dataclass(frozen=True)
+class PeriodKey:
+    """A daily object (``day`` set) or the month object that replaces a month of them."""
+
+    folder: str
+    """The listing that holds the family's objects: the key up to its period segment."""
+    family: str
+    """The key with its period replaced by ``*``: a day object and its month object share it."""
+    month: str
+    day: dt.date | None
+    """None for a month object."""
+
+    @property
+    def span(self) -> tuple[dt.date, dt.date]:
+        """``[first, end)`` of the dates its rows may hold."""
+        if self.day is None:
+            return month_span(self.month)
+        return self.day, self.day + dt.timedelta(days=1)
+
+    @property
+    def table(self) -> str:
+        return self.family.split("/")[1]
+
+    @property
+    def date_column(self) -> str:
+        """The column its rows are partitioned by."""
+        return partition_column(self.table) if self.family.startswith(TABLES) else "game_date"
+
+    def same_month(self, other: PeriodKey) -> bool:
+        """Whether ``other`` is of the same family and month (the month object or one of its days)."""
+        return self.family == other.family and self.month == other.month
+
+    @property
+    def month_key(self) -> str:
+        """The month object of the family and month (the key itself for a month object)."""
+        return self.family.replace("*", self.month, 1)
+
+
+def parse_period_key(key: str) -> PeriodKey | None:
+    """What a raw or tidy daily object, shard or month object covers (its last date segment); None
+    for anything else (unpartitioned tables, the monthly ledger, payouts and audit objects)."""
+    if not key.startswith((RAW, TABLES)) or not key.endswith(".parquet"):
+        return None
+    match = _PERIOD.fullmatch(key)
+    if match is None or len(key.split("/")) < 4:
+        return None
+    try:
+        day = dt.date.fromisoformat(match[2] + match[3]) if match[3] else None
+        month_span(match[2])
+    except ValueError:
+        return None
+    return PeriodKey(f"{match[1]}/", f"{match[1]}/*{match[4]}", match[2], day)
+
+
+def effective_keys(keys: Iterable[str]) -> list[str]:
+    """``keys`` without the day objects a month object of their family replaces.
+
+    A month object wins over every day object of its month: compaction writes it, then deletes the
+    days, and a reader listing in between, or a day left by an interrupted compaction, never counts
+    a row twice. Order is kept."""
+    keys = list(keys)
+    parsed = {k: parse_period_key(k) for k in keys}
+    months = {(p.family, p.month) for p in parsed.values() if p is not None and p.day is None}
+    return [k for k in keys if (p := parsed[k]) is None or p.day is None or (p.family, p.month) not in months]
 
 
 def ledger_key(month: str) -> str:
@@ -1133,3 +1271,13 @@ def is_marts_build(name: str) -> bool:
     """Whether a pointer's content names a build folder inside the marts directory (and nothing
     outside it)."""
     return _MARTS_BUILD.fullmatch(name) is not None
+
+
+def analyst_build_name(built: dt.datetime, token: str) -> str:
+    """A new analyst database's file name in :data:`ANALYST_DIR`."""
+    return f"analyst-{built:%Y%m%dT%H%M%S}-{token}.duckdb"
+
+
+def is_analyst_build(name: str) -> bool:
+    """Whether a pointer's content names an analyst build inside its directory."""
+    return _ANALYST_BUILD.fullmatch(name) is not None

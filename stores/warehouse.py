@@ -40,8 +40,12 @@ from domain.money.earnings import CREATOR_BALANCES, PAYOUT_RECORDS
 from domain.money.ledger import LEDGER
 from domain.money.subscriptions import SUBSCRIPTIONS
 from domain.tables.schemas import GAMES, LINES, ODDS_SNAPSHOTS, PLAYER_BOX, TEAM_BOX
+from stores.analyst import ANALYST_BUILD_TABLE, DEFAULT_DIR, directory_from_env
 from stores.lake import Lake, delete_path, remove_stale_temp
 from stores.layout import (
+    ANALYST_DATABASE,
+    ANALYST_DIR,
+    ANALYST_POINTER,
     BACKTESTS_INBOX,
     MARTS_DATABASE,
     MARTS_DIR,
@@ -49,6 +53,9 @@ from stores.layout import (
     SERVING_DIR,
     SERVING_POINTER,
     TUNING_INBOX,
+    analyst_build_name,
+    effective_keys,
+    is_analyst_build,
     is_marts_build,
     is_serving_snapshot,
     marts_build_name,
@@ -63,7 +70,6 @@ from stores.layout import (
 )
 from stores.ledger import LEDGER_INBOX
 
-DEFAULT_DIR = "data/warehouse"
 KEEP_SNAPSHOTS = 3
 
 LAKE_TABLES: dict[str, dict[str, pl.DataType]] = {
@@ -194,12 +200,18 @@ def _empty_select(schema: Mapping[str, pl.DataType]) -> str:
 
 
 def view_sql(lake: Lake, name: str) -> str:
-    """``CREATE VIEW`` over every Parquet object of a lake table (typed and empty if none yet)."""
+    """``CREATE VIEW`` over every Parquet object of a lake table (typed and empty if none yet).
+
+    The view names the objects listed now, month objects instead of the days they replace
+    (``stores.layout.effective_keys``), so no row counts twice and no query finds a listed object
+    gone: compaction deletes replaced days only after ``SHADOW_GRACE_SECONDS``. Days written later
+    appear in views created later (a new ``oddsforge sql``, the next analyst database)."""
     single, folder = table_key(name), table_prefix(name)
     if lake.exists(single):
         source = f"SELECT * FROM read_parquet('{lake.uri(single)}')"
-    elif next(lake.list_keys(folder), None) is not None:
-        source = f"SELECT * FROM read_parquet('{lake.glob(folder)}', union_by_name = true)"
+    elif keys := [k for k in effective_keys(lake.list_keys(folder)) if k.endswith(".parquet")]:
+        files = ", ".join(f"'{lake.uri(k)}'" for k in keys)
+        source = f"SELECT * FROM read_parquet([{files}], union_by_name = true)"
     else:
         source = _empty_select(LAKE_TABLES[name])
     return f'CREATE OR REPLACE VIEW "{name}" AS {source}'
@@ -249,11 +261,6 @@ def lake_connection(lake: Lake, marts: Path | None = None) -> duckdb.DuckDBPyCon
     if marts is not None:
         con.execute(f"ATTACH '{marts}' AS marts (READ_ONLY)")
     return con
-
-
-def directory_from_env() -> str:
-    """The warehouse folder in ``ODDSFORGE_WAREHOUSE_DIR`` (default ``./data/warehouse``)."""
-    return os.environ.get("ODDSFORGE_WAREHOUSE_DIR", DEFAULT_DIR)
 
 
 Connect = Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]
@@ -368,6 +375,10 @@ class Warehouse:
             Path(directory) / MARTS_DIR, marts_build_name, is_marts_build, MARTS_POINTER, MARTS_DATABASE
         )
         """dbt's builds (``assets/marts.py``): readers open ``marts.current()``, which no build writes."""
+        self.analyst = BuildFolder(
+            Path(directory) / ANALYST_DIR, analyst_build_name, is_analyst_build, ANALYST_POINTER
+        )
+        """The analyst database's builds; analysts open :attr:`analyst_path`."""
 
     @classmethod
     def from_env(cls) -> Warehouse:
@@ -408,6 +419,44 @@ class Warehouse:
             con.execute("DETACH snapshot")
         return build.published, counts
 
+    @property
+    def analyst_path(self) -> Path:
+        """The analyst database every client opens (read-only): the current build under one name."""
+        return Path(self.directory) / ANALYST_DATABASE
+
+    def build_analyst(self, lake: Lake, now: dt.datetime) -> tuple[Path, dict[str, int]]:
+        """A new analyst database: a view per lake table (over the objects listed now) and a copy of
+        the current dbt marts in schema ``marts``; then :attr:`analyst_path` is swapped to it.
+
+        Like a serving snapshot it is a new file, so an analyst holding the previous one open never
+        blocks the build and keeps reading it until they reconnect."""
+        marts = self.marts.current()
+        counts: dict[str, int] = {}
+        required = [ANALYST_BUILD_TABLE, *(MART_TABLES if marts is not None else [])]
+        with self.analyst.build(now, required) as build, self.connect() as con:
+            home = con.execute("SELECT current_database()").fetchone()[0]
+            con.execute(f"ATTACH '{build.file}' AS analyst")
+            con.execute("USE analyst")
+            con.execute(f"CREATE TABLE {ANALYST_BUILD_TABLE} (lake_root VARCHAR, listed_at DOUBLE)")
+            con.execute(f"INSERT INTO {ANALYST_BUILD_TABLE} VALUES (?, ?)", [lake.uri(""), time.time()])
+            create_lake_views(con, lake)
+            counts["views"] = len(LAKE_TABLES)
+            if marts is not None:
+                con.execute(f"ATTACH '{marts}' AS marts_build (READ_ONLY)")
+                con.execute("CREATE SCHEMA marts")
+                for table in MART_TABLES:
+                    con.execute(f'CREATE TABLE marts."{table}" AS SELECT * FROM marts_build.main."{table}"')
+                    counts[f"marts.{table}"] = con.execute(
+                        f'SELECT count(*) FROM marts."{table}"'
+                    ).fetchone()[0]
+                con.execute("DETACH marts_build")
+            con.execute(f'USE "{home}"')
+            con.execute("DETACH analyst")
+        link = self.analyst_path.with_name(temp_name(ANALYST_DATABASE, uuid.uuid4().hex[:8]))
+        os.link(build.published, link)
+        os.replace(link, self.analyst_path)
+        return build.published, counts
+
     def current(self) -> Path | None:
         """The serving snapshot the API reads."""
         return self.snapshots.current()
@@ -415,7 +464,7 @@ class Warehouse:
     def sweep(self, now: float) -> list[tuple[Path, int]]:
         """Housekeeping: prune both build folders and remove every stale temporary file of the
         directory (a killed publication's, dbt build's or dataset store's); each path and its bytes."""
-        removed = self.snapshots.prune(now) + self.marts.prune(now)
+        removed = self.snapshots.prune(now) + self.marts.prune(now) + self.analyst.prune(now)
         return removed + remove_stale_temp(Path(self.directory), now)
 
 

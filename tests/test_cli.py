@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from cli.main import build_parser, main
+from stores import layout
+from stores.lake import Lake
 
 REAL = {
     "kaggle-nba": "nba_kaggle_odds_2008_2025/nba_2008-2025.csv",
@@ -62,6 +64,15 @@ def test_import_reports_counts(imported: dict, fmt: str) -> None:
     assert (report["games"], report["stat_rows"]) == EXPECTED[fmt]
     assert report["sport"] == ("americanfootball_nfl" if fmt == "nfl-lines" else "basketball_nba")
     assert report["tables_rebuilt"]["games"] > 0
+
+
+def test_import_writes_one_object_per_month(imported: dict) -> None:
+    lake = Lake(root=str(imported["lake"]))
+    keys = [*lake.list_keys("tables/games/"), *lake.list_keys("raw/game_results/")]
+    periods = [layout.parse_period_key(k) for k in keys]
+    assert periods and all(p is not None and p.day is None for p in periods)
+    # 2007-08 .. 2024-25 NBA and 1999-2022 NFL: about 9 and 5 months a season, not a day each.
+    assert len(nba := list(lake.list_keys("tables/games/basketball_nba/"))) < 200, len(nba)
 
 
 @pytest.fixture

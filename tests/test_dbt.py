@@ -48,7 +48,7 @@ from domain.models.registry import MODEL_VERSIONS
 from domain.money.subscriptions import PAST_DUE_GRACE, SUBSCRIPTIONS, Status, with_access
 from domain.tables.schemas import conform
 from stores.lake import Lake
-from stores.layout import table_key
+from stores.layout import month_of, month_table_key, table_key
 from stores.warehouse import Warehouse, lake_connection
 
 NBA, NFL, MLB = "basketball_nba", "americanfootball_nfl", "baseball_mlb"
@@ -227,7 +227,8 @@ def user_reviews() -> list[UserReview]:
 
 
 def fill_lake(lake: Lake) -> None:
-    """The lake as the pipeline writes it: one object per table, per sport and day where partitioned."""
+    """The lake as the pipeline writes it: one object per table, per sport and day where partitioned,
+    and a month object beside the day it replaces (a compaction in progress)."""
     lake.write_parquet(table_key("model_versions"), model_versions())
     lake.write_parquet(table_key("subscriptions"), subscriptions())
     perf = performance_rows()
@@ -235,6 +236,8 @@ def fill_lake(lake: Lake) -> None:
         lake.write_parquet(table_key("model_performance", sport, day), part)
     lake.write_parquet(table_key("settled_picks", NBA, AS_OF), settled_picks())
     lake.write_parquet(table_key("user_reviews"), review_rows(user_reviews()))
+    # Mid-compaction: the month object is written, the day it replaces not yet deleted (one row each).
+    lake.write_parquet(month_table_key("settled_picks", NBA, month_of(AS_OF)), settled_picks())
 
 
 def query(path: Path, sql: str) -> pl.DataFrame:

@@ -49,6 +49,8 @@ STARTS_RUNNING = {
     "housekeeping_schedule": True,
     # Publishes the day roots of pick commitments once a day's last game has started (SPEC 9).
     "day_roots_schedule": True,
+    # Compacts closed months of the lake and rebuilds the analyst database.
+    "lake_upkeep_schedule": True,
     # A demo or test lake is never fresh: turned on in production.
     "freshness_checks_sensor": False,
     # They spend The Odds API's quota, score the slates the ingest brings, or move money.

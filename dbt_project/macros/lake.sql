@@ -20,7 +20,18 @@
         {% if found %}cast({{ adapter.quote(name) }} as {{ type }}){% else %}cast(null as {{ type }}){% endif %} as {{ adapter.quote(name) }}{{ "," if not loop.last }}
     {%- endfor %}
     {% if found -%}
-    from read_parquet('{{ location }}', union_by_name = true)
+    from (
+        {#- A month object replaces the day objects of its month (stores.layout.effective_keys): the
+            rule is applied to the files of this one scan, so a compaction in progress never counts
+            a row twice. The pattern is stores.layout.PERIOD_PATTERN (the Dagster asset passes it). -#}
+        select * exclude (_file, _period) from (
+            select *, regexp_extract(_file, '{{ var("period_pattern", "^(.*)/(\\d{4}-\\d\\d)(-\\d\\d)?(/.*|\\.parquet)$") }}',
+                                     ['head', 'month', 'day', 'tail']) as _period
+            from read_parquet('{{ location }}', union_by_name = true, filename = '_file')
+        )
+        qualify _period.day = '' or not bool_or(_period.day = '')
+            over (partition by _period.head, _period.month, _period.tail)
+    )
     {%- else -%}
     where false
     {%- endif %}
