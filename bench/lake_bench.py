@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from stores.lake import Lake  # noqa: E402
-from stores.layout import RAW, TABLES, parse_period_key  # noqa: E402
+from stores.layout import RAW, TABLES, parse_period_key, table_prefix  # noqa: E402
 
 REAL = REPO.parent / "shared" / "data" / "real"
 FILES = {
@@ -114,8 +114,8 @@ def main() -> int:
         rows += [measure("month objects, no analyst database", env), analyst]
         print(f"imported every real history file in {imported:.1f} s")
         print(
-            f"games objects: {objects(Lake(root=str(daily / 'lake')), 'tables/games/'):,} daily, "
-            f"{objects(lake, 'tables/games/'):,} monthly; lake objects {days:,} daily, "
+            f"games objects: {objects(Lake(root=str(daily / 'lake')), table_prefix('games')):,} daily, "
+            f"{objects(lake, table_prefix('games')):,} monthly; lake objects {days:,} daily, "
             f"{objects(lake, RAW) + objects(lake, TABLES):,} monthly"
         )
         print(f'\noddsforge sql "{QUERY}", median of {RUNS} processes, start-up included\n')
