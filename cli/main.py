@@ -252,7 +252,8 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         if done % step == 0 or done == total:
             _progress(f"backtest {done}/{total} game days (at {day})")
 
-    report = backtest_model(Lake.from_env(), config, getattr(args, "from"), args.to, progress)
+    fraction = {} if args.kelly_fraction is None else {"kelly_fraction": args.kelly_fraction}
+    report = backtest_model(Lake.from_env(), config, getattr(args, "from"), args.to, progress, **fraction)
 
     def human() -> None:
         s = report["summary"]
@@ -267,15 +268,26 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         brier = "-" if s["brier"] is None else f"{s['brier']:.4f}"
         print(f"  graded {s['graded']:,}: {s['wins']:,} won, {s['losses']:,} lost, {s['pushes']:,} pushes")
         print(f"  accuracy {acc}   ROI {roi}   profit {s['profit']:+.2f} units   Brier {brier}")
+        kelly = report["kelly"]
+        kelly_roi = "-" if s["kelly_roi"] is None else f"{s['kelly_roi']:+.1%}"
+        print(
+            f"  at {kelly['fraction']:g} Kelly (the pick's price, 1 unit = {kelly['unit']:.0%} of the "
+            f"bankroll, at most {kelly['max_stake']:.0%}): staked {s['kelly_units']:,.2f} units, profit "
+            f"{s['kelly_profit']:+.2f} units, ROI {kelly_roi}"
+        )
         sides = ", ".join(
             f"{k.removeprefix('picks_')} {v}" for k, v in s.items() if k.startswith("picks_") and v
         )
         print(f"  picks per side: {sides or 'none'}")
-        print("\n  month      picks  graded  accuracy      ROI")
+        print("\n  month      picks  graded  accuracy      ROI  Kelly units  Kelly ROI")
         for m in report["monthly"]:
             acc = "-" if m["accuracy"] is None else f"{m['accuracy']:.1%}"
             roi = "-" if m["roi"] is None else f"{m['roi']:+.1%}"
-            print(f"  {m['month']}  {m['qualifying']:>7,}  {m['graded']:>6,}  {acc:>8}  {roi:>7}")
+            kelly_roi = "-" if m["kelly_roi"] is None else f"{m['kelly_roi']:+.1%}"
+            print(
+                f"  {m['month']}  {m['qualifying']:>7,}  {m['graded']:>6,}  {acc:>8}  {roi:>7}"
+                f"  {m['kelly_units']:>11,.2f}  {kelly_roi:>9}"
+            )
 
     _emit(args, report, human)
     return 0
@@ -419,6 +431,19 @@ def _duration(text: str) -> int:
     if seconds <= 0:
         raise argparse.ArgumentTypeError(f"{text!r} is not a positive duration such as 90m, 12h or 3600s")
     return seconds
+
+
+def _kelly_fraction(text: str) -> float:
+    """A share of the Kelly stake: a number in (0, 1]."""
+    try:
+        fraction = float(text)
+    except ValueError:
+        fraction = 0.0
+    if not 0 < fraction <= 1:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a share of the Kelly stake in (0, 1], such as 0.25"
+        )
+    return fraction
 
 
 def _claim(parse: Callable[[object], object], example: str) -> Callable[[str], str]:
@@ -691,6 +716,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sport", help="sport key (fills or must match the model's sport)")
     p.add_argument("--from", required=True, type=dt.date.fromisoformat, metavar="YYYY-MM-DD")
     p.add_argument("--to", required=True, type=dt.date.fromisoformat, metavar="YYYY-MM-DD")
+    p.add_argument(
+        "--kelly-fraction",
+        type=_kelly_fraction,
+        metavar="F",
+        help="share of the Kelly stake for the kelly_* figures (default a quarter)",
+    )
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=cmd_backtest)
 
