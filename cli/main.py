@@ -104,6 +104,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         _print_payouts(report["payments"])
         print_money_loop(report["money_loop"])
         print_notification(report["notification"])
+        print_pick_value(report["pick"])
         print(f"\nLake: {report['lake']}\nServing snapshot: {report['snapshot']}")
         print("\nLook at it:")
         print('  oddsforge sql "SELECT * FROM games ORDER BY commence_time LIMIT 5"')
@@ -118,6 +119,25 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     _emit(args, report, human)
     return 0 if report["verify"]["ok"] else 1
+
+
+def print_pick_value(pick: dict[str, Any] | None) -> None:
+    """One pick with what it is worth at the prices on offer at its cut-off (issue 16)."""
+    print("\nA pick at the prices on offer at its cut-off (GET /models/{id}/results, as dave reads it):")
+    if pick is None:
+        print("  no priced pick in the model's last week")
+        return
+    print(
+        f"  {pick['name']}: {pick['pick']} in game {pick['game_id']} ({pick['game_date']}, "
+        f"{pick['market']}), confidence {pick['confidence']:.1%}"
+    )
+    print(f"  best price {pick['best_price']:.2f} at {pick['best_bookmaker']}")
+    print(
+        f"  fair probability {pick['fair_probability']:.1%} (multiplicative no-vig, averaged over the books; "
+        f"power method {pick['fair_probability_power']:.1%})"
+    )
+    print(f"  expected value {pick['expected_value']:+.1%} per unit at the best price")
+    print(f"  suggested stake {pick['kelly_stake']:.2%} of the bankroll (quarter Kelly, at most 5%)")
 
 
 def print_notification(sent: dict[str, Any]) -> None:
