@@ -291,9 +291,12 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         kelly = report["kelly"]
         kelly_roi = "-" if s["kelly_roi"] is None else f"{s['kelly_roi']:+.1%}"
         print(
-            f"  at {kelly['fraction']:g} Kelly (the pick's price, 1 unit = {kelly['unit']:.0%} of the "
-            f"bankroll, at most {kelly['max_stake']:.0%}): staked {s['kelly_units']:,.2f} units, profit "
+            f"  at {kelly['fraction']:g} Kelly: staked {s['kelly_units']:,.2f} units, profit "
             f"{s['kelly_profit']:+.2f} units, ROI {kelly_roi}"
+        )
+        print(
+            f"    (each pick at its own price; 1 unit = {kelly['unit']:.0%} of a bankroll that does not "
+            f"compound, at most {kelly['max_stake']:.0%})"
         )
         sides = ", ".join(
             f"{k.removeprefix('picks_')} {v}" for k, v in s.items() if k.startswith("picks_") and v
