@@ -39,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.engine_bench import PeakRss, custom_scores, league, log, machine, random_payloads, timed, verdict  # noqa: E402
+from domain.markets.value import KELLY_FRACTION  # noqa: E402
 from domain.models.config import ModelConfig, parse_model_config  # noqa: E402
 from domain.models.engine import (  # noqa: E402
     SOURCE_CALLS,
@@ -91,7 +92,7 @@ def day_by_day(
     for day in days:
         multipliers = multipliers_from_calls(calls, day) if models.uses_dynamic_weighting else None
         analyses = score_day(models, tables, day, None, multipliers, custom)
-        tallies.append(tally(grade_analyses(analyses, tables.games), KEYS))
+        tallies.append(tally(grade_analyses(analyses, tables.games), KEYS, KELLY_FRACTION))
         if models.uses_dynamic_weighting:
             recent = calls.filter(pl.col("game_date") >= day - dt.timedelta(days=DYNAMIC_WINDOW_DAYS))
             calls = pl.concat([recent, source_calls(analyses, tables.games)])
@@ -104,7 +105,16 @@ def compare(one_pass: pl.DataFrame, baseline: pl.DataFrame) -> dict[str, Any]:
     a = a.join(b.select(KEYS), on=KEYS)  # the baseline has no row for a model without analyses
     same_counts = a.select(COUNTS).equals(b.select(COUNTS))
     worst = 0.0
-    for name in ("profit", "roi", "brier", "log_loss", "avg_confidence"):
+    for name in (
+        "profit",
+        "roi",
+        "kelly_units",
+        "kelly_profit",
+        "kelly_roi",
+        "brier",
+        "log_loss",
+        "avg_confidence",
+    ):
         x, y = a[name].fill_null(0.0).to_numpy(), b[name].fill_null(0.0).to_numpy()
         scale = abs(y).clip(1e-300)
         worst = max(worst, float((abs(x - y) / scale).max(initial=0.0)))

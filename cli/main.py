@@ -105,6 +105,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         _print_payouts(report["payments"])
         print_money_loop(report["money_loop"])
         print_notification(report["notification"])
+        print_pick_value(report["pick"])
         print(f"\nLake: {report['lake']}\nServing snapshot: {report['snapshot']}")
         print("\nLook at it:")
         print('  oddsforge sql "SELECT * FROM games ORDER BY commence_time LIMIT 5"')
@@ -119,6 +120,25 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     _emit(args, report, human)
     return 0 if report["verify"]["ok"] else 1
+
+
+def print_pick_value(pick: dict[str, Any] | None) -> None:
+    """One pick with what it is worth at the prices on offer at its cut-off (issue 16)."""
+    print("\nA pick at the prices on offer at its cut-off (GET /models/{id}/results, as dave reads it):")
+    if pick is None:
+        print("  no priced pick in the model's last week")
+        return
+    print(
+        f"  {pick['name']}: {pick['pick']} in game {pick['game_id']} ({pick['game_date']}, "
+        f"{pick['market']}), confidence {pick['confidence']:.1%}"
+    )
+    print(f"  best price {pick['best_price']:.2f} at {pick['best_bookmaker']}")
+    print(
+        f"  fair probability {pick['fair_probability']:.1%} (multiplicative no-vig, averaged over the books; "
+        f"power method {pick['fair_probability_power']:.1%})"
+    )
+    print(f"  expected value {pick['expected_value']:+.1%} per unit at the best price")
+    print(f"  suggested stake {pick['kelly_stake']:.2%} of the bankroll (quarter Kelly, at most 5%)")
 
 
 def print_notification(sent: dict[str, Any]) -> None:
@@ -253,7 +273,8 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         if done % step == 0 or done == total:
             _progress(f"backtest {done}/{total} game days (at {day})")
 
-    report = backtest_model(Lake.from_env(), config, getattr(args, "from"), args.to, progress)
+    fraction = {} if args.kelly_fraction is None else {"kelly_fraction": args.kelly_fraction}
+    report = backtest_model(Lake.from_env(), config, getattr(args, "from"), args.to, progress, **fraction)
 
     def human() -> None:
         s = report["summary"]
@@ -268,15 +289,29 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         brier = "-" if s["brier"] is None else f"{s['brier']:.4f}"
         print(f"  graded {s['graded']:,}: {s['wins']:,} won, {s['losses']:,} lost, {s['pushes']:,} pushes")
         print(f"  accuracy {acc}   ROI {roi}   profit {s['profit']:+.2f} units   Brier {brier}")
+        kelly = report["kelly"]
+        kelly_roi = "-" if s["kelly_roi"] is None else f"{s['kelly_roi']:+.1%}"
+        print(
+            f"  at {kelly['fraction']:g} Kelly: staked {s['kelly_units']:,.2f} units, profit "
+            f"{s['kelly_profit']:+.2f} units, ROI {kelly_roi}"
+        )
+        print(
+            f"    (each pick at its own price; 1 unit = {kelly['unit']:.0%} of a bankroll that does not "
+            f"compound, at most {kelly['max_stake']:.0%})"
+        )
         sides = ", ".join(
             f"{k.removeprefix('picks_')} {v}" for k, v in s.items() if k.startswith("picks_") and v
         )
         print(f"  picks per side: {sides or 'none'}")
-        print("\n  month      picks  graded  accuracy      ROI")
+        print("\n  month      picks  graded  accuracy      ROI  Kelly units  Kelly ROI")
         for m in report["monthly"]:
             acc = "-" if m["accuracy"] is None else f"{m['accuracy']:.1%}"
             roi = "-" if m["roi"] is None else f"{m['roi']:+.1%}"
-            print(f"  {m['month']}  {m['qualifying']:>7,}  {m['graded']:>6,}  {acc:>8}  {roi:>7}")
+            kelly_roi = "-" if m["kelly_roi"] is None else f"{m['kelly_roi']:+.1%}"
+            print(
+                f"  {m['month']}  {m['qualifying']:>7,}  {m['graded']:>6,}  {acc:>8}  {roi:>7}"
+                f"  {m['kelly_units']:>11,.2f}  {kelly_roi:>9}"
+            )
 
     _emit(args, report, human)
     return 0
@@ -426,6 +461,19 @@ def _duration(text: str) -> int:
     if seconds <= 0:
         raise argparse.ArgumentTypeError(f"{text!r} is not a positive duration such as 90m, 12h or 3600s")
     return seconds
+
+
+def _kelly_fraction(text: str) -> float:
+    """A share of the Kelly stake: a number in (0, 1]."""
+    try:
+        fraction = float(text)
+    except ValueError:
+        fraction = 0.0
+    if not 0 < fraction <= 1:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a share of the Kelly stake in (0, 1], such as 0.25"
+        )
+    return fraction
 
 
 def _claim(parse: Callable[[object], object], example: str) -> Callable[[str], str]:
@@ -739,6 +787,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sport", help="sport key (fills or must match the model's sport)")
     p.add_argument("--from", required=True, type=dt.date.fromisoformat, metavar="YYYY-MM-DD")
     p.add_argument("--to", required=True, type=dt.date.fromisoformat, metavar="YYYY-MM-DD")
+    p.add_argument(
+        "--kelly-fraction",
+        type=_kelly_fraction,
+        metavar="F",
+        help="share of the Kelly stake for the kelly_* figures (default a quarter)",
+    )
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=cmd_backtest)
 

@@ -10,7 +10,7 @@ import datetime as dt
 import io
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -235,6 +235,7 @@ def run_demo(progress: Progress) -> dict[str, Any]:
     notification = _timed(
         stages, "follows and a delivered notification", progress, lambda: run_notify_demo(lake, progress)
     )
+    pick = _timed(stages, "a pick's best price, fair odds and stake", progress, lambda: demo_pick_value(lake))
     _timed(stages, "audit table", progress, lambda: run_job("audit_job"))  # last: after every action
     verified = _timed(stages, "oddsforge verify over the API", progress, lambda: verify_demo_model(lake))
     return {
@@ -244,6 +245,7 @@ def run_demo(progress: Progress) -> dict[str, Any]:
         "payments": payments | {"webhooks": webhooks},
         "money_loop": money_loop,
         "notification": notification,
+        "pick": pick,
         "stages": stages,
         "tables": table_counts(lake),
         "models": model_season_summary(lake, model_ids, SEASON_START, SEASON_END),
@@ -256,22 +258,50 @@ VERIFIED_MODEL = ("alice", "Form and steam")
 """The listed free model the demo verifies over the API at its end."""
 
 
-def verify_demo_model(lake: Lake) -> dict[str, Any]:
-    """``oddsforge verify`` on a listed model's season, over real HTTP to the API on loopback, as a
-    subscriber (dave) would run it."""
+@contextlib.contextmanager
+def demo_api(lake: Lake) -> Iterator[tuple[str, str]]:
+    """The API over the demo's lake on loopback (real HTTP) and a token of dave, a subscriber."""
     from api.app import create_app
     from api.auth import mint_token
     from api.settings import ApiSettings
-    from cli.demo import demo_model_id
     from cli.local_api import serve
+
+    settings = ApiSettings.from_env()
+    with serve(create_app(settings, lake=lake)) as url:
+        yield url, mint_token("dave", settings.jwt_secret)
+
+
+def verify_demo_model(lake: Lake) -> dict[str, Any]:
+    """``oddsforge verify`` on a listed model's season, over real HTTP to the API on loopback, as a
+    subscriber (dave) would run it."""
+    from cli.demo import demo_model_id
     from cli.verify import ApiSource, summary, verify
 
     model_id = demo_model_id(*VERIFIED_MODEL)
-    settings = ApiSettings.from_env()
-    with serve(create_app(settings, lake=lake)) as url:
-        source = ApiSource(url, mint_token("dave", settings.jwt_secret))
+    with demo_api(lake) as (url, token):
+        source = ApiSource(url, token)
         report = verify(lambda: source.evidence(model_id, SEASON_START, SEASON_END), model_id)
     return report.as_dict() | {"summary": summary(report)}
+
+
+def demo_pick_value(lake: Lake) -> dict[str, Any] | None:
+    """The verified model's newest priced pick as ``GET /models/{id}/results`` shows it to a
+    subscriber: best price and book, fair probability, EV and a quarter-Kelly stake (None without a
+    priced pick in its last week)."""
+    import httpx
+
+    from cli.demo import demo_model_id
+
+    model_id = demo_model_id(*VERIFIED_MODEL)
+    with (
+        demo_api(lake) as (url, token),
+        httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=60) as client,
+    ):
+        response = client.get(f"/models/{model_id}/results", params={"days": 7, "limit": 200})
+        response.raise_for_status()
+    priced = (item for item in response.json()["items"] if item["best_price"] is not None)
+    pick = next(priced, None)  # newest first
+    return None if pick is None else pick | {"name": VERIFIED_MODEL[1]}
 
 
 def run_payouts(month: str, progress: Progress) -> dict[str, Any]:

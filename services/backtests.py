@@ -17,6 +17,7 @@ from typing import Any
 
 import polars as pl
 
+from domain.markets.value import KELLY_FRACTION, KELLY_UNIT, MAX_STAKE
 from domain.models.config import ModelConfig, parse_model_config
 from domain.models.engine import ModelBatch, run_backtest
 from domain.models.registry import SERVER_FIELDS
@@ -36,16 +37,29 @@ def _records(df: pl.DataFrame) -> list[dict[str, Any]]:
 
 
 def backtest_model(
-    lake: Lake, config: ModelConfig, start: dt.date, end: dt.date, progress: Progress | None = None
+    lake: Lake,
+    config: ModelConfig,
+    start: dt.date,
+    end: dt.date,
+    progress: Progress | None = None,
+    kelly_fraction: float = KELLY_FRACTION,
 ) -> dict[str, Any]:
-    """Replay ``config`` over game dates ``start..end`` (inclusive) as if live; return the report."""
+    """Replay ``config`` over game dates ``start..end`` (inclusive) as if live; return the report,
+    whose ``kelly_*`` figures stake ``kelly_fraction`` of Kelly (stated in its ``kelly``)."""
     if end < start:
         raise ValueError(f"the backtest ends ({end}) before it starts ({start})")
     tables = load_tables(lake, config.sport, start, end + dt.timedelta(days=1))
     span = tables.games.filter(pl.col("game_date").is_between(start, end))
     custom = load_custom_scores(lake, [config], span)
     result = run_backtest(
-        ModelBatch.from_configs([config]), tables, start, end, custom, progress=progress, keep_analyses=False
+        ModelBatch.from_configs([config]),
+        tables,
+        start,
+        end,
+        custom,
+        progress=progress,
+        keep_analyses=False,
+        kelly_fraction=kelly_fraction,
     )
     summary = _records(result.summary.drop("model_id", "version"))[0]
     return {
@@ -56,6 +70,7 @@ def backtest_model(
         "from": start.isoformat(),
         "to": end.isoformat(),
         "games_in_span": span.height,
+        "kelly": {"fraction": kelly_fraction, "max_stake": MAX_STAKE, "unit": KELLY_UNIT},
         "summary": summary,
         "monthly": _records(result.monthly.drop("model_id", "version")),
     }

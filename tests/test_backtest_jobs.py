@@ -110,6 +110,8 @@ def test_a_season_is_answered_inline_with_the_backtest_of_the_draft(api: Api) ->
     assert (report["model_id"], report["recorded_as"], report["from"]) == (None, None, FIRST.isoformat())
     assert report["disclaimer"] and len(report["draft"]) == 16
     assert report["summary"]["graded"] > 50 and took < 30
+    assert report["kelly"] == {"fraction": 0.25, "max_stake": 0.05, "unit": 0.01}
+    assert report["summary"]["kelly_units"] > 0 and "kelly_roi" in report["monthly"][0]
 
 
 def test_a_draft_is_validated_as_post_models_validates_it(api: Api) -> None:

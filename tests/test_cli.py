@@ -205,8 +205,13 @@ def test_backtest_on_real_nba_season(
         "2019-04",
     ]
     assert sum(m["qualifying"] for m in report["monthly"]) == s["qualifying"]
-    code, out, _ = run(capsys, "backtest", str(model), *season)
-    assert code == 0 and "accuracy" in out and "2019-04" in out
+    # Units at quarter-Kelly stakes beside the flat ones, the month's adding up to the season's.
+    assert report["kelly"] == {"fraction": 0.25, "max_stake": 0.05, "unit": 0.01}
+    assert 0 < s["kelly_units"] <= 5 * s["graded"]
+    assert s["kelly_roi"] == pytest.approx(s["kelly_profit"] / s["kelly_units"])
+    assert sum(m["kelly_units"] for m in report["monthly"]) == pytest.approx(s["kelly_units"])
+    code, out, _ = run(capsys, "backtest", str(model), *season, "--kelly-fraction", "0.1")
+    assert code == 0 and "accuracy" in out and "2019-04" in out and "at 0.1 Kelly" in out
 
 
 @pytest.mark.parametrize(

@@ -24,6 +24,7 @@ from polars.testing import assert_frame_equal
 
 from domain.formats.sample_league import generate_season
 from domain.markets.grading import grade, profit
+from domain.markets.value import KELLY_FRACTION
 from domain.models.config import parse_model_config
 from domain.models.engine import (
     ANALYSES,
@@ -655,7 +656,20 @@ def test_backtest_report_by_hand() -> None:
     # Brier over graded picks: (0.7 - 1)^2 twice, (0.8 - 1)^2, (0.8 - 0)^2 -> 0.86 / 4.
     assert summary["brier"] == pytest.approx(0.215)
     assert summary["avg_confidence"] == pytest.approx((0.7 * 2 + 0.8 * 3) / 5)
+    # Quarter Kelly in units of 1% of the bankroll: 0.7 at 1.91 is (1.337 - 1) / 0.91 = 37.0% / 4,
+    # 0.8 at 1.91 and at 2.05 more still: every graded pick is capped at 5% = 5 units.
+    assert summary["kelly_units"] == pytest.approx(20)
+    assert summary["kelly_profit"] == pytest.approx(3 * 5 * 0.91 - 5)  # 8.65
+    assert summary["kelly_roi"] == pytest.approx(8.65 / 20)
     assert result.monthly.drop("month").to_dicts() == result.summary.to_dicts()
+    # A twentieth of Kelly: 0.7 at 1.91 stakes 37.03% / 20 = 1.8516 units (twice, both won), 0.8 at
+    # 1.91 (1.528 - 1) / 0.91 / 20 = 2.9011 units (won), 0.8 at 2.05 (1.64 - 1) / 1.05 / 20 = 3.0476 (lost).
+    small = run_backtest(batch, tiny_league(), D1, D3, custom_scores=custom, kelly_fraction=0.05)
+    twentieth = small.summary.row(0, named=True)
+    assert twentieth["kelly_units"] == pytest.approx(2 * 1.85165 + 2.90110 + 3.04762, abs=1e-4)  # 9.6520
+    assert twentieth["kelly_profit"] == pytest.approx(0.91 * (2 * 1.85165 + 2.90110) - 3.04762, abs=1e-4)
+    assert twentieth["kelly_roi"] == pytest.approx(2.9624 / 9.6520, abs=1e-4)
+    assert (twentieth["units"], twentieth["profit"]) == (summary["units"], summary["profit"])
     assert result.monthly["month"].to_list() == ["2024-01"]
     assert result.analyses is not None
     assert result.analyses.filter(pl.col("game_id") == G4)["result"].to_list() == ["push"]
@@ -833,5 +847,6 @@ def test_one_pass_backtest_equals_scoring_day_by_day_with_dynamic_weighting() ->
     assert expected["weights"].list.eval(pl.element() != pl.element().first()).list.any().sum() > 1000
     one_pass = result.analyses.select(list(ANALYSES)).sort(ANALYSIS_KEY)
     assert_frame_equal(one_pass, expected.sort(ANALYSIS_KEY), check_exact=True)
-    figures = performance(grade_analyses(expected, tables.games), ["model_id", "version"])
+    figures = performance(grade_analyses(expected, tables.games), ["model_id", "version"], KELLY_FRACTION)
     assert_frame_equal(result.summary.sort("model_id"), figures.sort("model_id"), rtol=1e-12, atol=1e-12)
+    assert result.summary["kelly_units"].sum() > 0

@@ -20,6 +20,7 @@ from fastapi import FastAPI
 
 from api.app import create_app
 from api.auth import mint_token
+from api.routes import execution
 from assets.analyses import analyses
 from assets.ingest import ingest_assets
 from assets.marketplace import (
@@ -49,7 +50,7 @@ from domain.markets.value import BookPrice, latest_at_cutoff, value_of_pick
 from domain.models.engine import ANALYSES
 from domain.models.registry import MODEL_VERSIONS, build_version, new_model_id
 from domain.money.subscriptions import SUBSCRIPTIONS
-from domain.tables.schemas import conform
+from domain.tables.schemas import ODDS_SNAPSHOTS, conform
 from pipelines.execution import (
     RECORD_DAYS,
     automate,
@@ -550,6 +551,76 @@ def test_analyze_is_cached_for_an_hour_and_equals_the_daily_run(
         error(dave.post(f"/models/{model_id}/analyze", json={"sport": NFL}), 422)["details"][0]["field"]
         == "body.sport"
     )
+
+
+def test_an_on_demand_pick_carries_its_value_at_the_prices_by_its_cut_off(
+    world: World, clock: list[dt.datetime], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model_id, day, dave = world.ids["alice_free"], dt.date(2025, 11, 4), world.client("dave")
+    path, span = f"/models/{model_id}/analyze", {"date": day.isoformat()}
+    # Over the lake's snapshots, the same figures as the daily run's results of that slate.
+    run = ok(dave.post(path, json=span))
+    settled = ok(
+        dave.get(
+            f"/models/{model_id}/results", params={"to": span["date"], "days": 1, "all": True, "limit": 200}
+        )
+    )
+    figures = ("best_bookmaker", "best_price", "fair_probability", "fair_probability_power", "expected_value")
+    daily = {
+        (r["game_id"], r["bookmaker"]): [r[f] for f in (*figures, "kelly_stake")]
+        for r in settled["items"]
+        if r["version"] == run["version"]
+    }
+    assert settled["next_cursor"] is None
+    assert {
+        (a["game_id"], a["bookmaker"]): [a[f] for f in (*figures, "kelly_stake")] for a in run["analyses"]
+    } == daily
+    assert any(a["best_price"] for a in run["analyses"])
+
+    # Prices set by hand for one pick's game: the best price and the consensus at its cut-off.
+    pick = next(a for a in run["analyses"] if a["qualifies"])
+    cutoff = dt.datetime.fromisoformat(pick["cutoff_time"])
+    first = pick["pick"] == "home"
+    prices = [
+        # bookmaker, minutes before the cut-off, picked side's price, other side's price
+        ("alpha", 30, 2.10, 1.80),
+        ("beta", 60, 2.40, 1.60),  # superseded by beta's later snapshot
+        ("beta", 10, 2.00, 1.90),
+        ("gamma", -1, 2.60, 1.50),  # a minute after the cut-off: not on offer at the pick's time
+    ]
+    snapshots = conform(
+        pl.DataFrame(
+            [
+                {
+                    "game_id": pick["game_id"],
+                    "market": "h2h",
+                    "bookmaker": book,
+                    "snapshot_time": cutoff - dt.timedelta(minutes=before),
+                    "price_first": mine if first else other,
+                    "price_second": other if first else mine,
+                }
+                for book, before, mine, other in prices
+            ]
+        ),
+        ODDS_SNAPSHOTS,
+    )
+    monkeypatch.setattr(execution, "game_snapshots", lambda lake, sport, games: snapshots)
+    hand = ok(dave.post(path, json=span, params={"kelly_fraction": 0.5}))
+    assert hand["cached"] is True
+    valued = {(a["game_id"], a["bookmaker"]): a for a in hand["analyses"]}
+    got = valued[(pick["game_id"], pick["bookmaker"])]
+    assert (got["best_bookmaker"], got["best_price"]) == ("alpha", 2.10)
+    # Multiplicative: alpha 1.80 / 3.90 = 0.4615, beta 1.90 / 3.90 = 0.4872; mean 3.70 / 7.80 = 0.4744.
+    assert got["fair_probability"] == pytest.approx(3.70 / 7.80)
+    # Power: alpha k = 1.0474 (0.4762^k + 0.5556^k = 1) gives 0.4597; beta k = 1.0390 gives 0.4867.
+    assert got["fair_probability_power"] == pytest.approx((0.4597 + 0.4867) / 2, abs=1e-4)
+    confidence = got["confidence"]
+    assert got["expected_value"] == pytest.approx(confidence * 2.10 - 1)
+    # Half Kelly at 2.10: (p * 2.10 - 1) / 1.10 / 2, within [0, 5%].
+    assert got["kelly_stake"] == pytest.approx(min(0.05, max(0.0, (confidence * 2.10 - 1) / 1.10 / 2)))
+    others = [a for key, a in valued.items() if key[0] != pick["game_id"]]
+    assert others and all(a["best_price"] is None and a["kelly_stake"] is None for a in others)
+    assert error(dave.post(path, json=span, params={"kelly_fraction": 1.5}), 422)
 
 
 def test_uncached_runs_are_limited_per_user(world: World, clock: list[dt.datetime]) -> None:

@@ -82,6 +82,9 @@ def test_demo_runs_end_to_end_with_the_lake_on_s3(s3_endpoint: str, tmp_path: Pa
     assert report["tables"]["games"] > 1000 and report["tables"]["analyses"] > 0
     assert report["tables"]["audit"] >= 1  # the operator's approval of the paid model, at least
     assert report["leaderboard"], "the dbt marts over the S3 lake produced no leaderboard"
+    pick = report["pick"]  # one pick with its best price, fair probability, EV and stake
+    assert pick["best_price"] >= pick["pick_price"] and 0 < pick["fair_probability"] < 1
+    assert pick["expected_value"] == pytest.approx(pick["confidence"] * pick["best_price"] - 1)
     # Every table is in the bucket, nothing in a local lake folder; the snapshot and marts are local.
     keys = [
         o["Key"]

@@ -26,7 +26,14 @@ from api.compliance import ELIGIBILITY_RESPONSES, Disclaimed, EligibleUser
 from api.errors import ERROR_RESPONSES, ApiError, ErrorBody, ErrorDetail
 from api.idempotency import Idempotency, Idempotent
 from api.routes.games import SportKey
-from api.routes.models import CONFIG_EXAMPLE, Registry, owned_state, validated_new
+from api.routes.models import (
+    BACKTEST_SUMMARY,
+    CONFIG_EXAMPLE,
+    KellyStakes,
+    Registry,
+    owned_state,
+    validated_new,
+)
 from api.types import IsoDate
 from domain.models.config import ModelConfig
 from domain.models.registry import UnusableUserIdError
@@ -111,9 +118,8 @@ class DraftBacktestReport(Disclaimed):
     start: dt.date = Field(alias="from")
     end: dt.date = Field(alias="to")
     games_in_span: int
-    summary: dict[str, Any] = Field(
-        description="Predictions, graded picks, wins, accuracy, ROI, units, Brier score, pushes, ..."
-    )
+    kelly: KellyStakes
+    summary: dict[str, Any] = Field(description=BACKTEST_SUMMARY)
     monthly: list[dict[str, Any]] = Field(description="The same figures per month.")
     recorded_as: str | None = Field(description="The lake key of the recorded run; null for a preview.")
 

@@ -51,6 +51,9 @@ router = APIRouter(
     responses={status: ERROR_RESPONSES[status] for status in (401, 422, 500)},
 )
 
+KellyFraction = Annotated[
+    float, Query(gt=0, le=1, description="Share of the Kelly stake to suggest (default a quarter).")
+]
 _NOT_FOUND = {404: {"model": ErrorBody, "description": "No such model, or not one the caller may see."}}
 ModelId = Annotated[str, Path(max_length=128, description="Model id, e.g. `user123--momentum-3fa9c1`.")]
 MAX_DAYS = 366
@@ -106,7 +109,11 @@ class PickValue(BaseModel):
     )
 
 
-class SettledAnalysis(Analysis, PickValue):
+class ValuedAnalysis(Analysis, PickValue):
+    """An analysis with what its pick is worth at the prices on offer at its cut-off."""
+
+
+class SettledAnalysis(ValuedAnalysis):
     result: str | None = Field(description="`won`, `lost` or `push` once the game is final; null before.")
     profit: float | None = Field(description="Units won or lost on a one-unit stake (qualifying picks).")
     clv: float | None = Field(description="Closing line value: closing minus pick-time no-vig probability.")
@@ -136,7 +143,9 @@ class SlateRun(Disclaimed):
     expires_at: UtcDatetime = Field(description="After this the next request computes afresh.")
     cached: bool = Field(description="Served from the cache (does not count against the run limit).")
     qualifying: int
-    analyses: list[Analysis] = Field(description="Every analysis; `qualifies` marks the published picks.")
+    analyses: list[ValuedAnalysis] = Field(
+        description="Every analysis; `qualifies` marks the published picks."
+    )
 
 
 class AnalyzeRequest(BaseModel):
@@ -315,12 +324,16 @@ def analyze(
     request: Request,
     now: Now,
     body: Annotated[AnalyzeRequest | None, Body()] = None,
+    kelly_fraction: KellyFraction = KELLY_FRACTION,
 ) -> SlateRun:
     """Scores the model's latest version against every game and bookmaker of the slate, with the
     daily pipeline's engine and point-in-time rules (today's slate as of now, a past slate at each
     game's start). Owners run their models; others run free public models and paid models they
     subscribe to. A result computed within the hour for the same version and slate is returned as
-    is (`cached: true`) and does not count against the caller's runs."""
+    is (`cached: true`) and does not count against the caller's runs. Each pick carries what it is
+    worth at the prices on offer at its cut-off (nothing later), as in the model's results: the best
+    price and its bookmaker, the no-vig fair probability, the expected value at the best price and a
+    fractional-Kelly stake."""
     view = readable(request, model_id, user, now)
     if view.state.archived:
         raise ApiError(409, "conflict", f"model {model_id!r} is archived; archived models do not run")
@@ -348,7 +361,8 @@ def analyze(
                 headers={"Retry-After": str(seconds)},
             )
         result = run_on_demand(lake, config, day, now)
-    frame = result.analyses.sort("game_id", "bookmaker")
+    frame = result.analyses.sort("game_id", "bookmaker").select(list(ANALYSES))
+    frame = pick_values(frame, game_snapshots(lake, config.sport, frame), kelly_fraction)
     return SlateRun(
         model_id=model_id,
         version=config.version,
@@ -358,7 +372,7 @@ def analyze(
         expires_at=result.computed_at + dt.timedelta(seconds=limits.cache_seconds),
         cached=result.cached,
         qualifying=int(frame["qualifies"].sum()) if frame.height else 0,
-        analyses=_analyses(frame.select(list(ANALYSES)).to_dicts()),
+        analyses=_analyses(frame.to_dicts(), ValuedAnalysis),
     )
 
 
@@ -386,9 +400,7 @@ def results(
     include_all: Annotated[
         bool, Query(alias="all", description="Include analyses below the confidence threshold.")
     ] = False,
-    kelly_fraction: Annotated[
-        float, Query(gt=0, le=1, description="Share of the Kelly stake to suggest (default a quarter).")
-    ] = KELLY_FRACTION,
+    kelly_fraction: KellyFraction = KELLY_FRACTION,
 ) -> Response:
     """The analyses the daily pipeline stored for the model over the window (every version), newest
     game date first, with `result`, `profit` and closing line value once settled, and what each pick

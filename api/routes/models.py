@@ -377,6 +377,26 @@ class BacktestRequest(BaseModel):
     version: int | None = Field(default=None, ge=1)
 
 
+class KellyStakes(BaseModel):
+    """How a backtest's `kelly_units`, `kelly_profit` and `kelly_roi` stake each graded pick: at the
+    pick's own price (the bookmaker it was analysed at; the best price across bookmakers is not
+    used) with the model's confidence as the probability, on a bankroll that does not compound."""
+
+    fraction: float = Field(description="The share of the Kelly stake (a quarter by default).")
+    max_stake: float = Field(description="No stake exceeds this share of the bankroll (5%).")
+    unit: float = Field(
+        description="A unit as a share of the bankroll (1%): a flat pick stakes one unit, a Kelly pick "
+        "its stake divided by this, so `kelly_units` compares with the flat `units`."
+    )
+
+
+BACKTEST_SUMMARY = (
+    "Predictions, graded picks, wins, accuracy, flat units (one per graded pick), profit and ROI, the "
+    "same at fractional-Kelly stakes (`kelly_units`, `kelly_profit`, `kelly_roi`, see `kelly`), Brier "
+    "score, pushes, ..."
+)
+
+
 class BacktestReport(Disclaimed):
     """A backtest's figures (``services.backtests.backtest_model``) and where the run was recorded."""
 
@@ -389,9 +409,8 @@ class BacktestReport(Disclaimed):
     start: dt.date = Field(alias="from")
     end: dt.date = Field(alias="to")
     games_in_span: int
-    summary: dict[str, Any] = Field(
-        description="Predictions, graded picks, wins, accuracy, ROI, units, Brier score, pushes, ..."
-    )
+    kelly: KellyStakes
+    summary: dict[str, Any] = Field(description=BACKTEST_SUMMARY)
     monthly: list[dict[str, Any]] = Field(description="The same figures per month.")
     recorded_as: str = Field(description="The lake key of the recorded run (publishing reads it).")
 

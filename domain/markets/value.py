@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import polars as pl
@@ -30,7 +31,12 @@ KELLY_FRACTION = 0.25
 """The share of the Kelly stake suggested by default (quarter Kelly)."""
 MAX_STAKE = 0.05
 """No suggestion exceeds this share of a bankroll, whatever the edge."""
+KELLY_UNIT = 0.01
+"""A unit as a share of a bankroll, for stakes reported in units (a backtest's ``kelly_units``): a
+flat pick stakes one unit, a Kelly pick ``stake / KELLY_UNIT`` (so at most 5), on a bankroll that
+does not compound."""
 _POWER_STEPS = 200
+Stakes = TypeVar("Stakes", np.ndarray, pl.Expr)
 
 
 @dataclass(frozen=True)
@@ -95,6 +101,12 @@ def kelly_stake(
     check_fraction(fraction)
     full = expected_value(probability, price) / (price - 1)
     return min(cap, max(0.0, fraction * full))
+
+
+def kelly_stakes(probability: Stakes, price: Stakes, fraction: float = KELLY_FRACTION) -> Stakes:
+    """:func:`kelly_stake` over numpy arrays or polars expressions (NaN or null where the price or
+    probability is): the one formula that results, on-demand runs and backtests share."""
+    return (fraction * (probability * price - 1) / (price - 1)).clip(0.0, MAX_STAKE)
 
 
 def value_of_pick(
@@ -200,7 +212,7 @@ def pick_values(
         )
     )
     ev = pl.col("confidence") * pl.col("best_price") - 1
-    stake = (fraction * ev / (pl.col("best_price") - 1)).clip(0.0, MAX_STAKE)
+    stake = kelly_stakes(pl.col("confidence"), pl.col("best_price"), fraction)
     return (
         rows.join(figures, on="_row", how="left")
         .with_columns(ev.alias("expected_value"), stake.alias("kelly_stake"))

@@ -4,7 +4,8 @@ Each day is scored as :func:`score_day` would with the backtest cut-off (``comme
 weighting fed only by the backtest's own earlier analyses, then every analysis is graded against the
 final score at its own line and price. The report carries, per model version, the whole span and
 each month: analyses, qualifying picks, wins / losses / pushes, accuracy, units, profit, ROI, Brier
-score, log loss and picks per side. Pushes are refunded and left out of accuracy, units and ROI.
+score, log loss and picks per side, and the same units, profit and ROI at fractional-Kelly stakes
+(``kelly_*``). Pushes are refunded and left out of accuracy, units and ROI.
 
 The days are not scored one by one: a span of up to :data:`SPAN_DAYS` game days is scored in one pass
 (:func:`span_matrices`: every game as of its own date). Dynamic weighting does not force a loop over
@@ -23,6 +24,7 @@ import numpy as np
 import polars as pl
 
 from domain.markets.grading import FIRST_SIDE, SECOND_SIDE, first_side_margin, grade, profit
+from domain.markets.value import KELLY_FRACTION, KELLY_UNIT, check_fraction, kelly_stakes
 from domain.models.engine.scoring import (
     ANALYSES,
     DYNAMIC_PRIOR_CALLS,
@@ -73,13 +75,16 @@ def run_backtest(
     custom_scores: pl.DataFrame | None = None,
     progress: Progress | None = None,
     keep_analyses: bool = True,
+    kelly_fraction: float = KELLY_FRACTION,
 ) -> BacktestResult:
-    """Score every day from ``start`` to ``end`` (inclusive) that has games of the models' sports.
+    """Score every day from ``start`` to ``end`` (inclusive) that has games of the models' sports;
+    ``kelly_fraction`` sizes the ``kelly_*`` figures' stakes.
 
     Each span's analyses are graded and folded into tallies per model version and month, so memory
     holds a chunk of analyses (plus all of them only with ``keep_analyses``, which a backtest of many
     models should leave off).
     """
+    check_fraction(kelly_fraction)
     sports = sorted(set(models.sport.tolist()))
     days = (
         tables.games.filter(pl.col("sport").is_in(sports) & pl.col("game_date").is_between(start, end))
@@ -97,7 +102,7 @@ def run_backtest(
             weigh = None if dynamic is None else dynamic.weigh(matrix)
             results = _line_results(matrix, tables.games)
             for block in weighed_blocks(models, matrix, weigh):
-                tallies.append(_block_tally(matrix, block, results))
+                tallies.append(_block_tally(matrix, block, results, kelly_fraction))
                 if keep_analyses:
                     kept.append(grade_analyses(analyses_frame(models, matrix, block), tables.games))
         if progress is not None:
@@ -108,7 +113,8 @@ def run_backtest(
             [models.frame.select(KEYS)[spans["model"]], spans.drop("model")], how="horizontal"
         )
     else:
-        monthly = tally(grade_analyses(pl.DataFrame(schema=ANALYSES), tables.games), [*KEYS, "month"])
+        none = grade_analyses(pl.DataFrame(schema=ANALYSES), tables.games)
+        monthly = tally(none, [*KEYS, "month"], kelly_fraction)
     totals = monthly.drop("month").group_by(*KEYS).agg(pl.all().sum())
     everyone = models.frame.select(*KEYS).unique(maintain_order=True)
     summary = everyone.join(totals, on=KEYS, how="left").with_columns(pl.exclude(KEYS).fill_null(0))
@@ -138,7 +144,9 @@ def _line_results(matrix: SourceMatrix, games: pl.DataFrame) -> np.ndarray:
     return lines.select(codes).to_numpy()
 
 
-def _block_tally(matrix: SourceMatrix, block: Weighed, results: np.ndarray) -> pl.DataFrame:
+def _block_tally(
+    matrix: SourceMatrix, block: Weighed, results: np.ndarray, kelly_fraction: float
+) -> pl.DataFrame:
     """:func:`tally` per model (``model``: its index in the batch) and month of ``block``'s analyses,
     computed on the block's line x model arrays without building rows: a backtest of 1,000 models
     over five seasons grades 30 M analyses. Sums run over the month's lines in date order."""
@@ -153,6 +161,7 @@ def _block_tally(matrix: SourceMatrix, block: Weighed, results: np.ndarray) -> p
     confidence = block.confidence
     clipped = np.clip(confidence, LOG_LOSS_EPS, 1 - LOG_LOSS_EPS)
     with np.errstate(divide="ignore", invalid="ignore"):
+        stake = np.where(priced, kelly_stakes(confidence, price, kelly_fraction) / KELLY_UNIT, 0.0)
         columns = {
             "analyses": scored,
             "qualifying": q,
@@ -164,6 +173,8 @@ def _block_tally(matrix: SourceMatrix, block: Weighed, results: np.ndarray) -> p
             "log_loss_sum": np.where(counted, -np.where(won, np.log(clipped), np.log(1 - clipped)), 0.0),
             "breakeven_sum": np.where(priced, 1 / price, 0.0),
             "confidence_sum": np.where(q, confidence, 0.0),
+            "kelly_units": stake,
+            "kelly_profit": np.where(won & priced, stake * (price - 1.0), -stake),
             **{f"picks_{side}": np.zeros_like(q) for side in SIDES},
         }
     columns[f"picks_{FIRST_SIDE[matrix.market]}"] = q & first
@@ -278,7 +289,7 @@ def grade_analyses(analyses: pl.DataFrame, games: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def performance(graded: pl.DataFrame, by: Sequence[str]) -> pl.DataFrame:
+def performance(graded: pl.DataFrame, by: Sequence[str], kelly_fraction: float | None = None) -> pl.DataFrame:
     """Backtest figures per group of :func:`grade_analyses` output.
 
     ``analyses``, ``qualifying``; over qualifying picks: ``wins``, ``losses``, ``pushes``, ``graded``
@@ -289,14 +300,17 @@ def performance(graded: pl.DataFrame, by: Sequence[str]) -> pl.DataFrame:
     to break even), and ``picks_<side>`` so that a lean to one side shows. Settled picks
     (``domain.marketplace.performance``) carry ``clv``; then ``clv`` (its mean over qualifying picks
     that have one), ``clv_picks`` and ``clv_sq`` (the mean of ``clv²`` over the same picks, so that
-    windows summed from days get a variance) follow.
+    windows summed from days get a variance) follow. With ``kelly_fraction`` (a backtest's figures),
+    after ``roi``, ``kelly_units`` (stakes of the priced graded picks in :data:`KELLY_UNIT` units, at
+    the pick's own price and confidence), ``kelly_profit`` and ``kelly_roi``.
     """
-    return metrics(tally(graded, by))
+    return metrics(tally(graded, by, kelly_fraction))
 
 
-def tally(graded: pl.DataFrame, by: Sequence[str]) -> pl.DataFrame:
+def tally(graded: pl.DataFrame, by: Sequence[str], kelly_fraction: float | None = None) -> pl.DataFrame:
     """Additive counts and sums per group, so days, months and rolling windows are summed before
-    dividing (:func:`metrics` turns a tally into figures)."""
+    dividing (:func:`metrics` turns a tally into figures); with ``kelly_fraction``, also the stakes
+    and profit at that fraction of Kelly (a backtest's ``kelly_*`` figures)."""
     q = pl.col("qualifies")
     won, lost = q & (pl.col("result") == "won"), q & (pl.col("result") == "lost")
     counted = won | lost
@@ -304,6 +318,19 @@ def tally(graded: pl.DataFrame, by: Sequence[str]) -> pl.DataFrame:
         graded = graded.with_columns(pl.col("game_date").dt.strftime("%Y-%m").alias("month"))
     confidence = pl.col("confidence").clip(LOG_LOSS_EPS, 1 - LOG_LOSS_EPS)
     log_loss = -pl.when(won).then(confidence.log()).otherwise((1 - confidence).log())
+    kelly: list[pl.Expr] = []
+    if kelly_fraction is not None:
+        priced = counted & pl.col("pick_price").is_not_null()
+        stake = kelly_stakes(pl.col("confidence"), pl.col("pick_price"), kelly_fraction) / KELLY_UNIT
+        kelly = [
+            stake.filter(priced).sum().alias("kelly_units"),
+            pl.when(won)
+            .then(stake * (pl.col("pick_price") - 1))
+            .otherwise(-stake)
+            .filter(priced)
+            .sum()
+            .alias("kelly_profit"),
+        ]
     clv: list[pl.Expr] = []
     if "clv" in graded.columns:
         has_clv = q & pl.col("clv").is_not_null()
@@ -323,6 +350,7 @@ def tally(graded: pl.DataFrame, by: Sequence[str]) -> pl.DataFrame:
         log_loss.filter(counted).sum().alias("log_loss_sum"),
         (1 / pl.col("pick_price")).filter(counted).sum().alias("breakeven_sum"),
         pl.col("confidence").filter(q).sum().alias("confidence_sum"),
+        *kelly,
         *clv,
         *[(q & (pl.col("pick") == side)).sum().cast(pl.Int64).alias(f"picks_{side}") for side in SIDES],
     )
@@ -342,6 +370,15 @@ def metrics(sums: pl.DataFrame) -> pl.DataFrame:
             for name in ("clv", "clv_sq")
         ]
         clv = [per_clv_pick[0], "clv_picks", per_clv_pick[1]]
+    kelly: list[pl.Expr | str] = []
+    if "kelly_units" in sums.columns:
+        kelly = [
+            "kelly_units",
+            "kelly_profit",
+            pl.when(pl.col("kelly_units") > 0)
+            .then(pl.col("kelly_profit") / pl.col("kelly_units"))
+            .alias("kelly_roi"),
+        ]
     summed = [
         "profit",
         "brier_sum",
@@ -351,6 +388,8 @@ def metrics(sums: pl.DataFrame) -> pl.DataFrame:
         "clv_sum",
         "clv_picks",
         "clv_sq_sum",
+        "kelly_units",
+        "kelly_profit",
     ]
     return sums.select(
         pl.exclude(*summed, *[f"picks_{s}" for s in SIDES]),
@@ -359,6 +398,7 @@ def metrics(sums: pl.DataFrame) -> pl.DataFrame:
         graded.cast(pl.Float64).alias("units"),
         "profit",
         pl.when(graded > 0).then(pl.col("profit") / graded).alias("roi"),
+        *kelly,
         *per_graded,
         pl.when(pl.col("qualifying") > 0)
         .then(pl.col("confidence_sum") / pl.col("qualifying"))
