@@ -3,6 +3,8 @@
 A run covering several days (a backfill) scores them in order, so dynamic weighting on day D sees
 the analyses of the days before D written by the same run, exactly as a backtest does. Past days
 are scored with the backtest cut-off (``commence_time``); today's slate with the run's clock.
+Ensembles are scored after their members within each day (``score_day``'s layers); a run of some
+models scores the members they use along with them (at the same cut-off) but stores only its own.
 """
 
 import datetime as dt
@@ -16,6 +18,7 @@ from assets.common import daily_partitions, partition_days, table_metadata
 from domain.models.engine import ANALYSES, ModelBatch, clustered, multipliers_from_history, score_day
 from domain.models.engine.scoring import DYNAMIC_WINDOW_DAYS
 from domain.models.registry import MODEL_VERSIONS
+from domain.models.sources.model import member_versions
 from domain.sports import SPORTS
 from domain.tables.schemas import conform
 from services.commitments import commit_run
@@ -67,22 +70,27 @@ def analyse_days(
     days: list[dt.date],
     now: dt.datetime,
     keep_others: bool = False,
+    stored: pl.DataFrame | None = None,
 ) -> tuple[pl.DataFrame, dict[dt.date, int]]:
     """Score ``days`` for the model versions of ``sport`` and write one partition per day; with
-    ``keep_others`` the stored analyses of other models stay in each partition."""
+    ``keep_others`` the stored analyses of other models stay in each partition. The members that
+    ensembles among them use are scored too (from ``stored``, the ``model_versions`` rows), not
+    written."""
     versions = versions.filter(pl.col("sport") == sport)
     if versions.is_empty():
         empty = pl.DataFrame(schema=ANALYSES)
         if keep_others:
             return empty, {}
         return empty, lake.write_daily(empty, lambda d: table_key("analyses", sport, d), days)
-    models = ModelBatch.from_frame(versions)
+    helpers = member_versions(versions, versions if stored is None else stored)
+    scored = pl.concat([versions, helpers])
+    models = ModelBatch.from_frame(scored)
     start, end = days[0], days[-1] + dt.timedelta(days=1)
     tables = load_tables(lake, sport, start, end)
     window_start = start - dt.timedelta(days=DYNAMIC_WINDOW_DAYS)
     past = lake.read_table("analyses", sport, window_start, start, ANALYSES)
     custom = load_custom_scores(
-        lake, versions, tables.games.filter(pl.col("game_date").is_between(start, days[-1]))
+        lake, scored, tables.games.filter(pl.col("game_date").is_between(start, days[-1]))
     )
     written, frames = {}, []
     for day in days:
@@ -90,9 +98,11 @@ def analyse_days(
         multipliers = (
             multipliers_from_history(past, tables.games, day) if models.uses_dynamic_weighting else None
         )
-        out = commit_run(
-            lake, versions, sport, day, score_day(models, tables, day, as_of, multipliers, custom)
-        )
+        analysed = score_day(models, tables, day, as_of, multipliers, custom)
+        if not helpers.is_empty():
+            keys = versions.select("model_id", "version")
+            analysed = analysed.join(keys, on=["model_id", "version"], how="semi", maintain_order="left")
+        out = commit_run(lake, versions, sport, day, analysed)
         stored = _with_other_models(lake, sport, day, out, versions["model_id"]) if keep_others else out
         stored = clustered(stored)
         written.update(lake.write_daily(stored, lambda d: table_key("analyses", sport, d), [day]))
@@ -122,7 +132,8 @@ def analyses(
     context: dg.AssetExecutionContext, config: AnalysesConfig, lake: dg.ResourceParam[Lake]
 ) -> dg.MaterializeResult:
     _, _, days = partition_days(context)
-    versions = due_versions(read_model_versions(lake), config.model_ids)
+    stored = read_model_versions(lake)
+    versions = due_versions(stored, config.model_ids)
     started, now = time.monotonic(), dt.datetime.now(dt.UTC)
     frames, written, scored = [], {}, 0
     for sport in config.sports:
@@ -130,12 +141,14 @@ def analyses(
             for day in days:
                 present = lake.read_table("analyses", sport, day, day + dt.timedelta(days=1), ANALYSES)
                 todo = versions.filter(~pl.col("model_id").is_in(present["model_id"].unique().implode()))
-                out, counts = analyse_days(lake, todo, sport, [day], now, keep_others=True)
+                out, counts = analyse_days(lake, todo, sport, [day], now, keep_others=True, stored=stored)
                 frames.append(out)
                 written.update(counts)
                 scored += todo.filter(pl.col("sport") == sport).height
         else:
-            out, counts = analyse_days(lake, versions, sport, days, now, keep_others=bool(config.model_ids))
+            out, counts = analyse_days(
+                lake, versions, sport, days, now, keep_others=bool(config.model_ids), stored=stored
+            )
             frames.append(out)
             written.update(counts)
             scored += versions.filter(pl.col("sport") == sport).height

@@ -23,6 +23,7 @@ from domain.models.engine import ModelBatch, run_backtest
 from domain.models.registry import SERVER_FIELDS
 from services.custom_scores import load_custom_scores
 from services.engine_tables import load_tables
+from services.ensembles import own_rows, with_members
 from stores.lake import Lake
 from stores.layout import backtest_key, backtests_prefix, draft_backtest_key
 
@@ -50,9 +51,10 @@ def backtest_model(
         raise ValueError(f"the backtest ends ({end}) before it starts ({start})")
     tables = load_tables(lake, config.sport, start, end + dt.timedelta(days=1))
     span = tables.games.filter(pl.col("game_date").is_between(start, end))
-    custom = load_custom_scores(lake, [config], span)
+    configs = with_members(lake, config)  # an ensemble is replayed over its members' analyses
+    custom = load_custom_scores(lake, configs, span)
     result = run_backtest(
-        ModelBatch.from_configs([config]),
+        ModelBatch.from_configs(configs),
         tables,
         start,
         end,
@@ -61,7 +63,7 @@ def backtest_model(
         keep_analyses=False,
         kelly_fraction=kelly_fraction,
     )
-    summary = _records(result.summary.drop("model_id", "version"))[0]
+    summary = _records(own_rows(result.summary, config).drop("model_id", "version"))[0]
     return {
         "model_id": config.model_id,
         "version": config.version,
@@ -72,7 +74,7 @@ def backtest_model(
         "games_in_span": span.height,
         "kelly": {"fraction": kelly_fraction, "max_stake": MAX_STAKE, "unit": KELLY_UNIT},
         "summary": summary,
-        "monthly": _records(result.monthly.drop("model_id", "version")),
+        "monthly": _records(own_rows(result.monthly, config).drop("model_id", "version")),
     }
 
 

@@ -20,6 +20,7 @@ from domain.models.engine import ModelBatch, run_backtest
 from domain.models.tuning import TuneSettings, TuningError, replay_arrays, tune, unit_weights
 from services.custom_scores import load_custom_scores
 from services.engine_tables import load_tables
+from services.ensembles import own_rows, with_members
 from stores.lake import Lake
 from stores.layout import tuning_key
 
@@ -41,14 +42,15 @@ def tune_model(
     unit = parse_model_config(unit_weights(config))
     tables = load_tables(lake, config.sport, start, end + dt.timedelta(days=1))
     span = tables.games.filter(pl.col("game_date").is_between(start, end))
-    custom = load_custom_scores(lake, [unit], span)
+    configs = with_members(lake, unit)  # an ensemble is replayed over its members' analyses
+    custom = load_custom_scores(lake, configs, span)
 
     def replayed(day: dt.date, done: int, total: int) -> None:
         if progress is not None:
             progress("replay", done, total)
 
-    replay = run_backtest(ModelBatch.from_configs([unit]), tables, start, end, custom, progress=replayed)
-    analyses = replay.analyses if replay.analyses is not None else pl.DataFrame()
+    replay = run_backtest(ModelBatch.from_configs(configs), tables, start, end, custom, progress=replayed)
+    analyses = own_rows(replay.analyses, unit) if replay.analyses is not None else pl.DataFrame()
     report = tune(replay_arrays(analyses, tables.games, config.market), config, settings)
     if progress is not None:
         progress("trials", report["configurations"], report["configurations"])

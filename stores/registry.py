@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from domain.models.config import ModelConfig
+from domain.models.config import MemberInfo, ModelConfig
 from domain.models.registry import Status, is_public, owner_of, version_bytes, version_record
 from domain.models.tiers import ModelCounts
 from stores.lake import Lake
@@ -135,6 +135,24 @@ class RegistryStore:
         states = [s for s in self.models_of(user_id) if not s.archived and s.model_id != excluding]
         public = sum(is_public(self.read(s, s.latest).payload) for s in states)
         return ModelCounts(active=len(states), public=public)
+
+    def member(self, model_id: str) -> MemberInfo | None:
+        """What validating an ensemble needs of a model it uses (``MemberLookup``); None when there is
+        no such model or it is archived (nobody may build on it any more)."""
+        state = self.state(model_id)
+        if state is None or state.archived:
+            return None
+        payload = self.read(state, state.latest).payload
+        sources = payload["data_sources"].values()
+        return MemberInfo(
+            model_id=model_id,
+            owner_user_id=payload["creator_user_id"],
+            public=is_public(payload),
+            versions=state.versions,
+            sport=payload["sport"],
+            market=payload.get("market", ModelConfig.model_fields["market"].default),
+            members=tuple(s["model_id"] for s in sources if isinstance(s, dict) and "model_id" in s),
+        )
 
     def read(self, state: ModelState, version: int) -> StoredVersion:
         """One stored version of a listed model."""

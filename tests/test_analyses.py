@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+from typing import Any
 
 import dagster as dg
 import polars as pl
@@ -11,17 +13,34 @@ import pytest
 from assets.analyses import analyses, read_model_versions
 from assets.ingest import ingest_assets
 from assets.models import model_versions
-from cli.demo import register_demo_models
+from cli.demo import DEMO_MODELS, demo_model_id, register_demo_models
+from domain.models.config import parse_model_config
 from domain.models.engine import ANALYSES, ModelBatch, run_backtest
 from domain.tables.schemas import GAMES
 from pipelines.jobs import range_tags
 from resources.sample_feed import SampleLeagueFeed
+from services.backtests import backtest_model
 from services.engine_tables import load_tables
 from stores.lake import Lake
 from stores.warehouse import Warehouse
 
 FIRST, LAST = dt.date(2025, 10, 21), dt.date(2025, 11, 20)
 NBA = {"config": {"sports": ["basketball_nba"]}}
+
+
+ENSEMBLE = ("zoe", "Blend")
+ENSEMBLE_ID = demo_model_id(*ENSEMBLE)
+
+
+def _ensemble() -> tuple[str, dict[str, Any]]:
+    """An ensemble of the first two spreads demo models (scored after them, over their analyses)."""
+    spreads = [demo_model_id(user, body["name"]) for user, body in DEMO_MODELS if body["market"] == "spreads"]
+    members = {
+        f"member_{n}": {"model_id": model_id, "weight": n + 1} for n, model_id in enumerate(spreads[:2])
+    }
+    user, name = ENSEMBLE
+    body = {"name": name, "sport": "basketball_nba", "market": "spreads", "data_sources": members}
+    return user, body | {"sharing": {"public": False, "price_per_month": 0}}
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +76,7 @@ def lake(tmp_path_factory: pytest.TempPathFactory) -> Lake:
         .success
     )
     register_demo_models(lake)
+    register_demo_models(lake, [_ensemble()])
     assert dg.materialize([model_versions], resources={"lake": lake}, instance=instance).success
     assert (
         defs.resolve_job_def("score")
@@ -116,3 +136,33 @@ def test_daily_pipeline_equals_backtest(lake: Lake) -> None:
     replay = _key_sorted(replay.select(list(ANALYSES)))
     assert live.height == replay.height
     assert live.equals(replay)
+
+
+def test_a_run_of_an_ensemble_alone_scores_its_members_with_it_and_stores_only_its_rows(lake: Lake) -> None:
+    day, next_day = dt.date(2025, 11, 6), dt.date(2025, 11, 7)
+    before = _key_sorted(lake.read_table("analyses", "basketball_nba", day, next_day, ANALYSES))
+    assert before.filter(pl.col("model_id") == ENSEMBLE_ID).height > 0
+    only = {"config": {"sports": ["basketball_nba"], "model_ids": [ENSEMBLE_ID]}}
+    result = dg.materialize(
+        [analyses],
+        partition_key=day.isoformat(),
+        resources={"lake": lake},
+        run_config={"ops": {"analyses": only}},
+    )
+    assert result.success
+    assert result.asset_materializations_for_node("analyses")[0].metadata["models_scored"].value == 1
+    after = _key_sorted(lake.read_table("analyses", "basketball_nba", day, next_day, ANALYSES))
+    assert after.equals(before)
+
+
+def test_a_backtest_of_an_ensemble_replays_its_members_with_it(lake: Lake) -> None:
+    versions = read_model_versions(lake)
+    [doc] = versions.filter(pl.col("model_id") == ENSEMBLE_ID)["config_json"]
+    report = backtest_model(lake, parse_model_config(json.loads(doc)), FIRST, LAST)
+    tables = load_tables(lake, "basketball_nba", FIRST, LAST + dt.timedelta(days=1))
+    everyone = run_backtest(ModelBatch.from_frame(versions), tables, FIRST, LAST, keep_analyses=False)
+    [expected] = (
+        everyone.summary.filter(pl.col("model_id") == ENSEMBLE_ID).drop("model_id", "version").to_dicts()
+    )
+    assert report["summary"]["analyses"] > 0
+    assert report["summary"] == pytest.approx(expected, rel=1e-12, nan_ok=True)

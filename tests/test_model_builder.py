@@ -15,7 +15,7 @@ from api.auth import mint_token
 from domain.models.catalogue import FIELD_ALIASES, fields_of
 from domain.models.config import parse_model_config
 from domain.models.config_base import ConfigError
-from domain.models.sources import KINDS
+from domain.models.sources import KINDS, SELECTED_BY
 from domain.models.sources.custom import Transformation
 from domain.models.tiers import MODEL_QUOTAS, ModelCounts, TierLimitError, check_model_limits
 from domain.sports import SPORTS
@@ -133,10 +133,13 @@ def test_catalogue_lists_the_validators_source_kinds_and_their_ranges(as_user: A
                 name, value = parameter["name"], parameter[bound]
                 source = {"weight": 1, "fields": [next(iter(fields_of(sport, "team")))]}
                 source = {**(source if info["field_kind"] else {"weight": 1}), name: value}
+                source_name = kind.name if info["builtin"] else "member"  # a model source
+                if not info["builtin"]:
+                    source[SELECTED_BY[kind.name]] = "u--member-000000"
                 inside, outside = draft(sport), draft(sport)
-                inside["data_sources"][kind.name] = source
-                outside["data_sources"][kind.name] = {**source, name: value + step}
-                path = f"data_sources.{kind.name}.{name}"
+                inside["data_sources"][source_name] = source
+                outside["data_sources"][source_name] = {**source, name: value + step}
+                path = f"data_sources.{source_name}.{name}"
                 assert path not in problems(inside) and path in problems(outside), (path, value)
     assert {t["name"] for t in catalogue["transformations"]} == set(get_args(Transformation))
     custom = {"weight": 1, "dataset_id": "u--ds-000000", "field": "f", "min_value": 0, "max_value": 1,
@@ -242,3 +245,29 @@ def test_openapi_documents_the_builder_and_tier_limit(as_user: Any) -> None:
     assert {"200", "422"} <= set(paths["/models/validate"]["post"]["responses"])
     assert "403" in paths["/models"]["post"]["responses"]
     assert "403" in paths["/models/{model_id}"]["put"]["responses"]
+
+
+# --- ensembles ---
+
+
+def test_an_ensemble_may_use_readable_models_only_and_no_cycle(as_user: Any) -> None:
+    gus, hal = as_user("gus", tier="pro"), as_user("hal")
+    own = ok(gus.post("/models", json=draft(name="own")), 201)["model_id"]
+    private = ok(hal.post("/models", json=draft(name="private")), 201)["model_id"]
+    members = {"mine": {"model_id": own, "weight": 1}, "theirs": {"model_id": private, "weight": 1}}
+    body = draft(name="ensemble", data_sources=members)
+    for path in ("/models/validate", "/models"):
+        refused = error(gus.post(path, json=body), 422, "validation_error")
+        [detail] = refused["details"]
+        assert detail["field"] == "body.data_sources.theirs.model_id" and private in detail["message"]
+    ensemble = ok(
+        gus.post("/models", json=draft(name="ensemble", data_sources={"mine": members["mine"]})), 201
+    )
+    loop = {
+        "team_stats": {"weight": 1, "fields": ["pts"]},
+        "loop": {"model_id": ensemble["model_id"], "weight": 1},
+    }
+    back = draft(name="own", data_sources=loop)
+    cycle = error(gus.put(f"/models/{own}", json=back), 422, "validation_error")
+    assert [d["field"] for d in cycle["details"]] == ["body.data_sources.loop.model_id"]
+    assert f"{own} -> {ensemble['model_id']} -> {own}" in cycle["details"][0]["message"]

@@ -15,14 +15,23 @@ import polars as pl
 import pytest
 
 from domain.models.config import parse_model_config
-from domain.models.engine import CUSTOM_SCORES, ModelBatch, source_matrices
-from domain.models.engine.reference import SCALAR, ReferenceData
+from domain.models.engine import CUSTOM_SCORES, ModelBatch, score_day, source_matrices
+from domain.models.engine.reference import SCALAR, ReferenceData, reference_analysis
 from domain.models.sources import BUILTIN_SOURCES, KINDS, SourceKind
 from tests.test_engine import D3, G3, G4, SPORT, tiny_league, tip
 
 CUSTOM_NAME = "injury_index"
 CUSTOM_GIVEN = {G3: 0.7, G4: None}
 """The custom scores the datasets stage gave each model's custom source (None: a null score)."""
+MEMBER_NAME = "member"
+MEMBERS = {
+    "team_member": {"team_stats": {"weight": 1.0, "fields": ["pts", "tov"], "lookback_games": 2}},
+    "odds_member": {
+        "odds_movement": {"weight": 0.3, "time_window_hours": 48},
+        "historical_performance": {"weight": 0.7, "lookback_days": 7},
+    },
+}
+"""The members whose p the model sources' cases read (their analyses are handed over)."""
 
 CASES: dict[str, list[dict[str, Any]]] = {
     "team_stats": [
@@ -38,22 +47,26 @@ CASES: dict[str, list[dict[str, Any]]] = {
     "odds_movement": [{"time_window_hours": 1}, {"time_window_hours": 12}, {"time_window_hours": 48}],
     "historical_performance": [{"lookback_days": 1}, {"lookback_days": 30}],
     "custom": [{"dataset_id": "ds", "field": "x", "transformation": "threshold", "threshold": 0.0}],
+    "model": [{"model_id": "team_member"}, {"model_id": "odds_member", "version": 1}, {"model_id": "nobody"}],
 }
 """Parameter sets of each kind, by kind name."""
 
 
-def _config(index: int, kind: SourceKind[Any], parameters: dict[str, Any], market: str) -> Any:
-    name = kind.name if kind.builtin else CUSTOM_NAME
+def _config(model_id: str, sources: dict[str, Any], market: str) -> Any:
     return parse_model_config(
         {
-            "model_id": f"m{index}",
+            "model_id": model_id,
             "name": "one source",
             "creator_user_id": "u",
             "sport": SPORT,
             "market": market,
-            "data_sources": {name: {"weight": 1.0, **parameters}},
+            "data_sources": sources,
         }
     )
+
+
+def _source_name(kind: SourceKind[Any]) -> str:
+    return kind.name if kind.builtin else {"custom": CUSTOM_NAME}.get(kind.name, MEMBER_NAME)
 
 
 @pytest.mark.parametrize("as_of", [None, tip(D3) - dt.timedelta(minutes=30)], ids=["backtest", "live"])
@@ -64,7 +77,12 @@ def test_kind_scores_every_line_like_its_scalar_reference(
 ) -> None:
     assert kind.name in SCALAR, f"{kind.name} has no scalar reference in domain.models.engine.reference"
     assert kind.name in CASES, f"{kind.name} has no hand-made case in CASES"
-    configs = [_config(i, kind, parameters, market) for i, parameters in enumerate(CASES[kind.name])]
+    name = _source_name(kind)
+    configs = [
+        _config(f"m{i}", {name: {"weight": 1.0, **parameters}}, market)
+        for i, parameters in enumerate(CASES[kind.name])
+    ]
+    members = [_config(model_id, sources, market) for model_id, sources in MEMBERS.items()]
     custom_scores = pl.DataFrame(
         [
             {"model_id": c.model_id, "version": 1, "source_name": CUSTOM_NAME, "game_id": g, "score": s}
@@ -74,8 +92,11 @@ def test_kind_scores_every_line_like_its_scalar_reference(
         schema=CUSTOM_SCORES,
     )
     tables = tiny_league()
+    member_analyses = score_day(ModelBatch.from_configs(members), tables, D3, as_of)
 
-    [matrix] = source_matrices(ModelBatch.from_configs(configs), tables, D3, as_of, None, custom_scores)
+    [matrix] = source_matrices(
+        ModelBatch.from_configs(configs), tables, D3, as_of, None, custom_scores, member_analyses
+    )
 
     data = ReferenceData.from_tables(tables, SPORT)
     custom = {(CUSTOM_NAME, g): s for g, s in CUSTOM_GIVEN.items()}
@@ -84,7 +105,12 @@ def test_kind_scores_every_line_like_its_scalar_reference(
         [(name, source)] = config.data_sources.as_dict().items()
         got = matrix.scores[:, matrix.sources[position, 0]]
         for line, row in enumerate(matrix.lines.iter_rows(named=True)):
-            at = data.view(row["game_id"], row["bookmaker"], market, as_of, custom)
+            member_p = {
+                m.model_id: found["p"]
+                for m in members
+                if (found := reference_analysis(m, data, row["game_id"], row["bookmaker"], as_of)) is not None
+            }
+            at = data.view(row["game_id"], row["bookmaker"], market, as_of, custom, member_p)
             expected = SCALAR[kind.name](source, name, at)
             if expected is None:
                 assert np.isnan(got[line]), (config.model_id, row)
@@ -97,6 +123,6 @@ def test_kind_scores_every_line_like_its_scalar_reference(
 def test_registry_names_every_kind_once_and_leaves_one_for_every_other_name() -> None:
     names = [kind.name for kind in KINDS]
     assert len(set(names)) == len(names)
-    assert [kind.name for kind in KINDS if not kind.builtin] == ["custom"]
-    assert list(BUILTIN_SOURCES) == [name for name in names if name != "custom"]
+    assert [kind.name for kind in KINDS if not kind.builtin] == ["custom", "model"]
+    assert list(BUILTIN_SOURCES) == [name for name in names if name not in ("custom", "model")]
     assert set(SCALAR) == set(CASES) == set(names)

@@ -221,7 +221,7 @@ def backtest_draft_config(
             field="body.sport", message=f"the config's sport is {body.config['sport']!r}", type="sport"
         )
         raise ApiError(422, "validation_error", "invalid request: body.sport", [detail])
-    config = validated_new({"sport": sport} | body.config, registry.lake, user, now, at="body.config")
+    config = validated_new({"sport": sport} | body.config, registry, user, now, at="body.config")
     _check_span(body.start, body.end)
     if body.model_id is not None:
         owned_state(registry, body.model_id, user)

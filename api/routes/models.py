@@ -123,12 +123,14 @@ def _not_found(model_id: str) -> ApiError:
     return ApiError(404, "not_found", f"no model with id {model_id!r}")
 
 
-def _validated(body: dict[str, Any], lake: Lake, at: str = "body", **server: Any) -> ModelConfig:
+def _validated(body: dict[str, Any], registry: RegistryStore, at: str = "body", **server: Any) -> ModelConfig:
     """The version ``body`` describes, or a 422 naming every offending field (under ``at``, where the
-    config sits in the request)."""
+    config sits in the request): its datasets and the models it uses (an ensemble's) are checked."""
     try:
         config = build_version(body, **server)
-        validate_against(config, datasets=dataset_infos(lake, config.creator_user_id))
+        validate_against(
+            config, datasets=dataset_infos(registry.lake, config.creator_user_id), models=registry.member
+        )
     except ConfigError as exc:
         details = [
             ErrorDetail(field=f"{at}.{p.path}" if p.path else at, message=p.message, type="model_config")
@@ -149,13 +151,13 @@ def _new_model_id(user: str, body: Mapping[str, Any]) -> str:
 
 
 def validated_new(
-    body: dict[str, Any], lake: Lake, user: str, now: dt.datetime, at: str = "body"
+    body: dict[str, Any], registry: RegistryStore, user: str, now: dt.datetime, at: str = "body"
 ) -> ModelConfig:
     """Version 1 of a new model of ``user`` under a fresh id, or a 422 naming every offending field
     (paths under ``at``: ``POST /backtests`` carries its draft in ``body.config``)."""
     model_id = _new_model_id(user, body)
     return _validated(
-        body, lake, at, model_id=model_id, owner_user_id=user, version=1, created_at=now, updated_at=now
+        body, registry, at, model_id=model_id, owner_user_id=user, version=1, created_at=now, updated_at=now
     )
 
 
@@ -250,7 +252,7 @@ def create_model(
         return idem.replay
     counts = registry.model_counts(user)
     for _ in range(_CREATE_ATTEMPTS):
-        config = validated_new(body, registry.lake, user, now)
+        config = validated_new(body, registry, user, now)
         _check_tier(tier, counts, adds_model=True, makes_public=config.sharing.public)
         _check_publishing(config, 0, request)  # a new model has no backtest yet
         if registry.create_version(config):
@@ -273,7 +275,7 @@ def validate_model(body: ConfigBody, user: CurrentUser, registry: Registry, now:
     and answers ``{"valid": true}``, or 422 with every problem and its field path. Publishing
     preconditions and tier limits depend on the account, not the draft: ``POST /models`` and ``PUT``
     check them."""
-    validated_new(body, registry.lake, user, now)
+    validated_new(body, registry, user, now)
     return Validity(valid=True)
 
 
@@ -336,7 +338,7 @@ def update_model(
     latest = registry.read(state, state.latest)
     config = _validated(
         body,
-        registry.lake,
+        registry,
         model_id=model_id,
         owner_user_id=user,
         version=state.latest + 1,

@@ -26,15 +26,15 @@ from domain.models.config import (
     Sharing,
 )
 from domain.models.registry import SERVER_FIELDS
-from domain.models.sources import KINDS, SourceBase
+from domain.models.sources import KINDS, SELECTED_BY, SourceBase
 from domain.models.sources.custom import TRANSFORMATIONS
 from domain.models.tiers import MODEL_QUOTAS
 from domain.money.pricing import CREATOR_SHARE_PERCENT, PRICE_TIERS
 from domain.sports import sport_info
 from domain.sports.fields import FieldKind, FieldSpec
 
-CUSTOM_SOURCE_NAMES = "letters, digits and _ (1 to 64); any name other than a built-in kind's"
-"""How custom sources are named (``domain.models.config``'s rule, for the form's help text)."""
+OTHER_SOURCE_NAMES = "letters, digits and _ (1 to 64); any name other than a built-in kind's, with a {}"
+"""How custom and model sources are named (``domain.models.config``'s rule, for the form's help text)."""
 
 _SECTIONS = ("data_sources", "sharing")
 """Config settings described by their own parts of the catalogue rather than as plain settings."""
@@ -81,7 +81,8 @@ class SourceKindInfo(BaseModel):
 
     name: str
     builtin: bool = Field(
-        description="Configured under its own name; else any other name is a custom source."
+        description="Configured under its own name; else under any other name, selected by a setting "
+        "(custom sources by `dataset_id`, model sources by `model_id`)."
     )
     naming: str = Field(description="The source names that select this kind.")
     description: str
@@ -199,7 +200,7 @@ def _kind(parameters: type[SourceBase], builtin: bool) -> SourceKindInfo:
     return SourceKindInfo(
         name=parameters.kind,
         builtin=builtin,
-        naming=parameters.kind if builtin else CUSTOM_SOURCE_NAMES,
+        naming=parameters.kind if builtin else OTHER_SOURCE_NAMES.format(SELECTED_BY[parameters.kind]),
         description=(parameters.__doc__ or "").strip(),
         field_kind=parameters.field_kind,
         parameters=list(_settings(parameters).values()),

@@ -9,8 +9,8 @@ Both report every problem at once as a :class:`ConfigError` whose entries name t
 what is allowed, so the API can answer 422 with messages a model builder can act on.
 
 Data sources are keyed by name: a built-in kind's name (:data:`domain.models.sources.KINDS`) selects
-that kind, with its parameters model; any other name is a custom source over a user dataset and must
-carry a ``dataset_id``.
+that kind, with its parameters model; any other name is a custom source over a user dataset (it
+carries a ``dataset_id``) or a model source over another model's p (it carries a ``model_id``).
 """
 
 from __future__ import annotations
@@ -26,8 +26,10 @@ from pydantic import (
     AwareDatetime,
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
     StringConstraints,
+    Tag,
     ValidationError,
     computed_field,
     create_model,
@@ -39,8 +41,9 @@ from pydantic import (
 from domain.datasets.formula import check_formula
 from domain.models.catalogue import CATALOGUES
 from domain.models.config_base import ConfigError, ConfigProblem, Frozen, Identifier
-from domain.models.sources import BUILTIN_SOURCES, KINDS, SourceBase, in_order
+from domain.models.sources import BUILTIN_SOURCES, KINDS, SourceBase, in_order, kind_name
 from domain.models.sources.custom import CustomDataSource
+from domain.models.sources.model import ModelSource, cycle_text, find_cycle
 from domain.money.pricing import CREATOR_SHARE_PERCENT, describe_price_tiers, dollars_to_cents, price_tier
 from domain.sports import SPORTS, sport_info
 
@@ -65,11 +68,24 @@ def _join(prefix: str, path: str) -> str:
 # ---- sources ------------------------------------------------------------------------------------
 
 
+_OTHER_KINDS: dict[str, type[SourceBase]] = {
+    CustomDataSource.kind: CustomDataSource,
+    ModelSource.kind: ModelSource,
+}
+"""The kinds configured under any name other than a built-in one, by kind name."""
+
+OtherSource = Annotated[
+    Annotated[CustomDataSource, Tag(CustomDataSource.kind)] | Annotated[ModelSource, Tag(ModelSource.kind)],
+    Discriminator(lambda source: kind_name("", source)),
+]
+
+
 class _SourcesByName(BaseModel):
-    """Sources by name. Built-in names select their kind; every other name is a custom source."""
+    """Sources by name. Built-in names select their kind; every other name is a custom source (with a
+    ``dataset_id``) or a model source (with a ``model_id``)."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
-    __pydantic_extra__: dict[str, CustomDataSource] = Field(init=False)
+    __pydantic_extra__: dict[str, OtherSource] = Field(init=False)
 
     @model_validator(mode="before")
     @classmethod
@@ -83,12 +99,13 @@ class _SourcesByName(BaseModel):
                 continue
             if not _SOURCE_NAME.fullmatch(name):
                 problems.append(ConfigProblem(name, "source names use letters, digits and _ (1 to 64)"))
-            elif not (isinstance(source, Mapping) and "dataset_id" in source):
+            elif not (isinstance(source, Mapping) and ("dataset_id" in source or "model_id" in source)):
                 problems.append(
                     ConfigProblem(
                         name,
                         f"unknown source {name!r}: the built-in sources are {', '.join(BUILTIN_SOURCES)}; "
-                        "any other name is a custom source and needs a dataset_id",
+                        "any other name is a custom source and needs a dataset_id, or a model source "
+                        "(an ensemble's member) and needs a model_id",
                     )
                 )
         if problems:
@@ -362,7 +379,7 @@ def parse_model_config(payload: Mapping[str, Any]) -> ModelConfig:
 
 def _problems_of(err: Any) -> list[ConfigProblem]:
     """Turn one pydantic error into problems with absolute paths and messages that say what is allowed."""
-    loc = tuple(err["loc"])
+    loc, tag = _untagged(tuple(err["loc"]))
     path = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc).lstrip(".")
     cause = err.get("ctx", {}).get("error")
     if isinstance(cause, ConfigError):
@@ -370,12 +387,19 @@ def _problems_of(err: Any) -> list[ConfigProblem]:
     if isinstance(cause, ValueError):
         return [ConfigProblem(path, str(cause))]
     if err["type"] == "extra_forbidden":
-        allowed = ", ".join(_model_at(loc[:-1]).model_fields)
+        allowed = ", ".join((_OTHER_KINDS[tag] if tag else _model_at(loc[:-1])).model_fields)
         return [ConfigProblem(path, f"unknown setting {loc[-1]!r}; allowed: {allowed}")]
     if err["type"] == "missing":
         return [ConfigProblem(path, "is required")]
     shown = repr(err["input"])
     return [ConfigProblem(path, f"{err['msg']}; got {shown if len(shown) <= 60 else shown[:57] + '...'}")]
+
+
+def _untagged(loc: tuple[Any, ...]) -> tuple[tuple[Any, ...], str | None]:
+    """``loc`` without the kind pydantic names after a custom or model source's name, and that kind."""
+    if len(loc) > 2 and loc[0] == "data_sources" and loc[1] not in BUILTIN_SOURCES and loc[2] in _OTHER_KINDS:
+        return (*loc[:2], *loc[3:]), loc[2]
+    return loc, None
 
 
 def _model_at(loc: tuple[Any, ...]) -> type[BaseModel]:
@@ -415,23 +439,49 @@ class DatasetInfo:
     data_type: DataType
 
 
+@dataclass(frozen=True)
+class MemberInfo:
+    """What config validation needs to know about a model another model uses (an ensemble's member)."""
+
+    model_id: str
+    owner_user_id: str
+    public: bool
+    """Whether its latest version is shared publicly (anyone may then build on it)."""
+    versions: tuple[int, ...]
+    sport: str
+    market: str
+    members: tuple[str, ...]
+    """The model ids its latest version uses (what a cycle runs through)."""
+
+
+MemberLookup = Callable[[str], MemberInfo | None]
+"""``lookup(model_id)``: the stored model, or None when there is none."""
+
+
 def validate_against(
     config: ModelConfig,
     datasets: Mapping[str, DatasetInfo],
     formula_checker: FormulaChecker = check_formula,
+    models: MemberLookup = lambda model_id: None,
 ) -> None:
-    """Check custom sources against the datasets they name (all sources, enabled or not).
+    """Check custom sources against the datasets they name and model sources against the models
+    they name (all sources, enabled or not).
 
     A dataset that does not exist and one owned by someone else get the same message, so a creator
-    cannot probe other users' dataset ids. Formulas are checked against the dataset's fields by
-    ``formula_checker`` (the grammar's own checker unless a test stands in for it). Raises
-    :class:`ConfigError` listing every problem.
+    cannot probe other users' dataset ids; likewise a model that does not exist and another user's
+    private model. Formulas are checked against the dataset's fields by ``formula_checker`` (the
+    grammar's own checker unless a test stands in for it); members through ``models`` (without it,
+    every model source is refused as naming no readable model). Raises :class:`ConfigError` listing
+    every problem.
     """
     problems: list[ConfigProblem] = []
     for name, source in config.data_sources.as_dict().items():
+        path = f"data_sources.{name}"
+        if isinstance(source, ModelSource):
+            problems.extend(_member_problems(config, source, models, path))
+            continue
         if not isinstance(source, CustomDataSource):
             continue
-        path = f"data_sources.{name}"
         dataset = datasets.get(source.dataset_id)
         if dataset is None or dataset.owner_user_id != config.creator_user_id:
             problems.append(
@@ -445,6 +495,61 @@ def validate_against(
         problems.extend(_dataset_problems(config, source, dataset, path, formula_checker))
     if problems:
         raise ConfigError(problems)
+
+
+def _member_problems(
+    config: ModelConfig, source: ModelSource, models: MemberLookup, path: str
+) -> list[ConfigProblem]:
+    """A member must be readable by the creator (their own or public), of the same sport and market,
+    have the pinned version, and not lead back to the model (a cycle, named model by model)."""
+    member = None if source.model_id == config.model_id else models(source.model_id)
+    at = f"{path}.model_id"
+    if source.model_id == config.model_id:
+        return [ConfigProblem(at, f"a model cannot use itself: {cycle_text([config.model_id] * 2)}")]
+    if member is None or not (member.public or member.owner_user_id == config.creator_user_id):
+        return [
+            ConfigProblem(
+                at,
+                f"model {source.model_id!r} is neither one of {config.creator_user_id}'s models nor a "
+                "public model; an ensemble may only use models its creator may read",
+            )
+        ]
+    problems = []
+    if (member.sport, member.market) != (config.sport, config.market):
+        problems.append(
+            ConfigProblem(
+                at,
+                f"model {source.model_id!r} bets {member.market} of {member.sport}; its p means nothing "
+                f"to a model betting {config.market} of {config.sport}",
+            )
+        )
+    if source.version is not None and source.version not in member.versions:
+        problems.append(
+            ConfigProblem(
+                f"{path}.version",
+                f"model {source.model_id!r} has no version {source.version}; "
+                f"it has {', '.join(map(str, member.versions))}",
+            )
+        )
+    own = tuple(_member_ids(config))
+
+    def members_of(model_id: str) -> tuple[str, ...]:
+        if model_id == config.model_id:
+            return own
+        found = models(model_id)
+        return () if found is None else found.members
+
+    cycle = find_cycle(config.model_id, members_of, start=source.model_id)
+    if cycle is not None:
+        problems.append(
+            ConfigProblem(at, f"models may not depend on each other in a cycle: {cycle_text(cycle)}")
+        )
+    return problems
+
+
+def _member_ids(config: ModelConfig) -> list[str]:
+    """The model ids a config's model sources name (enabled or not)."""
+    return [s.model_id for s in config.data_sources.as_dict().values() if isinstance(s, ModelSource)]
 
 
 def _dataset_problems(

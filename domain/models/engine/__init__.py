@@ -8,7 +8,10 @@ One implementation serves the daily analyses, on-demand runs and backtests:
   (:func:`source_matrices` is its first half: the day's distinct sources, scored once);
 - :func:`multipliers_from_history` gives dynamic-weighting multipliers from past analyses;
 - :func:`run_backtest` replays a date range as if live, day by day in effect but scored in spans of
-  days at once (:func:`span_matrices`), and reports per model.
+  days at once (:func:`span_matrices`), and reports per model;
+- ensembles (the ``model`` kind: another model's p) are scored after their members: both scorers
+  take the batch's dependency layers (``ModelBatch.layer``) in order, each over the analyses of
+  the layers before it (``SourceDay.members``).
 
 The sources a model weighs come in kinds (:mod:`domain.models.sources`, one module each); the
 config's ``data_sources``, :class:`ModelBatch` and the scoring of a day are driven by its registry,
@@ -19,9 +22,11 @@ Adding a source kind:
 
 1. a module in ``domain/models/sources/`` exporting ``KIND = SourceKind(parameters, key, prepare,
    score)``: the parameters model (a ``SourceBase`` whose ``kind`` is the kind's name: the config
-   gets an optional setting of that name), the key of a configured source (the parameters that
-   decide its scores, read from the stored payload), what the batch prepares from the distinct keys
-   once, and the vectorised scorer (distinct keys x the day's current lines, NaN = missing);
+   gets an optional setting of that name; a kind that is not built in goes under any other name,
+   selected by a setting in ``SELECTED_BY``, and into the config's ``OtherSource``), the key of a
+   configured source (the parameters that decide its scores, read from the stored payload), what the
+   batch prepares from the distinct keys once, and the vectorised scorer (distinct keys x the day's
+   current lines, NaN = missing);
 2. one line in ``KINDS`` (its position is where its sources come in a model's lists);
 3. one reference test: the kind's scalar scorer in ``SCALAR`` of
    :mod:`domain.models.engine.reference` and a hand-made case in ``CASES`` of

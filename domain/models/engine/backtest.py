@@ -7,6 +7,9 @@ each month: analyses, qualifying picks, wins / losses / pushes, accuracy, units,
 score, log loss and picks per side, and the same units, profit and ROI at fractional-Kelly stakes
 (``kelly_*``). Pushes are refunded and left out of accuracy, units and ROI.
 
+Ensembles (model sources) are scored after their members, span by span: the batch's dependency
+layers in order, each over the span's analyses of the layers before it.
+
 The days are not scored one by one: a span of up to :data:`SPAN_DAYS` game days is scored in one pass
 (:func:`span_matrices`: every game as of its own date). Dynamic weighting does not force a loop over
 days either: a source's calls and hits depend on its scores and the results, never on a model's
@@ -38,6 +41,7 @@ from domain.models.engine.scoring import (
     Weigh,
     Weighed,
     analyses_frame,
+    member_analyses,
     settled_games,
     span_matrices,
     weighed_blocks,
@@ -98,13 +102,19 @@ def run_backtest(
     tallies: list[pl.DataFrame] = []
     for first in range(0, len(days), SPAN_DAYS):
         span = days[first : first + SPAN_DAYS]
-        for matrix in span_matrices(models, tables, span, None, custom_scores):
-            weigh = None if dynamic is None else dynamic.weigh(matrix)
-            results = _line_results(matrix, tables.games)
-            for block in weighed_blocks(models, matrix, weigh):
-                tallies.append(_block_tally(matrix, block, results, kelly_fraction))
-                if keep_analyses:
-                    kept.append(grade_analyses(analyses_frame(models, matrix, block), tables.games))
+        scored: list[pl.DataFrame] = []  # the span's analyses of the layers so far, for ensembles
+        for layer in range(models.layers):
+            members = member_analyses(None, scored)
+            for matrix in span_matrices(models, tables, span, None, custom_scores, members, layer):
+                weigh = None if dynamic is None else dynamic.weigh(matrix)
+                results = _line_results(matrix, tables.games)
+                for block in weighed_blocks(models, matrix, weigh):
+                    tallies.append(_block_tally(matrix, block, results, kelly_fraction))
+                    if keep_analyses or layer + 1 < models.layers:
+                        frame = analyses_frame(models, matrix, block)
+                        scored.append(frame)
+                        if keep_analyses:
+                            kept.append(grade_analyses(frame, tables.games))
         if progress is not None:
             progress(span[-1], first + len(span), len(days))
     if tallies:  # a month's sums from its spans (at most two), in date order

@@ -27,6 +27,7 @@ from domain.models.features import Tables
 from domain.models.sources.custom import CustomDataSource
 from domain.models.sources.fields import FLAT_STD
 from domain.models.sources.historical_performance import HistoricalPerformanceSource
+from domain.models.sources.model import ModelSource
 from domain.models.sources.odds_movement import OddsMovementSource
 from domain.models.sources.player_stats import PlayerStatsSource
 from domain.models.sources.team_stats import TeamStatsSource
@@ -87,14 +88,16 @@ class ReferenceData:
         market: str,
         as_of: dt.datetime | None = None,
         custom: Mapping[tuple[str, str], float | None] | None = None,
+        members: Mapping[str, float] | None = None,
     ) -> View:
         """What a model of ``market`` sees of a game and bookmaker at the cut-off
         ``min(as_of, commence_time)`` (``as_of=None``: a backtest); ``custom``: (source name, game
-        id) -> custom score."""
+        id) -> custom score; ``members``: model id -> its p on this game and bookmaker at the
+        same cut-off."""
         game = self.games[game_id_]
         cutoff = game["commence_time"] if as_of is None else min(as_of, game["commence_time"])
         snapshots = self.snapshots.get((game_id_, bookmaker, market), [])
-        return View(self, game, market, cutoff, snapshots, custom or {})
+        return View(self, game, market, cutoff, snapshots, custom or {}, members or {})
 
 
 @dataclass(frozen=True)
@@ -108,6 +111,7 @@ class View:
     snapshots: list[dict[str, Any]]
     """The bookmaker's snapshots of the game and market by time, later ones too."""
     custom: Mapping[tuple[str, str], float | None]
+    members: Mapping[str, float]
 
     @property
     def current(self) -> dict[str, Any] | None:
@@ -311,12 +315,21 @@ def evaluate_custom(source: CustomDataSource, name: str, at: View) -> float | No
     return at.custom.get((name, at.game["game_id"]))
 
 
+# ---- model (ensembles) ---------------------------------------------------------------------------
+
+
+def evaluate_model(source: ModelSource, name: str, at: View) -> float | None:
+    """The member's p on this game and bookmaker at the same cut-off, if it has one."""
+    return at.members.get(source.model_id)
+
+
 SCALAR: dict[str, Callable[[Any, str, View], float | None]] = {
     TeamStatsSource.kind: evaluate_team_stats,
     PlayerStatsSource.kind: evaluate_player_stats,
     OddsMovementSource.kind: evaluate_odds_movement,
     HistoricalPerformanceSource.kind: evaluate_historical,
     CustomDataSource.kind: evaluate_custom,
+    ModelSource.kind: evaluate_model,
 }
 """The scalar scorer of each source kind by name: ``score(source, source_name, view)``, None = missing."""
 

@@ -29,6 +29,7 @@ from domain.models.config import MAX_ENABLED_SOURCES, ModelConfig
 from domain.models.features import Tables
 from domain.models.sources import KINDS, SourceDay, in_order, kind_index
 from domain.models.sources.base import Slate
+from domain.models.sources.model import MEMBER_COLUMNS, layers
 from domain.tables.schemas import UTC_TS
 
 SLOTS = MAX_ENABLED_SOURCES
@@ -123,6 +124,9 @@ class ModelBatch:
     source_names: tuple[str, ...]
     prepared: tuple[Any, ...]
     """Per kind, its ``prepare`` of the distinct parameter sets (which the slots' ``param`` index)."""
+    layer: np.ndarray
+    """Per model, its dependency layer (:func:`domain.models.sources.model.layers`): ensembles are
+    scored after the members of the batch they use, over their analyses."""
 
     def __len__(self) -> int:
         return len(self.sport)
@@ -130,6 +134,11 @@ class ModelBatch:
     @property
     def uses_dynamic_weighting(self) -> bool:
         return bool(self.dynamic.any())
+
+    @property
+    def layers(self) -> int:
+        """How many dependency layers the batch has (1 without ensembles over its own models)."""
+        return int(self.layer.max()) + 1 if len(self.layer) else 1
 
     @classmethod
     def from_configs(cls, configs: Iterable[ModelConfig]) -> ModelBatch:
@@ -166,7 +175,7 @@ class ModelBatch:
                 source = sources[source_name]
                 if source is None or not source.get("enabled", True):
                     continue
-                k = kind_index(source_name)
+                k = kind_index(source_name, source)
                 kind[m, slot] = k
                 param[m, slot] = _intern(interned[k], KINDS[k].key(source, source_name, payload))
                 weight[m, slot] = source["weight"]
@@ -201,6 +210,7 @@ class ModelBatch:
             name=name,
             source_names=source_names,
             prepared=tuple(k.prepare(list(keys)) for k, keys in zip(KINDS, interned, strict=True)),
+            layer=layers(payloads),
         )
 
 
@@ -249,6 +259,7 @@ def score_day(
     as_of: dt.datetime | None = None,
     multipliers: pl.DataFrame | None = None,
     custom_scores: pl.DataFrame | None = None,
+    members: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """Analyses (:data:`ANALYSES`) of every model version for every game of ``day`` in its sport and
     every bookmaker with a current line of its market.
@@ -259,16 +270,30 @@ def score_day(
     ``multipliers`` (:data:`MULTIPLIERS`) apply to sources with dynamic weighting on (missing = 1);
     ``custom_scores`` (:data:`domain.models.sources.custom.CUSTOM_SCORES`) give the custom sources'
     scores (no row or a null score = missing). Row order is not part of the contract (rows come
-    grouped by sport, market and number of sources).
+    grouped by layer, sport, market and number of sources). Ensembles are scored after the members
+    of the batch they use (:attr:`ModelBatch.layer`), over their analyses of the day; ``members``
+    gives the analyses of members outside the batch.
     """
-    frames = [
-        frame
-        for matrix in source_matrices(models, tables, day, as_of, multipliers, custom_scores)
-        for frame in analyses_of(models, matrix)
-    ]
+    frames: list[pl.DataFrame] = []
+    for layer in range(models.layers):
+        given = member_analyses(members, frames)
+        frames.extend(
+            frame
+            for matrix in source_matrices(
+                models, tables, day, as_of, multipliers, custom_scores, given, layer
+            )
+            for frame in analyses_of(models, matrix)
+        )
     if not frames:
         return pl.DataFrame(schema=ANALYSES)
     return pl.concat(frames)
+
+
+def member_analyses(given: pl.DataFrame | None, scored: Sequence[pl.DataFrame]) -> pl.DataFrame | None:
+    """What model sources read (:data:`domain.models.sources.model.MEMBER_COLUMNS`): analyses
+    handed over and those scored so far in the same pass."""
+    frames = [f.select(MEMBER_COLUMNS) for f in ([] if given is None else [given]) + list(scored)]
+    return pl.concat(frames) if frames else None
 
 
 def source_matrices(
@@ -278,10 +303,13 @@ def source_matrices(
     as_of: dt.datetime | None = None,
     multipliers: pl.DataFrame | None = None,
     custom_scores: pl.DataFrame | None = None,
+    members: pl.DataFrame | None = None,
+    layer: int | None = None,
 ) -> list[SourceMatrix]:
     """The first half of :func:`score_day` (same arguments): per sport and market with models and
-    current lines, the distinct sources' scores and the models' slots into them."""
-    matrices = span_matrices(models, tables, [day], as_of, custom_scores)
+    current lines, the distinct sources' scores and the models' slots into them (of the models of
+    ``layer`` only, when given)."""
+    matrices = span_matrices(models, tables, [day], as_of, custom_scores, members, layer)
     if multipliers is None:
         return matrices
     return [
@@ -300,11 +328,15 @@ def span_matrices(
     days: Sequence[dt.date],
     as_of: dt.datetime | None = None,
     custom_scores: pl.DataFrame | None = None,
+    members: pl.DataFrame | None = None,
+    layer: int | None = None,
 ) -> list[SourceMatrix]:
     """:func:`source_matrices` of every game of ``days`` at once, each seen as of its own date (and
-    cut-off), with the configured weights (no dynamic multipliers: they differ by day)."""
+    cut-off), with the configured weights (no dynamic multipliers: they differ by day). ``members``:
+    the analyses model sources read (the members' of the same span)."""
     matrices = []
-    for sport in sorted(set(models.sport.tolist())):
+    chosen = np.ones(len(models), dtype=bool) if layer is None else models.layer == layer
+    for sport in sorted(set(models.sport[chosen].tolist())):
         games = (
             tables.games.filter((pl.col("sport") == sport) & pl.col("game_date").is_in(list(days)))
             .sort("game_date", "commence_time", "game_id")
@@ -319,7 +351,7 @@ def span_matrices(
         )
         if games.is_empty():
             continue
-        in_sport = models.sport == sport
+        in_sport = chosen & (models.sport == sport)
         snapshots = tables.snapshots.join(games.select("game_id", "game", "cutoff_time"), on="game_id")
         current = (
             snapshots.filter(pl.col("snapshot_time") <= pl.col("cutoff_time"))
@@ -343,7 +375,7 @@ def span_matrices(
             group = np.flatnonzero(in_sport & (models.market == market))
             line_game = lines["game"].to_numpy().astype(np.int64)
             inputs = SourceDay(
-                tables, sport, market, slate, games, lines, line_game, snapshots, span_custom, shared
+                tables, sport, market, slate, games, lines, line_game, snapshots, span_custom, shared, members
             )
             scores, sources = _source_scores(models, group, inputs)
             lines = lines.with_columns(games["game_date"].gather(line_game)).select(LINE_COLUMNS)

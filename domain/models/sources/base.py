@@ -106,6 +106,8 @@ class SourceDay:
     """The span's custom-dataset scores (``domain.models.sources.custom.CUSTOM_SCORES``), if any."""
     shared: dict[str, Any] = field(default_factory=dict)
     """Memo shared by the span's markets (see :meth:`memo`)."""
+    members: pl.DataFrame | None = None
+    """Analyses of the span that model sources read (``domain.models.sources.model.MEMBER_COLUMNS``)."""
 
     def memo(self, key: str, build: Callable[[], T]) -> T:
         """``build()`` once per sport and span: what does not depend on the market is computed once."""
