@@ -64,6 +64,16 @@ def backtest_model(
         kelly_fraction=kelly_fraction,
     )
     summary = _records(own_rows(result.summary, config).drop("model_id", "version"))[0]
+    return span_report(config, start, end, span.height) | {
+        "kelly": {"fraction": kelly_fraction, "max_stake": MAX_STAKE, "unit": KELLY_UNIT},
+        "summary": summary,
+        "monthly": _records(own_rows(result.monthly, config).drop("model_id", "version")),
+    }
+
+
+def span_report(config: ModelConfig, start: dt.date, end: dt.date, games_in_span: int) -> dict[str, Any]:
+    """The head every report of a replay shares (a backtest's, a tuning run's): which model, which
+    span, how many games it held."""
     return {
         "model_id": config.model_id,
         "version": config.version,
@@ -71,10 +81,7 @@ def backtest_model(
         "market": config.market,
         "from": start.isoformat(),
         "to": end.isoformat(),
-        "games_in_span": span.height,
-        "kelly": {"fraction": kelly_fraction, "max_stake": MAX_STAKE, "unit": KELLY_UNIT},
-        "summary": summary,
-        "monthly": _records(own_rows(result.monthly, config).drop("model_id", "version")),
+        "games_in_span": games_in_span,
     }
 
 

@@ -18,6 +18,7 @@ import polars as pl
 from domain.models.config import ModelConfig, parse_model_config
 from domain.models.engine import ModelBatch, run_backtest
 from domain.models.tuning import TuneSettings, TuningError, replay_arrays, tune, unit_weights
+from services.backtests import span_report
 from services.custom_scores import load_custom_scores
 from services.engine_tables import load_tables
 from services.ensembles import own_rows, with_members
@@ -54,15 +55,7 @@ def tune_model(
     report = tune(replay_arrays(analyses, tables.games, config.market), config, settings)
     if progress is not None:
         progress("trials", report["configurations"], report["configurations"])
-    return {
-        "model_id": config.model_id,
-        "version": config.version,
-        "sport": config.sport,
-        "market": config.market,
-        "from": start.isoformat(),
-        "to": end.isoformat(),
-        "games_in_span": span.height,
-    } | report
+    return span_report(config, start, end, span.height) | report
 
 
 def run_tuning_job(

@@ -27,10 +27,9 @@ from api.errors import ERROR_RESPONSES, ApiError, ErrorBody, ErrorDetail
 from api.idempotency import Idempotency, Idempotent
 from api.routes.games import SportKey
 from api.routes.models import (
-    BACKTEST_SUMMARY,
     CONFIG_EXAMPLE,
-    KellyStakes,
     Registry,
+    SpanFigures,
     owned_state,
     validated_new,
 )
@@ -106,21 +105,11 @@ class DraftBacktestRequest(BaseModel):
     )
 
 
-class DraftBacktestReport(Disclaimed):
+class DraftBacktestReport(SpanFigures):
     """A draft's backtest (``services.backtests.backtest_draft``)."""
-
-    model_config = ConfigDict(populate_by_name=True)
 
     model_id: str | None = Field(description="The model the run was recorded against, if any.")
     draft: str = Field(description="16 hex digits naming the draft config by its content.")
-    sport: str
-    market: str
-    start: dt.date = Field(alias="from")
-    end: dt.date = Field(alias="to")
-    games_in_span: int
-    kelly: KellyStakes
-    summary: dict[str, Any] = Field(description=BACKTEST_SUMMARY)
-    monthly: list[dict[str, Any]] = Field(description="The same figures per month.")
     recorded_as: str | None = Field(description="The lake key of the recorded run; null for a preview.")
 
 

@@ -399,13 +399,12 @@ BACKTEST_SUMMARY = (
 )
 
 
-class BacktestReport(Disclaimed):
-    """A backtest's figures (``services.backtests.backtest_model``) and where the run was recorded."""
+class SpanFigures(Disclaimed):
+    """A replay's figures over a span (``services.backtests.span_report``): a saved model's or a
+    draft's backtest."""
 
     model_config = ConfigDict(populate_by_name=True)
 
-    model_id: str
-    version: int
     sport: str
     market: str
     start: dt.date = Field(alias="from")
@@ -414,6 +413,13 @@ class BacktestReport(Disclaimed):
     kelly: KellyStakes
     summary: dict[str, Any] = Field(description=BACKTEST_SUMMARY)
     monthly: list[dict[str, Any]] = Field(description="The same figures per month.")
+
+
+class BacktestReport(SpanFigures):
+    """A backtest's figures (``services.backtests.backtest_model``) and where the run was recorded."""
+
+    model_id: str
+    version: int
     recorded_as: str = Field(description="The lake key of the recorded run (publishing reads it).")
 
 
