@@ -112,10 +112,11 @@ def backtest_draft(
     end: dt.date,
     record_as: str | None,
     progress: Progress | None = None,
+    kelly_fraction: float = KELLY_FRACTION,
 ) -> dict[str, Any]:
     """The backtest of a draft config, recorded against model ``record_as`` when given (the caller
     checked that its author owns it): the report names that model (or none) and no version."""
-    report = backtest_model(lake, config, start, end, progress)
+    report = backtest_model(lake, config, start, end, progress, kelly_fraction)
     report |= {"model_id": record_as, "version": None, "draft": draft_digest(config)}
     report["recorded_as"] = None if record_as is None else record_backtest(lake, report)
     return report
@@ -125,7 +126,8 @@ def run_draft_job(
     lake: Lake, _job_id: str, params: Mapping[str, Any], progress: Callable[[int, int], None]
 ) -> dict[str, Any]:
     """The job handler of a long draft backtest (``services/jobs.py``); ``params`` as the API wrote
-    them: the validated config payload, ``from``, ``to`` and ``model_id`` (or null)."""
+    them: the validated config payload, ``from``, ``to``, ``model_id`` (or null) and
+    ``kelly_fraction`` (absent from jobs queued before it existed)."""
     return backtest_draft(
         lake,
         parse_model_config(params["config"]),
@@ -133,6 +135,7 @@ def run_draft_job(
         dt.date.fromisoformat(params["to"]),
         params["model_id"],
         lambda _day, done, total: progress(done, total),
+        params.get("kelly_fraction", KELLY_FRACTION),
     )
 
 

@@ -114,6 +114,22 @@ def test_a_season_is_answered_inline_with_the_backtest_of_the_draft(api: Api) ->
     assert report["summary"]["kelly_units"] > 0 and "kelly_roi" in report["monthly"][0]
 
 
+def test_a_draft_s_kelly_figures_stake_the_fraction_asked(api: Api) -> None:
+    """The same figures as the backtester's at that fraction, inline and as a job; out of (0, 1] is 422."""
+    body = {"config": DRAFT, "sport": NBA, "kelly_fraction": 0.05}
+    with api.client("kim") as kim:
+        inline = ok(kim.post("/backtests", json=body | SPAN))
+        job = ok(kim.post("/backtests", json=body | LONG), 202)
+        status = finished(kim, job["job_id"])
+        refused = kim.post("/backtests", json=body | SPAN | {"kelly_fraction": 1.5})
+    for got in (inline, status["report"]):  # same_report consumes its expected report's months
+        same_report(got, backtest_model(api.lake, _draft_config("kim"), FIRST, LAST, kelly_fraction=0.05))
+    assert inline["kelly"]["fraction"] == status["report"]["kelly"]["fraction"] == 0.05
+    quarter = backtest_model(api.lake, _draft_config("kim"), FIRST, LAST)
+    assert inline["summary"]["kelly_units"] < quarter["summary"]["kelly_units"]
+    assert refused.status_code == 422 and "kelly_fraction" in refused.text
+
+
 def test_a_draft_is_validated_as_post_models_validates_it(api: Api) -> None:
     bad = DRAFT | {
         "min_confidence": 0.4,

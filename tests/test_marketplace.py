@@ -202,6 +202,8 @@ def test_publishing_needs_a_backtest_of_fifty_graded_predictions(world: World) -
     assert error(erin.put(f"/models/{model_id}", json=body("Eager", True)), 422)["code"] == "publishing_rule"
     one_day = ok(erin.post(f"/models/{model_id}/test", json={"from": "2025-11-05", "to": "2025-11-05"}))
     assert 0 < one_day["summary"]["graded"] < 50
+    tenth = {"from": "2025-11-05", "to": "2025-11-05", "kelly_fraction": 0.1}
+    assert ok(erin.post(f"/models/{model_id}/test", json=tenth))["kelly"]["fraction"] == 0.1
     still = error(erin.put(f"/models/{model_id}", json=body("Eager", True)), 422)
     assert f"graded {one_day['summary']['graded']}" in still["message"]
 

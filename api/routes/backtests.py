@@ -28,12 +28,14 @@ from api.idempotency import Idempotency, Idempotent
 from api.routes.games import SportKey
 from api.routes.models import (
     CONFIG_EXAMPLE,
+    KellyFractionField,
     Registry,
     SpanFigures,
     owned_state,
     validated_new,
 )
 from api.types import IsoDate
+from domain.markets.value import KELLY_FRACTION
 from domain.models.config import ModelConfig
 from domain.models.registry import UnusableUserIdError
 from domain.models.tuning import MAX_FOLDS, MAX_TRIALS, TuneSettings
@@ -97,6 +99,7 @@ class DraftBacktestRequest(BaseModel):
     sport: SportKey
     start: IsoDate = Field(alias="from", description="First game date (inclusive).")
     end: IsoDate = Field(alias="to", description="Last game date (inclusive).")
+    kelly_fraction: KellyFractionField = KELLY_FRACTION
     model_id: str | None = Field(
         default=None,
         max_length=128,
@@ -215,13 +218,16 @@ def backtest_draft_config(
     if body.model_id is not None:
         owned_state(registry, body.model_id, user)
     if (body.end - body.start).days < INLINE_SPAN_DAYS:
-        report = backtest_draft(registry.lake, config, body.start, body.end, body.model_id)
+        report = backtest_draft(
+            registry.lake, config, body.start, body.end, body.model_id, kelly_fraction=body.kelly_fraction
+        )
         return idem.answer(DraftBacktestReport.model_validate(report))
     params = {
         "config": config.to_payload(),
         "from": body.start.isoformat(),
         "to": body.end.isoformat(),
         "model_id": body.model_id,
+        "kelly_fraction": body.kelly_fraction,
     }
     return _accept(request, response, idem, user, "backtest", params)
 

@@ -28,6 +28,7 @@ from api.settings import ApiSettings
 from api.types import IsoDate
 from api.visibility import readable
 from domain.marketplace.performance import can_publish
+from domain.markets.value import KELLY_FRACTION
 from domain.models.config import ConfigError, ModelConfig, validate_against
 from domain.models.registry import (
     ENTROPY_BYTES,
@@ -369,6 +370,12 @@ def archive_model(model_id: ModelId, user: CurrentUser, registry: Registry, now:
     return Response(status_code=204)
 
 
+KellyFractionField = Annotated[
+    float,
+    Field(gt=0, le=1, description="Share of the Kelly stake for the `kelly_*` figures (default a quarter)."),
+]
+
+
 class BacktestRequest(BaseModel):
     """The span of game dates to replay; the model's latest version unless ``version`` is given."""
 
@@ -377,6 +384,7 @@ class BacktestRequest(BaseModel):
     start: IsoDate = Field(alias="from", description="First game date (inclusive).")
     end: IsoDate = Field(alias="to", description="Last game date (inclusive).")
     version: int | None = Field(default=None, ge=1)
+    kelly_fraction: KellyFractionField = KELLY_FRACTION
 
 
 class KellyStakes(BaseModel):
@@ -451,6 +459,6 @@ def backtest(
             422, "invalid_span", f"the span must run forwards and cover at most {MAX_SPAN_DAYS} days"
         )
     config = ModelConfig.model_validate(registry.read(state, version).payload)
-    report = backtest_model(request.app.state.lake, config, body.start, body.end)
+    report = backtest_model(request.app.state.lake, config, body.start, body.end, None, body.kelly_fraction)
     recorded_as = record_backtest(request.app.state.lake, report)
     return idem.answer(BacktestReport.model_validate(report | {"recorded_as": recorded_as}))
