@@ -19,6 +19,7 @@ import polars as pl
 from api.serving import ServingStore
 from api.snapshot_cache import SnapshotCache
 from api.visibility import snapshot_rows
+from domain.models.engine import ANALYSIS_WEIGHTS, SOURCE_SCORES, Scored
 from domain.tables.schemas import ODDS_SNAPSHOTS
 from stores.lake import Lake
 from stores.layout import table_key
@@ -61,17 +62,25 @@ def partitions(store: ServingStore, table: str, sport: str) -> Partitions:
 
 
 def model_rows(lake: Lake, keys: list[str], model_id: str, schema: dict[str, pl.DataType]) -> pl.DataFrame:
-    """The model's rows of the daily objects ``keys``, in ``schema``.
+    """The model's rows of the daily objects ``keys``, in ``schema``."""
+    return rows_where(lake, keys, pl.col("model_id") == model_id, schema)
+
+
+def rows_where(
+    lake: Lake, keys: list[str], predicate: pl.Expr, schema: dict[str, pl.DataType]
+) -> pl.DataFrame:
+    """The rows of the daily objects ``keys`` that satisfy ``predicate`` (filtered while the Parquet
+    is scanned: row groups whose statistics exclude it are skipped), in ``schema``.
 
     A day re-run since the publication may have left no rows, and so no object: it is skipped, as the
     next snapshot's manifest will."""
     try:
-        return _scan(lake, keys, model_id, schema)
+        return _scan(lake, keys, predicate, schema)
     except (FileNotFoundError, pl.exceptions.ComputeError):
-        return _scan(lake, [k for k in keys if lake.exists(k)], model_id, schema)
+        return _scan(lake, [k for k in keys if lake.exists(k)], predicate, schema)
 
 
-def _scan(lake: Lake, keys: list[str], model_id: str, schema: dict[str, pl.DataType]) -> pl.DataFrame:
+def _scan(lake: Lake, keys: list[str], predicate: pl.Expr, schema: dict[str, pl.DataType]) -> pl.DataFrame:
     if not keys:
         return pl.DataFrame(schema=schema)
     scan = pl.scan_parquet(
@@ -80,7 +89,28 @@ def _scan(lake: Lake, keys: list[str], model_id: str, schema: dict[str, pl.DataT
         missing_columns="insert",
         extra_columns="ignore",
     )
-    return scan.filter(pl.col("model_id") == model_id).collect().select(list(schema)).cast(schema)
+    return scan.filter(predicate).collect().select(list(schema)).cast(schema)
+
+
+def explained(lake: Lake, store: ServingStore, sport: str, model_id: str, rows: pl.DataFrame) -> pl.DataFrame:
+    """``rows`` (the model's analyses, any extra columns) with their sources' names, scores and
+    weights (``domain.models.engine.Scored.explained``), joined from the days' ``analysis_weights``
+    and ``source_scores`` of the snapshot: only the sources and games of ``rows`` are read."""
+    if rows.is_empty():
+        return Scored(
+            rows, pl.DataFrame(schema=SOURCE_SCORES), pl.DataFrame(schema=ANALYSIS_WEIGHTS)
+        ).explained()
+    first, last = rows["game_date"].min(), rows["game_date"].max()
+    weights = model_rows(
+        lake, partitions(store, "analysis_weights", sport).between(first, last), model_id, ANALYSIS_WEIGHTS
+    ).join(rows.select("version", "game_date").unique(), on=["version", "game_date"], how="semi")
+    wanted = pl.col("source").is_in(weights["source"].unique().implode()) & pl.col("game_id").is_in(
+        rows["game_id"].unique().implode()
+    )
+    scores = rows_where(
+        lake, partitions(store, "source_scores", sport).between(first, last), wanted, SOURCE_SCORES
+    )
+    return Scored(rows, scores, weights).explained()
 
 
 def game_snapshots(lake: Lake, sport: str, games: pl.DataFrame) -> pl.DataFrame:

@@ -9,21 +9,31 @@ models scores the members they use along with them (at the same cut-off) but sto
 
 import datetime as dt
 import time
+from dataclasses import replace
 
 import dagster as dg
 import polars as pl
 from pydantic import Field
 
 from assets.common import daily_partitions, partition_days, table_metadata
-from domain.models.engine import ANALYSES, ModelBatch, clustered, multipliers_from_history, score_day
-from domain.models.engine.scoring import DYNAMIC_WINDOW_DAYS
+from domain.models.engine import (
+    ANALYSES,
+    ANALYSIS_WEIGHTS,
+    SOURCE_SCORES,
+    ModelBatch,
+    Scored,
+    clustered,
+    multipliers_from_history,
+    score_day_explained,
+)
+from domain.models.engine.scoring import DYNAMIC_WINDOW_DAYS, SCORED_TABLES, SOURCE_SCORE_KEY
 from domain.models.registry import MODEL_VERSIONS
 from domain.models.sources.model import member_versions
 from domain.sports import SPORTS
 from domain.tables.schemas import conform
 from services.commitments import commit_run
 from services.custom_scores import load_custom_scores
-from services.engine_tables import load_tables
+from services.engine_tables import SCORED_LAKE_TABLES, load_scored, load_tables
 from stores.lake import Lake
 from stores.layout import table_key
 
@@ -54,13 +64,38 @@ def read_model_versions(lake: Lake) -> pl.DataFrame:
     return lake.read_parquet([key]) if lake.exists(key) else pl.DataFrame(schema=MODEL_VERSIONS)
 
 
-def _with_other_models(
-    lake: Lake, sport: str, day: dt.date, out: pl.DataFrame, scored: pl.Series
-) -> pl.DataFrame:
-    """``out`` plus the day's stored analyses of the models not in ``scored``."""
-    stored = lake.read_table("analyses", sport, day, day + dt.timedelta(days=1), ANALYSES)
-    others = stored.filter(~pl.col("model_id").is_in(scored.implode()))
-    return pl.concat([conform(others, ANALYSES), conform(out, ANALYSES)])
+def _merged(lake: Lake, sport: str, day: dt.date, out: Scored, scored: pl.Series | None) -> Scored:
+    """What to store for ``day``: ``out`` plus the stored analyses and weights of the models not in
+    ``scored`` (all stored rows are replaced when None), and the stored source scores that the
+    run did not reproduce (another model's, or a committed pick's kept at an earlier cut-off), of
+    the sources that the stored weights read."""
+    stored = load_scored(lake, sport, day, day + dt.timedelta(days=1))
+    others = pl.col("model_id").is_in(scored.implode()).not_() if scored is not None else pl.lit(False)
+    weights = pl.concat([conform(stored.weights.filter(others), ANALYSIS_WEIGHTS), out.weights])
+    scores = pl.concat(
+        [
+            conform(stored.source_scores, SOURCE_SCORES).join(
+                out.source_scores, on=SOURCE_SCORE_KEY, how="anti"
+            ),
+            out.source_scores,
+        ]
+    ).join(weights.select("source").unique(), on="source", how="semi")
+    return Scored(
+        clustered(
+            pl.concat([conform(stored.analyses.filter(others), ANALYSES), conform(out.analyses, ANALYSES)])
+        ),
+        scores.sort("source", maintain_order=True),
+        clustered(weights),
+    )
+
+
+def _write(lake: Lake, sport: str, day: dt.date, day_tables: Scored) -> dict[dt.date, int]:
+    """Write a day's three tables, the analyses last: a reader that sees the new analyses finds
+    what went into them."""
+    tables = dict(zip(SCORED_LAKE_TABLES, (getattr(day_tables, f) for f in SCORED_TABLES), strict=True))
+    for table in ("source_scores", "analysis_weights", "analyses"):
+        written = lake.write_daily(tables[table], lambda d, t=table: table_key(t, sport, d), [day])
+    return written
 
 
 def analyse_days(
@@ -72,44 +107,44 @@ def analyse_days(
     keep_others: bool = False,
     stored: pl.DataFrame | None = None,
 ) -> tuple[pl.DataFrame, dict[dt.date, int]]:
-    """Score ``days`` for the model versions of ``sport`` and write one partition per day; with
-    ``keep_others`` the stored analyses of other models stay in each partition. The members that
-    ensembles among them use are scored too (from ``stored``, the ``model_versions`` rows), not
-    written."""
+    """Score ``days`` for the model versions of ``sport`` and write one partition per day of each
+    of the three tables (``SCORED_LAKE_TABLES``); with ``keep_others`` the stored rows of other
+    models stay in each partition. The members that ensembles among them use are scored too (from
+    ``stored``, the ``model_versions`` rows), not written."""
     versions = versions.filter(pl.col("sport") == sport)
     if versions.is_empty():
-        empty = pl.DataFrame(schema=ANALYSES)
         if keep_others:
-            return empty, {}
-        return empty, lake.write_daily(empty, lambda d: table_key("analyses", sport, d), days)
+            return pl.DataFrame(schema=ANALYSES), {}
+        written: dict[dt.date, int] = {}
+        for day in days:
+            written.update(_write(lake, sport, day, Scored.empty()))
+        return pl.DataFrame(schema=ANALYSES), written
     helpers = member_versions(versions, versions if stored is None else stored)
     scored = pl.concat([versions, helpers])
     models = ModelBatch.from_frame(scored)
     start, end = days[0], days[-1] + dt.timedelta(days=1)
     tables = load_tables(lake, sport, start, end)
-    window_start = start - dt.timedelta(days=DYNAMIC_WINDOW_DAYS)
-    past = lake.read_table("analyses", sport, window_start, start, ANALYSES)
+    past = load_scored(lake, sport, start - dt.timedelta(days=DYNAMIC_WINDOW_DAYS), start)
     custom = load_custom_scores(
         lake, scored, tables.games.filter(pl.col("game_date").is_between(start, days[-1]))
     )
     written, frames = {}, []
+    own = versions.select("model_id", "version")
     for day in days:
         as_of = now if day >= now.date() else None
         multipliers = (
             multipliers_from_history(past, tables.games, day) if models.uses_dynamic_weighting else None
         )
-        analysed = score_day(models, tables, day, as_of, multipliers, custom)
+        out = score_day_explained(models, tables, day, as_of, multipliers, custom)
         if not helpers.is_empty():
-            keys = versions.select("model_id", "version")
-            analysed = analysed.join(keys, on=["model_id", "version"], how="semi", maintain_order="left")
-        out = commit_run(lake, versions, sport, day, analysed)
-        stored = _with_other_models(lake, sport, day, out, versions["model_id"]) if keep_others else out
-        stored = clustered(stored)
-        written.update(lake.write_daily(stored, lambda d: table_key("analyses", sport, d), [day]))
-        frames.append(out)
+            out = out.of_models(own)
+        out = replace(out, analyses=commit_run(lake, versions, sport, day, out.analyses))
+        written.update(
+            _write(lake, sport, day, _merged(lake, sport, day, out, own["model_id"] if keep_others else None))
+        )
+        frames.append(out.analyses)
         if models.uses_dynamic_weighting:
-            keep_from = day - dt.timedelta(days=DYNAMIC_WINDOW_DAYS - 1)
-            past = pl.concat([past.filter(pl.col("game_date") >= keep_from), out])
+            past = Scored.concat([past.between(day - dt.timedelta(days=DYNAMIC_WINDOW_DAYS - 1), end), out])
     return pl.concat(frames), written
 
 
@@ -122,8 +157,9 @@ models merge into a day's object, so two writers at once could lose one's rows."
     deps=["games", "team_box_scores", "player_box_scores", "odds_snapshots", "model_versions"],
     group_name="analyses",
     kinds={"polars", "parquet"},
-    description="One row per model version x game x bookmaker: source scores, weights, p, pick, "
-    "confidence, qualifies, and the line and price at pick time (point in time).",
+    description="One row per model version x game x bookmaker: p, pick, confidence, qualifies, and "
+    "the line and price at pick time (point in time); what went into p is written beside it, once "
+    "per distinct source and line (source_scores) and per model, day and source (analysis_weights).",
     partitions_def=daily_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     pool=ANALYSES_POOL,

@@ -14,7 +14,7 @@ from assets.ingest import RAW_ASSETS, TIDY_BUILDERS
 from domain.sports import SPORTS
 from stores.lake import Lake
 from stores.layout import month_of, parse_period_key, raw_prefix, table_prefix
-from stores.warehouse import DAILY_SERVED, MART_TABLES, Warehouse
+from stores.warehouse import DAILY_SERVED_ASSETS, MART_TABLES, Warehouse
 
 CLOSED_AFTER_DAYS = 7
 """A month is compacted once it ended this many days ago (late scores and corrections land first; a
@@ -66,7 +66,7 @@ def lake_compaction(lake: dg.ResourceParam[Lake]) -> dg.MaterializeResult:
         "lake_compaction",
         *TIDY_BUILDERS,
         *FEATURES,
-        *DAILY_SERVED,
+        *DAILY_SERVED_ASSETS,
         *[dg.AssetKey(["marts", t]) for t in MART_TABLES],
     ],
     group_name="lake",

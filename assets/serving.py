@@ -7,7 +7,7 @@ import datetime as dt
 import dagster as dg
 
 from stores.lake import Lake
-from stores.warehouse import DAILY_SERVED, MART_TABLES, Warehouse
+from stores.warehouse import DAILY_SERVED_ASSETS, MART_TABLES, Warehouse
 
 
 @dg.asset(
@@ -18,7 +18,7 @@ from stores.warehouse import DAILY_SERVED, MART_TABLES, Warehouse
         "model_calibration",
         "model_status",
         "subscriptions",
-        *DAILY_SERVED,  # listed in the snapshot's manifest, read by the API from the lake
+        *DAILY_SERVED_ASSETS,  # listed in the snapshot's manifest, read by the API from the lake
         *[dg.AssetKey(["marts", t]) for t in MART_TABLES],
     ],
     group_name="serving",

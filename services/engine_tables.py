@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from domain.models.engine import Tables
+from domain.models.engine import ANALYSES, ANALYSIS_WEIGHTS, SOURCE_SCORES, Scored, Tables
 from domain.tables.schemas import GAMES, ODDS_SNAPSHOTS, PLAYER_BOX, TEAM_BOX
 from stores.lake import Lake
 
@@ -28,4 +28,20 @@ def load_tables(
         team_box=lake.read_table("team_box_scores", sport, since, end, TEAM_BOX),
         player_box=lake.read_table("player_box_scores", sport, since, end, PLAYER_BOX),
         snapshots=lake.read_table("odds_snapshots", sport, since, end, ODDS_SNAPSHOTS),
+    )
+
+
+SCORED_LAKE_TABLES = {
+    "analyses": ANALYSES,
+    "source_scores": SOURCE_SCORES,
+    "analysis_weights": ANALYSIS_WEIGHTS,
+}
+"""The lake tables of :class:`Scored` (its fields, in order): the analyses and what went into them,
+one object of each per sport and game date."""
+
+
+def load_scored(lake: Lake, sport: str, start: dt.date, end: dt.date) -> Scored:
+    """The stored analyses of game dates ``[start, end)`` with their source scores and weights."""
+    return Scored(
+        *(lake.read_table(table, sport, start, end, schema) for table, schema in SCORED_LAKE_TABLES.items())
     )

@@ -22,11 +22,11 @@ import polars as pl
 
 from domain.marketplace.listing import CACHE_SECONDS, cache_fresh, retry_after
 from domain.models.config import ModelConfig
-from domain.models.engine import ANALYSES, ModelBatch, multipliers_from_history, score_day
+from domain.models.engine import ModelBatch, multipliers_from_history, score_day_explained
 from domain.models.engine.scoring import DYNAMIC_WINDOW_DAYS
 from services.commitments import commit_picks
 from services.custom_scores import load_custom_scores
-from services.engine_tables import load_tables
+from services.engine_tables import load_scored, load_tables
 from services.ensembles import own_rows, with_members
 from stores.lake import Lake
 from stores.layout import analyses_cache_key, analyze_run_key, analyze_runs_prefix, parse_analyze_run_key
@@ -51,21 +51,20 @@ class SlateAnalyses:
 
 
 def score_model(lake: Lake, config: ModelConfig, day: dt.date, now: dt.datetime) -> pl.DataFrame:
-    """The analyses (:data:`ANALYSES`) of one model version for the games of ``day``: today's and
-    later slates as of ``now``, past ones at the backtest cut-off (as the daily asset does)."""
+    """The analyses of one model version for the games of ``day``, each with its sources
+    (``domain.models.engine.EXPLAINED``): today's and later slates as of ``now``, past ones at the
+    backtest cut-off (as the daily asset does)."""
     configs = with_members(lake, config)  # an ensemble is scored over its members' analyses
     models = ModelBatch.from_configs(configs)
     tables = load_tables(lake, config.sport, day, day + dt.timedelta(days=1))
     multipliers = None
     if models.uses_dynamic_weighting:
-        start = day - dt.timedelta(days=DYNAMIC_WINDOW_DAYS)
-        past = lake.read_table("analyses", config.sport, start, day, ANALYSES).join(
-            models.frame.select("model_id", "version"), on=["model_id", "version"], how="semi"
-        )
-        multipliers = multipliers_from_history(past, tables.games, day)
+        past = load_scored(lake, config.sport, day - dt.timedelta(days=DYNAMIC_WINDOW_DAYS), day)
+        multipliers = multipliers_from_history(past.of_models(models.frame), tables.games, day)
     custom = load_custom_scores(lake, configs, tables.games.filter(pl.col("game_date") == day))
     as_of = now if day >= now.date() else None
-    return own_rows(score_day(models, tables, day, as_of, multipliers, custom), config)
+    scored = score_day_explained(models, tables, day, as_of, multipliers, custom)
+    return own_rows(scored.explained(), config)
 
 
 def read_cached(lake: Lake, key: str) -> tuple[pl.DataFrame, dt.datetime] | None:

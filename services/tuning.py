@@ -50,8 +50,11 @@ def tune_model(
         if progress is not None:
             progress("replay", done, total)
 
-    replay = run_backtest(ModelBatch.from_configs(configs), tables, start, end, custom, progress=replayed)
-    analyses = own_rows(replay.analyses, unit) if replay.analyses is not None else pl.DataFrame()
+    replay = run_backtest(
+        ModelBatch.from_configs(configs), tables, start, end, custom, progress=replayed, keep_analyses=True
+    )
+    assert replay.explanations is not None  # run_backtest keeps them by default
+    analyses = own_rows(replay.explanations.explained(), unit)
     report = tune(replay_arrays(analyses, tables.games, config.market), config, settings)
     if progress is not None:
         progress("trials", report["configurations"], report["configurations"])

@@ -325,7 +325,9 @@ _PERIOD = re.compile(PERIOD_PATTERN)
 
 CLUSTER_COLUMNS: dict[str, tuple[str, ...]] = {
     "analyses": ("model_id", "version"),
+    "analysis_weights": ("model_id", "version"),
     "settled_picks": ("model_id", "version"),
+    "source_scores": ("source",),
 }
 """Tables whose objects keep each model version's rows together (``domain.models.engine.clustered``);
 a month object of them is sorted the same way, so one model's read still skips the others' row groups."""

@@ -33,7 +33,7 @@ from domain.datasets.registry import DATASETS
 from domain.marketplace.listing import MODEL_STATUS, NOTIFICATIONS
 from domain.marketplace.performance import CALIBRATION, MODEL_PERFORMANCE, SETTLED_PICKS
 from domain.marketplace.ratings import USER_REVIEWS
-from domain.models.engine import ANALYSES
+from domain.models.engine import ANALYSES, ANALYSIS_WEIGHTS, SOURCE_SCORES
 from domain.models.engine.feature_tables import LINE_HISTORY, PLAYER_FORM, TEAM_FORM, TEAM_RATES
 from domain.models.registry import MODEL_VERSIONS
 from domain.money.earnings import CREATOR_BALANCES, PAYOUT_RECORDS
@@ -81,6 +81,8 @@ LAKE_TABLES: dict[str, dict[str, pl.DataType]] = {
     "model_versions": MODEL_VERSIONS,
     "datasets": DATASETS,
     "analyses": ANALYSES,
+    "source_scores": SOURCE_SCORES,
+    "analysis_weights": ANALYSIS_WEIGHTS,
     "team_form": TEAM_FORM,
     "player_form": PLAYER_FORM,
     "line_history": LINE_HISTORY,
@@ -111,9 +113,16 @@ SERVING_TABLES = [
 ]
 """Lake tables copied into each serving snapshot (what the API reads)."""
 
-DAILY_SERVED = ["analyses", "settled_picks", "model_performance"]
+EXPLANATION_TABLES = ["source_scores", "analysis_weights"]
+"""What went into each analysis (``domain.models.engine.Scored``): written by the ``analyses`` asset
+beside its analyses, so they have no asset of their own."""
+
+DAILY_SERVED = ["analyses", *EXPLANATION_TABLES, "settled_picks", "model_performance"]
 """Daily lake tables the API reads per model, straight from the lake (at 100,000 models a day of
 analyses is millions of rows: too much to copy into every snapshot)."""
+
+DAILY_SERVED_ASSETS = [t for t in DAILY_SERVED if t not in EXPLANATION_TABLES]
+"""The assets that write :data:`DAILY_SERVED`."""
 
 PARTITIONS_TABLE = "lake_partitions"
 PARTITIONS: dict[str, pl.DataType] = {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -16,13 +17,14 @@ from assets.models import model_versions
 from cli.demo import DEMO_MODELS, demo_model_id, register_demo_models
 from domain.models.config import parse_model_config
 from domain.models.engine import ANALYSES, ModelBatch, run_backtest
+from domain.models.engine.scoring import SOURCE_SCORE_KEY
 from domain.tables.schemas import GAMES
 from pipelines.jobs import range_tags
 from resources.sample_feed import SampleLeagueFeed
 from services.backtests import backtest_model
-from services.engine_tables import load_tables
+from services.engine_tables import load_scored, load_tables
 from stores.lake import Lake
-from stores.warehouse import Warehouse
+from stores.warehouse import Warehouse, lake_connection
 
 FIRST, LAST = dt.date(2025, 10, 21), dt.date(2025, 11, 20)
 NBA = {"config": {"sports": ["basketball_nba"]}}
@@ -92,6 +94,11 @@ def _analyses(lake: Lake) -> pl.DataFrame:
     return lake.read_table("analyses", "basketball_nba", FIRST, LAST + dt.timedelta(days=1), ANALYSES)
 
 
+def _explained(lake: Lake, first: dt.date = FIRST, last: dt.date = LAST) -> pl.DataFrame:
+    """The stored analyses with their sources joined back from the two other tables."""
+    return _key_sorted(load_scored(lake, "basketball_nba", first, last + dt.timedelta(days=1)).explained())
+
+
 def _key_sorted(df: pl.DataFrame) -> pl.DataFrame:
     return df.sort("model_id", "version", "game_id", "bookmaker")
 
@@ -112,6 +119,7 @@ def test_every_model_scored_every_game_and_bookmaker(lake: Lake) -> None:
 
 def test_rerun_of_a_partition_replaces_it_exactly(lake: Lake) -> None:
     day = "2025-11-05"
+    explained_before = _explained(lake, dt.date(2025, 11, 5), dt.date(2025, 11, 5))
     before = _key_sorted(
         lake.read_table("analyses", "basketball_nba", dt.date(2025, 11, 5), dt.date(2025, 11, 6), ANALYSES)
     )
@@ -124,6 +132,7 @@ def test_rerun_of_a_partition_replaces_it_exactly(lake: Lake) -> None:
     )
     diff = [c for c in before.columns if not after[c].equals(before[c])]
     assert before.height > 0 and not diff, diff
+    assert _explained(lake, dt.date(2025, 11, 5), dt.date(2025, 11, 5)).equals(explained_before)
 
 
 def test_daily_pipeline_equals_backtest(lake: Lake) -> None:
@@ -138,9 +147,27 @@ def test_daily_pipeline_equals_backtest(lake: Lake) -> None:
     assert live.equals(replay)
 
 
+def test_sources_are_stored_once_per_distinct_source_and_line_and_join_back_as_the_backtest_has_them(
+    lake: Lake,
+) -> None:
+    versions = read_model_versions(lake)
+    tables = load_tables(lake, "basketball_nba", FIRST, LAST + dt.timedelta(days=1))
+    replay = run_backtest(ModelBatch.from_frame(versions), tables, FIRST, LAST).explanations
+    assert replay is not None
+    live = _explained(lake)
+    assert live.equals(_key_sorted(replay.explained()))
+    assert live["source_names"].list.len().min() >= 1 and live["source_scores"].list.len().sum() > 0
+    stored = load_scored(lake, "basketball_nba", FIRST, LAST + dt.timedelta(days=1))
+    assert stored.source_scores.select(SOURCE_SCORE_KEY).is_unique().all()
+    # The demo models share sources (odds movement at the default window, for one): fewer rows than
+    # one per analysis and source slot.
+    assert stored.source_scores.height < live["source_names"].list.len().sum()
+
+
 def test_a_run_of_an_ensemble_alone_scores_its_members_with_it_and_stores_only_its_rows(lake: Lake) -> None:
     day, next_day = dt.date(2025, 11, 6), dt.date(2025, 11, 7)
     before = _key_sorted(lake.read_table("analyses", "basketball_nba", day, next_day, ANALYSES))
+    explained_before = _explained(lake, day, day)
     assert before.filter(pl.col("model_id") == ENSEMBLE_ID).height > 0
     only = {"config": {"sports": ["basketball_nba"], "model_ids": [ENSEMBLE_ID]}}
     result = dg.materialize(
@@ -153,6 +180,7 @@ def test_a_run_of_an_ensemble_alone_scores_its_members_with_it_and_stores_only_i
     assert result.asset_materializations_for_node("analyses")[0].metadata["models_scored"].value == 1
     after = _key_sorted(lake.read_table("analyses", "basketball_nba", day, next_day, ANALYSES))
     assert after.equals(before)
+    assert _explained(lake, day, day).equals(explained_before)  # the other models' sources stay
 
 
 def test_a_backtest_of_an_ensemble_replays_its_members_with_it(lake: Lake) -> None:
@@ -166,3 +194,25 @@ def test_a_backtest_of_an_ensemble_replays_its_members_with_it(lake: Lake) -> No
     )
     assert report["summary"]["analyses"] > 0
     assert report["summary"] == pytest.approx(expected, rel=1e-12, nan_ok=True)
+
+
+def test_the_readme_query_explains_a_models_picks_from_the_analysts_views(lake: Lake) -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    query = readme.split("This query shows why a model made its picks of a day:")[1].split("```sql")[1]
+    query = query.split("```")[0]
+    day = dt.date(2025, 11, 14)
+    explained = _explained(lake, day, day).filter(pl.col("qualifies"))
+    model_id = explained["model_id"][0]
+    with lake_connection(lake) as con:
+        rows = con.sql(query.replace("'...'", f"'{model_id}'")).pl()
+    want = (
+        explained.filter(pl.col("model_id") == model_id)
+        .explode("source_names", "source_scores", "weights")
+        .sort("game_id", "bookmaker", maintain_order=True)
+    )
+    assert rows.height == want.height > 0
+    assert rows["source_name"].to_list() == want["source_names"].to_list()
+    assert rows["weight"].to_list() == pytest.approx(want["weights"].to_list())
+    assert rows["score"].to_list() == pytest.approx(
+        [None if s is None else round(s, 3) for s in want["source_scores"]]
+    )

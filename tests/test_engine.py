@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+from typing import Any
 
 import polars as pl
 import pytest
@@ -27,10 +28,11 @@ from domain.markets.grading import grade, profit
 from domain.markets.value import KELLY_FRACTION
 from domain.models.config import parse_model_config
 from domain.models.engine import (
-    ANALYSES,
     ANALYSIS_KEY,
+    EXPLAINED,
     SOURCE_CALLS,
     ModelBatch,
+    Scored,
     Tables,
     grade_analyses,
     multipliers_from_calls,
@@ -38,8 +40,10 @@ from domain.models.engine import (
     performance,
     run_backtest,
     score_day,
+    score_day_explained,
     source_calls,
 )
+from domain.models.engine.scoring import SOURCE_SCORE_KEY, WEIGHTS_KEY
 from domain.tables.schemas import GAMES, ODDS_SNAPSHOTS, PLAYER_BOX, TEAM_BOX, conform
 from tests.synthetic_league import START, synthetic_league
 
@@ -52,6 +56,11 @@ G1, G2, G3, G4 = (
     "nba_20240103_NYK_MIA",
 )
 H = dt.timedelta(hours=1)
+
+
+def explained_day(*args: Any, **kw: Any) -> pl.DataFrame:
+    """:func:`score_day`'s analyses with their sources as lists (``Scored.explained``)."""
+    return score_day_explained(*args, **kw).explained()
 
 
 def tip(day: dt.date) -> dt.datetime:
@@ -221,7 +230,9 @@ def only(analyses: pl.DataFrame, game: str, book: str = "book_a") -> dict:
 def source_score(
     sources: dict, game: str = G3, book: str = "book_a", market: str = "spreads", **kw: object
 ) -> float:
-    return only(score_day(model(sources, market), tiny_league(), D3, **kw), game, book)["source_scores"][0]
+    return only(explained_day(model(sources, market), tiny_league(), D3, **kw), game, book)["source_scores"][
+        0
+    ]
 
 
 # ---- team_stats ----------------------------------------------------------------------------------
@@ -338,7 +349,7 @@ MODEL = {
 
 
 def test_final_p_confidence_and_qualifies_by_hand() -> None:
-    analyses = score_day(model(MODEL, min_confidence=0.6, max_confidence=0.65), tiny_league(), D3)
+    analyses = explained_day(model(MODEL, min_confidence=0.6, max_confidence=0.65), tiny_league(), D3)
     row = only(analyses, G3)
     team = (sigmoid(-3 / math.sqrt(2)) + sigmoid(-15 / math.sqrt(38))) / 2  # 0.093854
     p = (0.4 * team + 0.2 * 0.8 + 0.1 * 11 / 30) / 0.7  # 0.334583
@@ -353,13 +364,13 @@ def test_final_p_confidence_and_qualifies_by_hand() -> None:
     assert row["qualifies"] is True
     assert row["pick_price"] == 1.91
     assert (row["line"], row["snapshot_time"], row["cutoff_time"]) == (-4.5, tip(D3) - H, tip(D3))
-    assert analyses.schema == pl.Schema(ANALYSES)
+    assert analyses.schema == pl.Schema(EXPLAINED)
 
 
 def test_missing_source_renormalises_the_remaining_weights() -> None:
     # G4: NYK has never played, so team_stats is missing; odds (one snapshot) 0.5; history MIA 0 of 1
     # (100 + 3.5 < 104) -> 2/5, NYK 1/2: 0.5 + (0.4 - 0.5) / 2 = 0.45. p = (0.2*0.5 + 0.1*0.45) / 0.3.
-    row = only(score_day(model(MODEL, min_confidence=0.6), tiny_league(), D3), G4)
+    row = only(explained_day(model(MODEL, min_confidence=0.6), tiny_league(), D3), G4)
     assert row["source_scores"] == [None, 0.5, pytest.approx(0.45)]
     assert row["weights"] == [0.0, 0.2, 0.1]
     assert row["p"] == pytest.approx((0.2 * 0.5 + 0.1 * 0.45) / 0.3, abs=1e-12)
@@ -390,7 +401,7 @@ def test_dynamic_multiplier_scales_only_sources_with_dynamic_weighting() -> None
             "multiplier": [1.5, 0.5],
         }
     )
-    row = only(score_day(batch, tiny_league(), D3, multipliers=multipliers), G3)
+    row = only(explained_day(batch, tiny_league(), D3, multipliers=multipliers), G3)
     assert row["weights"] == pytest.approx([0.3, 0.1])
     assert row["p"] == pytest.approx((0.3 * 0.8 + 0.1 * 11 / 30) / 0.4, abs=1e-12)
 
@@ -415,7 +426,7 @@ def test_custom_scores_are_joined_per_model_version_and_game() -> None:
             "score": [0.2, None, 1.0],
         }
     )
-    analyses = score_day(model(sources), tiny_league(), D3, custom_scores=custom)
+    analyses = explained_day(model(sources), tiny_league(), D3, custom_scores=custom)
     assert only(analyses, G3)["p"] == pytest.approx((0.8 + 3 * 0.2) / 4, abs=1e-12)
     assert only(analyses, G4)["source_scores"] == [0.5, None]  # a null score is missing
 
@@ -444,7 +455,8 @@ def test_batch_from_stored_json_and_raw_payloads_equals_from_configs() -> None:
     config = parse_model_config(raw)
     stored = pl.DataFrame({"config_json": [json.dumps(config.to_payload(), sort_keys=True)]})
     expected = score_day(ModelBatch.from_configs([config]), tiny_league(), D3)
-    assert expected.height == 3 and expected["source_names"][0].to_list() == [
+    names = explained_day(ModelBatch.from_configs([config]), tiny_league(), D3)["source_names"]
+    assert expected.height == 3 and names[0].to_list() == [
         "team_stats",
         "odds_movement",
         "z_custom",
@@ -472,23 +484,29 @@ def test_a_batch_mixing_sports_scores_each_model_on_its_own_sport() -> None:
 # ---- dynamic weighting from history --------------------------------------------------------------
 
 
-def _past(rows: list[tuple[str, dt.date, float | None, float | None]]) -> pl.DataFrame:
-    """Analyses of model m: (game, game date, spreads line, odds_movement score)."""
-    return pl.DataFrame(
+def _past(rows: list[tuple[str, dt.date, float | None, float | None]]) -> Scored:
+    """Analyses of model m: (game, game date, spreads line, odds_movement score), each at a line of
+    its own (another bookmaker)."""
+    frame = pl.DataFrame(
         [
             {
                 "model_id": "m",
                 "version": 1,
+                "sport": SPORT,
                 "market": "spreads",
                 "game_id": g,
                 "game_date": d,
+                "bookmaker": f"book_{i}",
+                "cutoff_time": dt.datetime(2024, 1, 1, tzinfo=dt.UTC),
                 "line": line,
                 "source_names": ["odds_movement"],
                 "source_scores": [s],
+                "weights": [1.0 if s is not None else 0.0],
             }
-            for g, d, line, s in rows
+            for i, (g, d, line, s) in enumerate(rows)
         ]
     )
+    return Scored.from_explained(conform(frame, EXPLAINED))
 
 
 def test_multiplier_counts_hits_and_calls_by_hand() -> None:
@@ -758,14 +776,12 @@ def test_no_look_ahead_backtest_up_to_a_day_ignores_everything_later() -> None:
         ]
     )
     day = START + dt.timedelta(days=10)
-    first = run_backtest(batch, tables, START, day).analyses
-    second = run_backtest(batch, _scramble_after(tables, day), START, day).analyses
+    first = run_backtest(batch, tables, START, day).explanations
+    second = run_backtest(batch, _scramble_after(tables, day), START, day).explanations
     assert first is not None and second is not None
-    assert first.height > 100 and first["game_date"].max() == day
-    assert (
-        first["weights"].list.eval(pl.element() != pl.element().first()).list.any().any()
-    )  # multipliers moved
-    assert_frame_equal(first.select(list(ANALYSES)), second.select(list(ANALYSES)))
+    assert first.analyses.height > 100 and first.analyses["game_date"].max() == day
+    assert first.weights.group_by("model_id", "slot").agg(pl.col("weight").n_unique() > 1)["weight"].any()
+    assert_frame_equal(first.explained(), second.explained())  # multipliers moved, the same way
     # And the scrambled data does change what comes after: the test can fail.
     later = START + dt.timedelta(days=12)
     assert not score_day(batch, tables, later).equals(score_day(batch, _scramble_after(tables, day), later))
@@ -774,18 +790,20 @@ def test_no_look_ahead_backtest_up_to_a_day_ignores_everything_later() -> None:
 # ---- one pass equals day by day ------------------------------------------------------------------
 
 
-def _day_by_day(batch: ModelBatch, tables: Tables, days: list[dt.date], custom: pl.DataFrame) -> pl.DataFrame:
+def day_by_day(
+    batch: ModelBatch, tables: Tables, days: list[dt.date], custom: pl.DataFrame | None = None
+) -> Scored:
     """What the live pipeline does: each day scored alone, with multipliers from the earlier days'
     own analyses (the backtest's definition before it scored spans of days at once)."""
     calls, out = pl.DataFrame(schema=SOURCE_CALLS), []
     for day in days:
-        analyses = score_day(batch, tables, day, None, multipliers_from_calls(calls, day), custom)
-        out.append(analyses)
-        calls = pl.concat([calls, source_calls(analyses, tables.games)])
-    return pl.concat(out)
+        scored = score_day_explained(batch, tables, day, None, multipliers_from_calls(calls, day), custom)
+        out.append(scored)
+        calls = pl.concat([calls, source_calls(scored, tables.games)])
+    return Scored.concat(out)
 
 
-def test_one_pass_backtest_equals_scoring_day_by_day_with_dynamic_weighting() -> None:
+def test_one_pass_backtest_equals_scoring_alonewith_dynamic_weighting() -> None:
     season = generate_season()
     tables = Tables(season.game_results, season.team_box, season.player_box, season.odds_snapshots)
     start = tables.games["game_date"].min()
@@ -842,11 +860,18 @@ def test_one_pass_backtest_equals_scoring_day_by_day_with_dynamic_weighting() ->
     )
     result = run_backtest(batch, tables, start, end, custom)
     days = span["game_date"].unique().sort().to_list()
-    expected = _day_by_day(batch, tables, days, custom)
-    assert result.analyses is not None and len(days) > 64
+    alone = day_by_day(batch, tables, days, custom)
+    expected = alone.explained()
+    assert result.analyses is not None and result.explanations is not None and len(days) > 64
     assert expected["weights"].list.eval(pl.element() != pl.element().first()).list.any().sum() > 1000
-    one_pass = result.analyses.select(list(ANALYSES)).sort(ANALYSIS_KEY)
+    one_pass = result.explanations.explained().sort(ANALYSIS_KEY)
     assert_frame_equal(one_pass, expected.sort(ANALYSIS_KEY), check_exact=True)
-    figures = performance(grade_analyses(expected, tables.games), ["model_id", "version"], KELLY_FRACTION)
+    for table in ("source_scores", "weights"):  # what is stored, row for row
+        key = SOURCE_SCORE_KEY if table == "source_scores" else WEIGHTS_KEY
+        got, want = getattr(result.explanations, table), getattr(alone, table)
+        assert_frame_equal(got.sort(key), want.sort(key), check_exact=True)
+    figures = performance(
+        grade_analyses(alone.analyses, tables.games), ["model_id", "version"], KELLY_FRACTION
+    )
     assert_frame_equal(result.summary.sort("model_id"), figures.sort("model_id"), rtol=1e-12, atol=1e-12)
     assert result.summary["kelly_units"].sum() > 0

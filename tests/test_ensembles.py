@@ -13,18 +13,14 @@ from polars.testing import assert_frame_equal
 from domain.formats.sample_league import generate_season
 from domain.models.config import ConfigError, MemberInfo, ModelConfig, parse_model_config, validate_against
 from domain.models.engine import (
-    ANALYSES,
     ANALYSIS_KEY,
-    SOURCE_CALLS,
     ModelBatch,
     Tables,
-    multipliers_from_calls,
     run_backtest,
     score_day,
-    source_calls,
 )
 from domain.models.sources.model import member_versions
-from tests.test_engine import D3, G3, G4, SPORT, sigmoid, tiny_league, tip
+from tests.test_engine import D3, G3, G4, SPORT, day_by_day, explained_day, sigmoid, tiny_league, tip
 
 TEAM = {"team_stats": {"weight": 1, "fields": ["pts", "tov"], "lookback_games": 2}}
 ODDS = {"odds_movement": {"weight": 1, "time_window_hours": 48}}
@@ -57,7 +53,7 @@ def row(analyses: pl.DataFrame, model_id: str, game: str, book: str = "book_a") 
 def test_an_ensemble_of_two_models_is_their_weighted_p(as_of: dt.datetime | None) -> None:
     # Listed first: the batch still scores its members before it.
     batch = ModelBatch.from_configs([config("ens", ENSEMBLE), config("team", TEAM), config("odds", ODDS)])
-    analyses = score_day(batch, tiny_league(), D3, as_of)
+    analyses = explained_day(batch, tiny_league(), D3, as_of)
     # G3 at book_a (test_engine by hand): team_stats pts and tov over two games, odds moved towards home.
     team = (sigmoid(-3 / math.sqrt(2)) + sigmoid(-15 / math.sqrt(38))) / 2  # 0.093854
     odds = 0.8
@@ -111,16 +107,6 @@ def test_a_pinned_version_and_the_latest_version() -> None:
     assert row(analyses, "latest", G3)["p"] == by_version[2] != by_version[1]
 
 
-def _day_by_day(batch: ModelBatch, tables: Tables, days: list[dt.date]) -> pl.DataFrame:
-    """The live pipeline: each day alone, dynamic multipliers from the earlier days' analyses."""
-    calls, out = pl.DataFrame(schema=SOURCE_CALLS), []
-    for day in days:
-        analyses = score_day(batch, tables, day, None, multipliers_from_calls(calls, day))
-        out.append(analyses)
-        calls = pl.concat([calls, source_calls(analyses, tables.games)])
-    return pl.concat(out)
-
-
 def test_one_pass_backtest_of_ensembles_equals_scoring_day_by_day() -> None:
     season = generate_season()
     tables = Tables(season.game_results, season.team_box, season.player_box, season.odds_snapshots)
@@ -146,14 +132,12 @@ def test_one_pass_backtest_of_ensembles_equals_scoring_day_by_day() -> None:
     days = (
         tables.games.filter(pl.col("game_date").is_between(start, end))["game_date"].unique().sort().to_list()
     )
-    expected = _day_by_day(batch, tables, days)
-    assert result.analyses is not None and len(days) > 64
+    expected = day_by_day(batch, tables, days).explained()
+    assert result.explanations is not None and len(days) > 64
     blend = expected.filter(pl.col("model_id") == "blend")
     assert blend.height > 1000 and blend["weights"].list.eval(pl.element() != 2.0).list.first().sum() > 100
     assert_frame_equal(
-        result.analyses.select(list(ANALYSES)).sort(ANALYSIS_KEY),
-        expected.sort(ANALYSIS_KEY),
-        check_exact=True,
+        result.explanations.explained().sort(ANALYSIS_KEY), expected.sort(ANALYSIS_KEY), check_exact=True
     )
 
 

@@ -567,16 +567,21 @@ def test_an_on_demand_pick_carries_its_value_at_the_prices_by_its_cut_off(
             f"/models/{model_id}/results", params={"to": span["date"], "days": 1, "all": True, "limit": 200}
         )
     )
+    # And the same sources: the daily run's joined back from its source scores and weights.
     figures = ("best_bookmaker", "best_price", "fair_probability", "fair_probability_power", "expected_value")
+    shown = (*figures, "kelly_stake", "p", "sources")
     daily = {
-        (r["game_id"], r["bookmaker"]): [r[f] for f in (*figures, "kelly_stake")]
+        (r["game_id"], r["bookmaker"]): [r[f] for f in shown]
         for r in settled["items"]
         if r["version"] == run["version"]
     }
     assert settled["next_cursor"] is None
-    assert {
-        (a["game_id"], a["bookmaker"]): [a[f] for f in (*figures, "kelly_stake")] for a in run["analyses"]
-    } == daily
+    assert {(a["game_id"], a["bookmaker"]): [a[f] for f in shown] for a in run["analyses"]} == daily
+    for item in settled["items"]:  # the sources explain p
+        scored = [(s["score"], s["weight"]) for s in item["sources"] if s["score"] is not None]
+        assert scored and item["p"] == pytest.approx(
+            sum(s * w for s, w in scored) / sum(w for _, w in scored)
+        )
     assert any(a["best_price"] for a in run["analyses"])
 
     # Prices set by hand for one pick's game: the best price and the consensus at its cut-off.

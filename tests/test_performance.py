@@ -61,9 +61,6 @@ def analysis(
         "confidence": confidence,
         "qualifies": True,
         "pick_price": prices[0] if first else prices[1],
-        "source_names": ["team_stats"],
-        "source_scores": [0.6],
-        "weights": [1.0],
     } | kw
 
 

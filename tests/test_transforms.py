@@ -19,13 +19,13 @@ from domain.datasets.formula import check_formula
 from domain.datasets.transforms import DatasetRows, custom_scores, custom_sources
 from domain.datasets.validation import typed_rows
 from domain.models.config import DataType, parse_model_config
-from domain.models.engine import CUSTOM_SCORES, score_day
+from domain.models.engine import CUSTOM_SCORES
 from domain.tables.schemas import GAMES, conform
 from services.custom_scores import dataset_rows, load_custom_scores
 from services.sandbox import evaluate_checked, make_interpreter
 from stores.datasets import DatasetStore
 from stores.lake import Lake
-from tests.test_engine import D3, G3, G4, model, only, tiny_league
+from tests.test_engine import D3, G3, G4, explained_day, model, only, tiny_league
 
 SPORT = "basketball_nba"
 DAY0, DAY1 = dt.date(2024, 1, 10), dt.date(2024, 1, 11)
@@ -418,7 +418,7 @@ def test_score_day_with_a_custom_team_level_source_by_hand() -> None:
         {"ds": DatasetRows("team_level", rest)},
         tiny_league().games.filter(pl.col("game_date") == D3),
     )
-    analyses = score_day(model(sources), tiny_league(), D3, custom_scores=scores)
+    analyses = explained_day(model(sources), tiny_league(), D3, custom_scores=scores)
     g3 = only(analyses, G3)
     assert g3["source_scores"] == pytest.approx([0.8, 0.625], abs=1e-12)
     assert g3["p"] == pytest.approx((1 * 0.8 + 3 * 0.625) / 4, abs=1e-12)  # 0.66875

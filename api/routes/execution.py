@@ -29,7 +29,7 @@ from api.compliance import (
     PicksUser,
 )
 from api.errors import ERROR_RESPONSES, ApiError, ErrorBody, ErrorDetail
-from api.model_data import Partitions, game_snapshots, model_rows, partitions
+from api.model_data import Partitions, explained, game_snapshots, model_rows, partitions
 from api.pagination import Pagination, decode_cursor, page_of
 from api.routes.games import SportKey, UtcDatetime
 from api.snapshot_cache import SnapshotCache
@@ -38,7 +38,7 @@ from api.visibility import ModelView, browsable, readable, snapshot_rows
 from domain.marketplace.performance import MODEL_PERFORMANCE, ROLLING_DAYS, SETTLED_PICKS, rolling_performance
 from domain.markets.value import KELLY_FRACTION, pick_values
 from domain.models.config import ModelConfig
-from domain.models.engine import ANALYSES, ANALYSIS_KEY
+from domain.models.engine import ANALYSES, ANALYSIS_KEY, EXPLAINED
 from domain.models.registry import UnusableUserIdError
 from domain.sports import sport_info
 from services.on_demand import ExecutionLimits, RunLimiter, cached_analyses, run_on_demand
@@ -361,7 +361,7 @@ def analyze(
                 headers={"Retry-After": str(seconds)},
             )
         result = run_on_demand(lake, config, day, now)
-    frame = result.analyses.sort("game_id", "bookmaker").select(list(ANALYSES))
+    frame = result.analyses.sort("game_id", "bookmaker").select(list(EXPLAINED))
     frame = pick_values(frame, game_snapshots(lake, config.sport, frame), kelly_fraction)
     return SlateRun(
         model_id=model_id,
@@ -440,7 +440,7 @@ def results(
                 )
             )
             rows = rows.filter(later)
-        head = rows.head(page.limit + 1)
+        head = explained(lake, store, sport, model_id, rows.head(page.limit + 1))
         head = pick_values(head, game_snapshots(lake, sport, head), kelly_fraction)
         items = _analyses(head.drop("_day", "_v").to_dicts(), SettledAnalysis)
         found = page_of(

@@ -96,7 +96,8 @@ class Replay:
 
 
 def replay_arrays(analyses: pl.DataFrame, games: pl.DataFrame, market: str) -> Replay:
-    """:class:`Replay` of the analyses (``domain.models.engine.ANALYSES``) of one unit-weight model."""
+    """:class:`Replay` of the analyses of one unit-weight model with their sources
+    (``domain.models.engine.EXPLAINED``)."""
     names = tuple(analyses["source_names"][0]) if analyses.height else ()
     k = len(names)
 

@@ -6,6 +6,8 @@ One implementation serves the daily analyses, on-demand runs and backtests:
 - :class:`ModelBatch` holds the model versions to score, as arrays;
 - :func:`score_day` scores every model version x game x bookmaker of a day
   (:func:`source_matrices` is its first half: the day's distinct sources, scored once);
+  :func:`score_day_explained` adds what went into each analysis, stored once per distinct source
+  and line (:class:`Scored`: the ``analyses``, ``source_scores`` and ``analysis_weights`` tables);
 - :func:`multipliers_from_history` gives dynamic-weighting multipliers from past analyses;
 - :func:`run_backtest` replays a date range as if live, day by day in effect but scored in spans of
   days at once (:func:`span_matrices`), and reports per model;
@@ -40,14 +42,20 @@ from domain.models.engine.backtest import BacktestResult, grade_analyses, perfor
 from domain.models.engine.scoring import (
     ANALYSES,
     ANALYSIS_KEY,
+    ANALYSIS_WEIGHTS,
+    EXPLAINED,
     MULTIPLIERS,
     SOURCE_CALLS,
+    SOURCE_SCORES,
     ModelBatch,
+    Scored,
     SourceMatrix,
     clustered,
     multipliers_from_calls,
     multipliers_from_history,
     score_day,
+    score_day_explained,
+    slot_scores,
     source_calls,
     source_matrices,
     span_matrices,
@@ -58,11 +66,15 @@ from domain.models.sources.custom import CUSTOM_SCORES
 __all__ = [
     "ANALYSES",
     "ANALYSIS_KEY",
+    "ANALYSIS_WEIGHTS",
     "CUSTOM_SCORES",
+    "EXPLAINED",
     "MULTIPLIERS",
     "SOURCE_CALLS",
+    "SOURCE_SCORES",
     "BacktestResult",
     "ModelBatch",
+    "Scored",
     "SourceMatrix",
     "Tables",
     "clustered",
@@ -72,6 +84,8 @@ __all__ = [
     "performance",
     "run_backtest",
     "score_day",
+    "score_day_explained",
+    "slot_scores",
     "source_calls",
     "source_matrices",
     "span_matrices",

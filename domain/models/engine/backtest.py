@@ -37,14 +37,17 @@ from domain.models.engine.scoring import (
     MULTIPLIER_MIN,
     SLOTS,
     ModelBatch,
+    Scored,
     SourceMatrix,
     Weigh,
     Weighed,
     analyses_frame,
     member_analyses,
     settled_games,
+    source_score_rows,
     span_matrices,
     weighed_blocks,
+    weight_rows,
 )
 from domain.models.features import Tables, day_number
 
@@ -69,6 +72,8 @@ class BacktestResult:
     analyses: pl.DataFrame | None
     """Every analysis (:data:`ANALYSES`) with ``result`` and ``profit`` (see :func:`grade_analyses`),
     when asked for; None otherwise."""
+    explanations: Scored | None = None
+    """With ``analyses``: the same analyses (ungraded) with their source scores and weights."""
 
 
 def run_backtest(
@@ -98,7 +103,8 @@ def run_backtest(
         .to_list()
     )
     dynamic = DynamicWeights(models, days, tables.games) if models.uses_dynamic_weighting else None
-    kept: list[pl.DataFrame] = []
+    kept: list[Scored] = []  # with keep_analyses
+    none = Scored.empty()
     tallies: list[pl.DataFrame] = []
     for first in range(0, len(days), SPAN_DAYS):
         span = days[first : first + SPAN_DAYS]
@@ -114,7 +120,9 @@ def run_backtest(
                         frame = analyses_frame(models, matrix, block)
                         scored.append(frame)
                         if keep_analyses:
-                            kept.append(grade_analyses(frame, tables.games))
+                            kept.append(Scored(frame, none.source_scores, weight_rows(models, matrix, block)))
+                if keep_analyses:
+                    kept.append(Scored(none.analyses, source_score_rows(models, matrix), none.weights))
         if progress is not None:
             progress(span[-1], first + len(span), len(days))
     if tallies:  # a month's sums from its spans (at most two), in date order
@@ -128,10 +136,12 @@ def run_backtest(
     totals = monthly.drop("month").group_by(*KEYS).agg(pl.all().sum())
     everyone = models.frame.select(*KEYS).unique(maintain_order=True)
     summary = everyone.join(totals, on=KEYS, how="left").with_columns(pl.exclude(KEYS).fill_null(0))
+    explanations = Scored.concat(kept) if keep_analyses else None
     return BacktestResult(
         summary=metrics(summary),
         monthly=metrics(monthly).sort(*KEYS, "month"),
-        analyses=pl.concat(kept) if kept else None,
+        analyses=None if explanations is None else grade_analyses(explanations.analyses, tables.games),
+        explanations=explanations,
     )
 
 

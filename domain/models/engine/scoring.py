@@ -16,6 +16,7 @@ analyses.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -53,9 +54,6 @@ ANALYSES: dict[str, pl.DataType] = {
     "line": pl.Float64(),
     "price_first": pl.Float64(),
     "price_second": pl.Float64(),
-    "source_names": pl.List(pl.String()),
-    "source_scores": pl.List(pl.Float64()),
-    "weights": pl.List(pl.Float64()),
     "p": pl.Float64(),
     "pick": pl.String(),
     "raw_confidence": pl.Float64(),
@@ -63,10 +61,45 @@ ANALYSES: dict[str, pl.DataType] = {
     "qualifies": pl.Boolean(),
     "pick_price": pl.Float64(),
 }
-"""One row per model version x game x bookmaker (SPEC section 2 "analysis")."""
+"""One row per model version x game x bookmaker (SPEC section 2 "analysis"). What went into ``p``
+is stored once in :data:`SOURCE_SCORES` and :data:`ANALYSIS_WEIGHTS` (:func:`slot_scores` joins
+them back)."""
 
 ANALYSIS_KEY = ["model_id", "version", "game_id", "market", "bookmaker"]
 """What identifies an analysis."""
+
+SOURCE_SCORES: dict[str, pl.DataType] = {
+    "sport": pl.String(),
+    "market": pl.String(),
+    "game_id": pl.String(),
+    "game_date": pl.Date(),
+    "bookmaker": pl.String(),
+    "cutoff_time": UTC_TS,
+    "source": pl.String(),
+    "score": pl.Float64(),
+}
+"""One row per distinct source and line (game x market x bookmaker at a cut-off) that the source
+scores: every model weighing the same source reads the same row. ``source`` is the kind and a hash
+of the parameters that decide its scores (:func:`source_id`); a missing score has no row."""
+
+SOURCE_SCORE_KEY = ["game_id", "market", "bookmaker", "cutoff_time", "source"]
+
+ANALYSIS_WEIGHTS: dict[str, pl.DataType] = {
+    "model_id": pl.String(),
+    "version": pl.Int32(),
+    "sport": pl.String(),
+    "market": pl.String(),
+    "game_date": pl.Date(),
+    "slot": pl.Int8(),
+    "source_name": pl.String(),
+    "source": pl.String(),
+    "weight": pl.Float64(),
+}
+"""One row per model version, game date (with analyses) and source slot, in config order: the
+source's weight that day, dynamic multiplier included (a source that does not score a line weighs 0
+on it)."""
+
+WEIGHTS_KEY = ["model_id", "version", "game_date", "slot"]
 
 
 def clustered(frame: pl.DataFrame) -> pl.DataFrame:
@@ -110,7 +143,7 @@ class ModelBatch:
     set shared by many models is one entry (and one row of source scores per day)."""
 
     frame: pl.DataFrame
-    """Per model: ``model_id``, ``version`` and ``source_names`` (list, in config order)."""
+    """Per model: ``model_id`` and ``version``."""
     sport: np.ndarray
     market: np.ndarray
     min_confidence: np.ndarray
@@ -122,6 +155,8 @@ class ModelBatch:
     dynamic: np.ndarray
     name: np.ndarray
     source_names: tuple[str, ...]
+    source: np.ndarray
+    """Per model and slot, its distinct source's :func:`source_id` (None where empty)."""
     prepared: tuple[Any, ...]
     """Per kind, its ``prepare`` of the distinct parameter sets (which the slots' ``param`` index)."""
     layer: np.ndarray
@@ -188,15 +223,17 @@ class ModelBatch:
         def column(key: str, dtype: Any) -> np.ndarray:
             return np.array([p.get(key, _MODEL_DEFAULTS.get(key)) for p in payloads], dtype=dtype)
 
-        source_names = tuple(names)
+        source = np.full((n, SLOTS), None, dtype=object)
+        for k, keys in enumerate(interned):
+            ids = np.array([source_id(KINDS[k].name, key) for key in keys], dtype=object)
+            source[kind == k] = ids[param[kind == k]]
         return cls(
             frame=pl.DataFrame(
                 {
                     "model_id": [p["model_id"] for p in payloads],
                     "version": [p.get("version", 1) for p in payloads],
-                    "source_names": [[source_names[i] for i in name[m, : n_sources[m]]] for m in range(n)],
                 },
-                schema={"model_id": pl.String, "version": pl.Int32, "source_names": pl.List(pl.String)},
+                schema={"model_id": pl.String, "version": pl.Int32},
             ),
             sport=column("sport", object),
             market=column("market", object),
@@ -208,7 +245,8 @@ class ModelBatch:
             weight=weight,
             dynamic=dynamic,
             name=name,
-            source_names=source_names,
+            source_names=tuple(names),
+            source=source,
             prepared=tuple(k.prepare(list(keys)) for k, keys in zip(KINDS, interned, strict=True)),
             layer=layers(payloads),
         )
@@ -216,6 +254,14 @@ class ModelBatch:
 
 def _intern(table: dict[Hashable, int], key: Hashable) -> int:
     return table.setdefault(key, len(table))
+
+
+def source_id(kind: str, key: Hashable) -> str:
+    """A distinct source's name in :data:`SOURCE_SCORES`: its kind and a hash of its key (the
+    parameters that decide its scores), the same in every run, so a day re-scored for some models
+    meets the rows the others' analyses read."""
+    digest = hashlib.blake2b(json.dumps([kind, key]).encode(), digest_size=8).hexdigest()
+    return f"{kind}:{digest}"
 
 
 # ---- scoring a day -------------------------------------------------------------------------------
@@ -252,6 +298,135 @@ class SourceMatrix:
     """Per model of ``group`` and slot, the weight times any dynamic multiplier; 0 where empty."""
 
 
+@dataclass(frozen=True)
+class Scored:
+    """Analyses and what went into them, stored as three tables: :data:`ANALYSES`,
+    :data:`SOURCE_SCORES` (once per distinct source and line) and :data:`ANALYSIS_WEIGHTS`."""
+
+    analyses: pl.DataFrame
+    source_scores: pl.DataFrame
+    weights: pl.DataFrame
+
+    @classmethod
+    def empty(cls) -> Scored:
+        return cls(
+            pl.DataFrame(schema=ANALYSES),
+            pl.DataFrame(schema=SOURCE_SCORES),
+            pl.DataFrame(schema=ANALYSIS_WEIGHTS),
+        )
+
+    @classmethod
+    def concat(cls, parts: Sequence[Scored]) -> Scored:
+        if not parts:
+            return cls.empty()
+        return cls(*(pl.concat([getattr(p, name) for p in parts]) for name in SCORED_TABLES))
+
+    def between(self, start: dt.date, end: dt.date) -> Scored:
+        """The rows of games from ``start`` to before ``end``."""
+        return Scored(
+            *(
+                getattr(self, name).filter(pl.col("game_date").is_between(start, end, closed="left"))
+                for name in SCORED_TABLES
+            )
+        )
+
+    def of_models(self, keys: pl.DataFrame) -> Scored:
+        """The rows of the model versions ``keys`` (``model_id``, ``version``) and the scores they read."""
+        on = ["model_id", "version"]
+        weights = self.weights.join(keys.select(on), on=on, how="semi", maintain_order="left")
+        read = self.source_scores.join(
+            weights.select("source").unique(), on="source", how="semi", maintain_order="left"
+        )
+        return Scored(
+            self.analyses.join(keys.select(on), on=on, how="semi", maintain_order="left"), read, weights
+        )
+
+    @classmethod
+    def from_explained(cls, frame: pl.DataFrame) -> Scored:
+        """The tables of analyses that carry their sources as lists (:data:`EXPLAINED`: on-demand
+        caches, and analyses stored before the tables were split). Each model's sources count as
+        distinct (``source`` is ``legacy:{model_id}/{version}/{source_name}``), and a slot's weight
+        on a day is its largest over the day's lines (a source weighs the same on every line it
+        scores)."""
+        slots = (
+            frame.select(*ANALYSIS_KEY, "sport", "game_date", "cutoff_time", *_EXPLANATION)
+            .explode(*_EXPLANATION)
+            .with_columns(
+                pl.int_range(pl.len()).over(*ANALYSIS_KEY, "cutoff_time").cast(pl.Int8).alias("slot")
+            )
+            .rename({"source_names": "source_name", "source_scores": "score", "weights": "weight"})
+            .filter(pl.col("source_name").is_not_null())
+            .with_columns(
+                pl.concat_str(
+                    pl.lit("legacy:"), "model_id", pl.lit("/"), "version", pl.lit("/"), "source_name"
+                ).alias("source")
+            )
+        )
+        weights = slots.group_by("model_id", "version", "sport", "market", "game_date", "slot").agg(
+            pl.col("source_name", "source").first(), pl.col("weight").max()
+        )
+        scores = slots.filter(pl.col("score").is_not_null()).unique(SOURCE_SCORE_KEY, keep="first")
+        return cls(
+            frame.select(list(ANALYSES)).cast(pl.Schema(ANALYSES)),
+            scores.select(list(SOURCE_SCORES)).cast(pl.Schema(SOURCE_SCORES)),
+            weights.select(list(ANALYSIS_WEIGHTS)).cast(pl.Schema(ANALYSIS_WEIGHTS)).sort(WEIGHTS_KEY),
+        )
+
+    def explained(self) -> pl.DataFrame:
+        """The analyses (every column of ``analyses``; :data:`EXPLAINED` for plain analyses), each
+        with its sources' names, scores (null = missing) and weights (0 where missing) in config
+        order, as one model's reader wants them."""
+        slots = (
+            slot_scores(self)
+            .sort("_row", "slot")
+            .group_by("_row", maintain_order=True)
+            .agg(
+                pl.col("source_name").alias("source_names"),
+                pl.col("score").alias("source_scores"),
+                pl.col("weight").alias("weights"),
+            )
+        )
+        return (
+            self.analyses.with_row_index("_row")
+            .join(slots, on="_row", how="left", maintain_order="left")
+            .drop("_row")
+            .cast({name: EXPLAINED[name] for name in _EXPLANATION})
+        )
+
+
+SCORED_TABLES = ("analyses", "source_scores", "weights")
+"""The fields of :class:`Scored`; their lake tables are ``analyses``, ``source_scores`` and
+``analysis_weights``."""
+
+_EXPLANATION = ("source_names", "source_scores", "weights")
+EXPLAINED: dict[str, pl.DataType] = {
+    **ANALYSES,
+    "source_names": pl.List(pl.String()),
+    "source_scores": pl.List(pl.Float64()),
+    "weights": pl.List(pl.Float64()),
+}
+"""Analyses with their sources in config order (:meth:`Scored.explained`)."""
+
+
+def slot_scores(scored: Scored) -> pl.DataFrame:
+    """One row per analysis and source slot: the analysis's key, ``game_date``, ``line``, its row
+    number ``_row`` in ``scored.analyses``, ``slot``, ``source_name``, ``source``, the source's
+    ``score`` on the analysis's line (null = missing) and its ``weight`` there (0 where missing),
+    in no particular order. The one join of the three tables."""
+    return (
+        scored.analyses.select(*ANALYSIS_KEY, "game_date", "cutoff_time", "line")
+        .with_row_index("_row")
+        .join(
+            scored.weights.select(
+                "model_id", "version", "game_date", "slot", "source_name", "source", "weight"
+            ),
+            on=["model_id", "version", "game_date"],
+        )
+        .join(scored.source_scores.select(*SOURCE_SCORE_KEY, "score"), on=SOURCE_SCORE_KEY, how="left")
+        .with_columns(pl.when(pl.col("score").is_null()).then(0.0).otherwise("weight").alias("weight"))
+    )
+
+
 def score_day(
     models: ModelBatch,
     tables: Tables,
@@ -274,19 +449,51 @@ def score_day(
     of the batch they use (:attr:`ModelBatch.layer`), over their analyses of the day; ``members``
     gives the analyses of members outside the batch.
     """
+    return _score(models, tables, day, as_of, multipliers, custom_scores, members, explain=False).analyses
+
+
+def score_day_explained(
+    models: ModelBatch,
+    tables: Tables,
+    day: dt.date,
+    as_of: dt.datetime | None = None,
+    multipliers: pl.DataFrame | None = None,
+    custom_scores: pl.DataFrame | None = None,
+    members: pl.DataFrame | None = None,
+) -> Scored:
+    """:func:`score_day` (same arguments) with the source scores and weights of its analyses: what
+    the pipeline stores."""
+    return _score(models, tables, day, as_of, multipliers, custom_scores, members, explain=True)
+
+
+def _score(
+    models: ModelBatch,
+    tables: Tables,
+    day: dt.date,
+    as_of: dt.datetime | None,
+    multipliers: pl.DataFrame | None,
+    custom_scores: pl.DataFrame | None,
+    members: pl.DataFrame | None,
+    explain: bool,
+) -> Scored:
     frames: list[pl.DataFrame] = []
+    sources: list[pl.DataFrame] = []
+    weights: list[pl.DataFrame] = []
     for layer in range(models.layers):
         given = member_analyses(members, frames)
-        frames.extend(
-            frame
-            for matrix in source_matrices(
-                models, tables, day, as_of, multipliers, custom_scores, given, layer
-            )
-            for frame in analyses_of(models, matrix)
-        )
-    if not frames:
-        return pl.DataFrame(schema=ANALYSES)
-    return pl.concat(frames)
+        for matrix in source_matrices(models, tables, day, as_of, multipliers, custom_scores, given, layer):
+            if explain:
+                sources.append(source_score_rows(models, matrix))
+            for block in weighed_blocks(models, matrix):
+                frames.append(analyses_frame(models, matrix, block))
+                if explain:
+                    weights.append(weight_rows(models, matrix, block))
+    empty = Scored.empty()
+    return Scored(
+        pl.concat(frames) if frames else empty.analyses,
+        pl.concat(sources) if sources else empty.source_scores,
+        pl.concat(weights) if weights else empty.weights,
+    )
 
 
 def member_analyses(given: pl.DataFrame | None, scored: Sequence[pl.DataFrame]) -> pl.DataFrame | None:
@@ -449,10 +656,8 @@ class Weighed:
     (line-major; lines where none of a model's weighted sources scores have no analysis)."""
 
     part: np.ndarray
-    source: np.ndarray
-    """Line x model x slot source scores, NaN = missing."""
-    used: np.ndarray
-    """Line x model x slot weights of the sources that are not missing."""
+    weights: np.ndarray
+    """Model x slot (or, weighed per line, line x model x slot) weights, the sources missing or not."""
     p: np.ndarray
     raw: np.ndarray
     first: np.ndarray
@@ -473,72 +678,80 @@ def weighed_blocks(models: ModelBatch, matrix: SourceMatrix, weigh: Weigh | None
     scores_some_line = np.append(~np.isnan(matrix.scores).all(axis=0), False)
     has_rows = ((matrix.weights > 0) & scores_some_line[matrix.sources]).any(axis=1)
     n_sources = np.where(has_rows, models.n_sources[matrix.group], 0)
+    missing = np.isnan(matrix.scores)
+    filled, present = np.where(missing, 0.0, matrix.scores), (~missing).astype(np.float64)
     for k in np.unique(n_sources[n_sources > 0]):
         members = np.flatnonzero(n_sources == k)
         chunk = max(1, CHUNK_CELLS // (int(k) * n_lines))
         for i in range(0, len(members), chunk):
-            yield _weighed(models, matrix, members[i : i + chunk], int(k), weigh)
-
-
-def analyses_of(
-    models: ModelBatch, matrix: SourceMatrix, weigh: Weigh | None = None
-) -> Iterator[pl.DataFrame]:
-    """The analyses (:data:`ANALYSES`) of every model of ``matrix`` on every line, one frame per
-    block of :func:`weighed_blocks`."""
-    for block in weighed_blocks(models, matrix, weigh):
-        yield analyses_frame(models, matrix, block)
+            yield _weighed(models, matrix, members[i : i + chunk], int(k), weigh, filled, present)
 
 
 def _weighed(
-    models: ModelBatch, matrix: SourceMatrix, part: np.ndarray, k: int, weigh: Weigh | None
+    models: ModelBatch,
+    matrix: SourceMatrix,
+    part: np.ndarray,
+    k: int,
+    weigh: Weigh | None,
+    filled: np.ndarray,
+    present: np.ndarray,
 ) -> Weighed:
-    """Sums run over the sources in config order, as the seed's loop does."""
-    source = np.take(matrix.scores, matrix.sources[part, :k], axis=1)  # line x model x slot, C order
-    present = ~np.isnan(source)
-    used = present * (matrix.weights[part, :k] if weigh is None else weigh(part, k, source))
-    filled = np.where(present, source, 0.0)
-    total_weight, weighted = used[..., 0].copy(), used[..., 0] * filled[..., 0]
+    """Sums run over the sources in config order, as the seed's loop does, a slot at a time over
+    line x model arrays (``filled``: the scores with 0 where missing, ``present``: 1.0 where not);
+    only ``weigh`` sees the line x model x slot scores."""
+    columns = matrix.sources[part, :k]
+    if weigh is None:
+        weights = matrix.weights[part, :k]
+    else:
+        weights = weigh(part, k, np.take(matrix.scores, columns, axis=1))
+
+    def used(j: int) -> np.ndarray:
+        return np.take(present, columns[:, j], axis=1) * weights[..., j]
+
+    total_weight = used(0)
+    weighted = total_weight * np.take(filled, columns[:, 0], axis=1)
     for j in range(1, k):
-        total_weight += used[..., j]
-        weighted += used[..., j] * filled[..., j]
+        slot = used(j)
+        total_weight += slot
+        weighted += slot * np.take(filled, columns[:, j], axis=1)
     scored = total_weight > 0
     p = weighted / np.where(scored, total_weight, 1.0)  # line x model, like every per-row array
     raw = np.maximum(p, 1.0 - p)
     batch = matrix.group[part]
     lo, hi = models.min_confidence[batch], models.max_confidence[batch]
-    return Weighed(part, source, used, p, raw, p >= 0.5, np.clip(raw, lo, hi), raw >= lo, scored)
+    return Weighed(part, weights, p, raw, p >= 0.5, np.clip(raw, lo, hi), raw >= lo, scored)
 
 
 def analyses_frame(models: ModelBatch, matrix: SourceMatrix, block: Weighed) -> pl.DataFrame:
-    """The rows of ``block``.
-
-    Rows run line-major (every model on the first line, then on the second, ...), the order of a
-    cross join of lines and models, which polars builds by copying whole buffers instead of
-    gathering row by row.
-    """
-    k = block.source.shape[2]
-    frame = (
-        matrix.lines.join(models.frame[matrix.group[block.part]], how="cross", maintain_order="left_right")
-        .rechunk()  # the cross join tiles the models in one chunk per line: slow to use downstream
-        .with_columns(
-            _list_series("source_scores", block.source.reshape(-1, k)),
-            _list_series("weights", block.used.reshape(-1, k)),
-            pl.Series("p", block.p.ravel()),
-            pick_sides(matrix.market, block.first.ravel()),
-            pl.Series("raw_confidence", block.raw.ravel()),
-            pl.Series("confidence", block.confidence.ravel()),
-            pl.Series("qualifies", block.qualifies.ravel()),
-            pl.Series("first", block.first.ravel()),
-        )
-        .with_columns(
-            pl.when("first").then("price_first").otherwise("price_second").alias("pick_price"),
-            pl.lit(matrix.sport).alias("sport"),
-            pl.lit(matrix.market).alias("market"),
-        )
+    """The rows of ``block``, line-major (every model on the first line, then on the second, ...):
+    one gather of the lines and one of the models, and numpy columns, each built once in one chunk."""
+    n_lines, n_models = block.p.shape
+    line = np.repeat(np.arange(n_lines, dtype=np.uint32), n_models)
+    model = np.tile(matrix.group[block.part].astype(np.uint32), n_lines)
+    first, p, raw, confidence, qualifies = (
+        a.ravel() for a in (block.first, block.p, block.raw, block.confidence, block.qualifies)
     )
     # Lines on which none of a model's weighted sources scores (rare: e.g. a team without games).
     if not block.scored.all():
-        frame = frame.filter(pl.Series(block.scored.ravel()))
+        keep = block.scored.ravel()
+        line, model, first, p, raw, confidence, qualifies = (
+            a[keep] for a in (line, model, first, p, raw, confidence, qualifies)
+        )
+    prices = matrix.lines.select("price_first", "price_second").to_numpy()
+    n = len(line)
+    computed = pl.DataFrame(
+        [
+            pl.Series("p", p),
+            pick_sides(matrix.market, first),
+            pl.Series("raw_confidence", raw),
+            pl.Series("confidence", confidence),
+            pl.Series("qualifies", qualifies),
+            pl.Series("pick_price", prices[line, np.where(first, 0, 1)]),
+            pl.repeat(matrix.sport, n, dtype=pl.String, eager=True).alias("sport"),
+            pl.repeat(matrix.market, n, dtype=pl.String, eager=True).alias("market"),
+        ]
+    )
+    frame = pl.concat([matrix.lines[line], models.frame[model], computed], how="horizontal")
     return frame.select(list(ANALYSES))
 
 
@@ -548,9 +761,58 @@ def pick_sides(market: str, first: np.ndarray) -> pl.Series:
     return sides.gather((~first).astype(np.uint32)).alias("pick")  # 0: first side, 1: second
 
 
-def _list_series(name: str, values: np.ndarray) -> pl.Series:
-    """An (n x k) block as a list column, NaN as null."""
-    return pl.Series(name, values.ravel()).fill_nan(None).reshape(values.shape).cast(pl.List(pl.Float64))
+def source_score_rows(models: ModelBatch, matrix: SourceMatrix) -> pl.DataFrame:
+    """:data:`SOURCE_SCORES` of ``matrix``: every distinct source's score on every line it scores,
+    each source's rows together (sorted by ``source``, so a reader of a few sources skips the rest)."""
+    column = np.empty(matrix.scores.shape[1], dtype=object)
+    taken = matrix.sources >= 0
+    column[matrix.sources[taken]] = models.source[matrix.group][taken]
+    order = np.argsort(column.astype(str), kind="stable")
+    source, line = np.nonzero(~np.isnan(matrix.scores[:, order].T))
+    return (
+        matrix.lines.select(SOURCE_SCORE_LINE)[line]
+        .with_columns(
+            pl.Series("source", column[order][source], dtype=pl.String),
+            pl.Series("score", matrix.scores[line, order[source]]),
+            pl.lit(matrix.sport).alias("sport"),
+            pl.lit(matrix.market).alias("market"),
+        )
+        .select(list(SOURCE_SCORES))
+    )
+
+
+SOURCE_SCORE_LINE = ["game_id", "game_date", "bookmaker", "cutoff_time"]
+
+
+def weight_rows(models: ModelBatch, matrix: SourceMatrix, block: Weighed) -> pl.DataFrame:
+    """:data:`ANALYSIS_WEIGHTS` of ``block``: per model and game date of the matrix on which it has
+    analyses, each slot's weight (a backtest's dynamic multipliers change by day, never within one)."""
+    k = block.weights.shape[-1]
+    day = matrix.lines["game_date"].to_numpy()
+    starts = np.flatnonzero(np.r_[True, day[1:] != day[:-1]])  # lines come in date order
+    weights = (
+        block.weights[starts]
+        if block.weights.ndim == 3
+        else np.broadcast_to(block.weights, (len(starts), *block.weights.shape))
+    )  # day x model x slot
+    has_rows = np.logical_or.reduceat(block.scored, starts, axis=0)  # day x model
+    d, m = np.nonzero(has_rows)
+    slot = np.tile(np.arange(k), len(d))
+    batch = np.repeat(matrix.group[block.part][m], k)
+    names = np.array(models.source_names, dtype=object)
+    return (
+        models.frame[batch]
+        .with_columns(
+            pl.lit(matrix.sport).alias("sport"),
+            pl.lit(matrix.market).alias("market"),
+            pl.Series("game_date", np.repeat(day[starts][d], k)),
+            pl.Series("slot", slot, dtype=pl.Int8),
+            pl.Series("source_name", names[models.name[batch, slot]], dtype=pl.String),
+            pl.Series("source", models.source[batch, slot], dtype=pl.String),
+            pl.Series("weight", weights[d, m].ravel()),
+        )
+        .select(list(ANALYSIS_WEIGHTS))
+    )
 
 
 # ---- dynamic weighting ---------------------------------------------------------------------------
@@ -566,20 +828,15 @@ def settled_games(games: pl.DataFrame) -> pl.DataFrame:
     ).select("game_id", "home_score", "away_score")
 
 
-def source_calls(analyses: pl.DataFrame, games: pl.DataFrame) -> pl.DataFrame:
+def source_calls(scored: Scored, games: pl.DataFrame) -> pl.DataFrame:
     """Per model version, source and game date (:data:`SOURCE_CALLS`): how often the source's side
     (score > 0.5 first side, < 0.5 the other, 0.5 abstains) won at each analysis's own line, over
     settled games. Pushes are neither hit nor call. This is the state dynamic weighting carries."""
-    settled = settled_games(games)
     margin = first_side_margin(pl.col("market"), pl.col("line"), pl.col("home_score"), pl.col("away_score"))
-    side = (pl.col("source_score") - 0.5).sign()
+    side = (pl.col("score") - 0.5).sign()
     return (
-        analyses.select(
-            "model_id", "version", "market", "game_id", "game_date", "line", "source_names", "source_scores"
-        )
-        .join(settled, on="game_id")
-        .explode("source_names", "source_scores")
-        .rename({"source_names": "source_name", "source_scores": "source_score"})
+        slot_scores(scored)
+        .join(settled_games(games), on="game_id")
         .with_columns((side * margin).alias("edge"))
         .group_by("model_id", "version", "source_name", "game_date")
         .agg((pl.col("edge") > 0).sum().alias("hits"), (pl.col("edge") != 0).sum().alias("calls"))
@@ -603,10 +860,8 @@ def multipliers_from_calls(calls: pl.DataFrame, day: dt.date) -> pl.DataFrame:
     )
 
 
-def multipliers_from_history(analyses_past: pl.DataFrame, games: pl.DataFrame, day: dt.date) -> pl.DataFrame:
+def multipliers_from_history(past: Scored, games: pl.DataFrame, day: dt.date) -> pl.DataFrame:
     """SPEC section 4 "Dynamic weighting": multipliers for ``day`` from the model versions' own
     settled analyses (qualifying or not) of games in the 30 days before ``day``."""
-    recent = analyses_past.filter(
-        (pl.col("game_date") < day) & (pl.col("game_date") >= day - dt.timedelta(days=DYNAMIC_WINDOW_DAYS))
-    )
+    recent = past.between(day - dt.timedelta(days=DYNAMIC_WINDOW_DAYS), day)
     return multipliers_from_calls(source_calls(recent, games), day)
