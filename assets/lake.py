@@ -12,6 +12,7 @@ import dagster as dg
 from assets.features import FEATURES
 from assets.ingest import RAW_ASSETS, TIDY_BUILDERS
 from domain.sports import SPORTS
+from services.engine_tables import split_legacy_analyses
 from stores.lake import Lake
 from stores.layout import month_of, parse_period_key, raw_prefix, table_prefix
 from stores.warehouse import DAILY_SERVED_ASSETS, MART_TABLES, Warehouse
@@ -53,12 +54,16 @@ def compact_closed_months(lake: Lake, today: dt.date, now: float) -> dict[str, i
     group_name="lake",
     kinds={"parquet"},
     description="Closed months of the raw, tidy and feature tables compacted into one object each "
-    "(the day objects they replace are removed a run later).",
+    "(the day objects they replace are removed a run later); analyses stored with their sources as "
+    "lists (before source_scores) are split into the three tables first.",
 )
 def lake_compaction(lake: dg.ResourceParam[Lake]) -> dg.MaterializeResult:
     started = time.monotonic()
+    split = split_legacy_analyses(lake)  # before compaction, which then finds them in their final shape
     counts = compact_closed_months(lake, dt.datetime.now(dt.UTC).date(), time.time())
-    return dg.MaterializeResult(metadata={**counts, "seconds": round(time.monotonic() - started, 2)})
+    return dg.MaterializeResult(
+        metadata={**counts, "legacy_analyses_split": split, "seconds": round(time.monotonic() - started, 2)}
+    )
 
 
 @dg.asset(

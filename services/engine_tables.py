@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 
-from domain.models.engine import ANALYSES, ANALYSIS_WEIGHTS, SOURCE_SCORES, Scored, Tables
-from domain.tables.schemas import GAMES, ODDS_SNAPSHOTS, PLAYER_BOX, TEAM_BOX
+import polars as pl
+
+from domain.models.engine import ANALYSES, ANALYSIS_WEIGHTS, EXPLAINED, SOURCE_SCORES, Scored, Tables
+from domain.tables.schemas import GAMES, ODDS_SNAPSHOTS, PLAYER_BOX, TEAM_BOX, conform
 from stores.lake import Lake
+from stores.layout import parse_period_key, table_prefix
 
 HISTORY_DAYS = 400
 """How far back stats are loaded: 82 games (the longest lookback) span a season plus an off-season."""
@@ -45,3 +48,25 @@ def load_scored(lake: Lake, sport: str, start: dt.date, end: dt.date) -> Scored:
     return Scored(
         *(lake.read_table(table, sport, start, end, schema) for table, schema in SCORED_LAKE_TABLES.items())
     )
+
+
+def split_legacy_analyses(lake: Lake) -> int:
+    """Split analyses objects written before ``source_scores`` and ``analysis_weights`` existed (with
+    the list columns ``source_names``, ``source_scores`` and ``weights``) into the three tables, so
+    that dynamic weighting and explanations read them as they read new days; the objects split.
+
+    Crash-safe and idempotent: the two new objects are written before the analyses object loses its
+    lists, so a run stopped half-way splits the object again."""
+    options = lake.polars_storage_options()
+    split = 0
+    for key in lake.list_keys(table_prefix("analyses")):
+        if parse_period_key(key) is None:
+            continue
+        if "source_names" not in pl.scan_parquet(lake.uri(key), storage_options=options).collect_schema():
+            continue
+        scored = Scored.from_explained(conform(lake.read_parquet([key]), EXPLAINED))
+        for table, frame in (("source_scores", scored.source_scores), ("analysis_weights", scored.weights)):
+            lake.write_parquet(key.replace(table_prefix("analyses"), table_prefix(table), 1), frame)
+        lake.write_parquet(key, scored.analyses)
+        split += 1
+    return split

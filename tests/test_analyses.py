@@ -10,20 +10,22 @@ from typing import Any
 import dagster as dg
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 
 from assets.analyses import analyses, read_model_versions
 from assets.ingest import ingest_assets
 from assets.models import model_versions
 from cli.demo import DEMO_MODELS, demo_model_id, register_demo_models
 from domain.models.config import parse_model_config
-from domain.models.engine import ANALYSES, ModelBatch, run_backtest
+from domain.models.engine import ANALYSES, ModelBatch, multipliers_from_history, run_backtest
 from domain.models.engine.scoring import SOURCE_SCORE_KEY
 from domain.tables.schemas import GAMES
 from pipelines.jobs import range_tags
 from resources.sample_feed import SampleLeagueFeed
 from services.backtests import backtest_model
-from services.engine_tables import load_scored, load_tables
+from services.engine_tables import load_scored, load_tables, split_legacy_analyses
 from stores.lake import Lake
+from stores.layout import table_key
 from stores.warehouse import Warehouse, lake_connection
 
 FIRST, LAST = dt.date(2025, 10, 21), dt.date(2025, 11, 20)
@@ -216,3 +218,29 @@ def test_the_readme_query_explains_a_models_picks_from_the_analysts_views(lake: 
     assert rows["score"].to_list() == pytest.approx(
         [None if s is None else round(s, 3) for s in want["source_scores"]]
     )
+
+
+@pytest.mark.parametrize("where", ["local", "s3"])
+def test_analyses_stored_with_their_sources_as_lists_are_split_once(
+    lake: Lake, where: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """A lake written before the split: dynamic weighting and explanations read it as before."""
+    days = [dt.date(2025, 11, 12), dt.date(2025, 11, 13)]
+    stored = load_scored(lake, "basketball_nba", days[0], days[-1] + dt.timedelta(days=1))
+    legacy = stored.explained()  # the shape analyses had, list columns and all
+    old = Lake(root=str(tmp_path)) if where == "local" else request.getfixturevalue("s3_lake")
+    for day in days:
+        old.write_parquet(
+            table_key("analyses", "basketball_nba", day), legacy.filter(pl.col("game_date") == day)
+        )
+    assert split_legacy_analyses(old) == 2
+    assert split_legacy_analyses(old) == 0  # once
+    split = load_scored(old, "basketball_nba", days[0], days[-1] + dt.timedelta(days=1))
+    assert "source_names" not in old.read_parquet([table_key("analyses", "basketball_nba", days[0])]).columns
+    assert split.explained().equals(legacy)
+    games = lake.read_table("games", "basketball_nba", FIRST, LAST, GAMES)
+    day = days[-1] + dt.timedelta(days=1)
+    assert_frame_equal(
+        multipliers_from_history(split, games, day), multipliers_from_history(stored, games, day)
+    )
+    assert multipliers_from_history(stored, games, day).height > 0
