@@ -48,7 +48,7 @@ from domain.models.engine import (  # noqa: E402
     grade_analyses,
     multipliers_from_calls,
     run_backtest,
-    score_day,
+    score_day_explained,
     source_calls,
 )
 from domain.models.engine.backtest import DYNAMIC_WINDOW_DAYS, KEYS, metrics, tally  # noqa: E402
@@ -91,11 +91,12 @@ def day_by_day(
     calls, tallies = pl.DataFrame(schema=SOURCE_CALLS), []
     for day in days:
         multipliers = multipliers_from_calls(calls, day) if models.uses_dynamic_weighting else None
-        analyses = score_day(models, tables, day, None, multipliers, custom)
-        tallies.append(tally(grade_analyses(analyses, tables.games), KEYS, KELLY_FRACTION))
+        # With its sources, as score_day returned them then (as list columns).
+        scored = score_day_explained(models, tables, day, None, multipliers, custom)
+        tallies.append(tally(grade_analyses(scored.analyses, tables.games), KEYS, KELLY_FRACTION))
         if models.uses_dynamic_weighting:
             recent = calls.filter(pl.col("game_date") >= day - dt.timedelta(days=DYNAMIC_WINDOW_DAYS))
-            calls = pl.concat([recent, source_calls(analyses, tables.games)])
+            calls = pl.concat([recent, source_calls(scored, tables.games)])
     return metrics(pl.concat(tallies).group_by(KEYS).agg(pl.all().sum()))
 
 
