@@ -22,7 +22,7 @@ from api.snapshot_cache import SnapshotCache
 from api.visibility import snapshot_rows
 from domain.tables.schemas import ODDS_SNAPSHOTS
 from stores.lake import Lake
-from stores.layout import parse_period_key, table_key
+from stores.layout import month_of, month_table_key, parse_period_key, table_key
 from stores.warehouse import PARTITIONS_TABLE
 
 
@@ -112,11 +112,18 @@ def _scan(
 
 def game_snapshots(lake: Lake, sport: str, games: pl.DataFrame) -> pl.DataFrame:
     """Every bookmaker's odds snapshots (``ODDS_SNAPSHOTS``) of the games in ``games`` (``game_id``,
-    ``game_date``), read from their days' objects of the tidy ``odds_snapshots`` table: what a pick's
-    best price and fair probability are taken from. A day without an object has none."""
-    keys = [table_key("odds_snapshots", sport, day) for day in sorted(set(games["game_date"].to_list()))]
-    found = [k for k in keys if lake.exists(k)]
+    ``game_date``), read from their days' objects of the tidy ``odds_snapshots`` table, or the month
+    objects that replaced them: what a pick's best price and fair probability are taken from. A day
+    without an object has none."""
+    found: dict[str, None] = {}
+    months: dict[str, bool] = {}
+    for day in sorted(set(games["game_date"].to_list())):
+        month = month_table_key("odds_snapshots", sport, month_of(day))
+        if months.setdefault(month, lake.exists(month)):
+            found[month] = None
+        elif lake.exists(key := table_key("odds_snapshots", sport, day)):
+            found[key] = None
     if not found:
         return pl.DataFrame(schema=ODDS_SNAPSHOTS)
     ids = games["game_id"].unique().implode()
-    return lake.read_parquet(found, ODDS_SNAPSHOTS).filter(pl.col("game_id").is_in(ids))
+    return lake.read_parquet(list(found), ODDS_SNAPSHOTS).filter(pl.col("game_id").is_in(ids))
