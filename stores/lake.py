@@ -305,7 +305,7 @@ class Lake:
         object's day, or each day its month object holds (:meth:`month_days`), never both. What
         an index of days is built from (the serving manifest, the days a table has rows of)."""
         listed = dict(self.list_objects(prefix))
-        held = []
+        held: list[tuple[dt.date, str, float]] = []
         for key in effective_keys(listed):
             if (p := parse_period_key(key)) is None:
                 continue
