@@ -98,16 +98,10 @@ def _scan(
     period = parse_period_key(keys[0]) if keys else None
     if period is None:
         return pl.DataFrame(schema=schema)
-    scan = pl.scan_parquet(
-        [lake.uri(k) for k in keys],
-        storage_options=lake.polars_storage_options(),
-        missing_columns="insert",
-        extra_columns="ignore",
-    )
     wanted = (pl.col("model_id") == model_id) & pl.col(period.date_column).is_in(
         pl.Series(days, dtype=pl.Date)
     )
-    return scan.filter(wanted).collect().select(list(schema)).cast(schema)
+    return lake.scan_parquet(keys).filter(wanted).collect().select(list(schema)).cast(schema)
 
 
 def game_snapshots(lake: Lake, sport: str, games: pl.DataFrame) -> pl.DataFrame:
@@ -126,4 +120,4 @@ def game_snapshots(lake: Lake, sport: str, games: pl.DataFrame) -> pl.DataFrame:
     if not found:
         return pl.DataFrame(schema=ODDS_SNAPSHOTS)
     ids = games["game_id"].unique().implode()
-    return lake.read_parquet(list(found), ODDS_SNAPSHOTS).filter(pl.col("game_id").is_in(ids))
+    return lake.scan_parquet(list(found)).filter(pl.col("game_id").is_in(ids)).collect()

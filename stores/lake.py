@@ -254,16 +254,18 @@ class Lake:
 
         polars reads the objects in parallel (local paths or ``s3://`` URIs alike).
         """
-        uris = [self.uri(k) for k in keys]
-        if not uris:
-            return pl.DataFrame(schema=schema or {})
-        scan = pl.scan_parquet(
-            uris,
+        listed = list(keys)
+        return self.scan_parquet(listed).collect() if listed else pl.DataFrame(schema=schema or {})
+
+    def scan_parquet(self, keys: list[str]) -> pl.LazyFrame:
+        """A lazy scan of the given Parquet objects (at least one): a filter on it is pushed into the
+        scan, which skips the row groups its statistics rule out."""
+        return pl.scan_parquet(
+            [self.uri(k) for k in keys],
             storage_options=self.polars_storage_options(),
             missing_columns="insert",
             extra_columns="ignore",
         )
-        return scan.collect()
 
     def partition_keys(self, prefix: str, start: dt.date, end: dt.date) -> list[str]:
         """Parquet keys under ``prefix`` holding rows of dates in ``[start, end)``: day objects of
