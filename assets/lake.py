@@ -15,19 +15,28 @@ from domain.sports import SPORTS
 from services.engine_tables import split_legacy_analyses
 from stores.lake import Lake
 from stores.layout import month_of, parse_period_key, raw_prefix, table_prefix
-from stores.warehouse import DAILY_SERVED_ASSETS, MART_TABLES, Warehouse
+from stores.warehouse import DAILY_SERVED_ASSETS, EXPLANATION_TABLES, MART_TABLES, Warehouse
 
 CLOSED_AFTER_DAYS = 7
 """A month is compacted once it ended this many days ago (late scores and corrections land first; a
 later write into it is merged into its month object anyway)."""
 
-COMPACTED_TABLES = [*TIDY_BUILDERS, *FEATURES]
-"""Daily tables compacted by month, with every raw table. The tables the API reads per day from the
-serving snapshot's manifest (``stores.warehouse.DAILY_SERVED``) keep their daily objects."""
+COMPACTED_TABLES = [
+    *TIDY_BUILDERS,
+    *FEATURES,
+    "analyses",
+    *EXPLANATION_TABLES,
+    "settled_picks",
+    "model_performance",
+]
+"""Every daily table of the pipeline (one object per sport and day), compacted by month with every
+raw table: a new daily table is compacted once its name is here (tests/test_compaction.py fails until
+it is). The API's serving manifest names the month object for the days it holds, and a manifest
+published before still reads them (``api/model_data.py``)."""
 
 
 def compaction_prefixes(sports: list[str]) -> list[str]:
-    """The folders whose closed months are compacted: raw and tidy daily tables of each sport."""
+    """The folders whose closed months are compacted: raw and daily tables of each sport."""
     raw = [raw_prefix(table, sport) for table in RAW_ASSETS for sport in sports]
     return raw + [table_prefix(table, sport) for table in COMPACTED_TABLES for sport in sports]
 
@@ -53,9 +62,9 @@ def compact_closed_months(lake: Lake, today: dt.date, now: float) -> dict[str, i
 @dg.asset(
     group_name="lake",
     kinds={"parquet"},
-    description="Closed months of the raw, tidy and feature tables compacted into one object each "
-    "(the day objects they replace are removed a run later); analyses stored with their sources as "
-    "lists (before source_scores) are split into the three tables first.",
+    description="Closed months of the raw, tidy, feature, analyses and performance tables compacted "
+    "into one object each (the day objects they replace are removed a run later); analyses stored "
+    "with their sources as lists (before source_scores) are split into the three tables first.",
 )
 def lake_compaction(lake: dg.ResourceParam[Lake]) -> dg.MaterializeResult:
     started = time.monotonic()

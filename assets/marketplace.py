@@ -46,7 +46,6 @@ from stores.lake import Lake
 from stores.layout import (
     STRIPE_EVENTS_INBOX,
     SUBSCRIPTIONS_INBOX,
-    date_of_key,
     table_key,
     table_prefix,
 )
@@ -129,17 +128,12 @@ def performance_history(lake: Lake, sports: list[str]) -> tuple[pl.DataFrame, li
     days to evaluate: each sport's last :data:`EVALUATION_DAYS` days with rows."""
     frames, days = [], set()
     for sport in sports:
-        dated = [
-            (day, key)
-            for key in lake.list_keys(table_prefix("model_performance", sport))
-            if key.endswith(".parquet") and (day := date_of_key(key)) is not None
-        ]
-        if not dated:
+        held = sorted({day for day, _, _ in lake.held_days(table_prefix("model_performance", sport))})
+        if not held:
             continue
-        latest = dated[-1][0]
-        recent = [(day, key) for day, key in dated if day > latest - dt.timedelta(days=HISTORY_DAYS)]
-        frames.append(lake.read_parquet([key for _, key in recent], MODEL_PERFORMANCE))
-        days.update(day for day, _ in recent[-EVALUATION_DAYS:])
+        since, end = held[-1] - dt.timedelta(days=HISTORY_DAYS - 1), held[-1] + dt.timedelta(days=1)
+        frames.append(lake.read_table("model_performance", sport, since, end, MODEL_PERFORMANCE))
+        days.update([day for day in held if day >= since][-EVALUATION_DAYS:])
     history = pl.concat(frames) if frames else pl.DataFrame(schema=MODEL_PERFORMANCE)
     return history, sorted(days)
 

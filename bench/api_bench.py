@@ -54,6 +54,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from api.auth import mint_token  # noqa: E402
+from stores.lake import Lake  # noqa: E402
 from stores.layout import SERVING_DIR, SERVING_POINTER, table_prefix  # noqa: E402
 
 P99_RATIO_TARGET = 3.0
@@ -345,8 +346,9 @@ def uncached_results(data: Path, model_id: str) -> list[str]:
     """Results pages no worker has cached: every game date of the demo season as ``to`` with windows
     of 5 to 8 days, shuffled (more distinct pages than a worker keeps, so each request is a miss that
     reads the lake, as the first visits after a publication are)."""
+    lake = Lake(root=str(data / "lake"))  # day objects and compacted months alike
     days = sorted(
-        p.stem for p in (data / "lake" / table_prefix("analyses", "basketball_nba")).glob("*.parquet")
+        {day.isoformat() for day, _, _ in lake.held_days(table_prefix("analyses", "basketball_nba"))}
     )
     paths = [f"/models/{model_id}/results?to={day}&days={n}" for day in days for n in (5, 6, 7, 8)]
     random.Random(0).shuffle(paths)

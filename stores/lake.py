@@ -48,6 +48,9 @@ READ_ATTEMPTS = 3
 SHADOW_GRACE_SECONDS = 3600
 """How long day objects outlive the month object that replaces them: a reader (an analyst's views)
 that listed them before the month object existed keeps finding them for that long."""
+MONTH_DAYS_METADATA = "oddsforge.days"
+"""The Parquet footer entry of a month object listing the days it holds rows of (ISO dates, comma
+separated): the serving manifest names each day's object without reading a month's rows."""
 STALE_TEMP_SECONDS = 3600
 """How long a temporary file must have stayed untouched before housekeeping removes it. A live write
 touches its file as it goes and ends within seconds (minutes for a DuckDB build), so an hour-old one
@@ -237,10 +240,11 @@ class Lake:
         return [(p.relative_to(root).as_posix(), n) for p, n in remove_stale_temp(root, now, max_age)]
 
     # -- Parquet ----------------------------------------------------------------------------------
-    def write_parquet(self, key: str, df: pl.DataFrame) -> int:
-        """Write ``df`` as one Parquet object, atomically. Returns the bytes written."""
+    def write_parquet(self, key: str, df: pl.DataFrame, metadata: dict[str, str] | None = None) -> int:
+        """Write ``df`` as one Parquet object (``metadata`` in its footer), atomically. Returns the
+        bytes written."""
         buf = io.BytesIO()
-        df.write_parquet(buf, compression="zstd", statistics=True)
+        df.write_parquet(buf, compression="zstd", statistics=True, metadata=metadata)
         data = buf.getvalue()
         self.put_bytes(key, data)
         return len(data)
@@ -250,16 +254,18 @@ class Lake:
 
         polars reads the objects in parallel (local paths or ``s3://`` URIs alike).
         """
-        uris = [self.uri(k) for k in keys]
-        if not uris:
-            return pl.DataFrame(schema=schema or {})
-        scan = pl.scan_parquet(
-            uris,
+        listed = list(keys)
+        return self.scan_parquet(listed).collect() if listed else pl.DataFrame(schema=schema or {})
+
+    def scan_parquet(self, keys: list[str]) -> pl.LazyFrame:
+        """A lazy scan of the given Parquet objects (at least one): a filter on it is pushed into the
+        scan, which skips the row groups its statistics rule out."""
+        return pl.scan_parquet(
+            [self.uri(k) for k in keys],
             storage_options=self.polars_storage_options(),
             missing_columns="insert",
             extra_columns="ignore",
         )
-        return scan.collect()
 
     def partition_keys(self, prefix: str, start: dt.date, end: dt.date) -> list[str]:
         """Parquet keys under ``prefix`` holding rows of dates in ``[start, end)``: day objects of
@@ -285,9 +291,46 @@ class Lake:
                 if attempt == READ_ATTEMPTS - 1 or all(self.exists(k) for k in keys):
                     raise
                 continue
-            months = any(p.day is None for k in keys if (p := parse_period_key(k)) is not None)
-            return df.filter(pl.col(date_col).is_between(start, end, closed="left")) if months else df
+            months = [p for k in keys if (p := parse_period_key(k)) is not None and p.day is None]
+            if not months:
+                return df
+            df = df.filter(pl.col(date_col).is_between(start, end, closed="left"))
+            if months[0].family.startswith(TABLES) and months[0].table in CLUSTER_COLUMNS:
+                # Day order, each day's rows in the order its day object kept them (model by model):
+                # a reader's sums and firsts come out bit for bit as they did before compaction.
+                df = df.sort(date_col, maintain_order=True)
+            return df
         raise AssertionError("unreachable")
+
+    def held_days(self, prefix: str) -> list[tuple[dt.date, str, float]]:
+        """``(day, key, modified)`` for each day with rows under ``prefix``, in day order: a day
+        object's day, or each day its month object holds (:meth:`month_days`), never both. What
+        an index of days is built from (the serving manifest, the days a table has rows of)."""
+        listed = dict(self.list_objects(prefix))
+        held: list[tuple[dt.date, str, float]] = []
+        for key in effective_keys(listed):
+            if (p := parse_period_key(key)) is None:
+                continue
+            try:
+                days = [p.day] if p.day is not None else self.month_days(key)
+            except (FileNotFoundError, pl.exceptions.ComputeError):  # a month just left without rows
+                continue
+            held.extend((day, key, listed[key]) for day in days)
+        return sorted(held)
+
+    def month_days(self, month_key: str) -> list[dt.date]:
+        """The days a month object holds rows of, sorted: from its footer (:data:`MONTH_DAYS_METADATA`),
+        or its date column for a month object written without it."""
+        uri, options = self.uri(month_key), self.polars_storage_options()
+        days = pl.read_parquet_metadata(uri, storage_options=options).get(MONTH_DAYS_METADATA)
+        if days is not None:
+            return [dt.date.fromisoformat(d) for d in days.split(",") if d]
+        target = parse_period_key(month_key)
+        if target is None:
+            raise ValueError(f"{month_key!r} is not a month object's key")
+        col = target.date_column
+        found = pl.scan_parquet(uri, storage_options=options).select(pl.col(col).unique()).collect()
+        return sorted(found[col].to_list())
 
     def read_raw(
         self, table: str, sport: str, start: dt.date, end: dt.date, schema: dict[str, pl.DataType]
@@ -407,15 +450,17 @@ class Lake:
     def _put_month(self, target: PeriodKey, rows: pl.DataFrame) -> int:
         """Write (or, without rows, delete) ``target``'s month object, in date order and with each
         model's rows together where the table is stored clustered
-        (:data:`stores.layout.CLUSTER_COLUMNS`); the rows written."""
+        (:data:`stores.layout.CLUSTER_COLUMNS`: one model's read skips the row groups of the others,
+        sized as the day objects' are), with the days it holds in its footer; the rows written."""
         if rows.is_empty():
             self.delete(target.month_key)
             return 0
         rows = rows.sort(target.date_column, maintain_order=True)
+        days = ",".join(d.isoformat() for d in rows[target.date_column].drop_nulls().unique().sort())
         cluster = CLUSTER_COLUMNS.get(target.table) if target.family.startswith(TABLES) else None
         if cluster and all(c in rows.columns for c in cluster):
             rows = rows.sort(*cluster, maintain_order=True)
-        self.write_parquet(target.month_key, rows)
+        self.write_parquet(target.month_key, rows, metadata={MONTH_DAYS_METADATA: days})
         return rows.height
 
     # -- engines over the lake -------------------------------------------------------------------

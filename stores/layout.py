@@ -288,33 +288,6 @@ def table_prefix(table: str, sport: str | None = None) -> str:
     return f"{TABLES}{table}/" if sport is None else f"{TABLES}{table}/{sport}/"
 
 
-def date_of_key(key: str) -> dt.date | None:
-    """The ``YYYY-MM-DD`` path segment (raw keys) or file stem (tidy keys) of a partition key."""
-    for part in reversed(key.removesuffix(".parquet").split("/")):
-        try:
-            return dt.date.fromisoformat(part)
-        except ValueError:
-            continue
-    return None
-
-
-@dataclass(frozen=True)
-class DailyKey:
-    table: str
-    sport: str
-    day: dt.date
-
-
-def parse_daily_key(key: str) -> DailyKey | None:
-    """What a daily partition key names, or a shard object of a day
-    (``tables/{table}/{sport}/{day}/shard-k.parquet``); None for anything else."""
-    parts = key.split("/")
-    day = date_of_key(key)
-    if len(parts) < 4 or not key.startswith(TABLES) or not key.endswith(".parquet") or day is None:
-        return None
-    return DailyKey(parts[1], parts[2], day)
-
-
 # ---- month objects: compacted periods of daily tables -------------------------------------------
 
 PERIOD_PATTERN = r"^(.*)/(\d{4}-\d\d)(-\d\d)?(/.*|\.parquet)$"
@@ -327,10 +300,12 @@ CLUSTER_COLUMNS: dict[str, tuple[str, ...]] = {
     "analyses": ("model_id", "version"),
     "analysis_weights": ("model_id", "version"),
     "settled_picks": ("model_id", "version"),
+    "model_performance": ("model_id", "version"),
     "source_scores": ("source",),
 }
-"""Tables whose objects keep each model version's rows together (``domain.models.engine.clustered``);
-a month object of them is sorted the same way, so one model's read still skips the others' row groups."""
+"""Tables whose objects keep each model version's rows together (``domain.models.engine.clustered``),
+or each source's (``source_scores``); a month object of them is sorted the same way, so one model's
+read still skips the others' row groups."""
 
 
 def partition_column(table: str) -> str:
@@ -380,6 +355,10 @@ class PeriodKey:
     @property
     def table(self) -> str:
         return self.family.split("/")[1]
+
+    @property
+    def sport(self) -> str:
+        return self.family.split("/")[2]
 
     @property
     def date_column(self) -> str:

@@ -60,8 +60,8 @@ from stores.layout import (
     is_serving_snapshot,
     marts_build_name,
     parse_backtest_key,
-    parse_daily_key,
     parse_draft_backtest_key,
+    parse_period_key,
     parse_tuning_key,
     serving_snapshot_name,
     table_key,
@@ -132,10 +132,11 @@ PARTITIONS: dict[str, pl.DataType] = {
     "key": pl.String,
     "modified": pl.Float64,
 }
-"""The manifest of :data:`DAILY_SERVED` at publication: one row per daily object (or per shard
-object of a day, ``{table}/{sport}/{day}/shard-k.parquet``), with its
-modification time (POSIX seconds). The API takes its days and keys from here, so it never lists the
-lake per request and every table it serves is as of the same publication."""
+"""The manifest of :data:`DAILY_SERVED` at publication: one row per day and the object holding its
+rows (its day object, each shard object of the day, ``{table}/{sport}/{day}/shard-k.parquet``, or
+the month object it was compacted into), with the object's modification time (POSIX seconds). The
+API takes its days and keys from here, so it never lists the lake per request and every table it
+serves is as of the same publication."""
 
 BACKTESTS_TABLE = "model_backtests"
 BACKTESTS: dict[str, pl.DataType] = {"model_id": pl.String, "backtests": pl.Int64}
@@ -227,12 +228,13 @@ def view_sql(lake: Lake, name: str) -> str:
 
 
 def partition_manifest(lake: Lake) -> pl.DataFrame:
-    """:data:`PARTITIONS` rows of every daily object of :data:`DAILY_SERVED` (one listing per table)."""
+    """:data:`PARTITIONS` rows of every day of :data:`DAILY_SERVED` with rows (one listing per
+    table, and the footer of each month object)."""
     rows = []
     for table in DAILY_SERVED:
-        for key, modified in lake.list_objects(table_prefix(table)):
-            if (daily := parse_daily_key(key)) is not None:  # shard objects too
-                rows.append((table, daily.sport, daily.day, key, modified))
+        for day, key, modified in lake.held_days(table_prefix(table)):
+            if (period := parse_period_key(key)) is not None:
+                rows.append((table, period.sport, day, key, modified))
     return pl.DataFrame(rows, schema=PARTITIONS, orient="row")
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import shutil
+import time
 from pathlib import Path
 from typing import get_args
 
@@ -235,6 +236,8 @@ def fill_lake(lake: Lake) -> None:
     lake.write_parquet(table_key("user_reviews"), review_rows(user_reviews()))
     # Mid-compaction: the month object is written, the day it replaces not yet deleted (one row each).
     lake.write_parquet(month_table_key("settled_picks", NBA, month_of(AS_OF)), settled_picks())
+    # The same for a month of model performance, as the compaction asset writes it (model by model).
+    assert lake.compact_month(month_table_key("model_performance", NBA, month_of(AS_OF)), time.time())[1]
 
 
 def query(path: Path, sql: str) -> pl.DataFrame:

@@ -208,12 +208,18 @@ def test_commitment_keys_read_back_and_batches_sort_by_their_write_time() -> Non
 
 
 def test_a_daily_key_and_its_shards_read_back_as_table_sport_and_day() -> None:
-    daily = layout.DailyKey("analyses", "basketball_nba", DAY)
-    assert layout.parse_daily_key(layout.table_key("analyses", "basketball_nba", DAY)) == daily
-    assert layout.parse_daily_key("tables/analyses/basketball_nba/2025-01-15/shard-0.parquet") == daily
-    assert layout.date_of_key(layout.raw_key("games", "basketball_nba", DAY, "odds_api")) == DAY
+    for key in [
+        layout.table_key("analyses", "basketball_nba", DAY),
+        "tables/analyses/basketball_nba/2025-01-15/shard-0.parquet",
+        layout.month_table_key("analyses", "basketball_nba", "2025-01"),
+    ]:
+        period = layout.parse_period_key(key)
+        assert period is not None and (period.table, period.sport) == ("analyses", "basketball_nba"), key
+        assert period.day in {DAY, None} and period.span[0] <= DAY < period.span[1], key
+    assert layout.parse_period_key(layout.raw_key("games", "basketball_nba", DAY, "odds_api")).day == DAY
     for key in [*others(layout.table_key("analyses", "basketball_nba", DAY)), "tables/x/y/not-a-day.parquet"]:
-        assert layout.parse_daily_key(key) is None, key
+        period = layout.parse_period_key(key)
+        assert period is None or period.family.startswith("raw/"), key
 
 
 def test_a_daily_key_needs_its_day() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from api.auth import mint_token
 from api.routes import execution
 from assets.analyses import analyses
 from assets.ingest import ingest_assets
+from assets.lake import compact_closed_months
 from assets.marketplace import (
     MODEL_STATUS_KEY,
     NOTIFICATIONS_KEY,
@@ -62,8 +64,8 @@ from pipelines.sensors import review_inbox_sensor, subscriptions_inbox_sensor
 from resources.sample_feed import SampleLeagueFeed
 from services.on_demand import ExecutionLimits
 from stores.audit import read_audit
-from stores.lake import Lake
-from stores.layout import analyses_cache_key, table_key
+from stores.lake import SHADOW_GRACE_SECONDS, Lake
+from stores.layout import ALERTS_PREFIX, SERVING_POINTER, analyses_cache_key, month_table_key, table_key
 from stores.registry import RegistryStore
 from stores.warehouse import Warehouse
 from tests.market_pipeline import INGEST_OPS, market_definitions
@@ -791,6 +793,58 @@ def test_results_are_as_of_the_snapshot_and_visibility_is_live(world: World) -> 
     lake.delete(table_key("analyses", NBA, new_day))  # a re-run left the day empty
     assert newest(2) == LAST.isoformat()
     world.refresh()
+
+
+def test_compacting_the_model_tables_changes_no_answer_of_the_api(world: World) -> None:
+    """Closed months of analyses, settled picks and performance folded into month objects: results,
+    performance and proofs answer the same from a snapshot published before (naming day objects,
+    then gone) and after (naming month objects), and a day re-run afterwards replaces its rows in
+    the month object without committing anything again. Runs after the tests above: it compacts."""
+    model_id, zoe, lake = world.ids["alice_free"], world.client("zoe"), world.lake
+    month, rerun = "2025-10", dt.date(2025, 10, 28)
+    paths = {
+        "results": (f"/models/{model_id}/results", {"days": 21, "all": "true", "limit": 500}),
+        "performance": (f"/models/{model_id}/performance", {}),
+        "proofs": (f"/models/{model_id}/proofs", {"from": FIRST.isoformat(), "to": LAST.isoformat()}),
+    }
+
+    def answers() -> dict[str, Any]:
+        return {name: ok(zoe.get(path, params=params)) for name, (path, params) in paths.items()}
+
+    def serve_snapshot(name: str) -> None:  # as a pointer swap does; a snapshot never served is cold
+        pointer = warehouse.serving_dir / SERVING_POINTER
+        temp = pointer.with_name(f".{pointer.name}.tmp")
+        temp.write_text(name)
+        os.replace(temp, pointer)
+        time.sleep(0.25)
+
+    before = answers()
+    assert before["results"]["items"] and before["performance"]["daily"] and before["proofs"]["picks"]
+    assert {r["game_date"][:7] for r in before["results"]["items"]} == {month, "2025-11"}
+    warehouse = Warehouse(directory=str(Path(lake.root).parent / "warehouse"))
+    # Two snapshots published before compaction: their manifests name October's day objects.
+    older = [warehouse.publish(lake, dt.datetime.now(dt.UTC))[0].name for _ in range(2)]
+    today, days = dt.date(2025, 11, 20), [FIRST + dt.timedelta(days=i) for i in range(11)]
+    tables = ("analyses", "settled_picks", "model_performance")
+    assert compact_closed_months(lake, today, time.time())["months_written"] >= len(tables)
+    serve_snapshot(older[0])
+    assert answers() == before  # month objects written, day objects still there
+    compact_closed_months(lake, today, time.time() + SHADOW_GRACE_SECONDS + 1)
+    assert not any(lake.exists(table_key(t, NBA, d)) for t in tables for d in days)
+    serve_snapshot(older[1])
+    assert answers() == before  # the day objects it names are gone: read from the month objects
+    world.refresh()
+    assert answers() == before  # a new snapshot names the month objects
+
+    committed, alerts = sorted(lake.list_keys("commitments/")), sorted(lake.list_keys(ALERTS_PREFIX))
+    world.run("score", rerun, rerun, **dict.fromkeys(tables, ONLY_NBA))
+    assert not any(lake.exists(table_key(t, NBA, rerun)) for t in tables)
+    assert all(rerun in lake.month_days(month_table_key(t, NBA, month)) for t in tables)
+    # The re-run found the day's committed picks in the month object: nothing new, no conflict.
+    assert sorted(lake.list_keys("commitments/")) == committed
+    assert sorted(lake.list_keys(ALERTS_PREFIX)) == alerts
+    world.refresh()
+    assert answers() == before
 
 
 # ---- rules on hand-made frames ------------------------------------------------------------------
