@@ -67,7 +67,7 @@ from stores.audit import read_audit
 from stores.lake import SHADOW_GRACE_SECONDS, Lake
 from stores.layout import ALERTS_PREFIX, SERVING_POINTER, analyses_cache_key, month_table_key, table_key
 from stores.registry import RegistryStore
-from stores.warehouse import Warehouse
+from stores.warehouse import EXPLANATION_TABLES, Warehouse
 from tests.market_pipeline import INGEST_OPS, market_definitions
 from tests.test_api import SECRET, serve, settings_for
 from tests.test_payments_flow import ready_to_sell
@@ -820,6 +820,7 @@ def test_compacting_the_model_tables_changes_no_answer_of_the_api(world: World) 
 
     before = answers()
     assert before["results"]["items"] and before["performance"]["daily"] and before["proofs"]["picks"]
+    assert all(r["sources"] for r in before["results"]["items"])
     assert {r["game_date"][:7] for r in before["results"]["items"]} == {month, "2025-11"}
     warehouse = Warehouse(directory=str(Path(lake.root).parent / "warehouse"))
     # Two snapshots published before compaction: their manifests name October's day objects.
@@ -830,7 +831,8 @@ def test_compacting_the_model_tables_changes_no_answer_of_the_api(world: World) 
     serve_snapshot(older[0])
     assert answers() == before  # month objects written, day objects still there
     compact_closed_months(lake, today, time.time() + SHADOW_GRACE_SECONDS + 1)
-    assert not any(lake.exists(table_key(t, NBA, d)) for t in tables for d in days)
+    stored = (*tables, *EXPLANATION_TABLES)  # the sources shown with each result, compacted too
+    assert not any(lake.exists(table_key(t, NBA, d)) for t in stored for d in days)
     serve_snapshot(older[1])
     assert answers() == before  # the day objects it names are gone: read from the month objects
     world.refresh()
@@ -838,8 +840,8 @@ def test_compacting_the_model_tables_changes_no_answer_of_the_api(world: World) 
 
     committed, alerts = sorted(lake.list_keys("commitments/")), sorted(lake.list_keys(ALERTS_PREFIX))
     world.run("score", rerun, rerun, **dict.fromkeys(tables, ONLY_NBA))
-    assert not any(lake.exists(table_key(t, NBA, rerun)) for t in tables)
-    assert all(rerun in lake.month_days(month_table_key(t, NBA, month)) for t in tables)
+    assert not any(lake.exists(table_key(t, NBA, rerun)) for t in stored)
+    assert all(rerun in lake.month_days(month_table_key(t, NBA, month)) for t in stored)
     # The re-run found the day's committed picks in the month object: nothing new, no conflict.
     assert sorted(lake.list_keys("commitments/")) == committed
     assert sorted(lake.list_keys(ALERTS_PREFIX)) == alerts
