@@ -728,16 +728,17 @@ def analyses_frame(models: ModelBatch, matrix: SourceMatrix, block: Weighed) -> 
     n_lines, n_models = block.p.shape
     line = np.repeat(np.arange(n_lines, dtype=np.uint32), n_models)
     model = np.tile(matrix.group[block.part].astype(np.uint32), n_lines)
-    first, p, raw, confidence, qualifies = (
-        a.ravel() for a in (block.first, block.p, block.raw, block.confidence, block.qualifies)
+    prices = matrix.lines.select("price_first", "price_second").to_numpy()
+    pick_price = np.where(block.first, prices[:, :1], prices[:, 1:])
+    first, p, raw, confidence, qualifies, pick_price = (
+        a.ravel() for a in (block.first, block.p, block.raw, block.confidence, block.qualifies, pick_price)
     )
     # Lines on which none of a model's weighted sources scores (rare: e.g. a team without games).
     if not block.scored.all():
         keep = block.scored.ravel()
-        line, model, first, p, raw, confidence, qualifies = (
-            a[keep] for a in (line, model, first, p, raw, confidence, qualifies)
+        line, model, first, p, raw, confidence, qualifies, pick_price = (
+            a[keep] for a in (line, model, first, p, raw, confidence, qualifies, pick_price)
         )
-    prices = matrix.lines.select("price_first", "price_second").to_numpy()
     n = len(line)
     computed = pl.DataFrame(
         [
@@ -746,7 +747,7 @@ def analyses_frame(models: ModelBatch, matrix: SourceMatrix, block: Weighed) -> 
             pl.Series("raw_confidence", raw),
             pl.Series("confidence", confidence),
             pl.Series("qualifies", qualifies),
-            pl.Series("pick_price", prices[line, np.where(first, 0, 1)]),
+            pl.Series("pick_price", pick_price),
             pl.repeat(matrix.sport, n, dtype=pl.String, eager=True).alias("sport"),
             pl.repeat(matrix.market, n, dtype=pl.String, eager=True).alias("market"),
         ]
