@@ -112,6 +112,8 @@ class ModelBatch:
     frame: pl.DataFrame
     """Per model: ``model_id``, ``version`` and ``source_names`` (list, in config order)."""
     sport: np.ndarray
+    """Fixed-width strings, as ``market``: comparing them is one vectorised pass (a Python object
+    per model made telling 100,000 models apart by market take milliseconds)."""
     market: np.ndarray
     min_confidence: np.ndarray
     max_confidence: np.ndarray
@@ -198,8 +200,8 @@ class ModelBatch:
                 },
                 schema={"model_id": pl.String, "version": pl.Int32, "source_names": pl.List(pl.String)},
             ),
-            sport=column("sport", object),
-            market=column("market", object),
+            sport=column("sport", str),
+            market=column("market", str),
             min_confidence=column("min_confidence", np.float64),
             max_confidence=column("max_confidence", np.float64),
             n_sources=n_sources,
@@ -310,16 +312,10 @@ def source_matrices(
     current lines, the distinct sources' scores and the models' slots into them (of the models of
     ``layer`` only, when given)."""
     matrices = span_matrices(models, tables, [day], as_of, custom_scores, members, layer)
-    if multipliers is None:
+    if multipliers is None or not matrices:
         return matrices
-    return [
-        replace(
-            m,
-            weights=m.weights
-            * np.where(models.dynamic[m.group], _multipliers(models, m.group, multipliers), 1.0),
-        )
-        for m in matrices
-    ]
+    factor = np.where(models.dynamic, _multipliers(models, multipliers), 1.0)
+    return [replace(m, weights=m.weights * factor[m.group]) for m in matrices]
 
 
 def span_matrices(
@@ -336,7 +332,7 @@ def span_matrices(
     the analyses model sources read (the members' of the same span)."""
     matrices = []
     chosen = np.ones(len(models), dtype=bool) if layer is None else models.layer == layer
-    for sport in sorted(set(models.sport[chosen].tolist())):
+    for sport, in_sport in _groups(models.sport, chosen):
         games = (
             tables.games.filter((pl.col("sport") == sport) & pl.col("game_date").is_in(list(days)))
             .sort("game_date", "commence_time", "game_id")
@@ -351,7 +347,6 @@ def span_matrices(
         )
         if games.is_empty():
             continue
-        in_sport = chosen & (models.sport == sport)
         snapshots = tables.snapshots.join(games.select("game_id", "game", "cutoff_time"), on="game_id")
         current = (
             snapshots.filter(pl.col("snapshot_time") <= pl.col("cutoff_time"))
@@ -368,11 +363,11 @@ def span_matrices(
             if custom_scores is None
             else custom_scores.filter(pl.col("game_id").is_in(games["game_id"].implode()))
         )
-        for market in sorted(set(models.market[in_sport].tolist())):
+        for market, in_market in _groups(models.market, in_sport):
             lines = current.filter(pl.col("market") == market)
             if lines.is_empty():
                 continue
-            group = np.flatnonzero(in_sport & (models.market == market))
+            group = np.flatnonzero(in_market)
             line_game = lines["game"].to_numpy().astype(np.int64)
             inputs = SourceDay(
                 tables, sport, market, slate, games, lines, line_game, snapshots, span_custom, shared, members
@@ -383,56 +378,77 @@ def span_matrices(
     return matrices
 
 
+def _groups(values: np.ndarray, among: np.ndarray) -> list[tuple[str, np.ndarray]]:
+    """Each distinct value of ``values[among]`` (a sport or a market), sorted, with where it is among
+    ``among``: one vectorised comparison per distinct value (a handful), not a set of every model's."""
+    found = []
+    left = among.copy()
+    while left.any():
+        value = values[np.argmax(left)]
+        where = left & (values == value)
+        found.append((str(value), where))
+        left &= ~where
+    return sorted(found, key=lambda group: group[0])
+
+
 def _source_scores(models: ModelBatch, group: np.ndarray, day: SourceDay) -> tuple[np.ndarray, np.ndarray]:
     """Scores of the distinct sources of models ``group`` (one sport and market) on the day's lines,
     and each model's slots' sources (see :class:`SourceMatrix`): per kind, the parameter sets that
-    the group uses are scored once each, and the slots point at them."""
+    the group uses are scored once each, and the slots point at them.
+
+    Most kinds score per game: their blocks fill a game x source matrix, whose rows are then copied
+    to the games' lines in one gather of whole rows (the line x source matrix is the largest array
+    here, so it is written once); the kinds scored per line fill their columns after."""
     kind, param = models.kind[group], models.param[group]
-    blocks: list[np.ndarray] = []  # distinct source x line, one block per kind
+    # One code per (kind, parameter set), in kind order: a source's column is its rank among the
+    # codes the group uses.
+    filled = kind >= 0
+    stride = int(param.max()) + 1
+    code = kind[filled] * stride + param[filled]
+    taken = np.zeros(len(KINDS) * stride, dtype=bool)
+    taken[code] = True
     column = np.full(kind.shape, -1, dtype=np.int64)
-    n = 0
-    for k, source_kind in enumerate(KINDS):
-        slots = kind == k
-        used = np.unique(param[slots])
+    column[filled] = np.cumsum(taken)[code] - 1
+    used_by_kind = [(k, np.flatnonzero(taken[k * stride : (k + 1) * stride])) for k in range(len(KINDS))]
+    n = int(taken.sum())
+    per_game = np.empty((day.games.height, n))
+    by_line: list[tuple[int, np.ndarray]] = []
+    start = 0
+    for k, used in used_by_kind:
         if not len(used):
             continue
-        lookup = np.zeros(used.max() + 1, dtype=np.int64)
-        lookup[used] = n + np.arange(len(used))
-        blocks.append(source_kind.score(models.prepared[k], used, day))
-        column[slots] = lookup[param[slots]]
-        n += len(used)
-    scores = np.empty((len(day.lines), n))
-    start = 0
-    for block in blocks:
-        scores[:, start : start + len(block)] = block.T
-        start += len(block)
+        block = KINDS[k].score(models.prepared[k], used, day)
+        if KINDS[k].by_line:
+            by_line.append((start, block))
+        else:
+            per_game[:, start : start + len(used)] = block
+        start += len(used)
+    scores = per_game.take(day.line_game, axis=0)
+    for start, block in by_line:
+        scores[:, start : start + block.shape[1]] = block
     return scores, column
 
 
-def _slot_frame(models: ModelBatch, group: np.ndarray, positions: np.ndarray) -> pl.DataFrame:
-    """(model_id, version, source_name, position) for slots ``positions`` ((model, slot) in group)."""
-    gi = group[positions[:, 0]]
-    names = np.array(models.source_names, dtype=object)
-    return models.frame.select("model_id", "version")[gi].with_columns(
-        pl.Series(
-            "source_name", names[models.name[gi, positions[:, 1]]] if len(names) else [], dtype=pl.String
-        ),
-        pl.Series("position", np.arange(len(positions)), dtype=pl.Int64),
+def _slot_frame(models: ModelBatch, model: np.ndarray, slot: np.ndarray) -> pl.DataFrame:
+    """(model_id, version, source_name, position) of slots ``(model[i], slot[i])`` of the batch."""
+    names = pl.Series("source_name", models.source_names, dtype=pl.String)
+    return models.frame.select("model_id", "version")[model].with_columns(
+        names.gather(models.name[model, slot]), pl.Series("position", np.arange(len(model)))
     )
 
 
-def _multipliers(models: ModelBatch, group: np.ndarray, multipliers: pl.DataFrame | None) -> np.ndarray:
-    """Each slot's dynamic multiplier (1 without history)."""
-    out = np.ones((len(group), SLOTS))
-    dynamic = np.argwhere(models.dynamic[group])
-    if multipliers is None or multipliers.is_empty() or not len(dynamic):
+def _multipliers(models: ModelBatch, multipliers: pl.DataFrame | None) -> np.ndarray:
+    """Each slot's dynamic multiplier (1 without history), for the whole batch in one join."""
+    out = np.ones((len(models), SLOTS))
+    model, slot = np.nonzero(models.dynamic)
+    if multipliers is None or multipliers.is_empty() or not len(model):
         return out
-    found = _slot_frame(models, group, dynamic).join(
+    found = _slot_frame(models, model, slot).join(
         multipliers.select(list(MULTIPLIERS)).cast(pl.Schema(MULTIPLIERS)),
         on=["model_id", "version", "source_name"],
     )
-    position = dynamic[found["position"].to_numpy()]
-    out[position[:, 0], position[:, 1]] = found["multiplier"].to_numpy()
+    position = found["position"].to_numpy()
+    out[model[position], slot[position]] = found["multiplier"].to_numpy()
     return out
 
 
