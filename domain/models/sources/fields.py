@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Annotated, Any, ClassVar
 
 import numpy as np
@@ -194,16 +195,29 @@ class FieldValues:
         z = z_scores(values.reshape(keys * dates, teams)).reshape(values.shape)
         return cls(configs, z, lower, orientation, home, away, date_of)
 
+    @cached_property
+    def teams(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each key's z-score of each game's home team and of its away team (key x game)."""
+        return _pick(self.z, self.date_of, self.home), _pick(self.z, self.date_of, self.away)
+
+    @cached_property
+    def side_scores(self) -> np.ndarray:
+        """Field scores of ``spreads`` and ``h2h`` (game x key): ``sigmoid(z_home - z_away)``, z
+        negated where lower is better; computed once for both markets."""
+        z_home, z_away = self.teams
+        return sigmoid(np.where(self.lower_is_better, -1.0, 1.0)[:, None] * (z_home - z_away)).T
+
+    @cached_property
+    def total_scores(self) -> np.ndarray:
+        """Field scores of ``totals`` (game x key): ``sigmoid(orientation * (z_home + z_away))``."""
+        z_home, z_away = self.teams
+        return sigmoid(self.orientation[:, None] * (z_home + z_away)).T
+
     def scores(self, market: str, which: np.ndarray) -> np.ndarray:
-        """Source scores per game x config ``which`` (indices into ``configs``), the mean of their
-        field scores: ``sigmoid(z_home - z_away)`` (z negated where lower is better) for side
-        markets, ``sigmoid(orientation * (z_home + z_away))`` for totals."""
-        z_home, z_away = _pick(self.z, self.date_of, self.home), _pick(self.z, self.date_of, self.away)
-        if market == "totals":
-            scores = sigmoid(self.orientation[:, None] * (z_home + z_away))
-        else:
-            scores = sigmoid(np.where(self.lower_is_better, -1.0, 1.0)[:, None] * (z_home - z_away))
-        return mean_over_fields(scores.T, self.configs.members[which])
+        """Source scores per game x config ``which`` (indices into ``configs``): the mean of their
+        field scores."""
+        fields = self.total_scores if market == "totals" else self.side_scores
+        return mean_over_fields(fields, self.configs.members[which])
 
 
 def normalised_fields(source: Mapping[str, Any]) -> tuple[str, ...]:
