@@ -332,6 +332,7 @@ def span_matrices(
     the analyses model sources read (the members' of the same span)."""
     matrices = []
     chosen = np.ones(len(models), dtype=bool) if layer is None else models.layer == layer
+    codes, stride = _slot_codes(models)
     for sport, in_sport in _groups(models.sport, chosen):
         games = (
             tables.games.filter((pl.col("sport") == sport) & pl.col("game_date").is_in(list(days)))
@@ -372,7 +373,7 @@ def span_matrices(
             inputs = SourceDay(
                 tables, sport, market, slate, games, lines, line_game, snapshots, span_custom, shared, members
             )
-            scores, sources = _source_scores(models, group, inputs)
+            scores, sources = _source_scores(models, codes, stride, group, inputs)
             lines = lines.with_columns(games["game_date"].gather(line_game)).select(LINE_COLUMNS)
             matrices.append(SourceMatrix(sport, market, group, lines, scores, sources, models.weight[group]))
     return matrices
@@ -391,26 +392,34 @@ def _groups(values: np.ndarray, among: np.ndarray) -> list[tuple[str, np.ndarray
     return sorted(found, key=lambda group: group[0])
 
 
-def _source_scores(models: ModelBatch, group: np.ndarray, day: SourceDay) -> tuple[np.ndarray, np.ndarray]:
+def _slot_codes(models: ModelBatch) -> tuple[np.ndarray, int]:
+    """One integer per slot of the batch for its (kind, parameter set), kind-major, and the stride
+    between kinds: ``(kind + 1) * stride + parameter set``, so empty slots (kind -1) fall below
+    ``stride``. A group's sources are the codes it uses, in order (see :func:`_source_scores`)."""
+    stride = int(models.param.max(initial=0)) + 1
+    return ((models.kind + 1) * stride + models.param).astype(np.int32), stride
+
+
+def _source_scores(
+    models: ModelBatch, codes: np.ndarray, stride: int, group: np.ndarray, day: SourceDay
+) -> tuple[np.ndarray, np.ndarray]:
     """Scores of the distinct sources of models ``group`` (one sport and market) on the day's lines,
     and each model's slots' sources (see :class:`SourceMatrix`): per kind, the parameter sets that
-    the group uses are scored once each, and the slots point at them.
+    the group uses are scored once each, and the slots point at them (a slot's source is the rank
+    of its code among those the group uses; ``codes``, ``stride``: :func:`_slot_codes`).
 
     Most kinds score per game: their blocks fill a game x source matrix, whose rows are then copied
     to the games' lines in one gather of whole rows (the line x source matrix is the largest array
     here, so it is written once); the kinds scored per line fill their columns after."""
-    kind, param = models.kind[group], models.param[group]
-    # One code per (kind, parameter set), in kind order: a source's column is its rank among the
-    # codes the group uses.
-    filled = kind >= 0
-    stride = int(param.max()) + 1
-    code = kind[filled] * stride + param[filled]
-    taken = np.zeros(len(KINDS) * stride, dtype=bool)
+    code = codes[group]
+    taken = np.zeros((len(KINDS) + 1) * stride, dtype=bool)
     taken[code] = True
-    column = np.full(kind.shape, -1, dtype=np.int64)
-    column[filled] = np.cumsum(taken)[code] - 1
-    used_by_kind = [(k, np.flatnonzero(taken[k * stride : (k + 1) * stride])) for k in range(len(KINDS))]
-    n = int(taken.sum())
+    taken[:stride] = False  # empty slots
+    rank = np.cumsum(taken, dtype=np.int32) - 1
+    column = np.where(code >= stride, rank[code], -1).astype(np.int64)
+    by_kind = taken[stride:].reshape(len(KINDS), stride)  # the parameter sets used, per kind
+    used_by_kind = [(k, np.flatnonzero(used)) for k, used in enumerate(by_kind)]
+    n = int(rank[-1]) + 1
     per_game = np.empty((day.games.height, n))
     by_line: list[tuple[int, np.ndarray]] = []
     start = 0
