@@ -7,7 +7,9 @@ The tests run over the registry (``domain.models.sources.KINDS``): a kind withou
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
+import operator
 from typing import Any
 
 import numpy as np
@@ -18,6 +20,7 @@ from domain.models.config import parse_model_config
 from domain.models.engine import CUSTOM_SCORES, ModelBatch, score_day, source_matrices
 from domain.models.engine.reference import SCALAR, ReferenceData, reference_analysis
 from domain.models.sources import BUILTIN_SOURCES, KINDS, SourceKind
+from domain.models.sources.fields import mean_over_fields
 from tests.test_engine import D3, G3, G4, SPORT, tiny_league, tip
 
 CUSTOM_NAME = "injury_index"
@@ -126,3 +129,18 @@ def test_registry_names_every_kind_once_and_leaves_one_for_every_other_name() ->
     assert [kind.name for kind in KINDS if not kind.builtin] == ["custom", "model"]
     assert list(BUILTIN_SOURCES) == [name for name in names if name not in ("custom", "model")]
     assert set(SCALAR) == set(CASES) == set(names)
+
+
+@pytest.mark.parametrize("games", [1, 3])
+def test_a_config_averages_its_fields_in_config_order_whatever_the_number_of_games(games: int) -> None:
+    # As the scalar reference does (a running sum); numpy's sum over the fields would go pairwise on
+    # a one-game day from nine fields on, and move the last bit.
+    rng = np.random.default_rng(5)
+    scores = rng.random((games, 40))  # game x field key
+    members = np.array([rng.permutation(40)[:12] for _ in range(50)])
+
+    got = mean_over_fields(scores, members)
+
+    for game in range(games):
+        expected = [functools.reduce(operator.add, scores[game, m].tolist()) / 12 for m in members]
+        assert got[game].tolist() == expected

@@ -27,8 +27,9 @@ Adding a source kind:
    gets an optional setting of that name; a kind that is not built in goes under any other name,
    selected by a setting in ``SELECTED_BY``, and into the config's ``OtherSource``), the key of a
    configured source (the parameters that decide its scores, read from the stored payload), what the
-   batch prepares from the distinct keys once, and the vectorised scorer (distinct keys x the day's
-   current lines, NaN = missing);
+   batch prepares from the distinct keys once, and the vectorised scorer (the span's games x distinct
+   keys, NaN = missing; or its current lines x keys, with ``by_line=True``, if the score depends on
+   the bookmaker's line);
 2. one line in ``KINDS`` (its position is where its sources come in a model's lists);
 3. one reference test: the kind's scalar scorer in ``SCALAR`` of
    :mod:`domain.models.engine.reference` and a hand-made case in ``CASES`` of

@@ -145,6 +145,8 @@ class ModelBatch:
     frame: pl.DataFrame
     """Per model: ``model_id`` and ``version``."""
     sport: np.ndarray
+    """Fixed-width strings, as ``market``: comparing them is one vectorised pass (a Python object
+    per model made telling 100,000 models apart by market take milliseconds)."""
     market: np.ndarray
     min_confidence: np.ndarray
     max_confidence: np.ndarray
@@ -235,8 +237,8 @@ class ModelBatch:
                 },
                 schema={"model_id": pl.String, "version": pl.Int32},
             ),
-            sport=column("sport", object),
-            market=column("market", object),
+            sport=column("sport", str),
+            market=column("market", str),
             min_confidence=column("min_confidence", np.float64),
             max_confidence=column("max_confidence", np.float64),
             n_sources=n_sources,
@@ -517,16 +519,10 @@ def source_matrices(
     current lines, the distinct sources' scores and the models' slots into them (of the models of
     ``layer`` only, when given)."""
     matrices = span_matrices(models, tables, [day], as_of, custom_scores, members, layer)
-    if multipliers is None:
+    if multipliers is None or not matrices:
         return matrices
-    return [
-        replace(
-            m,
-            weights=m.weights
-            * np.where(models.dynamic[m.group], _multipliers(models, m.group, multipliers), 1.0),
-        )
-        for m in matrices
-    ]
+    factor = np.where(models.dynamic, _multipliers(models, multipliers), 1.0)
+    return [replace(m, weights=m.weights * factor[m.group]) for m in matrices]
 
 
 def span_matrices(
@@ -543,7 +539,8 @@ def span_matrices(
     the analyses model sources read (the members' of the same span)."""
     matrices = []
     chosen = np.ones(len(models), dtype=bool) if layer is None else models.layer == layer
-    for sport in sorted(set(models.sport[chosen].tolist())):
+    codes, stride = _slot_codes(models)
+    for sport, in_sport in _groups(models.sport, chosen):
         games = (
             tables.games.filter((pl.col("sport") == sport) & pl.col("game_date").is_in(list(days)))
             .sort("game_date", "commence_time", "game_id")
@@ -558,7 +555,6 @@ def span_matrices(
         )
         if games.is_empty():
             continue
-        in_sport = chosen & (models.sport == sport)
         snapshots = tables.snapshots.join(games.select("game_id", "game", "cutoff_time"), on="game_id")
         current = (
             snapshots.filter(pl.col("snapshot_time") <= pl.col("cutoff_time"))
@@ -575,71 +571,100 @@ def span_matrices(
             if custom_scores is None
             else custom_scores.filter(pl.col("game_id").is_in(games["game_id"].implode()))
         )
-        for market in sorted(set(models.market[in_sport].tolist())):
+        for market, in_market in _groups(models.market, in_sport):
             lines = current.filter(pl.col("market") == market)
             if lines.is_empty():
                 continue
-            group = np.flatnonzero(in_sport & (models.market == market))
+            group = np.flatnonzero(in_market)
             line_game = lines["game"].to_numpy().astype(np.int64)
             inputs = SourceDay(
                 tables, sport, market, slate, games, lines, line_game, snapshots, span_custom, shared, members
             )
-            scores, sources = _source_scores(models, group, inputs)
+            scores, sources = _source_scores(models, codes, stride, group, inputs)
             lines = lines.with_columns(games["game_date"].gather(line_game)).select(LINE_COLUMNS)
             matrices.append(SourceMatrix(sport, market, group, lines, scores, sources, models.weight[group]))
     return matrices
 
 
-def _source_scores(models: ModelBatch, group: np.ndarray, day: SourceDay) -> tuple[np.ndarray, np.ndarray]:
+def _groups(values: np.ndarray, among: np.ndarray) -> list[tuple[str, np.ndarray]]:
+    """Each distinct value of ``values[among]`` (a sport or a market), sorted, with where it is among
+    ``among``: one vectorised comparison per distinct value (a handful), not a set of every model's."""
+    found = []
+    left = among.copy()
+    while left.any():
+        value = values[np.argmax(left)]
+        where = left & (values == value)
+        found.append((str(value), where))
+        left &= ~where
+    return sorted(found, key=lambda group: group[0])
+
+
+def _slot_codes(models: ModelBatch) -> tuple[np.ndarray, int]:
+    """One integer per slot of the batch for its (kind, parameter set), kind-major, and the stride
+    between kinds: ``(kind + 1) * stride + parameter set``, so empty slots (kind -1) fall below
+    ``stride``. A group's sources are the codes it uses, in order (see :func:`_source_scores`)."""
+    stride = int(models.param.max(initial=0)) + 1
+    return ((models.kind + 1) * stride + models.param).astype(np.int32), stride
+
+
+def _source_scores(
+    models: ModelBatch, codes: np.ndarray, stride: int, group: np.ndarray, day: SourceDay
+) -> tuple[np.ndarray, np.ndarray]:
     """Scores of the distinct sources of models ``group`` (one sport and market) on the day's lines,
     and each model's slots' sources (see :class:`SourceMatrix`): per kind, the parameter sets that
-    the group uses are scored once each, and the slots point at them."""
-    kind, param = models.kind[group], models.param[group]
-    blocks: list[np.ndarray] = []  # distinct source x line, one block per kind
-    column = np.full(kind.shape, -1, dtype=np.int64)
-    n = 0
-    for k, source_kind in enumerate(KINDS):
-        slots = kind == k
-        used = np.unique(param[slots])
+    the group uses are scored once each, and the slots point at them (a slot's source is the rank
+    of its code among those the group uses; ``codes``, ``stride``: :func:`_slot_codes`).
+
+    Most kinds score per game: their blocks fill a game x source matrix, whose rows are then copied
+    to the games' lines in one gather of whole rows (the line x source matrix is the largest array
+    here, so it is written once); the kinds scored per line fill their columns after."""
+    code = codes[group]
+    taken = np.zeros((len(KINDS) + 1) * stride, dtype=bool)
+    taken[code] = True
+    taken[:stride] = False  # empty slots
+    rank = np.cumsum(taken, dtype=np.int32) - 1
+    column = np.where(code >= stride, rank[code], -1).astype(np.int64)
+    by_kind = taken[stride:].reshape(len(KINDS), stride)  # the parameter sets used, per kind
+    used_by_kind = [(k, np.flatnonzero(used)) for k, used in enumerate(by_kind)]
+    n = int(rank[-1]) + 1
+    per_game = np.empty((day.games.height, n))
+    by_line: list[tuple[int, np.ndarray]] = []
+    start = 0
+    for k, used in used_by_kind:
         if not len(used):
             continue
-        lookup = np.zeros(used.max() + 1, dtype=np.int64)
-        lookup[used] = n + np.arange(len(used))
-        blocks.append(source_kind.score(models.prepared[k], used, day))
-        column[slots] = lookup[param[slots]]
-        n += len(used)
-    scores = np.empty((len(day.lines), n))
-    start = 0
-    for block in blocks:
-        scores[:, start : start + len(block)] = block.T
-        start += len(block)
+        block = KINDS[k].score(models.prepared[k], used, day)
+        if KINDS[k].by_line:
+            by_line.append((start, block))
+        else:
+            per_game[:, start : start + len(used)] = block
+        start += len(used)
+    scores = per_game.take(day.line_game, axis=0)
+    for start, block in by_line:
+        scores[:, start : start + block.shape[1]] = block
     return scores, column
 
 
-def _slot_frame(models: ModelBatch, group: np.ndarray, positions: np.ndarray) -> pl.DataFrame:
-    """(model_id, version, source_name, position) for slots ``positions`` ((model, slot) in group)."""
-    gi = group[positions[:, 0]]
-    names = np.array(models.source_names, dtype=object)
-    return models.frame.select("model_id", "version")[gi].with_columns(
-        pl.Series(
-            "source_name", names[models.name[gi, positions[:, 1]]] if len(names) else [], dtype=pl.String
-        ),
-        pl.Series("position", np.arange(len(positions)), dtype=pl.Int64),
+def _slot_frame(models: ModelBatch, model: np.ndarray, slot: np.ndarray) -> pl.DataFrame:
+    """(model_id, version, source_name, position) of slots ``(model[i], slot[i])`` of the batch."""
+    names = pl.Series("source_name", models.source_names, dtype=pl.String)
+    return models.frame.select("model_id", "version")[model].with_columns(
+        names.gather(models.name[model, slot]), pl.Series("position", np.arange(len(model)))
     )
 
 
-def _multipliers(models: ModelBatch, group: np.ndarray, multipliers: pl.DataFrame | None) -> np.ndarray:
-    """Each slot's dynamic multiplier (1 without history)."""
-    out = np.ones((len(group), SLOTS))
-    dynamic = np.argwhere(models.dynamic[group])
-    if multipliers is None or multipliers.is_empty() or not len(dynamic):
+def _multipliers(models: ModelBatch, multipliers: pl.DataFrame | None) -> np.ndarray:
+    """Each slot's dynamic multiplier (1 without history), for the whole batch in one join."""
+    out = np.ones((len(models), SLOTS))
+    model, slot = np.nonzero(models.dynamic)
+    if multipliers is None or multipliers.is_empty() or not len(model):
         return out
-    found = _slot_frame(models, group, dynamic).join(
+    found = _slot_frame(models, model, slot).join(
         multipliers.select(list(MULTIPLIERS)).cast(pl.Schema(MULTIPLIERS)),
         on=["model_id", "version", "source_name"],
     )
-    position = dynamic[found["position"].to_numpy()]
-    out[position[:, 0], position[:, 1]] = found["multiplier"].to_numpy()
+    position = found["position"].to_numpy()
+    out[model[position], slot[position]] = found["multiplier"].to_numpy()
     return out
 
 

@@ -115,10 +115,6 @@ class SourceDay:
             self.shared[key] = build()
         return self.shared[key]
 
-    def per_line(self, per_game: np.ndarray) -> np.ndarray:
-        """Scores per key x game as scores per key x line."""
-        return per_game[:, self.line_game]
-
 
 @dataclass(frozen=True, eq=False)
 class SourceKind(Generic[P]):
@@ -132,9 +128,12 @@ class SourceKind(Generic[P]):
     prepare: Callable[[list[Any]], P]
     """What ``score`` reads about the batch's distinct keys (in interning order), built once."""
     score: Callable[[P, np.ndarray, SourceDay], np.ndarray]
-    """``score(prepared, used, day)``: keys ``used`` (indices, ascending) x lines of the span."""
+    """``score(prepared, used, day)``: games (or lines, see ``by_line``) of the span x keys ``used``
+    (indices, ascending)."""
     builtin: bool = True
     """Configured under its own name; the one kind that is not takes every other source name."""
+    by_line: bool = False
+    """``score`` gives a row per current line (the score depends on the bookmaker's line), not per game."""
 
     @property
     def name(self) -> str:

@@ -124,21 +124,26 @@ def prepare(keys: list[tuple[str, int, str]]) -> pl.DataFrame:
 
 
 def score(sources: pl.DataFrame, used: np.ndarray, day: SourceDay) -> np.ndarray:
-    """The given scores of sources ``used`` on the day's games; NaN where none was given."""
-    block = np.full((len(used), day.games.height), np.nan)
+    """The given scores per game of the span x source ``used``; NaN where none was given."""
+    return day.memo(CustomDataSource.kind, lambda: given_scores(sources, day))[:, used]
+
+
+def given_scores(sources: pl.DataFrame, day: SourceDay) -> np.ndarray:
+    """The given scores of every custom source of the batch per game of the span, looked up once
+    for all the span's markets (the join with the given scores is the kind's whole cost)."""
+    block = np.full((day.games.height, sources.height), np.nan)
     if day.custom_scores is not None and not day.custom_scores.is_empty():
+        given = day.custom_scores.select(list(CUSTOM_SCORES)).cast(pl.Schema(CUSTOM_SCORES))
+        games = pl.Enum(day.games["game_id"])  # its physical codes are the games' indices
         found = (
-            sources[used]
-            .with_row_index("position")
-            .join(
-                day.custom_scores.select(list(CUSTOM_SCORES)).cast(pl.Schema(CUSTOM_SCORES)), on=list(_SOURCE)
-            )
-            .join(day.games.select("game_id", "game"), on="game_id")
-            .filter(pl.col("score").is_not_null())
+            sources.with_row_index("position")
+            .join(given, on=list(_SOURCE))
+            .select("position", pl.col("game_id").cast(games, strict=False).to_physical(), "score")
+            .drop_nulls()
         )
-        game = found["game"].to_numpy().astype(np.int64)
-        block[found["position"].to_numpy(), game] = found["score"].to_numpy()
-    return day.per_line(block)
+        game = found["game_id"].to_numpy().astype(np.int64)
+        block[game, found["position"].to_numpy()] = found["score"].to_numpy()
+    return block
 
 
 KIND = SourceKind(CustomDataSource, key, prepare, score, builtin=False)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Annotated, Any, ClassVar
 
 import numpy as np
@@ -105,10 +106,18 @@ def _pick(values: np.ndarray, date: np.ndarray, index: np.ndarray) -> np.ndarray
 class FieldConfigs:
     """Distinct field-list configs of one source kind (team_stats or player_stats), split into keys
     ``(field, *parameters)`` that are scored once each: config ``c`` averages keys ``members[c]``
-    (padded with -1)."""
+    (padded with -1). Built once per batch, with the keys' fields and parameters as arrays, so that
+    a span reads them without a Python pass over thousands of keys."""
 
     keys: tuple[tuple, ...]
+    """Sorted, so each field's keys are one run (see :meth:`by_field`)."""
     members: np.ndarray
+    fields: tuple[str, ...]
+    """The distinct fields, sorted."""
+    field: np.ndarray
+    """Each key's field (index into ``fields``)."""
+    parameters: tuple[np.ndarray, ...]
+    """Each key's parameters after the field, one array per position."""
 
     @classmethod
     def of(cls, params: Sequence[tuple]) -> FieldConfigs:
@@ -118,16 +127,35 @@ class FieldConfigs:
         members = np.full((len(params), max((len(p[0]) for p in params), default=1)), -1, dtype=np.int64)
         for c, (fields, *rest) in enumerate(params):
             members[c, : len(fields)] = [row[(f, *rest)] for f in fields]
-        return cls(tuple(keys), members)
+        names = sorted({k[0] for k in keys})
+        field = np.searchsorted(np.array(names, dtype=object), np.array([k[0] for k in keys], dtype=object))
+        width = len(keys[0]) - 1 if keys else 0
+        parameters = tuple(np.array([k[1 + i] for k in keys]) for i in range(width))
+        return cls(tuple(keys), members, tuple(names), field.astype(np.int64), parameters)
+
+    def by_field(self) -> list[tuple[str, slice]]:
+        """Each field and the run of its keys."""
+        bounds = np.searchsorted(self.field, np.arange(len(self.fields) + 1))
+        return [(name, slice(int(bounds[i]), int(bounds[i + 1]))) for i, name in enumerate(self.fields)]
 
 
 def mean_over_fields(scores: np.ndarray, members: np.ndarray) -> np.ndarray:
-    """Source score per config: the mean of its fields' scores that are not missing (the seed's
-    averaging); missing when all of them are. ``members`` as in :class:`FieldConfigs`."""
-    padded = np.vstack([scores, np.full((1, scores.shape[1]), np.nan)])[members]
-    valid = ~np.isnan(padded)
+    """Source score per game x config: the mean of its fields' scores (``scores``: game x key) that
+    are not missing (the seed's averaging); missing when all of them are. ``members`` as in
+    :class:`FieldConfigs`. The fields are added in config order, one slot at a time, as the scalar
+    reference does, whatever the span (numpy's sum over a slot axis turned to pairwise summation
+    when a span had one game, which moved the last bit for configs of nine fields or more); missing
+    scores are set to 0 on the keys, which are few, not on every config's copy of them."""
+    valid = ~np.isnan(scores)
+    filled = np.hstack([np.where(valid, scores, 0.0), np.zeros((len(scores), 1))])  # -1: nothing
+    present = np.hstack([valid, np.zeros((len(scores), 1), dtype=bool)]).astype(np.float64)
+    total = np.zeros((len(scores), len(members)))
+    count = np.zeros(total.shape)
+    for slot in members.T:
+        total += np.take(filled, slot, axis=1)  # np.take: a third of indexing's time here
+        count += np.take(present, slot, axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(valid, padded, 0.0).sum(axis=1) / valid.sum(axis=1)
+        return total / count
 
 
 @dataclass(frozen=True, eq=False)
@@ -160,31 +188,36 @@ class FieldValues:
     ) -> FieldValues:
         """From per-team ``values`` (key x date x team). A batch may hold another sport's fields:
         their values are all missing here, so they take neutral flags."""
-        specs = [fields_of(sport, kind).get(key[0]) for key in configs.keys]
-        lower = np.array([s is not None and s.lower_is_better for s in specs], dtype=bool)
-        orientation = np.array([0.0 if s is None else s.total_orientation for s in specs])
+        specs = [fields_of(sport, kind).get(name) for name in configs.fields]
+        lower = np.array([s is not None and s.lower_is_better for s in specs], dtype=bool)[configs.field]
+        orientation = np.array([0.0 if s is None else s.total_orientation for s in specs])[configs.field]
         keys, dates, teams = values.shape
         z = z_scores(values.reshape(keys * dates, teams)).reshape(values.shape)
         return cls(configs, z, lower, orientation, home, away, date_of)
 
+    @cached_property
+    def teams(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each key's z-score of each game's home team and of its away team (key x game)."""
+        return _pick(self.z, self.date_of, self.home), _pick(self.z, self.date_of, self.away)
+
+    @cached_property
+    def side_scores(self) -> np.ndarray:
+        """Field scores of ``spreads`` and ``h2h`` (game x key): ``sigmoid(z_home - z_away)``, z
+        negated where lower is better; computed once for both markets."""
+        z_home, z_away = self.teams
+        return sigmoid(np.where(self.lower_is_better, -1.0, 1.0)[:, None] * (z_home - z_away)).T
+
+    @cached_property
+    def total_scores(self) -> np.ndarray:
+        """Field scores of ``totals`` (game x key): ``sigmoid(orientation * (z_home + z_away))``."""
+        z_home, z_away = self.teams
+        return sigmoid(self.orientation[:, None] * (z_home + z_away)).T
+
     def scores(self, market: str, which: np.ndarray) -> np.ndarray:
-        """Source scores of configs ``which`` (indices into ``configs``) x game, the mean of their
-        field scores: ``sigmoid(z_home - z_away)`` (z negated where lower is better) for side
-        markets, ``sigmoid(orientation * (z_home + z_away))`` for totals."""
-        z_home, z_away = _pick(self.z, self.date_of, self.home), _pick(self.z, self.date_of, self.away)
-        if market == "totals":
-            scores = sigmoid(self.orientation[:, None] * (z_home + z_away))
-        else:
-            scores = sigmoid(np.where(self.lower_is_better, -1.0, 1.0)[:, None] * (z_home - z_away))
-        return mean_over_fields(scores, self.configs.members[which])
-
-
-def rows_by(keys: Sequence[tuple], *positions: int) -> dict[tuple, list[int]]:
-    """Indices of ``keys`` grouped by the key elements at ``positions``."""
-    groups: dict[tuple, list[int]] = {}
-    for i, key in enumerate(keys):
-        groups.setdefault(tuple(key[p] for p in positions), []).append(i)
-    return groups
+        """Source scores per game x config ``which`` (indices into ``configs``): the mean of their
+        field scores."""
+        fields = self.total_scores if market == "totals" else self.side_scores
+        return mean_over_fields(fields, self.configs.members[which])
 
 
 def normalised_fields(source: Mapping[str, Any]) -> tuple[str, ...]:
@@ -193,6 +226,6 @@ def normalised_fields(source: Mapping[str, Any]) -> tuple[str, ...]:
 
 
 def day_scores(day: SourceDay, kind: str, values: Callable[[], FieldValues], used: np.ndarray) -> np.ndarray:
-    """Scores of configs ``used`` x line of the span; the fields' values (``values()``) are computed
+    """Scores per game of the span x config ``used``; the fields' values (``values()``) are computed
     once per span, since every market shares them."""
-    return day.per_line(day.memo(kind, values).scores(day.market, used))
+    return day.memo(kind, values).scores(day.market, used)

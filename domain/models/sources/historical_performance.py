@@ -30,17 +30,17 @@ def key(source: Mapping[str, Any], name: str, model: Mapping[str, Any]) -> int:
 def historical_scores(
     history: EntityHistory, slate: Slate, market: str, lookback_days: np.ndarray
 ) -> np.ndarray:
-    """historical_performance per distinct lookback_days x game: shrunk hit rates of both teams."""
+    """historical_performance per game x distinct lookback_days: shrunk hit rates of both teams."""
     home, away = history.index_of(slate.home), history.index_of(slate.away)
-    teams = np.concatenate([home, away])[None, :]
-    game_day = np.concatenate([slate.day, slate.day])[None, :]
-    days = lookback_days[:, None]
-    hi = np.broadcast_to(history.played_before(teams, game_day), (len(days), teams.shape[1]))
+    teams = np.concatenate([home, away])[:, None]
+    game_day = np.concatenate([slate.day, slate.day])[:, None]
+    days = lookback_days[None, :]
+    hi = np.broadcast_to(history.played_before(teams, game_day), (teams.shape[0], days.shape[1]))
     lo = history.played_before(teams, game_day - days)
     hits, _ = history.window(f"{market}_hit", teams, lo, hi)
     games, _ = history.window(f"{market}_game", teams, lo, hi)
     rate = (hits + 2.0) / (games + 4.0)
-    r_home, r_away = rate[:, : len(home)], rate[:, len(home) :]
+    r_home, r_away = rate[: len(home)], rate[len(home) :]
     if market == "totals":
         return (r_home + r_away) / 2.0
     return 0.5 + (r_home - r_away) / 2.0
@@ -48,7 +48,7 @@ def historical_scores(
 
 def score(lookback_days: np.ndarray, used: np.ndarray, day: SourceDay) -> np.ndarray:
     history = results_history(day.tables, day.sport)
-    return day.per_line(historical_scores(history, day.slate, day.market, lookback_days[used]))
+    return historical_scores(history, day.slate, day.market, lookback_days[used])
 
 
 KIND = SourceKind(HistoricalPerformanceSource, key, integers, score)

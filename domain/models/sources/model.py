@@ -45,9 +45,9 @@ def prepare(keys: list[tuple[str, int | None]]) -> pl.DataFrame:
 
 
 def score(members: pl.DataFrame, used: np.ndarray, day: SourceDay) -> np.ndarray:
-    """The members' p on the span's lines at the same cut-off; NaN where a member has no analysis.
-    An unpinned member is its latest version among the analyses handed over."""
-    block = np.full((len(used), len(day.lines)), np.nan)
+    """The members' p per line of the span x member ``used``, at the same cut-off; NaN where a
+    member has no analysis. An unpinned member is its latest version among the analyses handed over."""
+    block = np.full((len(day.lines), len(used)), np.nan)
     given = day.members
     if given is None or given.is_empty():
         return block
@@ -65,11 +65,11 @@ def score(members: pl.DataFrame, used: np.ndarray, day: SourceDay) -> np.ndarray
         .join(lines, on=["game_id", "bookmaker", "cutoff_time"], suffix="_current")
         .filter(pl.col("line").eq_missing(pl.col("line_current")))
     )
-    block[found["position"].to_numpy(), found["row"].to_numpy()] = found["p"].to_numpy()
+    block[found["row"].to_numpy(), found["position"].to_numpy()] = found["p"].to_numpy()
     return block
 
 
-KIND = SourceKind(ModelSource, key, prepare, score, builtin=False)
+KIND = SourceKind(ModelSource, key, prepare, score, builtin=False, by_line=True)
 
 
 def member_ids(payload: Mapping[str, Any]) -> list[tuple[str, int | None]]:

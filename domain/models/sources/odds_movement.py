@@ -37,7 +37,7 @@ def key(source: Mapping[str, Any], name: str, model: Mapping[str, Any]) -> int:
 def odds_movement_scores(
     lines: pl.DataFrame, snapshots: pl.DataFrame, market: str, hours: np.ndarray
 ) -> np.ndarray:
-    """odds_movement per distinct time_window_hours x current line.
+    """odds_movement per current line x distinct time_window_hours.
 
     ``lines``: one row per game x bookmaker of ``market`` with its current snapshot (``line``,
     ``price_first``, ``price_second``, ``public_first_pct``) and ``cutoff_time``; ``snapshots``: the
@@ -92,12 +92,12 @@ def odds_movement_scores(
     )
     scores = joined.select(
         "window", "line_row", (0.5 + 0.5 * direction * movement).cast(pl.Float64).alias("score")
-    ).sort("window", "line_row")
-    return scores["score"].fill_null(np.nan).to_numpy().reshape(len(hours), len(lines))
+    ).sort("line_row", "window")
+    return scores["score"].fill_null(np.nan).to_numpy().reshape(len(lines), len(hours))
 
 
 def score(hours: np.ndarray, used: np.ndarray, day: SourceDay) -> np.ndarray:
     return odds_movement_scores(day.lines, day.snapshots, day.market, hours[used])
 
 
-KIND = SourceKind(OddsMovementSource, key, integers, score)
+KIND = SourceKind(OddsMovementSource, key, integers, score, by_line=True)

@@ -17,7 +17,6 @@ from domain.models.sources.fields import (
     FieldValues,
     day_scores,
     normalised_fields,
-    rows_by,
 )
 
 
@@ -55,10 +54,10 @@ def player_stats_values(
     mean minutes over their own last ``lookback_games`` games of at least ``min_minutes``. The team
     value of a field is the sum of those players' means; a team with nobody qualifying is missing.
     """
-    keys = configs.keys
+    minutes, lookback = configs.parameters
     players, schedule = history.players, history.schedule
     n_teams, n_dates = len(schedule.names), len(slate.dates)
-    values = np.full((len(keys), n_dates, n_teams), np.nan)
+    values = np.full((len(configs.keys), n_dates, n_teams), np.nan)
     if len(players.names):
         # Everything per distinct lookback x date x player, every lookback and date at once.
         everyone = np.arange(len(players.names))[None, None, :]
@@ -68,7 +67,8 @@ def player_stats_values(
         last_team = np.where(played > 0, history.row_team[latest], -1)
         last_date = players.dates[latest]
         team_played = schedule.played_before(np.arange(n_teams)[None, :], dates)  # date x team
-        lookbacks = np.array(sorted({k[2] for k in keys}))[:, None, None]
+        distinct, key_lookback = np.unique(lookback, return_inverse=True)
+        lookbacks = distinct[:, None, None]
         window_start = schedule.dates[schedule.start[:-1] + np.maximum(team_played - lookbacks, 0)]
         on_date = np.arange(n_dates)[:, None]
         in_rotation = (last_team >= 0) & (last_date >= window_start[:, on_date, np.maximum(last_team, 0)])
@@ -76,24 +76,36 @@ def player_stats_values(
         minutes_sum, minutes_n = players.window(PLAYER_MINUTES, everyone, lo, hi)
         with np.errstate(invalid="ignore", divide="ignore"):
             mean_minutes = np.where(minutes_n > 0, minutes_sum / np.maximum(minutes_n, 1), np.nan)
-        for (fld,), rows in rows_by(keys, 0).items():
+        # Who may count depends on (lookback, min_minutes) only: once per such pair, not per field.
+        thresholds, key_minutes = np.unique(minutes, return_inverse=True)
+        pairs, key_pair = np.unique(key_lookback * len(thresholds) + key_minutes, return_inverse=True)
+        pair_lookback, pair_minutes = np.divmod(pairs, len(thresholds))
+        eligible = in_rotation[pair_lookback] & (
+            mean_minutes[pair_lookback] >= thresholds[pair_minutes, None, None]
+        )
+        # The bin of each (key, date, player) among (key, date, team), for as many keys as a field
+        # has at most; players without a team go to a spare team.
+        spare = n_teams + 1
+        team_bin = on_date * spare + np.where(last_team >= 0, last_team, n_teams)
+        most = max(rows.stop - rows.start for _, rows in configs.by_field())
+        cells = (np.arange(most)[:, None, None] * (n_dates * spare) + team_bin).ravel()
+        for fld, rows in configs.by_field():
             if fld not in players.sums:
                 continue
-            # One row per key (min_minutes, lookback): who qualifies, then sums per (key, date, team);
-            # the field's means only for the lookbacks its keys use.
-            lookback = np.searchsorted(lookbacks[:, 0, 0], [keys[i][2] for i in rows])
-            needed, of_row = np.unique(lookback, return_inverse=True)
+            # The field's means only for the lookbacks its keys use; then per key (one row each) who
+            # qualifies, and sums per (key, date, team). Every player goes through the sums (as 0 when
+            # they do not qualify), which adds each team's players in player order like a sum over the
+            # qualifying ones only, without gathering them one by one.
+            needed, of_row = np.unique(key_lookback[rows], return_inverse=True)
             total, count = players.window(fld, everyone, lo[needed], hi)
             mean = total / np.maximum(count, 1)
-            minutes = np.array([keys[i][1] for i in rows])[:, None, None]
-            qualifies = in_rotation[lookback] & (mean_minutes[lookback] >= minutes) & (count[of_row] > 0)
-            row, date, player = np.nonzero(qualifies)
-            cell = (row * n_dates + date) * n_teams + last_team[date, player]
-            shape = (len(rows), n_dates, n_teams)
+            qualifies = eligible[key_pair[rows]] & (count > 0)[of_row]
+            shape = (len(of_row), n_dates, spare)
             size = int(np.prod(shape))
-            team_sum = np.bincount(cell, weights=mean[of_row[row], date, player], minlength=size)
-            team_count = np.bincount(cell, minlength=size).reshape(shape)
-            values[rows] = np.where(team_count > 0, team_sum.reshape(shape), np.nan)
+            cell = cells[: qualifies.size]
+            team_sum = np.bincount(cell, np.where(qualifies, mean[of_row], 0.0).ravel(), size).reshape(shape)
+            team_count = np.bincount(cell, qualifies.ravel(), size).reshape(shape)
+            values[rows] = np.where(team_count > 0, team_sum, np.nan)[..., :n_teams]
     home, away = schedule.index_of(slate.home), schedule.index_of(slate.away)
     return FieldValues.of(values, sport, "player", configs, home, away, slate.date_of)
 

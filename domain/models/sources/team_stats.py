@@ -17,7 +17,6 @@ from domain.models.sources.fields import (
     FieldValues,
     day_scores,
     normalised_fields,
-    rows_by,
 )
 
 
@@ -44,10 +43,10 @@ def team_stats_values(history: EntityHistory, sport: str, slate: Slate, configs:
     entities = np.arange(len(history.names))[None, :]
     played = history.played_before(entities, slate.dates[:, None])  # date x team
     values = np.full((len(configs.keys), len(slate.dates), entities.shape[1]), np.nan)
-    for (fld,), rows in rows_by(configs.keys, 0).items():
+    for fld, rows in configs.by_field():
         if fld not in history.sums:
             continue
-        games = np.array([configs.keys[i][1] for i in rows])[:, None, None]
+        games = configs.parameters[0][rows, None, None]
         total, count = history.window(fld, entities[None], np.maximum(played - games, 0), played[None])
         with np.errstate(invalid="ignore", divide="ignore"):
             values[rows] = np.where(count > 0, total / np.maximum(count, 1), np.nan)
