@@ -60,8 +60,8 @@ from domain.models.engine import (
     score_day_explained,
     source_matrices,
 )
-from domain.models.engine.scoring import weighed_blocks
 from domain.models.engine.reference import ReferenceData, reference_analysis
+from domain.models.engine.scoring import weighed_blocks
 
 SPORT = "basketball_nba"
 SEED = 2026
