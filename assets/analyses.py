@@ -64,27 +64,29 @@ def read_model_versions(lake: Lake) -> pl.DataFrame:
     return lake.read_parquet([key]) if lake.exists(key) else pl.DataFrame(schema=MODEL_VERSIONS)
 
 
-def _merged(lake: Lake, sport: str, day: dt.date, out: Scored, scored: pl.Series | None) -> Scored:
-    """What to store for ``day``: ``out`` plus the stored analyses and weights of the models not in
-    ``scored`` (all stored rows are replaced when None), and the stored source scores that the
-    run did not reproduce (another model's, or a committed pick's kept at an earlier cut-off), of
-    the sources that the stored weights read."""
+def _merged(
+    lake: Lake, sport: str, day: dt.date, out: Scored, scored: pl.Series | None, kept: bool
+) -> Scored:
+    """What to store for ``day``: ``out``, plus the stored analyses and weights of the models not in
+    ``scored`` (None: every model was scored), plus the stored source scores that they read and
+    that the run did not reproduce; with ``kept`` (committed picks kept as stored, perhaps at an
+    earlier cut-off), every stored source score the run did not reproduce."""
+    if scored is None and not kept:
+        return Scored(clustered(out.analyses), out.source_scores, clustered(out.weights))
     stored = load_scored(lake, sport, day, day + dt.timedelta(days=1))
     others = pl.col("model_id").is_in(scored.implode()).not_() if scored is not None else pl.lit(False)
     weights = pl.concat([conform(stored.weights.filter(others), ANALYSIS_WEIGHTS), out.weights])
-    scores = pl.concat(
-        [
-            conform(stored.source_scores, SOURCE_SCORES).join(
-                out.source_scores, on=SOURCE_SCORE_KEY, how="anti"
-            ),
-            out.source_scores,
-        ]
-    ).join(weights.select("source").unique(), on="source", how="semi")
+    earlier = conform(stored.source_scores, SOURCE_SCORES).join(
+        out.source_scores, on=SOURCE_SCORE_KEY, how="anti"
+    )
+    scores = pl.concat([earlier, out.source_scores]).join(
+        weights.select("source").unique(), on="source", how="semi", maintain_order="left"
+    )
     return Scored(
         clustered(
             pl.concat([conform(stored.analyses.filter(others), ANALYSES), conform(out.analyses, ANALYSES)])
         ),
-        scores.sort("source", maintain_order=True),
+        scores.sort("market", "source", maintain_order=True),
         clustered(weights),
     )
 
@@ -138,9 +140,17 @@ def analyse_days(
         out = score_day_explained(models, tables, day, as_of, multipliers, custom)
         if not helpers.is_empty():
             out = out.of_models(own)
-        out = replace(out, analyses=commit_run(lake, versions, sport, day, out.analyses))
+        done = commit_run(lake, versions, sport, day, out.analyses)
+        out = replace(out, analyses=done.analyses)
         written.update(
-            _write(lake, sport, day, _merged(lake, sport, day, out, own["model_id"] if keep_others else None))
+            _write(
+                lake,
+                sport,
+                day,
+                _merged(
+                    lake, sport, day, out, own["model_id"] if keep_others else None, bool(done.conflicts)
+                ),
+            )
         )
         frames.append(out.analyses)
         if models.uses_dynamic_weighting:

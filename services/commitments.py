@@ -197,8 +197,8 @@ def public_models(versions: pl.DataFrame) -> set[str]:
 
 def commit_run(
     lake: Lake, versions: pl.DataFrame, sport: str, day: dt.date, analyses: pl.DataFrame
-) -> pl.DataFrame:
-    """What the daily analyses asset calls for each day it scores: commit, and return what to store."""
+) -> Commit:
+    """What the daily analyses asset calls for each day it scores: commit, and say what to store."""
     done = commit_picks(lake, sport, day, analyses, public_models(versions))
     if done.committed or done.late or done.conflicts:
         log.info(
@@ -210,7 +210,7 @@ def commit_run(
             done.late,
             len(done.conflicts),
         )
-    return done.analyses
+    return done
 
 
 # ---- day roots -------------------------------------------------------------------------------------

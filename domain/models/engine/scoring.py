@@ -788,18 +788,20 @@ def pick_sides(market: str, first: np.ndarray) -> pl.Series:
 
 
 def source_score_rows(models: ModelBatch, matrix: SourceMatrix) -> pl.DataFrame:
-    """:data:`SOURCE_SCORES` of ``matrix``: every distinct source's score on every line it scores,
-    each source's rows together (sorted by ``source``, so a reader of a few sources skips the rest)."""
+    """:data:`SOURCE_SCORES` of ``matrix`` (one sport and market): every distinct source's score on
+    every line it scores, sorted by ``source`` (so a reader of a few sources skips the rest)."""
     column = np.empty(matrix.scores.shape[1], dtype=object)
     taken = matrix.sources >= 0
     column[matrix.sources[taken]] = models.source[matrix.group][taken]
-    order = np.argsort(column.astype(str), kind="stable")
-    source, line = np.nonzero(~np.isnan(matrix.scores[:, order].T))
+    ids = pl.Series("source", column, dtype=pl.String)
+    order = ids.arg_sort().to_numpy()
+    source, line = np.nonzero(~np.isnan(matrix.scores[:, order].T))  # source-major
+    column_of = order[source]
     return (
         matrix.lines.select(SOURCE_SCORE_LINE)[line]
         .with_columns(
-            pl.Series("source", column[order][source], dtype=pl.String),
-            pl.Series("score", matrix.scores[line, order[source]]),
+            ids.gather(column_of),
+            pl.Series("score", matrix.scores[line, column_of]),
             pl.lit(matrix.sport).alias("sport"),
             pl.lit(matrix.market).alias("market"),
         )
