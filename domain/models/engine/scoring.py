@@ -75,12 +75,13 @@ SOURCE_SCORES: dict[str, pl.DataType] = {
     "game_date": pl.Date(),
     "bookmaker": pl.String(),
     "cutoff_time": UTC_TS,
-    "source": pl.String(),
+    "source": pl.Int64(),
     "score": pl.Float64(),
 }
 """One row per distinct source and line (game x market x bookmaker at a cut-off) that the source
-scores: every model weighing the same source reads the same row. ``source`` is the kind and a hash
-of the parameters that decide its scores (:func:`source_id`); a missing score has no row."""
+scores: every model weighing the same source reads the same row. ``source`` is a 64-bit hash of
+its kind and the parameters that decide its scores (:func:`source_id`; ``analysis_weights`` says
+which kind); a missing score has no row."""
 
 SOURCE_SCORE_KEY = ["game_id", "market", "bookmaker", "cutoff_time", "source"]
 
@@ -92,7 +93,8 @@ ANALYSIS_WEIGHTS: dict[str, pl.DataType] = {
     "game_date": pl.Date(),
     "slot": pl.Int8(),
     "source_name": pl.String(),
-    "source": pl.String(),
+    "kind": pl.String(),
+    "source": pl.Int64(),
     "weight": pl.Float64(),
 }
 """One row per model version, game date (with analyses) and source slot, in config order: the
@@ -158,7 +160,7 @@ class ModelBatch:
     name: np.ndarray
     source_names: tuple[str, ...]
     source: np.ndarray
-    """Per model and slot, its distinct source's :func:`source_id` (None where empty)."""
+    """Per model and slot, its distinct source's :func:`source_id` (0 where empty)."""
     prepared: tuple[Any, ...]
     """Per kind, its ``prepare`` of the distinct parameter sets (which the slots' ``param`` index)."""
     layer: np.ndarray
@@ -225,9 +227,9 @@ class ModelBatch:
         def column(key: str, dtype: Any) -> np.ndarray:
             return np.array([p.get(key, _MODEL_DEFAULTS.get(key)) for p in payloads], dtype=dtype)
 
-        source = np.full((n, SLOTS), None, dtype=object)
+        source = np.zeros((n, SLOTS), dtype=np.int64)
         for k, keys in enumerate(interned):
-            ids = np.array([source_id(KINDS[k].name, key) for key in keys], dtype=object)
+            ids = np.array([source_id(KINDS[k].name, key) for key in keys], dtype=np.int64)
             source[kind == k] = ids[param[kind == k]]
         return cls(
             frame=pl.DataFrame(
@@ -258,12 +260,15 @@ def _intern(table: dict[Hashable, int], key: Hashable) -> int:
     return table.setdefault(key, len(table))
 
 
-def source_id(kind: str, key: Hashable) -> str:
-    """A distinct source's name in :data:`SOURCE_SCORES`: its kind and a hash of its key (the
+def source_id(kind: str, key: Hashable) -> int:
+    """A distinct source's id in :data:`SOURCE_SCORES`: a 64-bit hash of its kind and key (the
     parameters that decide its scores), the same in every run, so a day re-scored for some models
-    meets the rows the others' analyses read."""
-    digest = hashlib.blake2b(json.dumps([kind, key]).encode(), digest_size=8).hexdigest()
-    return f"{kind}:{digest}"
+    meets the rows the others' analyses read. Eight bytes a row, where a readable name took twenty."""
+    return _hash64(json.dumps([kind, key]))
+
+
+def _hash64(text: str) -> int:
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little", signed=True)
 
 
 # ---- scoring a day -------------------------------------------------------------------------------
@@ -347,7 +352,7 @@ class Scored:
     def from_explained(cls, frame: pl.DataFrame) -> Scored:
         """The tables of analyses that carry their sources as lists (:data:`EXPLAINED`: on-demand
         caches, and analyses stored before the tables were split). Each model's sources count as
-        distinct (``source`` is ``legacy:{model_id}/{version}/{source_name}``), and a slot's weight
+        distinct (``source`` hashes ``legacy``, model, version and source name), and a slot's weight
         on a day is its largest over the day's lines (a source weighs the same on every line it
         scores)."""
         slots = (
@@ -358,14 +363,18 @@ class Scored:
             )
             .rename({"source_names": "source_name", "source_scores": "score", "weights": "weight"})
             .filter(pl.col("source_name").is_not_null())
-            .with_columns(
-                pl.concat_str(
-                    pl.lit("legacy:"), "model_id", pl.lit("/"), "version", pl.lit("/"), "source_name"
-                ).alias("source")
-            )
+        )
+        names = slots.select("model_id", "version", "source_name").unique()
+        ids = [_hash64(json.dumps(["legacy", *row])) for row in names.iter_rows()]
+        slots = slots.join(
+            names.with_columns(
+                pl.Series("source", ids, dtype=pl.Int64), pl.lit(None, pl.String).alias("kind")
+            ),
+            on=["model_id", "version", "source_name"],
+            maintain_order="left",
         )
         weights = slots.group_by("model_id", "version", "sport", "market", "game_date", "slot").agg(
-            pl.col("source_name", "source").first(), pl.col("weight").max()
+            pl.col("source_name", "kind", "source").first(), pl.col("weight").max()
         )
         scores = slots.filter(pl.col("score").is_not_null()).unique(SOURCE_SCORE_KEY, keep="first")
         return cls(
@@ -790,18 +799,18 @@ def pick_sides(market: str, first: np.ndarray) -> pl.Series:
 def source_score_rows(models: ModelBatch, matrix: SourceMatrix) -> pl.DataFrame:
     """:data:`SOURCE_SCORES` of ``matrix`` (one sport and market): every distinct source's score on
     every line it scores, sorted by ``source`` (so a reader of a few sources skips the rest)."""
-    column = np.empty(matrix.scores.shape[1], dtype=object)
+    column = np.zeros(matrix.scores.shape[1], dtype=np.int64)
     taken = matrix.sources >= 0
     column[matrix.sources[taken]] = models.source[matrix.group][taken]
-    ids = pl.Series("source", column, dtype=pl.String)
-    order = ids.arg_sort().to_numpy()
-    source, line = np.nonzero(~np.isnan(matrix.scores[:, order].T))  # source-major
-    column_of = order[source]
+    order = np.argsort(column, kind="stable")
+    by_source = matrix.scores.T[order]  # sorted distinct source x line, contiguous
+    present = ~np.isnan(by_source)
+    source, line = np.divmod(np.flatnonzero(present), by_source.shape[1])
     return (
         matrix.lines.select(SOURCE_SCORE_LINE)[line]
         .with_columns(
-            ids.gather(column_of),
-            pl.Series("score", matrix.scores[line, column_of]),
+            pl.Series("source", column[order][source]),
+            pl.Series("score", by_source[present]),
             pl.lit(matrix.sport).alias("sport"),
             pl.lit(matrix.market).alias("market"),
         )
@@ -827,7 +836,8 @@ def weight_rows(models: ModelBatch, matrix: SourceMatrix, block: Weighed) -> pl.
     d, m = np.nonzero(has_rows)
     slot = np.tile(np.arange(k), len(d))
     batch = np.repeat(matrix.group[block.part][m], k)
-    names = np.array(models.source_names, dtype=object)
+    names = pl.Series("source_name", models.source_names, dtype=pl.String)
+    kinds = pl.Series("kind", [k.name for k in KINDS], dtype=pl.String)
     return (
         models.frame[batch]
         .with_columns(
@@ -835,8 +845,9 @@ def weight_rows(models: ModelBatch, matrix: SourceMatrix, block: Weighed) -> pl.
             pl.lit(matrix.market).alias("market"),
             pl.Series("game_date", np.repeat(day[starts][d], k)),
             pl.Series("slot", slot, dtype=pl.Int8),
-            pl.Series("source_name", names[models.name[batch, slot]], dtype=pl.String),
-            pl.Series("source", models.source[batch, slot], dtype=pl.String),
+            names.gather(models.name[batch, slot]),
+            kinds.gather(models.kind[batch, slot]),
+            pl.Series("source", models.source[batch, slot]),
             pl.Series("weight", weights[d, m].ravel()),
         )
         .select(list(ANALYSIS_WEIGHTS))
