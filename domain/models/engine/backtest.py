@@ -104,7 +104,7 @@ def run_backtest(
     )
     dynamic = DynamicWeights(models, days, tables.games) if models.uses_dynamic_weighting else None
     kept: list[Scored] = []  # with keep_analyses
-    none = Scored.empty()
+    empty = Scored.empty()
     tallies: list[pl.DataFrame] = []
     for first in range(0, len(days), SPAN_DAYS):
         span = days[first : first + SPAN_DAYS]
@@ -120,9 +120,11 @@ def run_backtest(
                         frame = analyses_frame(models, matrix, block)
                         scored.append(frame)
                         if keep_analyses:
-                            kept.append(Scored(frame, none.source_scores, weight_rows(models, matrix, block)))
+                            kept.append(
+                                Scored(frame, empty.source_scores, weight_rows(models, matrix, block))
+                            )
                 if keep_analyses:
-                    kept.append(Scored(none.analyses, source_score_rows(models, matrix), none.weights))
+                    kept.append(Scored(empty.analyses, source_score_rows(models, matrix), empty.weights))
         if progress is not None:
             progress(span[-1], first + len(span), len(days))
     if tallies:  # a month's sums from its spans (at most two), in date order
