@@ -268,6 +268,18 @@ class PeakRss:
 # ---- the measurements, one per subprocess --------------------------------------------------------
 
 
+def warm_runs(repeats: int, name: str, run: Callable[[], Any]) -> tuple[list[float], list[float]]:
+    """Wall and CPU seconds of ``repeats`` calls of ``run``, each result dropped before the next."""
+    walls, cpus = [], []
+    for i in range(repeats):
+        gc.collect()
+        _, wall, cpu = timed(run)
+        walls.append(wall)
+        cpus.append(cpu)
+        log(f"{name}: warm run {i + 1}/{repeats}: {wall:.2f} s")
+    return walls, cpus
+
+
 def measure_score_day(args: argparse.Namespace) -> dict[str, Any]:
     tables = league()
     day = busiest_day(tables)
@@ -284,26 +296,22 @@ def measure_score_day(args: argparse.Namespace) -> dict[str, Any]:
     rows, result_mb = out.height, out.estimated_size() / 1e6
     del out
     log(f"score_day: cold {cold_wall:.2f} s, {rows:,} rows")
-    walls, cpus = [], []
-    for i in range(args.repeats):
-        gc.collect()
-        _, wall, cpu = timed(score_day, batch, tables, day, None, mult, custom)
-        walls.append(wall)
-        cpus.append(cpu)
-        log(f"score_day: warm run {i + 1}/{args.repeats}: {wall:.2f} s")
+    walls, cpus = warm_runs(
+        args.repeats, "score_day", lambda: score_day(batch, tables, day, None, mult, custom)
+    )
     matrices, sources_wall, sources_cpu = timed(source_matrices, batch, tables, day, None, mult, custom)
     gc.collect()
     _, weigh_wall, weigh_cpu = timed(weigh_only, batch, matrices)
     del matrices
-    explained_walls, explained_cpus = [], []
-    for _ in range(args.repeats):
-        gc.collect()
-        explained, wall, cpu = timed(score_day_explained, batch, tables, day, None, mult, custom)
-        explained_walls.append(wall)
-        explained_cpus.append(cpu)
-        explanation_rows = (explained.source_scores.height, explained.weights.height)
-        explanation_mb = (explained.source_scores.estimated_size() + explained.weights.estimated_size()) / 1e6
-        del explained
+    explained = score_day_explained(batch, tables, day, None, mult, custom)
+    explanation_rows = (explained.source_scores.height, explained.weights.height)
+    explanation_mb = (explained.source_scores.estimated_size() + explained.weights.estimated_size()) / 1e6
+    del explained
+    explained_walls, explained_cpus = warm_runs(
+        args.repeats,
+        "score_day_explained",
+        lambda: score_day_explained(batch, tables, day, None, mult, custom),
+    )
     explained_wall, explained_cpu = min(explained_walls), min(explained_cpus)
     day_snapshots = tables.snapshots.filter(pl.col("game_id").is_in(games["game_id"].implode()))
     return {
