@@ -26,14 +26,14 @@ from domain.models.engine import (
     multipliers_from_history,
     score_day_explained,
 )
-from domain.models.engine.scoring import DYNAMIC_WINDOW_DAYS, SCORED_TABLES, SOURCE_SCORE_KEY
+from domain.models.engine.scoring import DYNAMIC_WINDOW_DAYS, SOURCE_SCORE_KEY
 from domain.models.registry import MODEL_VERSIONS
 from domain.models.sources.model import member_versions
 from domain.sports import SPORTS
 from domain.tables.schemas import conform
 from services.commitments import commit_run
 from services.custom_scores import load_custom_scores
-from services.engine_tables import SCORED_LAKE_TABLES, load_scored, load_tables
+from services.engine_tables import load_scored, load_tables
 from stores.lake import Lake
 from stores.layout import table_key
 
@@ -94,9 +94,12 @@ def _merged(
 def _write(lake: Lake, sport: str, day: dt.date, day_tables: Scored) -> dict[dt.date, int]:
     """Write a day's three tables, the analyses last: a reader that sees the new analyses finds
     what went into them."""
-    tables = dict(zip(SCORED_LAKE_TABLES, (getattr(day_tables, f) for f in SCORED_TABLES), strict=True))
-    for table in ("source_scores", "analysis_weights", "analyses"):
-        written = lake.write_daily(tables[table], lambda d, t=table: table_key(t, sport, d), [day])
+    for table, frame in (
+        ("source_scores", day_tables.source_scores),
+        ("analysis_weights", day_tables.weights),
+        ("analyses", day_tables.analyses),
+    ):
+        written = lake.write_daily(frame, lambda d, t=table: table_key(t, sport, d), [day])
     return written
 
 

@@ -51,7 +51,7 @@ from domain.models.engine import (  # noqa: E402
     score_day_explained,
     source_calls,
 )
-from domain.models.engine.backtest import DYNAMIC_WINDOW_DAYS, KEYS, metrics, tally  # noqa: E402
+from domain.models.engine.backtest import DYNAMIC_WINDOW_DAYS, KEYS, game_days, metrics, tally  # noqa: E402
 
 SPORT = "basketball_nba"
 SEASON = (dt.date(2018, 10, 16), dt.date(2019, 4, 10))
@@ -80,14 +80,7 @@ def day_by_day(
 ) -> pl.DataFrame:
     """The baseline: the backtest as it ran before issue 14, one ``score_day`` per game day with
     multipliers from the earlier days' calls; returns the summary (columns of ``metrics``)."""
-    sports = sorted(set(models.sport.tolist()))
-    days = (
-        tables.games.filter(pl.col("sport").is_in(sports) & pl.col("game_date").is_between(start, end))
-        .get_column("game_date")
-        .unique()
-        .sort()
-        .to_list()
-    )
+    days = game_days(models, tables, start, end)
     calls, tallies = pl.DataFrame(schema=SOURCE_CALLS), []
     for day in days:
         multipliers = multipliers_from_calls(calls, day) if models.uses_dynamic_weighting else None

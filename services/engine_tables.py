@@ -60,7 +60,8 @@ def split_legacy_analyses(lake: Lake) -> int:
     options = lake.polars_storage_options()
     split = 0
     for key in lake.list_keys(table_prefix("analyses")):
-        if parse_period_key(key) is None:
+        period = parse_period_key(key)
+        if period is None or period.day is None:  # month objects are compacted from split days
             continue
         if "source_names" not in pl.scan_parquet(lake.uri(key), storage_options=options).collect_schema():
             continue

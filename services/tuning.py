@@ -53,7 +53,7 @@ def tune_model(
     replay = run_backtest(
         ModelBatch.from_configs(configs), tables, start, end, custom, progress=replayed, keep_analyses=True
     )
-    assert replay.explanations is not None  # run_backtest keeps them by default
+    assert replay.explanations is not None  # kept: keep_analyses=True
     analyses = own_rows(replay.explanations.explained(), unit)
     report = tune(replay_arrays(analyses, tables.games, config.market), config, settings)
     if progress is not None:

@@ -94,14 +94,7 @@ def run_backtest(
     models should leave off).
     """
     check_fraction(kelly_fraction)
-    sports = sorted(set(models.sport.tolist()))
-    days = (
-        tables.games.filter(pl.col("sport").is_in(sports) & pl.col("game_date").is_between(start, end))
-        .get_column("game_date")
-        .unique()
-        .sort()
-        .to_list()
-    )
+    days = game_days(models, tables, start, end)
     dynamic = DynamicWeights(models, days, tables.games) if models.uses_dynamic_weighting else None
     kept: list[Scored] = []  # with keep_analyses
     empty = Scored.empty()
@@ -144,6 +137,18 @@ def run_backtest(
         monthly=metrics(monthly).sort(*KEYS, "month"),
         analyses=None if explanations is None else grade_analyses(explanations.analyses, tables.games),
         explanations=explanations,
+    )
+
+
+def game_days(models: ModelBatch, tables: Tables, start: dt.date, end: dt.date) -> list[dt.date]:
+    """The dates from ``start`` to ``end`` (inclusive) with games of the models' sports, in order."""
+    sports = sorted(set(models.sport.tolist()))
+    return (
+        tables.games.filter(pl.col("sport").is_in(sports) & pl.col("game_date").is_between(start, end))
+        .get_column("game_date")
+        .unique()
+        .sort()
+        .to_list()
     )
 
 

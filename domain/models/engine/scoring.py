@@ -19,7 +19,7 @@ import datetime as dt
 import hashlib
 import json
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import numpy as np
@@ -326,14 +326,14 @@ class Scored:
     def concat(cls, parts: Sequence[Scored]) -> Scored:
         if not parts:
             return cls.empty()
-        return cls(*(pl.concat([getattr(p, name) for p in parts]) for name in SCORED_TABLES))
+        return cls(*(pl.concat([getattr(p, f.name) for p in parts]) for f in fields(cls)))
 
     def between(self, start: dt.date, end: dt.date) -> Scored:
         """The rows of games from ``start`` to before ``end``."""
         return Scored(
             *(
-                getattr(self, name).filter(pl.col("game_date").is_between(start, end, closed="left"))
-                for name in SCORED_TABLES
+                getattr(self, f.name).filter(pl.col("game_date").is_between(start, end, closed="left"))
+                for f in fields(self)
             )
         )
 
@@ -404,10 +404,6 @@ class Scored:
             .cast({name: EXPLAINED[name] for name in _EXPLANATION})
         )
 
-
-SCORED_TABLES = ("analyses", "source_scores", "weights")
-"""The fields of :class:`Scored`; their lake tables are ``analyses``, ``source_scores`` and
-``analysis_weights``."""
 
 _EXPLANATION = ("source_names", "source_scores", "weights")
 EXPLAINED: dict[str, pl.DataType] = {
@@ -837,7 +833,7 @@ def weight_rows(models: ModelBatch, matrix: SourceMatrix, block: Weighed) -> pl.
     slot = np.tile(np.arange(k), len(d))
     batch = np.repeat(matrix.group[block.part][m], k)
     names = pl.Series("source_name", models.source_names, dtype=pl.String)
-    kinds = pl.Series("kind", [k.name for k in KINDS], dtype=pl.String)
+    kinds = pl.Series("kind", [kind.name for kind in KINDS], dtype=pl.String)
     return (
         models.frame[batch]
         .with_columns(
